@@ -1,0 +1,83 @@
+package peers
+
+import (
+	"math"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+// Limiters holds one token bucket per peer key, so one peer's flood never
+// drains another's budget. The clock is injected for tests.
+type Limiters struct {
+	now func() time.Time
+
+	mu sync.Mutex
+	m  map[Key]*rate.Limiter
+}
+
+// NewLimiters returns an empty set; now nil means time.Now.
+func NewLimiters(now func() time.Time) *Limiters {
+	if now == nil {
+		now = time.Now
+	}
+	return &Limiters{now: now, m: map[Key]*rate.Limiter{}}
+}
+
+// Decision is the outcome of one Allow call, enough for the RateLimit-*
+// headers and Retry-After.
+type Decision struct {
+	OK         bool
+	Limit      int
+	Remaining  int
+	RetryAfter time.Duration
+	// Reset is how long until the bucket is full again.
+	Reset time.Duration
+}
+
+// Allow takes one token from the bucket of key, configured with rate r per
+// second and burst b (the bucket follows changes to either).
+func (l *Limiters) Allow(key Key, r float64, b int) Decision {
+	now := l.now()
+	l.mu.Lock()
+	lim, ok := l.m[key]
+	if !ok {
+		lim = rate.NewLimiter(rate.Limit(r), b)
+		l.m[key] = lim
+	} else if float64(lim.Limit()) != r || lim.Burst() != b {
+		lim.SetLimitAt(now, rate.Limit(r))
+		lim.SetBurstAt(now, b)
+	}
+	l.mu.Unlock()
+
+	d := Decision{Limit: b}
+	res := lim.ReserveN(now, 1)
+	if delay := res.DelayFrom(now); !res.OK() || delay > 0 {
+		res.CancelAt(now)
+		d.RetryAfter = delay
+		if !res.OK() || delay <= 0 {
+			d.RetryAfter = time.Second
+		}
+	} else {
+		d.OK = true
+	}
+	tokens := lim.TokensAt(now)
+	d.Remaining = max(0, int(math.Floor(tokens)))
+	d.Reset = time.Duration((float64(b) - tokens) / r * float64(time.Second))
+	return d
+}
+
+// Forget drops the bucket of key (after the peer is removed or rotated).
+func (l *Limiters) Forget(key Key) {
+	l.mu.Lock()
+	delete(l.m, key)
+	l.mu.Unlock()
+}
+
+// Len is the number of buckets held.
+func (l *Limiters) Len() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.m)
+}

@@ -1,0 +1,194 @@
+package peers
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/netip"
+	"strconv"
+
+	"waappliance/store"
+)
+
+// Defaults for InitOptions' zero values.
+const (
+	DefaultListenPort = 51820
+	DefaultMTU        = 1420
+	DefaultRate       = 20
+	DefaultBurst      = 40
+)
+
+// DefaultSubnet is the tunnel subnet when none is given.
+var DefaultSubnet = netip.MustParsePrefix("10.77.0.0/24")
+
+// Server is the appliance's own WireGuard identity and tunnel settings.
+type Server struct {
+	PrivateKey Key
+	ListenPort int
+	// Subnet is the tunnel subnet; the appliance takes its first host address.
+	Subnet netip.Prefix
+	MTU    int
+	// Endpoint is the HOST:PORT clients dial; empty until set with init --endpoint.
+	Endpoint string
+	// DefaultRate and DefaultBurst apply to peers added without their own.
+	DefaultRate  float64
+	DefaultBurst int
+}
+
+// TunnelAddr is the appliance's address inside the tunnel: the subnet's first host.
+func (s *Server) TunnelAddr() netip.Addr { return s.Subnet.Masked().Addr().Next() }
+
+// PublicKey is the appliance's WireGuard public key.
+func (s *Server) PublicKey() Key { return s.PrivateKey.Public() }
+
+// Validate checks the settings and fills zero values with defaults.
+func (s *Server) Validate() error {
+	if s.ListenPort == 0 {
+		s.ListenPort = DefaultListenPort
+	}
+	if s.MTU == 0 {
+		s.MTU = DefaultMTU
+	}
+	if !s.Subnet.IsValid() {
+		s.Subnet = DefaultSubnet
+	}
+	if s.DefaultRate == 0 {
+		s.DefaultRate = DefaultRate
+	}
+	if s.DefaultBurst == 0 {
+		s.DefaultBurst = DefaultBurst
+	}
+	switch {
+	case s.ListenPort < 1 || s.ListenPort > 65535:
+		return fmt.Errorf("listen port %d out of range 1-65535", s.ListenPort)
+	case s.MTU < 1280 || s.MTU > 9000:
+		return fmt.Errorf("mtu %d out of range 1280-9000", s.MTU)
+	case !s.Subnet.Addr().Is4():
+		return fmt.Errorf("subnet %s: only IPv4 subnets are supported", s.Subnet)
+	case s.Subnet.Bits() > 30 || s.Subnet.Bits() < 8:
+		return fmt.Errorf("subnet %s: prefix length must be between /8 and /30", s.Subnet)
+	case s.DefaultRate <= 0 || s.DefaultBurst < 1:
+		return ErrBadLimit
+	}
+	s.Subnet = s.Subnet.Masked()
+	if s.Endpoint != "" {
+		if _, err := ParseEndpoint(s.Endpoint); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ParseEndpoint checks a HOST:PORT endpoint (host may be a name or an address).
+func ParseEndpoint(ep string) (string, error) {
+	i := len(ep) - 1
+	for i >= 0 && ep[i] != ':' {
+		i--
+	}
+	if i <= 0 || i == len(ep)-1 {
+		return "", fmt.Errorf("endpoint %q: want HOST:PORT", ep)
+	}
+	port, err := strconv.Atoi(ep[i+1:])
+	if err != nil || port < 1 || port > 65535 {
+		return "", fmt.Errorf("endpoint %q: bad port", ep)
+	}
+	return ep, nil
+}
+
+var serverKeys = []string{"private_key", "listen_port", "subnet", "mtu", "endpoint", "default_rate", "default_burst"}
+
+// InitServer stores a new server identity. It fails with
+// ErrAlreadyInitialized when one exists.
+func InitServer(ctx context.Context, db *store.DB, s Server) (Server, error) {
+	if err := s.Validate(); err != nil {
+		return s, err
+	}
+	if s.PrivateKey.IsZero() {
+		k, err := GeneratePrivateKey()
+		if err != nil {
+			return s, err
+		}
+		s.PrivateKey = k
+	}
+	err := db.Tx(ctx, func(tx *sql.Tx) error {
+		var n int
+		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM settings WHERE key = 'private_key'`).Scan(&n); err != nil {
+			return err
+		}
+		if n > 0 {
+			return ErrAlreadyInitialized
+		}
+		vals := map[string]string{
+			"private_key":   s.PrivateKey.String(),
+			"listen_port":   strconv.Itoa(s.ListenPort),
+			"subnet":        s.Subnet.String(),
+			"mtu":           strconv.Itoa(s.MTU),
+			"endpoint":      s.Endpoint,
+			"default_rate":  strconv.FormatFloat(s.DefaultRate, 'g', -1, 64),
+			"default_burst": strconv.Itoa(s.DefaultBurst),
+		}
+		for _, k := range serverKeys {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO settings(key, value) VALUES (?, ?)`, k, vals[k]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return s, err
+}
+
+// LoadServer reads the server identity; ErrNotInitialized when init has not run.
+func LoadServer(ctx context.Context, db *store.DB) (Server, error) {
+	var s Server
+	vals := map[string]string{}
+	rows, err := db.QueryContext(ctx, `SELECT key, value FROM settings`)
+	if err != nil {
+		return s, fmt.Errorf("peers.LoadServer: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var k, v string
+		if err := rows.Scan(&k, &v); err != nil {
+			return s, err
+		}
+		vals[k] = v
+	}
+	if err := rows.Err(); err != nil {
+		return s, err
+	}
+	if vals["private_key"] == "" {
+		return s, ErrNotInitialized
+	}
+	if s.PrivateKey, err = ParseKey(vals["private_key"]); err != nil {
+		return s, fmt.Errorf("peers.LoadServer: private key: %w", err)
+	}
+	s.ListenPort, _ = strconv.Atoi(vals["listen_port"])
+	s.MTU, _ = strconv.Atoi(vals["mtu"])
+	if s.Subnet, err = netip.ParsePrefix(vals["subnet"]); err != nil {
+		return s, fmt.Errorf("peers.LoadServer: subnet: %w", err)
+	}
+	s.Endpoint = vals["endpoint"]
+	s.DefaultRate, _ = strconv.ParseFloat(vals["default_rate"], 64)
+	s.DefaultBurst, _ = strconv.Atoi(vals["default_burst"])
+	if err := s.Validate(); err != nil {
+		return s, fmt.Errorf("peers.LoadServer: %w", err)
+	}
+	return s, nil
+}
+
+// SetSetting writes one settings value (used for the endpoint and the mode).
+func SetSetting(ctx context.Context, db *store.DB, key, value string) error {
+	_, err := db.ExecContext(ctx, `INSERT INTO settings(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value`, key, value)
+	return err
+}
+
+// Setting reads one settings value; "" when unset.
+func Setting(ctx context.Context, db *store.DB, key string) (string, error) {
+	var v string
+	err := db.QueryRowContext(ctx, `SELECT value FROM settings WHERE key = ?`, key).Scan(&v)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil
+	}
+	return v, err
+}
