@@ -1,0 +1,251 @@
+// Package netstack runs the appliance's only listener: a userspace
+// wireguard-go device whose packets go to a gVisor TCP/IP stack in this
+// process. Nothing here opens a host socket except the WireGuard UDP port.
+//
+// Peers are applied incrementally through wireguard-go's UAPI (never
+// replace_peers in normal operation), so adding or removing one peer never
+// disturbs the others' sessions.
+package netstack
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.zx2c4.com/wireguard/conn"
+	"golang.zx2c4.com/wireguard/device"
+	"golang.zx2c4.com/wireguard/tun/netstack"
+
+	"waappliance/peers"
+)
+
+// Config configures a Device. Zero values: ListenPort 0 picks a free port,
+// MTU 0 means 1420, Bind nil means wireguard-go's default UDP bind, Logger
+// nil discards.
+type Config struct {
+	PrivateKey peers.Key
+	ListenPort int
+	// Addr is the appliance's own address inside the tunnel.
+	Addr   netip.Addr
+	MTU    int
+	Bind   conn.Bind
+	Logger *slog.Logger
+}
+
+// PeerConfig is what the device needs to know of one peer.
+type PeerConfig struct {
+	PublicKey    peers.Key
+	PresharedKey peers.Key
+	Addr         netip.Addr
+}
+
+// Device is a running userspace WireGuard device with its netstack.
+type Device struct {
+	dev  *device.Device
+	tnet *netstack.Net
+	log  *slog.Logger
+
+	mu      sync.Mutex
+	applied map[peers.Key]PeerConfig
+	closed  bool
+
+	conns *tracker
+}
+
+// New creates the device, configures its key and port and brings it up.
+func New(cfg Config) (*Device, error) {
+	if cfg.MTU == 0 {
+		cfg.MTU = peers.DefaultMTU
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if !cfg.Addr.IsValid() {
+		return nil, errors.New("netstack: no tunnel address")
+	}
+	if cfg.Bind == nil {
+		cfg.Bind = conn.NewDefaultBind()
+	}
+	tdev, tnet, err := netstack.CreateNetTUN([]netip.Addr{cfg.Addr}, nil, cfg.MTU)
+	if err != nil {
+		return nil, fmt.Errorf("netstack: create: %w", err)
+	}
+	dev := device.NewDevice(tdev, cfg.Bind, deviceLogger(cfg.Logger))
+	uapi := fmt.Sprintf("private_key=%s\nlisten_port=%d\n", cfg.PrivateKey.Hex(), cfg.ListenPort)
+	if err := dev.IpcSet(uapi); err != nil {
+		dev.Close()
+		return nil, fmt.Errorf("netstack: configure device (is UDP port %d free?): %w", cfg.ListenPort, err)
+	}
+	if err := dev.Up(); err != nil {
+		dev.Close()
+		return nil, fmt.Errorf("netstack: up: %w", err)
+	}
+	return &Device{dev: dev, tnet: tnet, log: cfg.Logger, applied: map[peers.Key]PeerConfig{}, conns: newTracker()}, nil
+}
+
+func deviceLogger(l *slog.Logger) *device.Logger {
+	l = l.With("component", "wireguard")
+	return &device.Logger{
+		Verbosef: func(format string, args ...any) { l.Debug(fmt.Sprintf(format, args...)) },
+		Errorf:   func(format string, args ...any) { l.Warn(fmt.Sprintf(format, args...)) },
+	}
+}
+
+// Port returns the UDP port the device listens on.
+func (d *Device) Port() (int, error) {
+	s, err := d.dev.IpcGet()
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(s, "\n") {
+		if v, ok := strings.CutPrefix(line, "listen_port="); ok {
+			return strconv.Atoi(v)
+		}
+	}
+	return 0, errors.New("netstack: no listen_port in device state")
+}
+
+// Apply makes the device's peer set equal to want, touching only the peers
+// that differ. It returns the addresses of peers that were removed or whose
+// key changed, so the caller can close their connections.
+func (d *Device) Apply(want []PeerConfig) (gone []netip.Addr, err error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return nil, net.ErrClosed
+	}
+	wantByKey := make(map[peers.Key]PeerConfig, len(want))
+	for _, p := range want {
+		wantByKey[p.PublicKey] = p
+	}
+	var b strings.Builder
+	for k, old := range d.applied {
+		if _, ok := wantByKey[k]; !ok {
+			fmt.Fprintf(&b, "public_key=%s\nremove=true\n", k.Hex())
+			gone = append(gone, old.Addr)
+		}
+	}
+	for k, p := range wantByKey {
+		if old, ok := d.applied[k]; ok && old == p {
+			continue
+		} else if ok && old.Addr != p.Addr {
+			gone = append(gone, old.Addr)
+		}
+		fmt.Fprintf(&b, "public_key=%s\npreshared_key=%s\nreplace_allowed_ips=true\nallowed_ip=%s/32\n",
+			k.Hex(), p.PresharedKey.Hex(), p.Addr)
+	}
+	if b.Len() == 0 {
+		return nil, nil
+	}
+	if err := d.dev.IpcSet(b.String()); err != nil {
+		return nil, fmt.Errorf("netstack: apply peers: %w", err)
+	}
+	d.applied = wantByKey
+	return gone, nil
+}
+
+// UAPI renders a complete wireguard-go set-config for a device with key,
+// port and peers. It exists for bench helpers that run the same appliance on
+// a kernel TUN; the product itself applies peers incrementally with Apply.
+func UAPI(priv peers.Key, port int, ps []PeerConfig) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "private_key=%s\nlisten_port=%d\nreplace_peers=true\n", priv.Hex(), port)
+	for _, p := range ps {
+		fmt.Fprintf(&b, "public_key=%s\npreshared_key=%s\nallowed_ip=%s/32\n", p.PublicKey.Hex(), p.PresharedKey.Hex(), p.Addr)
+	}
+	return b.String()
+}
+
+// Listen returns a TCP listener inside the tunnel on the device's address.
+// Its connections are tracked so CloseConns can cut a peer off.
+func (d *Device) Listen(addr netip.AddrPort) (net.Listener, error) {
+	l, err := d.tnet.ListenTCPAddrPort(addr)
+	if err != nil {
+		return nil, fmt.Errorf("netstack: listen %s: %w", addr, err)
+	}
+	return &trackingListener{Listener: l, t: d.conns}, nil
+}
+
+// CloseConns closes every accepted connection from addr and returns how many.
+func (d *Device) CloseConns(addr netip.Addr) int { return d.conns.closeAddr(addr) }
+
+// PeerStats is what the device knows of one peer's traffic.
+type PeerStats struct {
+	LastHandshake time.Time
+	RxBytes       int64
+	TxBytes       int64
+	Endpoint      string
+}
+
+// Stats returns per-peer statistics from the device (UAPI get).
+func (d *Device) Stats() (map[peers.Key]PeerStats, error) {
+	s, err := d.dev.IpcGet()
+	if err != nil {
+		return nil, err
+	}
+	return parseStats(s), nil
+}
+
+func parseStats(s string) map[peers.Key]PeerStats {
+	out := map[peers.Key]PeerStats{}
+	var (
+		cur    peers.Key
+		have   bool
+		st     PeerStats
+		hs, hn int64
+	)
+	flush := func() {
+		if have {
+			if hs != 0 || hn != 0 {
+				st.LastHandshake = time.Unix(hs, hn).UTC()
+			}
+			out[cur] = st
+		}
+	}
+	sc := bufio.NewScanner(strings.NewReader(s))
+	for sc.Scan() {
+		k, v, ok := strings.Cut(sc.Text(), "=")
+		if !ok {
+			continue
+		}
+		switch k {
+		case "public_key":
+			flush()
+			key, err := peers.ParseHexKey(v)
+			cur, have, st, hs, hn = key, err == nil, PeerStats{}, 0, 0
+		case "last_handshake_time_sec":
+			hs, _ = strconv.ParseInt(v, 10, 64)
+		case "last_handshake_time_nsec":
+			hn, _ = strconv.ParseInt(v, 10, 64)
+		case "rx_bytes":
+			st.RxBytes, _ = strconv.ParseInt(v, 10, 64)
+		case "tx_bytes":
+			st.TxBytes, _ = strconv.ParseInt(v, 10, 64)
+		case "endpoint":
+			st.Endpoint = v
+		}
+	}
+	flush()
+	return out
+}
+
+// Close stops the device and every tunnel connection. Safe to call twice.
+func (d *Device) Close() error {
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		return nil
+	}
+	d.closed = true
+	d.mu.Unlock()
+	d.conns.closeAll()
+	d.dev.Close()
+	return nil
+}
