@@ -1,0 +1,171 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"waappliance/peers"
+)
+
+// apiError is what a handler returns to say exactly what the client sees
+// (Status, Code, Message) apart from what only the log sees (Err).
+type apiError struct {
+	Status  int
+	Code    string
+	Message string
+	Err     error
+	// Header holds extra response headers, e.g. Retry-After.
+	Header http.Header
+}
+
+func (e *apiError) Error() string {
+	if e.Err != nil {
+		return fmt.Sprintf("%s: %s: %v", e.Code, e.Message, e.Err)
+	}
+	return e.Code + ": " + e.Message
+}
+
+func (e *apiError) Unwrap() error { return e.Err }
+
+func errorf(status int, code, format string, args ...any) *apiError {
+	return &apiError{Status: status, Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// Errors the API itself returns.
+var (
+	errNotFound         = errorf(http.StatusNotFound, "not_found", "no such route")
+	errMethodNotAllowed = errorf(http.StatusMethodNotAllowed, "method_not_allowed", "method not allowed on this route")
+)
+
+// sentinels maps package errors to what the client sees. The message is the
+// error's own text: sentinel texts are written for users.
+var sentinels = []struct {
+	err    error
+	status int
+	code   string
+}{
+	{peers.ErrNotFound, http.StatusNotFound, "not_found"},
+	{peers.ErrExists, http.StatusConflict, "already_exists"},
+	{peers.ErrBadName, http.StatusBadRequest, "invalid_argument"},
+	{peers.ErrBadScope, http.StatusBadRequest, "invalid_argument"},
+	{peers.ErrBadSession, http.StatusBadRequest, "invalid_argument"},
+	{peers.ErrBadLimit, http.StatusBadRequest, "invalid_argument"},
+	{peers.ErrBadKey, http.StatusBadRequest, "invalid_argument"},
+	{peers.ErrSubnetFull, http.StatusConflict, "subnet_full"},
+}
+
+// toAPIError turns any error into what the client may see.
+func toAPIError(err error) *apiError {
+	var ae *apiError
+	if errors.As(err, &ae) {
+		return ae
+	}
+	for _, s := range sentinels {
+		if errors.Is(err, s.err) {
+			return &apiError{Status: s.status, Code: s.code, Message: userMessage(err, s.err), Err: err}
+		}
+	}
+	return &apiError{Status: http.StatusInternalServerError, Code: "internal", Message: "internal error; see the appliance log with this request_id", Err: err}
+}
+
+// userMessage keeps the part of a wrapped error chain that starts at the
+// sentinel, dropping internal prefixes such as "peers.Add \"x\": ".
+func userMessage(err, sentinel error) string {
+	msg, s := err.Error(), sentinel.Error()
+	if i := strings.Index(msg, s); i >= 0 {
+		return msg[i:]
+	}
+	return s
+}
+
+type errorBody struct {
+	Error errorDetail `json:"error"`
+}
+
+type errorDetail struct {
+	Code      string `json:"code"`
+	Message   string `json:"message"`
+	RequestID string `json:"request_id"`
+}
+
+// writeError is the one place errors reach the client.
+func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
+	ae := toAPIError(err)
+	rid := requestID(r.Context())
+	if ae.Status >= 500 {
+		log.Error("request failed", "request_id", rid, "method", r.Method, "path", r.URL.Path, "err", ae.Err)
+	} else if ae.Err != nil {
+		log.Debug("request refused", "request_id", rid, "code", ae.Code, "err", ae.Err)
+	}
+	for k, vs := range ae.Header {
+		for _, v := range vs {
+			w.Header().Add(k, v)
+		}
+	}
+	writeJSON(w, ae.Status, errorBody{errorDetail{Code: ae.Code, Message: ae.Message, RequestID: rid}})
+}
+
+// writeJSON writes v with status; the body is encoded before the header is
+// sent so an encoding failure never leaves a partial response.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		status = http.StatusInternalServerError
+		b = []byte(`{"error":{"code":"internal","message":"response encoding failed","request_id":""}}`)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	w.Write(append(b, '\n'))
+}
+
+// maxBody is the request body limit for every route.
+const maxBody = 64 << 10
+
+// decodeJSON reads one JSON object into v, refusing unknown fields,
+// trailing data and bodies over maxBody.
+func decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
+	r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return jsonError(err)
+	}
+	if dec.More() {
+		return errorf(http.StatusBadRequest, "bad_json", "unexpected data after the JSON object")
+	}
+	var extra json.RawMessage
+	if err := dec.Decode(&extra); err == nil {
+		return errorf(http.StatusBadRequest, "bad_json", "unexpected data after the JSON object")
+	} else if mbe := (*http.MaxBytesError)(nil); errors.As(err, &mbe) {
+		return jsonError(err)
+	}
+	return nil
+}
+
+func jsonError(err error) *apiError {
+	var (
+		mbe *http.MaxBytesError
+		se  *json.SyntaxError
+		te  *json.UnmarshalTypeError
+	)
+	switch {
+	case errors.As(err, &mbe):
+		return &apiError{Status: http.StatusRequestEntityTooLarge, Code: "too_large", Message: fmt.Sprintf("request body over %d bytes", mbe.Limit), Err: err}
+	case errors.Is(err, io.EOF):
+		return &apiError{Status: http.StatusBadRequest, Code: "bad_json", Message: "request body is empty; a JSON object is required", Err: err}
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return &apiError{Status: http.StatusBadRequest, Code: "bad_json", Message: "malformed JSON: unexpected end of body", Err: err}
+	case errors.As(err, &se):
+		return &apiError{Status: http.StatusBadRequest, Code: "bad_json", Message: fmt.Sprintf("malformed JSON at byte %d", se.Offset), Err: err}
+	case errors.As(err, &te):
+		return &apiError{Status: http.StatusBadRequest, Code: "bad_json", Message: fmt.Sprintf("field %q: want %s", te.Field, te.Type), Err: err}
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		return &apiError{Status: http.StatusBadRequest, Code: "unknown_field", Message: strings.TrimPrefix(err.Error(), "json: "), Err: err}
+	}
+	return &apiError{Status: http.StatusBadRequest, Code: "bad_json", Message: "malformed JSON", Err: err}
+}
