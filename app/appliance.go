@@ -1,0 +1,290 @@
+// Package app wires the appliance together: configuration, the lifecycle
+// (open → serve → close, in order and bounded), the command line, and
+// logging.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"sync"
+	"time"
+
+	"golang.zx2c4.com/wireguard/conn"
+
+	"waappliance/api"
+	"waappliance/audit"
+	"waappliance/netstack"
+	"waappliance/peers"
+	"waappliance/store"
+)
+
+// APIPort is the HTTP API's port inside the tunnel.
+const APIPort = 80
+
+// PollInterval is how often a serving appliance looks for peer changes made
+// by another process and for expiries.
+const PollInterval = 500 * time.Millisecond
+
+// ShutdownTimeout bounds a clean shutdown.
+const ShutdownTimeout = 5 * time.Second
+
+// Options configure Open. Zero values: Logger discards, Now is time.Now,
+// ListenPort 0 uses the stored port (-1: any free port, for tests), Bind nil
+// is wireguard-go's default UDP bind.
+type Options struct {
+	StateDir   string
+	Logger     *slog.Logger
+	Now        func() time.Time
+	ListenPort int
+	Bind       conn.Bind
+}
+
+// Appliance is an opened state directory that can serve.
+type Appliance struct {
+	opts    Options
+	log     *slog.Logger
+	db      *store.DB
+	server  peers.Server
+	reg     *peers.Registry
+	limits  *peers.Limiters
+	audit   *audit.Log
+	handler http.Handler
+
+	mu      sync.Mutex
+	dev     *netstack.Device
+	httpSrv *http.Server
+	nudge   chan struct{}
+	done    chan struct{}
+	closed  bool
+}
+
+// Open opens an initialized state directory. It starts nothing.
+func Open(ctx context.Context, o Options) (*Appliance, error) {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	db, err := store.Open(ctx, o.StateDir, false)
+	if err != nil {
+		return nil, err
+	}
+	a, err := openDB(ctx, o, db)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	return a, nil
+}
+
+func openDB(ctx context.Context, o Options, db *store.DB) (*Appliance, error) {
+	srv, err := peers.LoadServer(ctx, db)
+	if err != nil {
+		return nil, err
+	}
+	reg, err := peers.NewRegistry(ctx, db, srv, o.Now)
+	if err != nil {
+		return nil, err
+	}
+	a := &Appliance{opts: o, log: o.Logger, db: db, server: srv, reg: reg,
+		limits: peers.NewLimiters(o.Now), audit: audit.New(db), nudge: make(chan struct{}, 1)}
+	a.handler = api.New(api.Options{Registry: reg, Limiters: a.limits, Audit: a.audit, Stats: a.stats,
+		Changed: a.Nudge, Version: Version(), Logger: o.Logger})
+	return a, nil
+}
+
+// Handler is the API handler; identity comes from r.RemoteAddr.
+func (a *Appliance) Handler() http.Handler { return a.handler }
+
+// Peers is the peer registry.
+func (a *Appliance) Peers() *peers.Registry { return a.reg }
+
+// Server returns the appliance's WireGuard settings.
+func (a *Appliance) Server() peers.Server { return a.server }
+
+// TunnelAddr is the appliance's address inside the tunnel.
+func (a *Appliance) TunnelAddr() netip.Addr { return a.server.TunnelAddr() }
+
+// MTU is the tunnel MTU.
+func (a *Appliance) MTU() int { return a.server.MTU }
+
+// DB is the appliance database.
+func (a *Appliance) DB() *store.DB { return a.db }
+
+// UAPI renders the complete wireguard-go configuration of the appliance
+// (key, port, every active peer), for bench helpers that run the same
+// handler over a kernel TUN.
+func (a *Appliance) UAPI() (string, error) {
+	return netstack.UAPI(a.server.PrivateKey, a.server.ListenPort, a.activePeers()), nil
+}
+
+func (a *Appliance) activePeers() []netstack.PeerConfig {
+	now := a.opts.Now()
+	var out []netstack.PeerConfig
+	for _, p := range a.reg.List() {
+		if p.Active(now) {
+			out = append(out, netstack.PeerConfig{PublicKey: p.PublicKey, PresharedKey: p.PresharedKey, Addr: p.Addr})
+		}
+	}
+	return out
+}
+
+func (a *Appliance) stats() map[peers.Key]api.PeerStats {
+	a.mu.Lock()
+	dev := a.dev
+	a.mu.Unlock()
+	if dev == nil {
+		return nil
+	}
+	st, err := dev.Stats()
+	if err != nil {
+		return nil
+	}
+	out := make(map[peers.Key]api.PeerStats, len(st))
+	for k, v := range st {
+		out[k] = api.PeerStats{LastHandshake: v.LastHandshake, RxBytes: v.RxBytes, TxBytes: v.TxBytes}
+	}
+	return out
+}
+
+// Nudge asks the serving appliance to apply peer changes now.
+func (a *Appliance) Nudge() {
+	select {
+	case a.nudge <- struct{}{}:
+	default:
+	}
+}
+
+// Start brings up the WireGuard device and the API inside the tunnel and
+// returns once both are listening. Close stops them.
+func (a *Appliance) Start(ctx context.Context) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.closed || a.dev != nil {
+		return errors.New("app: already started or closed")
+	}
+	port := a.server.ListenPort
+	switch {
+	case a.opts.ListenPort > 0:
+		port = a.opts.ListenPort
+	case a.opts.ListenPort < 0:
+		port = 0
+	}
+	dev, err := netstack.New(netstack.Config{PrivateKey: a.server.PrivateKey, ListenPort: port,
+		Addr: a.server.TunnelAddr(), MTU: a.server.MTU, Bind: a.opts.Bind, Logger: a.log})
+	if err != nil {
+		return err
+	}
+	if _, err := dev.Apply(a.activePeers()); err != nil {
+		dev.Close()
+		return err
+	}
+	ln, err := dev.Listen(netip.AddrPortFrom(a.server.TunnelAddr(), APIPort))
+	if err != nil {
+		dev.Close()
+		return err
+	}
+	a.dev = dev
+	a.httpSrv = &http.Server{Handler: a.handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+		ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelDebug)}
+	a.done = make(chan struct{})
+	go func() {
+		if err := a.httpSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			a.log.Error("api server stopped", "err", err)
+		}
+	}()
+	go a.reconcileLoop(a.done)
+	p, _ := dev.Port()
+	a.log.Info("appliance up", "udp_port", p, "tunnel_addr", a.server.TunnelAddr(), "api", fmt.Sprintf("http://%s:%d", a.server.TunnelAddr(), APIPort), "peers", len(a.reg.List()), "version", Version())
+	return nil
+}
+
+// Port is the UDP port the device listens on (0 before Start).
+func (a *Appliance) Port() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.dev == nil {
+		return 0
+	}
+	p, _ := a.dev.Port()
+	return p
+}
+
+// reconcileLoop applies peer changes (from the API, from another process via
+// the generation counter, and expiries) to the device and cuts off the
+// connections of peers that lost access.
+func (a *Appliance) reconcileLoop(done chan struct{}) {
+	t := time.NewTicker(PollInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-done:
+			return
+		case <-t.C:
+		case <-a.nudge:
+		}
+		a.reconcile()
+	}
+}
+
+func (a *Appliance) reconcile() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := a.reg.Refresh(ctx); err != nil {
+		a.log.Warn("peer refresh failed", "err", err)
+		return
+	}
+	a.mu.Lock()
+	dev := a.dev
+	a.mu.Unlock()
+	if dev == nil {
+		return
+	}
+	active := a.activePeers()
+	gone, err := dev.Apply(active)
+	if err != nil {
+		a.log.Warn("applying peers failed", "err", err)
+		return
+	}
+	if len(gone) > 0 {
+		n := 0
+		for _, addr := range gone {
+			n += dev.CloseConns(addr)
+		}
+		a.log.Info("peers changed", "active", len(active), "cut_off", len(gone), "closed_conns", n)
+	}
+}
+
+// Close stops the API server, the device and the database, in that order,
+// within ShutdownTimeout. It is safe to call more than once.
+func (a *Appliance) Close() error {
+	a.mu.Lock()
+	if a.closed {
+		a.mu.Unlock()
+		return nil
+	}
+	a.closed = true
+	srv, dev, done := a.httpSrv, a.dev, a.done
+	a.mu.Unlock()
+	var errs []error
+	if srv != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), ShutdownTimeout)
+		if err := srv.Shutdown(ctx); err != nil {
+			srv.Close()
+		}
+		cancel()
+	}
+	if done != nil {
+		close(done)
+	}
+	if dev != nil {
+		errs = append(errs, dev.Close())
+	}
+	errs = append(errs, a.db.Close())
+	return errors.Join(errs...)
+}

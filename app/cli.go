@@ -1,0 +1,372 @@
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"os"
+	"runtime/debug"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"waappliance/audit"
+	"waappliance/peers"
+	"waappliance/store"
+)
+
+// cli carries the output streams of one command-line run.
+type cli struct {
+	stdout, stderr io.Writer
+}
+
+type command struct {
+	name    string
+	args    string
+	summary string
+	run     func(c *cli, ctx context.Context, args []string) error
+}
+
+func commands() []command {
+	return []command{
+		{"up", "[init flags] [serve flags]", "init if needed, create the first admin peer and print its config and QR, then serve", (*cli).up},
+		{"init", "[--endpoint HOST:PORT] [--listen-port 51820] [--subnet 10.77.0.0/24] [--mtu 1420]", "create the server key and config in the state dir", (*cli).init},
+		{"serve", "[--memory-limit SIZE] [--log-level info]", "run the appliance", (*cli).serve},
+		{"peer", "add|list|show|remove|disable|enable|rotate|config ...", "manage peers", (*cli).peer},
+		{"audit", "[--peer NAME] [--after ID] [--limit N] [--json]", "show the audit log", (*cli).auditCmd},
+		{"selftest", "", "prove this binary works: a throwaway appliance and client over loopback", (*cli).selftest},
+		{"doctor", "", "check a configured box and print what to fix", (*cli).doctor},
+		{"version", "", "print version, commit, Go version and platform", (*cli).version},
+	}
+}
+
+// Main runs the command line with args (without the program name) and
+// returns the process exit code: 0 ok, 1 error, 2 wrong usage.
+func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	c := &cli{stdout: stdout, stderr: stderr}
+	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+		c.usage(stdout)
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	for _, cmd := range commands() {
+		if cmd.name != args[0] {
+			continue
+		}
+		err := cmd.run(c, ctx, args[1:])
+		var ue *usageError
+		switch {
+		case err == nil:
+			return 0
+		case errors.Is(err, flag.ErrHelp):
+			return 0
+		case errors.As(err, &ue):
+			fmt.Fprintf(stderr, "waappliance %s: %s (see 'waappliance %s --help')\n", cmd.name, ue.msg, cmd.name)
+			return 2
+		default:
+			fmt.Fprintf(stderr, "waappliance %s: %v\n", cmd.name, err)
+			return 1
+		}
+	}
+	fmt.Fprintf(stderr, "waappliance: unknown command %q (see 'waappliance help')\n", args[0])
+	return 2
+}
+
+func (c *cli) usage(w io.Writer) {
+	fmt.Fprintf(w, "waappliance — a WhatsApp HTTP API reachable only through its own WireGuard tunnel\n\nUsage: waappliance COMMAND [flags]\n\nCommands:\n")
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	for _, cmd := range commands() {
+		fmt.Fprintf(tw, "  %s\t%s\n", cmd.name, cmd.summary)
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "\nEvery command takes --state DIR (env WAAPPLIANCE_STATE; default %s).\nRun 'waappliance COMMAND --help' for its flags.\n", defaultStateDir())
+}
+
+func (c *cli) flags(name, args, summary string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(c.stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(c.stderr, "Usage: waappliance %s %s\n\n%s\n\nFlags:\n", name, args, summary)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+func (c *cli) version(ctx context.Context, args []string) error {
+	fs := c.flags("version", "", "Print version, commit, Go version and platform.")
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usagef("unexpected argument %q", pos[0])
+	}
+	fmt.Fprintln(c.stdout, VersionLine())
+	return nil
+}
+
+// initFlags are shared by init and up.
+type initFlags struct {
+	endpoint   *string
+	listenPort *int
+	subnet     *string
+	mtu        *int
+	rate       *float64
+	burst      *int
+}
+
+func addInitFlags(fs *flag.FlagSet) initFlags {
+	return initFlags{
+		endpoint:   fs.String("endpoint", "", "HOST:PORT that clients dial (the server's public address and UDP port)"),
+		listenPort: fs.Int("listen-port", peers.DefaultListenPort, "WireGuard UDP port on the host"),
+		subnet:     fs.String("subnet", peers.DefaultSubnet.String(), "tunnel subnet; the appliance takes its first host address"),
+		mtu:        fs.Int("mtu", peers.DefaultMTU, "tunnel MTU"),
+		rate:       fs.Float64("rate", peers.DefaultRate, "default per-peer request rate (requests/second)"),
+		burst:      fs.Int("burst", peers.DefaultBurst, "default per-peer burst"),
+	}
+}
+
+func (f initFlags) server() (peers.Server, error) {
+	sub, err := netip.ParsePrefix(*f.subnet)
+	if err != nil {
+		return peers.Server{}, usagef("--subnet %q: want a prefix such as 10.77.0.0/24", *f.subnet)
+	}
+	s := peers.Server{ListenPort: *f.listenPort, Subnet: sub, MTU: *f.mtu, Endpoint: *f.endpoint, DefaultRate: *f.rate, DefaultBurst: *f.burst}
+	if err := s.Validate(); err != nil {
+		return s, usagef("%v", err)
+	}
+	return s, nil
+}
+
+// initialize creates the state; exists reports an already initialized one.
+func initialize(ctx context.Context, dir string, s peers.Server) (exists bool, err error) {
+	db, err := store.Open(ctx, dir, true)
+	if err != nil {
+		return false, err
+	}
+	defer db.Close()
+	if _, err := peers.InitServer(ctx, db, s); err != nil {
+		if errors.Is(err, peers.ErrAlreadyInitialized) {
+			return true, nil
+		}
+		return false, err
+	}
+	return false, nil
+}
+
+func (c *cli) init(ctx context.Context, args []string) error {
+	fs := c.flags("init", "[flags]", "Create the server key and config in the state directory. Refuses an initialized state.")
+	state := stateFlag(fs)
+	f := addInitFlags(fs)
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usagef("unexpected argument %q", pos[0])
+	}
+	s, err := f.server()
+	if err != nil {
+		return err
+	}
+	exists, err := initialize(ctx, *state, s)
+	if err != nil {
+		return err
+	}
+	if exists {
+		return fmt.Errorf("%s is already initialized; refusing to overwrite it (use another --state, or remove the directory to start over)", *state)
+	}
+	fmt.Fprintf(c.stderr, "initialized %s: tunnel %s, appliance %s, UDP port %d\n", *state, s.Subnet, s.TunnelAddr(), s.ListenPort)
+	if s.Endpoint == "" {
+		fmt.Fprintf(c.stderr, "warning: no --endpoint given; peer configs will say Endpoint = %s until you set it\n", peers.EndpointPlaceholder)
+	}
+	fmt.Fprintf(c.stderr, "next: waappliance peer add NAME --scopes admin --state %s\n", *state)
+	return nil
+}
+
+// serveFlags are shared by serve and up.
+type serveFlags struct {
+	memLimit *string
+	logLevel *string
+}
+
+func addServeFlags(fs *flag.FlagSet) serveFlags {
+	return serveFlags{
+		memLimit: fs.String("memory-limit", "", "soft memory limit such as 64MiB (sets the Go runtime's GOMEMLIMIT)"),
+		logLevel: fs.String("log-level", "info", "log level: debug, info, warn, error"),
+	}
+}
+
+func (f serveFlags) apply(stderr io.Writer) (*slog.Logger, error) {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(*f.logLevel)); err != nil {
+		return nil, usagef("--log-level %q: want debug, info, warn or error", *f.logLevel)
+	}
+	if *f.memLimit != "" {
+		n, err := parseSize(*f.memLimit)
+		if err != nil {
+			return nil, usagef("--memory-limit: %v", err)
+		}
+		debug.SetMemoryLimit(n)
+	}
+	return slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lvl})), nil
+}
+
+func (c *cli) serve(ctx context.Context, args []string) error {
+	fs := c.flags("serve", "[flags]", "Run the appliance from an initialized state until SIGINT or SIGTERM.")
+	state := stateFlag(fs)
+	sf := addServeFlags(fs)
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usagef("unexpected argument %q", pos[0])
+	}
+	log, err := sf.apply(c.stderr)
+	if err != nil {
+		return err
+	}
+	return runServe(ctx, *state, log)
+}
+
+func runServe(ctx context.Context, dir string, log *slog.Logger) error {
+	a, err := Open(ctx, Options{StateDir: dir, Logger: log})
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	if err := a.Start(ctx); err != nil {
+		return err
+	}
+	<-ctx.Done()
+	log.Info("shutting down")
+	return a.Close()
+}
+
+func (c *cli) up(ctx context.Context, args []string) error {
+	fs := c.flags("up", "[flags]", "Initialize the state if needed, create a first peer 'admin' (scope admin) if there is none,\nprint its wg-quick config on stdout and its QR code on stderr, then serve.")
+	state := stateFlag(fs)
+	f := addInitFlags(fs)
+	sf := addServeFlags(fs)
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usagef("unexpected argument %q", pos[0])
+	}
+	s, err := f.server()
+	if err != nil {
+		return err
+	}
+	log, err := sf.apply(c.stderr)
+	if err != nil {
+		return err
+	}
+	exists, err := initialize(ctx, *state, s)
+	if err != nil {
+		return err
+	}
+	if !exists {
+		fmt.Fprintf(c.stderr, "initialized %s\n", *state)
+	}
+	if err := c.firstAdmin(ctx, *state); err != nil {
+		return err
+	}
+	return runServe(ctx, *state, log)
+}
+
+func (c *cli) firstAdmin(ctx context.Context, dir string) error {
+	a, err := Open(ctx, Options{StateDir: dir})
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	if len(a.reg.List()) > 0 {
+		fmt.Fprintf(c.stderr, "peers exist; not creating an admin peer (see 'waappliance peer list')\n")
+		return nil
+	}
+	cr, err := a.reg.Add(ctx, peers.AddOptions{Name: "admin", Scopes: []peers.Scope{peers.ScopeAdmin}})
+	if err != nil {
+		return err
+	}
+	cfg := c.printConfig(a.server, cr)
+	qr, err := peers.TerminalQR(cfg)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(c.stderr, "\nPeer 'admin' created. Its private key is shown only this once.\nScan with the WireGuard app, or save the config above and run 'wg-quick up ./waa.conf':\n\n%s\n", qr)
+	fmt.Fprintf(c.stderr, "then: curl http://%s/v1/whoami\n\n", a.server.TunnelAddr())
+	return nil
+}
+
+// printConfig writes a peer's config on stdout (and the endpoint warning on
+// stderr) and returns it.
+func (c *cli) printConfig(s peers.Server, cr peers.Created) string {
+	cfg, placeholder := peers.RenderConfig(s, cr.Peer, cr.PrivateKey)
+	fmt.Fprint(c.stdout, cfg)
+	if placeholder {
+		fmt.Fprintf(c.stderr, "warning: the appliance has no endpoint configured (init --endpoint HOST:PORT); edit the Endpoint line before use\n")
+	}
+	return cfg
+}
+
+func (c *cli) auditCmd(ctx context.Context, args []string) error {
+	fs := c.flags("audit", "[flags]", "Show the audit log of mutating API requests, oldest first.")
+	state := stateFlag(fs)
+	peer := fs.String("peer", "", "only this peer's requests")
+	after := fs.Int64("after", 0, "only entries with id greater than this")
+	limit := fs.Int("limit", 100, "at most this many entries (1-1000)")
+	asJSON := fs.Bool("json", false, "print JSON")
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usagef("unexpected argument %q", pos[0])
+	}
+	if *limit < 1 || *limit > audit.MaxLimit {
+		return usagef("--limit must be 1-%d", audit.MaxLimit)
+	}
+	db, err := store.Open(ctx, *state, false)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	es, err := audit.New(db).List(ctx, *peer, *after, *limit)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return json.NewEncoder(c.stdout).Encode(es)
+	}
+	tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tTIME\tPEER\tMETHOD\tROUTE\tTARGET\tSTATUS")
+	for _, e := range es {
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%d\n", e.ID, e.At.Format(time.RFC3339), e.Peer, e.Method, e.Route, e.Target, e.Status)
+	}
+	return tw.Flush()
+}
+
+// openState opens the appliance state for a CLI command.
+func openState(ctx context.Context, dir string) (*Appliance, error) {
+	if _, err := os.Stat(dir); err != nil {
+		return nil, fmt.Errorf("state dir %s: %w (run 'waappliance init' first)", dir, store.ErrNotInitialized)
+	}
+	return Open(ctx, Options{StateDir: dir})
+}
+
+func joinOr(ss []string, empty string) string {
+	if len(ss) == 0 {
+		return empty
+	}
+	return strings.Join(ss, ",")
+}

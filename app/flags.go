@@ -1,0 +1,88 @@
+package app
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// usageError is a wrong use of the command line: exit code 2 with a one-line hint.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error { return &usageError{fmt.Sprintf(format, args...)} }
+
+// parseArgs parses flags that may come before or after positional
+// arguments ("peer add bob --scopes send" and "peer add --scopes send bob").
+func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for len(args) > 0 {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, err
+			}
+			return nil, usagef("%v", err)
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			break
+		}
+		if rest[0] == "--" {
+			pos = append(pos, rest[1:]...)
+			break
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+	return pos, nil
+}
+
+// defaultStateDir is /var/lib/waappliance for root, else the XDG state dir.
+func defaultStateDir() string {
+	if os.Geteuid() == 0 {
+		return "/var/lib/waappliance"
+	}
+	if x := os.Getenv("XDG_STATE_HOME"); x != "" {
+		return filepath.Join(x, "waappliance")
+	}
+	if h, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(h, ".local", "state", "waappliance")
+	}
+	return "waappliance-state"
+}
+
+// stateFlag adds --state to fs; the env WAAPPLIANCE_STATE comes next, then
+// the default.
+func stateFlag(fs *flag.FlagSet) *string {
+	def := os.Getenv("WAAPPLIANCE_STATE")
+	if def == "" {
+		def = defaultStateDir()
+	}
+	return fs.String("state", def, "state directory (env WAAPPLIANCE_STATE; default /var/lib/waappliance as root, else $XDG_STATE_HOME/waappliance)")
+}
+
+// parseSize parses "64MiB", "512KiB", "1GiB", "100MB" or plain bytes.
+func parseSize(s string) (int64, error) {
+	units := []struct {
+		suffix string
+		mul    int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"K", 1 << 10}, {"M", 1 << 20}, {"G", 1 << 30}, {"B", 1}}
+	mul := int64(1)
+	num := s
+	for _, u := range units {
+		if strings.HasSuffix(s, u.suffix) {
+			num, mul = strings.TrimSuffix(s, u.suffix), u.mul
+			break
+		}
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(num), 10, 64)
+	if err != nil || n <= 0 {
+		return 0, fmt.Errorf("size %q: want e.g. 64MiB", s)
+	}
+	return n * mul, nil
+}

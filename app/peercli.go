@@ -1,0 +1,278 @@
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"waappliance/peers"
+)
+
+func (c *cli) peer(ctx context.Context, args []string) error {
+	subs := map[string]func(context.Context, []string) error{
+		"add": c.peerAdd, "list": c.peerList, "show": c.peerShow, "remove": c.peerRemove,
+		"disable": c.peerDisable, "enable": c.peerEnable, "rotate": c.peerRotate, "config": c.peerConfig,
+	}
+	if len(args) == 0 || args[0] == "--help" || args[0] == "-h" || args[0] == "help" {
+		fmt.Fprintf(c.stderr, "Usage: waappliance peer add|list|show|remove|disable|enable|rotate|config [NAME] [flags]\n")
+		if len(args) == 0 {
+			return usagef("missing subcommand")
+		}
+		return flag.ErrHelp
+	}
+	run, ok := subs[args[0]]
+	if !ok {
+		return usagef("unknown subcommand %q", args[0])
+	}
+	return run(ctx, args[1:])
+}
+
+// oneName parses flags and exactly one NAME argument.
+func oneName(fs *flag.FlagSet, args []string) (string, error) {
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return "", err
+	}
+	if len(pos) != 1 {
+		return "", usagef("want exactly one peer NAME, got %d arguments", len(pos))
+	}
+	return pos[0], nil
+}
+
+func (c *cli) peerAdd(ctx context.Context, args []string) error {
+	fs := c.flags("peer add", "NAME [flags]", "Add a peer and print its wg-quick config on stdout. Without --public-key the keypair is generated\nand the private key is printed this one time, never stored.")
+	state := stateFlag(fs)
+	scopes := fs.String("scopes", "", "comma separated: admin, sessions, send, read")
+	pub := fs.String("public-key", "", "the client's own public key (base64); the config gets a PrivateKey placeholder")
+	rate := fs.Float64("rate", 0, "requests per second (default: the appliance default, 20)")
+	burst := fs.Int("burst", 0, "burst size (default: the appliance default, 40)")
+	expires := fs.Duration("expires", 0, "stop working after this long, e.g. 720h (default: never)")
+	sessions := fs.String("sessions", "", "comma separated WhatsApp sessions this peer may use (default: all)")
+	qr := fs.Bool("qr", false, "also print the config as a terminal QR code (on stderr)")
+	name, err := oneName(fs, args)
+	if err != nil {
+		return err
+	}
+	if !peers.ValidName(name) {
+		return usagef("%v", peers.ErrBadName)
+	}
+	sc, err := peers.ParseScopes(*scopes)
+	if err != nil {
+		return usagef("--scopes: %v", err)
+	}
+	if *rate < 0 || *burst < 0 || *expires < 0 {
+		return usagef("--rate, --burst and --expires must not be negative")
+	}
+	o := peers.AddOptions{Name: name, Scopes: sc, Rate: *rate, Burst: *burst, Sessions: splitList(*sessions)}
+	if *pub != "" {
+		if o.PublicKey, err = peers.ParseKey(*pub); err != nil {
+			return usagef("--public-key: %v", err)
+		}
+	}
+	a, err := openState(ctx, *state)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	if *expires > 0 {
+		o.ExpiresAt = time.Now().Add(*expires).UTC()
+	}
+	cr, err := a.reg.Add(ctx, o)
+	if err != nil {
+		return err
+	}
+	cfg := c.printConfig(a.server, cr)
+	if *qr {
+		q, err := peers.TerminalQR(cfg)
+		if err != nil {
+			return err
+		}
+		fmt.Fprint(c.stderr, q)
+	}
+	return nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// peerView is the CLI's JSON shape of a peer (the API's, without device stats).
+type peerView struct {
+	Name      string     `json:"name"`
+	PublicKey string     `json:"public_key"`
+	Address   string     `json:"address"`
+	Scopes    []string   `json:"scopes"`
+	Sessions  []string   `json:"sessions"`
+	Rate      float64    `json:"rate"`
+	Burst     int        `json:"burst"`
+	ExpiresAt *time.Time `json:"expires_at"`
+	Disabled  bool       `json:"disabled"`
+	State     string     `json:"state"`
+	CreatedAt time.Time  `json:"created_at"`
+}
+
+func viewOf(p peers.Peer, now time.Time) peerView {
+	v := peerView{Name: p.Name, PublicKey: p.PublicKey.String(), Address: p.Addr.String(), Scopes: p.ScopeStrings(),
+		Sessions: p.Sessions, Rate: p.Rate, Burst: p.Burst, Disabled: p.Disabled, State: p.State(now), CreatedAt: p.CreatedAt}
+	if v.Sessions == nil {
+		v.Sessions = []string{}
+	}
+	if !p.ExpiresAt.IsZero() {
+		t := p.ExpiresAt
+		v.ExpiresAt = &t
+	}
+	return v
+}
+
+func (c *cli) peerList(ctx context.Context, args []string) error {
+	fs := c.flags("peer list", "[--json]", "List peers.")
+	state := stateFlag(fs)
+	asJSON := fs.Bool("json", false, "print JSON")
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usagef("unexpected argument %q", pos[0])
+	}
+	a, err := openState(ctx, *state)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	now := time.Now()
+	list := a.reg.List()
+	if *asJSON {
+		out := make([]peerView, len(list))
+		for i, p := range list {
+			out[i] = viewOf(p, now)
+		}
+		return json.NewEncoder(c.stdout).Encode(out)
+	}
+	tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tADDRESS\tSTATE\tSCOPES\tSESSIONS\tRATE/BURST\tEXPIRES")
+	for _, p := range list {
+		exp := "never"
+		if !p.ExpiresAt.IsZero() {
+			exp = p.ExpiresAt.Format(time.RFC3339)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%g/%d\t%s\n", p.Name, p.Addr, p.State(now), joinOr(p.ScopeStrings(), "-"), joinOr(p.Sessions, "all"), p.Rate, p.Burst, exp)
+	}
+	return tw.Flush()
+}
+
+func (c *cli) peerShow(ctx context.Context, args []string) error {
+	fs := c.flags("peer show", "NAME", "Show one peer as JSON.")
+	state := stateFlag(fs)
+	name, err := oneName(fs, args)
+	if err != nil {
+		return err
+	}
+	a, err := openState(ctx, *state)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	p, err := a.reg.Get(name)
+	if err != nil {
+		return err
+	}
+	enc := json.NewEncoder(c.stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(viewOf(p, time.Now()))
+}
+
+// simple runs a one-name command against the registry.
+func (c *cli) simple(ctx context.Context, args []string, name, summary string, fn func(*Appliance, string) error) error {
+	fs := c.flags(name, "NAME", summary)
+	state := stateFlag(fs)
+	n, err := oneName(fs, args)
+	if err != nil {
+		return err
+	}
+	a, err := openState(ctx, *state)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	return fn(a, n)
+}
+
+func (c *cli) peerRemove(ctx context.Context, args []string) error {
+	return c.simple(ctx, args, "peer remove", "Remove a peer; its key stops working within 2 seconds on a running appliance.", func(a *Appliance, n string) error {
+		if err := a.reg.Remove(ctx, n); err != nil {
+			return err
+		}
+		fmt.Fprintf(c.stderr, "removed peer %s\n", n)
+		return nil
+	})
+}
+
+func (c *cli) peerDisable(ctx context.Context, args []string) error {
+	return c.simple(ctx, args, "peer disable", "Disable a peer; its key stops working until enabled again.", func(a *Appliance, n string) error {
+		if _, err := a.reg.SetDisabled(ctx, n, true); err != nil {
+			return err
+		}
+		fmt.Fprintf(c.stderr, "disabled peer %s\n", n)
+		return nil
+	})
+}
+
+func (c *cli) peerEnable(ctx context.Context, args []string) error {
+	return c.simple(ctx, args, "peer enable", "Enable a disabled peer.", func(a *Appliance, n string) error {
+		if _, err := a.reg.SetDisabled(ctx, n, false); err != nil {
+			return err
+		}
+		fmt.Fprintf(c.stderr, "enabled peer %s\n", n)
+		return nil
+	})
+}
+
+func (c *cli) peerRotate(ctx context.Context, args []string) error {
+	return c.simple(ctx, args, "peer rotate", "Give a peer a new generated key (printed once in its new config); the old key stops working.", func(a *Appliance, n string) error {
+		cr, err := a.reg.Rotate(ctx, n)
+		if err != nil {
+			return err
+		}
+		c.printConfig(a.server, cr)
+		return nil
+	})
+}
+
+func (c *cli) peerConfig(ctx context.Context, args []string) error {
+	fs := c.flags("peer config", "NAME [--qr]", "Print a peer's config again, with a placeholder instead of the private key.")
+	state := stateFlag(fs)
+	qr := fs.Bool("qr", false, "also print a terminal QR code (on stderr)")
+	name, err := oneName(fs, args)
+	if err != nil {
+		return err
+	}
+	a, err := openState(ctx, *state)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	p, err := a.reg.Get(name)
+	if err != nil {
+		return err
+	}
+	cfg := c.printConfig(a.server, peers.Created{Peer: p})
+	if *qr {
+		q, err := peers.TerminalQR(cfg)
+		if err != nil {
+			return err
+		}
+		fmt.Fprint(c.stderr, q)
+	}
+	return nil
+}
