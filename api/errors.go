@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -113,14 +114,18 @@ func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 // writeJSON writes v with status; the body is encoded before the header is
 // sent so an encoding failure never leaves a partial response.
 func writeJSON(w http.ResponseWriter, status int, v any) {
-	b, err := json.Marshal(v)
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	err := enc.Encode(v)
+	b := buf.Bytes()
 	if err != nil {
 		status = http.StatusInternalServerError
-		b = []byte(`{"error":{"code":"internal","message":"response encoding failed","request_id":""}}`)
+		b = []byte(`{"error":{"code":"internal","message":"response encoding failed","request_id":""}}` + "\n")
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	w.Write(append(b, '\n'))
+	w.Write(b)
 }
 
 // maxBody is the request body limit for every route.
