@@ -53,7 +53,6 @@ func reusedConn(t *testing.T, cl *wgclient.Client) bool {
 	return reused
 }
 
-
 func TestRevokedKeysStopWithinTwoSeconds(t *testing.T) {
 	ta := startAppliance(t)
 	bystander := ta.client(t, ta.addPeer(t, "bystander", peers.ScopeRead))
