@@ -82,6 +82,11 @@ func (s *Server) Validate() error {
 
 // ParseEndpoint checks a HOST:PORT endpoint (host may be a name or an address).
 func ParseEndpoint(ep string) (string, error) {
+	for _, r := range ep {
+		if r <= ' ' || r == 0x7f || r == '#' || r == '=' {
+			return "", fmt.Errorf("endpoint %q: want HOST:PORT without spaces or control characters", ep)
+		}
+	}
 	i := len(ep) - 1
 	for i >= 0 && ep[i] != ':' {
 		i--
