@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -19,7 +20,24 @@ func usagef(format string, args ...any) error { return &usageError{fmt.Sprintf(f
 
 // parseArgs parses flags that may come before or after positional
 // arguments ("peer add bob --scopes send" and "peer add --scopes send bob").
+// On a parse error it returns a usageError (a one-line hint) instead of
+// letting the flag package print the whole usage; -h/--help prints it.
 func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
+	for _, a := range args {
+		if a == "--" {
+			break
+		}
+		if a == "-h" || a == "-help" || a == "--help" {
+			fs.Usage()
+			return nil, flag.ErrHelp
+		}
+	}
+	out := fs.Output()
+	fs.SetOutput(io.Discard)
+	defer fs.SetOutput(out)
+	usage := fs.Usage
+	fs.Usage = func() {}
+	defer func() { fs.Usage = usage }()
 	var pos []string
 	for len(args) > 0 {
 		if err := fs.Parse(args); err != nil {

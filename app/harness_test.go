@@ -63,7 +63,7 @@ func startAppliance(t testing.TB) *testAppliance {
 
 func serveState(t testing.TB, dir string) *testAppliance {
 	t.Helper()
-	a, err := app.Open(context.Background(), app.Options{StateDir: dir, ListenPort: -1, Logger: testLogger(t)})
+	a, err := app.Open(context.Background(), app.Options{StateDir: dir, ListenPort: -1, Logger: testLogger(t), Bind: wgclient.NewLoopbackBind()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -38,7 +38,9 @@ type Config struct {
 	// to play a client that tries to reach other peers.
 	AllowedIPs []netip.Prefix
 	MTU        int
-	Logger     *slog.Logger
+	// Bind nil means a LoopbackBind: the client talks to 127.0.0.1 only.
+	Bind   conn.Bind
+	Logger *slog.Logger
 }
 
 // Client is a running client peer.
@@ -63,8 +65,11 @@ func New(cfg Config) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("wgclient: %w", err)
 	}
+	if cfg.Bind == nil {
+		cfg.Bind = NewLoopbackBind()
+	}
 	l := cfg.Logger
-	dev := device.NewDevice(tdev, conn.NewDefaultBind(), &device.Logger{
+	dev := device.NewDevice(tdev, cfg.Bind, &device.Logger{
 		Verbosef: func(f string, a ...any) { l.Debug(fmt.Sprintf(f, a...)) },
 		Errorf:   func(f string, a ...any) { l.Debug(fmt.Sprintf(f, a...)) },
 	})

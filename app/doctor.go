@@ -1,0 +1,197 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"waappliance/peers"
+	"waappliance/store"
+)
+
+// check is one doctor finding; Fix is empty when all is well.
+type check struct {
+	Name, Detail, Fix string
+}
+
+// Doctor inspects a configured state directory and the host around it.
+func Doctor(ctx context.Context, dir string) []check {
+	var out []check
+	add := func(name, detail, fix string) { out = append(out, check{name, detail, fix}) }
+
+	st, err := os.Stat(dir)
+	switch {
+	case err != nil:
+		add("state dir", dir, fmt.Sprintf("it does not exist: run 'waappliance init --endpoint HOST:PORT --state %s'", dir))
+		return out
+	case st.Mode().Perm() != 0o700:
+		add("state dir", fmt.Sprintf("%s has mode %v", dir, st.Mode().Perm()), fmt.Sprintf("chmod 700 %s", dir))
+	default:
+		add("state dir", dir+" (0700)", "")
+	}
+	ents, _ := os.ReadDir(dir)
+	var loose []string
+	for _, e := range ents {
+		if info, err := e.Info(); err == nil && info.Mode().IsRegular() && info.Mode().Perm() != 0o600 {
+			loose = append(loose, e.Name())
+		}
+	}
+	if len(loose) > 0 {
+		add("file modes", strings.Join(loose, ", ")+" not 0600", fmt.Sprintf("chmod 600 %s/*", dir))
+	} else {
+		add("file modes", fmt.Sprintf("%d files, all 0600", len(ents)), "")
+	}
+
+	db, err := store.Open(ctx, dir, false)
+	if err != nil {
+		add("database", err.Error(), "run 'waappliance init' for this state dir")
+		return out
+	}
+	defer db.Close()
+	srv, err := peers.LoadServer(ctx, db)
+	if err != nil {
+		add("config", err.Error(), fmt.Sprintf("run 'waappliance init --endpoint HOST:PORT --state %s'", dir))
+		return out
+	}
+	add("database", filepath.Join(dir, store.FileName), "")
+
+	if srv.Endpoint == "" {
+		add("endpoint", "not set; configs say "+peers.EndpointPlaceholder,
+			"re-create the state with 'waappliance init --endpoint YOUR.PUBLIC.IP:"+strconv.Itoa(srv.ListenPort)+"', or edit Endpoint in each client config")
+	} else {
+		add("endpoint", srv.Endpoint, "")
+	}
+
+	add(udpPortCheck(srv.ListenPort))
+
+	reg, err := peers.NewRegistry(ctx, db, srv, nil)
+	if err == nil {
+		now := time.Now()
+		var admins, active int
+		var newest time.Time
+		for _, p := range reg.List() {
+			if p.Active(now) {
+				active++
+				if p.Has(peers.ScopeAdmin) {
+					admins++
+				}
+			}
+			if p.UpdatedAt.After(newest) {
+				newest = p.UpdatedAt
+			}
+		}
+		if admins == 0 {
+			add("peers", fmt.Sprintf("%d active, none with scope admin", active), "add one: 'waappliance peer add admin --scopes admin'")
+		} else {
+			add("peers", fmt.Sprintf("%d active, %d admin", active, admins), "")
+		}
+		switch {
+		case now.Year() < 2025:
+			add("clock", now.Format(time.RFC3339), "the system clock is wrong; enable NTP (timedatectl set-ntp true) — expiries and handshakes depend on it")
+		case newest.After(now.Add(time.Minute)):
+			add("clock", fmt.Sprintf("now %s but a peer was changed at %s", now.Format(time.RFC3339), newest.Format(time.RFC3339)),
+				"the clock went backwards; enable NTP (timedatectl set-ntp true)")
+		default:
+			add("clock", now.UTC().Format(time.RFC3339), "")
+		}
+	}
+
+	var fsst syscall.Statfs_t
+	if err := syscall.Statfs(dir, &fsst); err == nil {
+		free := fsst.Bavail * uint64(fsst.Bsize)
+		if free < 100<<20 {
+			add("disk", mib(free)+" free", "free some disk space: the database, the outbox and the event log need room")
+		} else {
+			add("disk", mib(free)+" free", "")
+		}
+	}
+	return out
+}
+
+// udpPortCheck reports whether the WireGuard port is free, or who holds it.
+func udpPortCheck(port int) (string, string, string) {
+	name := "udp port"
+	c, err := net.ListenUDP("udp", &net.UDPAddr{Port: port})
+	if err == nil {
+		c.Close()
+		return name, fmt.Sprintf("%d is free (the appliance is not running)", port), ""
+	}
+	if !errors.Is(err, syscall.EADDRINUSE) {
+		return name, fmt.Sprintf("%d: %v", port, err), "check that this user may bind the port (ports below 1024 need CAP_NET_BIND_SERVICE)"
+	}
+	pid, comm := udpOwner(port)
+	switch {
+	case comm == "waappliance":
+		return name, fmt.Sprintf("%d held by waappliance (pid %d): the appliance is running", port, pid), ""
+	case pid > 0:
+		return name, fmt.Sprintf("%d held by %s (pid %d)", port, comm, pid), "stop that program or pick another --listen-port at init"
+	}
+	return name, fmt.Sprintf("%d is in use by a process this user cannot see", port), "if it is not waappliance, stop it or pick another --listen-port"
+}
+
+// udpOwner finds the process holding a UDP port through /proc.
+func udpOwner(port int) (int, string) {
+	inodes := map[string]bool{}
+	hexPort := fmt.Sprintf(":%04X", port)
+	for _, f := range []string{"/proc/net/udp", "/proc/net/udp6"} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(b), "\n")[1:] {
+			fs := strings.Fields(line)
+			if len(fs) > 9 && strings.HasSuffix(fs[1], hexPort) {
+				inodes["socket:["+fs[9]+"]"] = true
+			}
+		}
+	}
+	procs, _ := os.ReadDir("/proc")
+	for _, p := range procs {
+		pid, err := strconv.Atoi(p.Name())
+		if err != nil {
+			continue
+		}
+		fds, _ := os.ReadDir(filepath.Join("/proc", p.Name(), "fd"))
+		for _, fd := range fds {
+			l, err := os.Readlink(filepath.Join("/proc", p.Name(), "fd", fd.Name()))
+			if err == nil && inodes[l] {
+				comm, _ := os.ReadFile(filepath.Join("/proc", p.Name(), "comm"))
+				return pid, strings.TrimSpace(string(comm))
+			}
+		}
+	}
+	return 0, ""
+}
+
+func (c *cli) doctor(ctx context.Context, args []string) error {
+	fs := c.flags("doctor", "", "Check a configured box: state dir permissions, the UDP port, the endpoint, the clock, free disk.\nPrints what to fix; exit 1 when something needs fixing.")
+	state := stateFlag(fs)
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usagef("unexpected argument %q", pos[0])
+	}
+	problems := 0
+	for _, ch := range Doctor(ctx, *state) {
+		if ch.Fix == "" {
+			fmt.Fprintf(c.stdout, "ok   %-10s %s\n", ch.Name, ch.Detail)
+			continue
+		}
+		problems++
+		fmt.Fprintf(c.stdout, "FIX  %-10s %s\n     -> %s\n", ch.Name, ch.Detail, ch.Fix)
+	}
+	if problems > 0 {
+		return fmt.Errorf("%d problem(s) to fix", problems)
+	}
+	fmt.Fprintln(c.stdout, "all checks passed")
+	return nil
+}
