@@ -1,0 +1,269 @@
+// Package events is the appliance's durable event log: an append-only table
+// with a monotonically increasing id that clients use as a resume cursor,
+// retention with explicit refusal of cursors that fell out of it, and a
+// wake-up signal for live streams (SSE).
+package events
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"waappliance/store"
+)
+
+// Event types.
+const (
+	TypeMessageReceived = "message.received"
+	TypeMessageStatus   = "message.status"
+	TypeSessionState    = "session.state"
+	TypeLoggedOut       = "session.logged_out"
+)
+
+// DefaultRetention is how long events are kept when Options.Retention is zero.
+const DefaultRetention = 7 * 24 * time.Hour
+
+// Event is one entry of the log.
+type Event struct {
+	ID      int64           `json:"id"`
+	At      time.Time       `json:"at"`
+	Session string          `json:"session"`
+	Type    string          `json:"type"`
+	Data    json.RawMessage `json:"data"`
+}
+
+// CursorExpiredError is returned by List for a cursor older than retention;
+// Oldest is the first id still available.
+type CursorExpiredError struct{ Oldest int64 }
+
+func (e *CursorExpiredError) Error() string {
+	return fmt.Sprintf("cursor is older than the retention window; the oldest event still kept is %d", e.Oldest)
+}
+
+// ErrCursorExpired matches any *CursorExpiredError with errors.Is.
+var ErrCursorExpired = errors.New("cursor expired")
+
+// Is makes errors.Is(err, ErrCursorExpired) true.
+func (e *CursorExpiredError) Is(target error) bool { return target == ErrCursorExpired }
+
+// Options configure a Log. Zero values: Retention 7 days, Now time.Now.
+type Options struct {
+	Retention time.Duration
+	Now       func() time.Time
+}
+
+// Log is the event log. Safe for concurrent use.
+type Log struct {
+	db        *store.DB
+	retention time.Duration
+	now       func() time.Time
+
+	mu   sync.Mutex
+	wake chan struct{} // closed and replaced on every append
+}
+
+// New returns the event log stored in db.
+func New(db *store.DB, o Options) *Log {
+	if o.Retention <= 0 {
+		o.Retention = DefaultRetention
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return &Log{db: db, retention: o.Retention, now: o.Now, wake: make(chan struct{})}
+}
+
+// Execer is a *sql.DB or *sql.Tx.
+type Execer interface {
+	ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error)
+}
+
+// AppendTx appends an event inside the caller's transaction, so it commits
+// together with whatever caused it. The caller must call Notify after commit.
+func (l *Log) AppendTx(ctx context.Context, tx Execer, session, typ string, data any) (Event, error) {
+	b, err := json.Marshal(data)
+	if err != nil {
+		return Event{}, fmt.Errorf("events: encode %s: %w", typ, err)
+	}
+	at := l.now().UTC()
+	res, err := tx.ExecContext(ctx, `INSERT INTO events(at, session, type, data) VALUES (?,?,?,?)`, at.UnixNano(), session, typ, string(b))
+	if err != nil {
+		return Event{}, fmt.Errorf("events: append %s: %w", typ, err)
+	}
+	id, err := res.LastInsertId()
+	if err != nil {
+		return Event{}, err
+	}
+	return Event{ID: id, At: at, Session: session, Type: typ, Data: b}, nil
+}
+
+// Append appends and commits one event, then wakes the streams. It returns
+// only after the event is durable.
+func (l *Log) Append(ctx context.Context, session, typ string, data any) (Event, error) {
+	e, err := l.AppendTx(ctx, l.db, session, typ, data)
+	if err != nil {
+		return e, err
+	}
+	l.Notify()
+	return e, nil
+}
+
+// Notify wakes every waiter of Changed.
+func (l *Log) Notify() {
+	l.mu.Lock()
+	close(l.wake)
+	l.wake = make(chan struct{})
+	l.mu.Unlock()
+}
+
+// Changed returns a channel that is closed at the next append.
+func (l *Log) Changed() <-chan struct{} {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.wake
+}
+
+// Filter selects events. Sessions nil means every session; an empty non-nil
+// slice means none. After is the cursor (exclusive); HasAfter says whether
+// the client gave one (without it, listing starts at the oldest event kept).
+type Filter struct {
+	Sessions []string
+	After    int64
+	HasAfter bool
+	Limit    int
+}
+
+// MaxLimit caps Filter.Limit; 0 means 100.
+const MaxLimit = 1000
+
+// List returns events with id > After in order. A cursor that points into
+// pruned history gets a *CursorExpiredError instead of a silent gap.
+func (l *Log) List(ctx context.Context, f Filter) ([]Event, error) {
+	if f.Limit <= 0 {
+		f.Limit = 100
+	}
+	f.Limit = min(f.Limit, MaxLimit)
+	if f.HasAfter {
+		pruned, err := l.prunedThrough(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if f.After < pruned {
+			oldest, err := l.Oldest(ctx)
+			if err != nil {
+				return nil, err
+			}
+			return nil, &CursorExpiredError{Oldest: oldest}
+		}
+	}
+	out := []Event{}
+	if f.Sessions != nil && len(f.Sessions) == 0 {
+		return out, nil
+	}
+	q := `SELECT id, at, session, type, data FROM events WHERE id > ?`
+	args := []any{f.After}
+	if f.Sessions != nil {
+		q += ` AND session IN (?` + strings.Repeat(",?", len(f.Sessions)-1) + `)`
+		for _, s := range f.Sessions {
+			args = append(args, s)
+		}
+	}
+	q += ` ORDER BY id LIMIT ?`
+	args = append(args, f.Limit)
+	rows, err := l.db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("events.List: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var e Event
+		var at int64
+		var data string
+		if err := rows.Scan(&e.ID, &at, &e.Session, &e.Type, &data); err != nil {
+			return nil, fmt.Errorf("events.List: %w", err)
+		}
+		e.At, e.Data = time.Unix(0, at).UTC(), json.RawMessage(data)
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+func (l *Log) prunedThrough(ctx context.Context) (int64, error) {
+	var v string
+	if err := l.db.QueryRowContext(ctx, `SELECT value FROM settings WHERE key = 'events_pruned_through'`).Scan(&v); err != nil {
+		return 0, fmt.Errorf("events: pruned mark: %w", err)
+	}
+	return strconv.ParseInt(v, 10, 64)
+}
+
+// Oldest is the id of the oldest event kept, or the next id to be assigned
+// when the log is empty.
+func (l *Log) Oldest(ctx context.Context) (int64, error) {
+	var id sql.NullInt64
+	if err := l.db.QueryRowContext(ctx, `SELECT MIN(id) FROM events`).Scan(&id); err != nil {
+		return 0, err
+	}
+	if id.Valid {
+		return id.Int64, nil
+	}
+	p, err := l.prunedThrough(ctx)
+	return p + 1, err
+}
+
+// Latest is the id of the newest event, 0 when none was ever written.
+func (l *Log) Latest(ctx context.Context) (int64, error) {
+	var id sql.NullInt64
+	if err := l.db.QueryRowContext(ctx, `SELECT seq FROM sqlite_sequence WHERE name = 'events'`).Scan(&id); err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return 0, err
+	}
+	return id.Int64, nil
+}
+
+// Prune deletes events older than the retention and records the highest
+// pruned id, in one transaction. It returns how many were deleted.
+func (l *Log) Prune(ctx context.Context) (int64, error) {
+	cutoff := l.now().Add(-l.retention).UnixNano()
+	var n int64
+	err := l.db.Tx(ctx, func(tx *sql.Tx) error {
+		var maxID sql.NullInt64
+		if err := tx.QueryRowContext(ctx, `SELECT MAX(id) FROM events WHERE at < ?`, cutoff).Scan(&maxID); err != nil {
+			return err
+		}
+		if !maxID.Valid {
+			return nil
+		}
+		res, err := tx.ExecContext(ctx, `DELETE FROM events WHERE id <= ?`, maxID.Int64)
+		if err != nil {
+			return err
+		}
+		n, _ = res.RowsAffected()
+		_, err = tx.ExecContext(ctx, `UPDATE settings SET value = ? WHERE key = 'events_pruned_through' AND CAST(value AS INTEGER) < ?`, strconv.FormatInt(maxID.Int64, 10), maxID.Int64)
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("events.Prune: %w", err)
+	}
+	return n, nil
+}
+
+// RunPruner prunes every interval until ctx ends.
+func (l *Log) RunPruner(ctx context.Context, interval time.Duration, onErr func(error)) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		if _, err := l.Prune(ctx); err != nil && onErr != nil && ctx.Err() == nil {
+			onErr(err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}

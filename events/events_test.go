@@ -1,0 +1,107 @@
+package events
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"waappliance/store"
+)
+
+func newLog(t *testing.T, now *time.Time) *Log {
+	t.Helper()
+	db, err := store.Open(context.Background(), filepath.Join(t.TempDir(), "s"), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return New(db, Options{Retention: time.Hour, Now: func() time.Time { return *now }})
+}
+
+func TestAppendListResume(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	l := newLog(t, &now)
+	ctx := context.Background()
+	for i, s := range []string{"shop", "support", "shop", "shop"} {
+		if _, err := l.Append(ctx, s, TypeMessageReceived, map[string]int{"n": i}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	all, err := l.List(ctx, Filter{})
+	if err != nil || len(all) != 4 {
+		t.Fatalf("list: %d %v", len(all), err)
+	}
+	for i := 1; i < len(all); i++ {
+		if all[i].ID <= all[i-1].ID {
+			t.Fatal("ids not increasing")
+		}
+	}
+	shop, _ := l.List(ctx, Filter{Sessions: []string{"shop"}, After: all[0].ID, HasAfter: true, Limit: 1})
+	if len(shop) != 1 || shop[0].ID != all[2].ID || string(shop[0].Data) != `{"n":2}` {
+		t.Fatalf("resume after %d in shop: %+v", all[0].ID, shop)
+	}
+	none, _ := l.List(ctx, Filter{Sessions: []string{}})
+	if len(none) != 0 {
+		t.Fatal("an empty allow-list saw events")
+	}
+}
+
+func TestPruneRefusesStaleCursor(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	l := newLog(t, &now)
+	ctx := context.Background()
+	var ids []int64
+	for i := 0; i < 3; i++ {
+		e, _ := l.Append(ctx, "s", TypeSessionState, i)
+		ids = append(ids, e.ID)
+	}
+	now = now.Add(2 * time.Hour)
+	fresh, _ := l.Append(ctx, "s", TypeSessionState, 3)
+	n, err := l.Prune(ctx)
+	if err != nil || n != 3 {
+		t.Fatalf("pruned %d, %v", n, err)
+	}
+	_, err = l.List(ctx, Filter{After: ids[0], HasAfter: true})
+	var ce *CursorExpiredError
+	if !errors.As(err, &ce) || ce.Oldest != fresh.ID || !errors.Is(err, ErrCursorExpired) {
+		t.Fatalf("stale cursor: %v", err)
+	}
+	// The last pruned id is still a valid cursor: nothing after it is missing.
+	got, err := l.List(ctx, Filter{After: ids[2], HasAfter: true})
+	if err != nil || len(got) != 1 || got[0].ID != fresh.ID {
+		t.Fatalf("cursor at the boundary: %v %v", got, err)
+	}
+	// Without a cursor a new client starts at the oldest kept event.
+	got, _ = l.List(ctx, Filter{})
+	if len(got) != 1 {
+		t.Fatalf("no cursor: %v", got)
+	}
+	// Ids keep increasing after a prune that emptied the table.
+	now = now.Add(2 * time.Hour)
+	l.Prune(ctx)
+	e, _ := l.Append(ctx, "s", TypeSessionState, 4)
+	if e.ID <= fresh.ID {
+		t.Fatalf("id reused after prune: %d <= %d", e.ID, fresh.ID)
+	}
+}
+
+func TestChangedWakesWaiters(t *testing.T) {
+	now := time.Now()
+	l := newLog(t, &now)
+	ch := l.Changed()
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		select {
+		case <-ch:
+		case <-time.After(5 * time.Second):
+			t.Error("waiter not woken by Append")
+		}
+	}()
+	l.Append(context.Background(), "s", TypeSessionState, nil)
+	wg.Wait()
+}
