@@ -1,0 +1,340 @@
+// Package whatsapp runs the appliance's WhatsApp accounts: one whatsmeow
+// client per session, pairing by QR or phone code, reconnects, the durable
+// outbox and its per-session sender, and the translation of whatsmeow
+// events into the durable event log.
+//
+// Durability rules: a send is committed to the outbox before Send returns;
+// an inbound message is committed to the event log before whatsmeow acks it
+// to WhatsApp (SynchronousAck).
+package whatsapp
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"go.mau.fi/whatsmeow"
+	"go.mau.fi/whatsmeow/store/sqlstore"
+	"go.mau.fi/whatsmeow/types"
+
+	"waappliance/events"
+	"waappliance/peers"
+	"waappliance/store"
+)
+
+// Session states.
+const (
+	StateNew          = "new"
+	StatePairing      = "pairing"
+	StateConnecting   = "connecting"
+	StateConnected    = "connected"
+	StateDisconnected = "disconnected"
+	StateLoggedOut    = "logged_out"
+	// StateReplaced: another client took over the account's connection;
+	// whatsmeow does not reconnect on its own, and neither do we.
+	StateReplaced = "replaced"
+)
+
+// Config wires an Engine. DB and Events are required. Zero values: Logger
+// discards, Now is time.Now, Prepare is nil (real WhatsApp), backoff 1 s to
+// 1 min, MaxAttempts 0 means retry until the message is older than 24 h.
+type Config struct {
+	DB     *store.DB
+	Events *events.Log
+	Logger *slog.Logger
+	// Prepare is called on every whatsmeow client before it connects. The
+	// sandbox uses it to point clients at wasim.
+	Prepare     func(*whatsmeow.Client)
+	Now         func() time.Time
+	MinBackoff  time.Duration
+	MaxBackoff  time.Duration
+	MaxAttempts int
+	// DisplayName is shown on the phone's linked-devices list for phone-code pairing.
+	DisplayName string
+}
+
+// Engine owns every session.
+type Engine struct {
+	cfg       Config
+	log       *slog.Logger
+	container *sqlstore.Container
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu       sync.Mutex
+	sessions map[string]*session
+	closed   bool
+}
+
+// New prepares whatsmeow's tables in the shared database. Start connects.
+func New(ctx context.Context, cfg Config) (*Engine, error) {
+	if cfg.DB == nil || cfg.Events == nil {
+		return nil, errors.New("whatsapp.New: DB and Events are required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.MinBackoff <= 0 {
+		cfg.MinBackoff = time.Second
+	}
+	if cfg.MaxBackoff <= 0 {
+		cfg.MaxBackoff = time.Minute
+	}
+	if cfg.DisplayName == "" {
+		cfg.DisplayName = "Chrome (Linux)"
+	}
+	c := sqlstore.NewWithDB(cfg.DB.DB, "sqlite", newWALogger(cfg.Logger, "store"))
+	if err := c.Upgrade(ctx); err != nil {
+		return nil, fmt.Errorf("whatsapp: upgrade whatsmeow tables: %w", err)
+	}
+	e := &Engine{cfg: cfg, log: cfg.Logger.With("component", "whatsapp"), container: c, sessions: map[string]*session{}}
+	e.ctx, e.cancel = context.WithCancel(context.Background())
+	rows, err := cfg.DB.QueryContext(ctx, `SELECT name FROM sessions ORDER BY name`)
+	if err != nil {
+		return nil, fmt.Errorf("whatsapp: load sessions: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			return nil, err
+		}
+		e.sessions[name] = newSession(e, name)
+	}
+	return e, rows.Err()
+}
+
+// Start connects every linked session and starts the senders.
+func (e *Engine) Start(ctx context.Context) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return ErrClosed
+	}
+	for _, s := range e.sessions {
+		s.startSender()
+		info, err := e.info(ctx, s.name)
+		if err != nil {
+			return err
+		}
+		if info.JID == "" || info.State == StateLoggedOut || info.State == StateReplaced {
+			if info.State == StatePairing || info.State == StateConnecting {
+				// A pairing interrupted by a restart cannot resume.
+				e.setState(ctx, s.name, StateNew, "pairing interrupted by a restart; start again")
+			}
+			continue
+		}
+		if err := s.connectLinked(ctx, info.JID); err != nil {
+			e.log.Warn("session connect failed", "session", s.name, "err", err)
+			e.setState(ctx, s.name, StateDisconnected, err.Error())
+		}
+	}
+	return nil
+}
+
+// Close disconnects every client and stops the senders.
+func (e *Engine) Close() error {
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		return nil
+	}
+	e.closed = true
+	ss := make([]*session, 0, len(e.sessions))
+	for _, s := range e.sessions {
+		ss = append(ss, s)
+	}
+	e.mu.Unlock()
+	e.cancel()
+	for _, s := range ss {
+		s.close()
+	}
+	e.wg.Wait()
+	return nil
+}
+
+func (e *Engine) session(name string) (*session, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return nil, ErrClosed
+	}
+	s, ok := e.sessions[name]
+	if !ok {
+		return nil, fmt.Errorf("%w: %q", ErrSessionNotFound, name)
+	}
+	return s, nil
+}
+
+// SessionInfo is what the API shows of a session.
+type SessionInfo struct {
+	Name            string     `json:"name"`
+	State           string     `json:"state"`
+	JID             string     `json:"jid,omitempty"`
+	PushName        string     `json:"push_name,omitempty"`
+	LastConnectedAt *time.Time `json:"last_connected_at"`
+	LastError       string     `json:"last_error,omitempty"`
+	CreatedAt       time.Time  `json:"created_at"`
+}
+
+// Create adds a session in state new.
+func (e *Engine) Create(ctx context.Context, name string) (SessionInfo, error) {
+	if !peers.ValidName(name) {
+		return SessionInfo{}, fmt.Errorf("%w: %q", ErrBadSessionName, name)
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return SessionInfo{}, ErrClosed
+	}
+	if _, ok := e.sessions[name]; ok {
+		return SessionInfo{}, fmt.Errorf("%w: %q", ErrSessionExists, name)
+	}
+	now := e.cfg.Now().UnixNano()
+	if _, err := e.cfg.DB.ExecContext(ctx, `INSERT INTO sessions(name, state, created_at, updated_at) VALUES (?,?,?,?)`, name, StateNew, now, now); err != nil {
+		return SessionInfo{}, fmt.Errorf("whatsapp.Create %q: %w", name, err)
+	}
+	s := newSession(e, name)
+	e.sessions[name] = s
+	s.startSender()
+	return e.info(ctx, name)
+}
+
+// List returns every session, by name.
+func (e *Engine) List(ctx context.Context) ([]SessionInfo, error) {
+	rows, err := e.cfg.DB.QueryContext(ctx, `SELECT `+sessionCols+` FROM sessions ORDER BY name`)
+	if err != nil {
+		return nil, fmt.Errorf("whatsapp.List: %w", err)
+	}
+	defer rows.Close()
+	out := []SessionInfo{}
+	for rows.Next() {
+		si, err := scanSession(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, si)
+	}
+	return out, rows.Err()
+}
+
+// Get returns one session.
+func (e *Engine) Get(ctx context.Context, name string) (SessionInfo, error) {
+	if _, err := e.session(name); err != nil {
+		return SessionInfo{}, err
+	}
+	return e.info(ctx, name)
+}
+
+const sessionCols = `name, state, jid, push_name, last_connected_at, last_error, created_at`
+
+type scanner interface{ Scan(...any) error }
+
+func scanSession(r scanner) (SessionInfo, error) {
+	var si SessionInfo
+	var last sql.NullInt64
+	var created int64
+	if err := r.Scan(&si.Name, &si.State, &si.JID, &si.PushName, &last, &si.LastError, &created); err != nil {
+		return si, err
+	}
+	if last.Valid {
+		t := time.Unix(0, last.Int64).UTC()
+		si.LastConnectedAt = &t
+	}
+	si.CreatedAt = time.Unix(0, created).UTC()
+	return si, nil
+}
+
+func (e *Engine) info(ctx context.Context, name string) (SessionInfo, error) {
+	si, err := scanSession(e.cfg.DB.QueryRowContext(ctx, `SELECT `+sessionCols+` FROM sessions WHERE name = ?`, name))
+	if errors.Is(err, sql.ErrNoRows) {
+		return si, fmt.Errorf("%w: %q", ErrSessionNotFound, name)
+	}
+	return si, err
+}
+
+// setState records a state change and, when it changed, a session.state event.
+func (e *Engine) setState(ctx context.Context, name, state, lastErr string) {
+	now := e.cfg.Now()
+	var changed bool
+	err := e.cfg.DB.Tx(ctx, func(tx *sql.Tx) error {
+		var old string
+		if err := tx.QueryRowContext(ctx, `SELECT state FROM sessions WHERE name = ?`, name).Scan(&old); err != nil {
+			return err
+		}
+		q := `UPDATE sessions SET state = ?, last_error = ?, updated_at = ?`
+		args := []any{state, lastErr, now.UnixNano()}
+		if state == StateConnected {
+			q += `, last_connected_at = ?`
+			args = append(args, now.UnixNano())
+		}
+		if _, err := tx.ExecContext(ctx, q+` WHERE name = ?`, append(args, name)...); err != nil {
+			return err
+		}
+		if old == state {
+			return nil
+		}
+		changed = true
+		data := map[string]string{"state": state, "previous": old}
+		if lastErr != "" {
+			data["error"] = lastErr
+		}
+		_, err := e.cfg.Events.AppendTx(ctx, tx, name, events.TypeSessionState, data)
+		return err
+	})
+	if err != nil {
+		if !errors.Is(err, sql.ErrNoRows) {
+			e.log.Error("recording session state failed", "session", name, "state", state, "err", err)
+		}
+		return
+	}
+	if changed {
+		e.cfg.Events.Notify()
+		e.log.Info("session state", "session", name, "state", state, "error", lastErr)
+	}
+}
+
+func (e *Engine) setJID(ctx context.Context, name string, jid types.JID, pushName string) error {
+	_, err := e.cfg.DB.ExecContext(ctx, `UPDATE sessions SET jid = ?, push_name = ?, updated_at = ? WHERE name = ?`,
+		jid.String(), pushName, e.cfg.Now().UnixNano(), name)
+	return err
+}
+
+// Delete logs the session out (when linked), removes its device keys, its
+// outbox, and the session itself. Its past events stay in the event log
+// until retention prunes them.
+func (e *Engine) Delete(ctx context.Context, name string) error {
+	s, err := e.session(name)
+	if err != nil {
+		return err
+	}
+	s.logout(ctx, true)
+	s.close()
+	if _, err := e.cfg.DB.ExecContext(ctx, `DELETE FROM sessions WHERE name = ?`, name); err != nil {
+		return fmt.Errorf("whatsapp.Delete %q: %w", name, err)
+	}
+	e.mu.Lock()
+	delete(e.sessions, name)
+	e.mu.Unlock()
+	e.cfg.Events.Append(ctx, name, events.TypeSessionState, map[string]string{"state": "deleted"})
+	return nil
+}
+
+// Logout unlinks the device at WhatsApp and keeps the session row.
+func (e *Engine) Logout(ctx context.Context, name string) error {
+	s, err := e.session(name)
+	if err != nil {
+		return err
+	}
+	s.logout(ctx, false)
+	return nil
+}

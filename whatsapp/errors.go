@@ -1,0 +1,34 @@
+package whatsapp
+
+import "errors"
+
+var (
+	// ErrSessionNotFound is returned by every per-session call for an unknown name.
+	ErrSessionNotFound = errors.New("session not found")
+	// ErrSessionExists is returned by Create when the name is taken.
+	ErrSessionExists = errors.New("session already exists")
+	// ErrBadSessionName is returned by Create for a name outside [a-z0-9][a-z0-9-]{0,31}.
+	ErrBadSessionName = errors.New("invalid session name: want [a-z0-9][a-z0-9-]{0,31}")
+	// ErrNotPairing is returned by QR when the session is not waiting for a scan.
+	ErrNotPairing = errors.New("session is not pairing; start with POST /v1/sessions/{name}/login")
+	// ErrAlreadyPaired is returned by Login and PairCode for a linked session.
+	ErrAlreadyPaired = errors.New("session is already linked to an account; log out first")
+	// ErrNotPaired is returned by Send for a session that was never linked.
+	ErrNotPaired = errors.New("session is not linked to a WhatsApp account yet")
+	// ErrLoggedOut is returned by Send for a session logged out at WhatsApp.
+	ErrLoggedOut = errors.New("session was logged out at WhatsApp; log in again")
+	// ErrBadRecipient is returned by Send for a recipient that is neither an
+	// E.164 phone number nor a user JID.
+	ErrBadRecipient = errors.New("invalid recipient")
+	// ErrEmptyText is returned by Send for a message without text.
+	ErrEmptyText = errors.New("text must not be empty")
+	// ErrTextTooLong is returned by Send for text over MaxTextBytes.
+	ErrTextTooLong = errors.New("text is too long")
+	// ErrMessageNotFound is returned by Message for an unknown id in the session.
+	ErrMessageNotFound = errors.New("message not found")
+	// ErrIdempotencyConflict is returned by Send when an Idempotency-Key is
+	// reused with a different request.
+	ErrIdempotencyConflict = errors.New("Idempotency-Key was already used for a different message")
+	// ErrClosed is returned after Close.
+	ErrClosed = errors.New("whatsapp engine is closed")
+)

@@ -1,0 +1,121 @@
+package whatsapp
+
+import (
+	"context"
+	"time"
+
+	"go.mau.fi/whatsmeow/proto/waE2E"
+	"go.mau.fi/whatsmeow/types"
+	waEvents "go.mau.fi/whatsmeow/types/events"
+
+	"waappliance/events"
+)
+
+// InboundMessage is the data of a message.received event.
+type InboundMessage struct {
+	ID        string    `json:"id"`
+	From      string    `json:"from"`
+	Chat      string    `json:"chat"`
+	FromMe    bool      `json:"from_me"`
+	PushName  string    `json:"push_name,omitempty"`
+	Timestamp time.Time `json:"timestamp"`
+	// Kind is text, reaction, or a media kind (image, video, audio,
+	// document, sticker, location, contact) or "unsupported".
+	Kind     string    `json:"kind"`
+	Text     string    `json:"text,omitempty"`
+	ReplyTo  string    `json:"reply_to,omitempty"`
+	Reaction *Reaction `json:"reaction,omitempty"`
+	Caption  string    `json:"caption,omitempty"`
+	Mimetype string    `json:"mimetype,omitempty"`
+}
+
+// Reaction is an emoji reaction to a message.
+type Reaction struct {
+	To    string `json:"to"`
+	Emoji string `json:"emoji"`
+}
+
+// recordInbound commits a message.received event and only then lets
+// whatsmeow ack the message (SynchronousAck). false = not durable, no ack.
+func (e *Engine) recordInbound(ctx context.Context, session string, m *waEvents.Message) bool {
+	in, ok := translate(m)
+	if !ok {
+		return true // protocol traffic, not a user message
+	}
+	if _, err := e.cfg.Events.Append(ctx, session, events.TypeMessageReceived, in); err != nil {
+		e.log.Error("inbound message not recorded; withholding the ack so WhatsApp redelivers it", "session", session, "id", m.Info.ID, "err", err)
+		return false
+	}
+	return true
+}
+
+func translate(m *waEvents.Message) (InboundMessage, bool) {
+	msg := m.Message
+	if msg == nil {
+		return InboundMessage{}, false
+	}
+	if inner := msg.GetEphemeralMessage().GetMessage(); inner != nil {
+		msg = inner
+	}
+	if inner := msg.GetViewOnceMessage().GetMessage(); inner != nil {
+		msg = inner
+	}
+	in := InboundMessage{ID: m.Info.ID, From: m.Info.Sender.ToNonAD().String(), Chat: m.Info.Chat.String(),
+		FromMe: m.Info.IsFromMe, PushName: m.Info.PushName, Timestamp: m.Info.Timestamp.UTC()}
+	var ctxInfo *waE2E.ContextInfo
+	switch {
+	case msg.Conversation != nil:
+		in.Kind, in.Text = "text", msg.GetConversation()
+	case msg.ExtendedTextMessage != nil:
+		in.Kind, in.Text = "text", msg.GetExtendedTextMessage().GetText()
+		ctxInfo = msg.GetExtendedTextMessage().GetContextInfo()
+	case msg.ReactionMessage != nil:
+		r := msg.GetReactionMessage()
+		in.Kind, in.Reaction = "reaction", &Reaction{To: r.GetKey().GetID(), Emoji: r.GetText()}
+	case msg.ImageMessage != nil:
+		in.Kind, in.Caption, in.Mimetype = "image", msg.GetImageMessage().GetCaption(), msg.GetImageMessage().GetMimetype()
+		ctxInfo = msg.GetImageMessage().GetContextInfo()
+	case msg.VideoMessage != nil:
+		in.Kind, in.Caption, in.Mimetype = "video", msg.GetVideoMessage().GetCaption(), msg.GetVideoMessage().GetMimetype()
+	case msg.AudioMessage != nil:
+		in.Kind, in.Mimetype = "audio", msg.GetAudioMessage().GetMimetype()
+	case msg.DocumentMessage != nil:
+		in.Kind, in.Caption, in.Mimetype = "document", msg.GetDocumentMessage().GetCaption(), msg.GetDocumentMessage().GetMimetype()
+	case msg.StickerMessage != nil:
+		in.Kind, in.Mimetype = "sticker", msg.GetStickerMessage().GetMimetype()
+	case msg.LocationMessage != nil:
+		in.Kind = "location"
+	case msg.ContactMessage != nil:
+		in.Kind = "contact"
+	case msg.ProtocolMessage != nil, msg.SenderKeyDistributionMessage != nil && msg.Conversation == nil,
+		m.Info.Chat.Server == types.BroadcastServer:
+		return in, false
+	default:
+		in.Kind = "unsupported"
+	}
+	if ctxInfo != nil && ctxInfo.GetStanzaID() != "" {
+		in.ReplyTo = ctxInfo.GetStanzaID()
+	}
+	return in, true
+}
+
+// recordReceipt moves our sent messages to delivered or read.
+func (e *Engine) recordReceipt(ctx context.Context, session string, r *waEvents.Receipt) {
+	var status string
+	switch r.Type {
+	case types.ReceiptTypeDelivered:
+		status = StatusDelivered
+	case types.ReceiptTypeRead, types.ReceiptTypePlayed:
+		status = StatusRead
+	default:
+		return // read-self, retry, server-error … are not about our sends
+	}
+	if r.IsFromMe {
+		return // our own other device's receipt for an incoming message
+	}
+	for _, id := range r.MessageIDs {
+		if err := e.setStatus(ctx, string(id), status, "", time.Time{}); err != nil {
+			e.log.Warn("recording receipt failed", "session", session, "id", id, "err", err)
+		}
+	}
+}

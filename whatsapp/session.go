@@ -1,0 +1,362 @@
+package whatsapp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"go.mau.fi/whatsmeow"
+	"go.mau.fi/whatsmeow/types"
+	waEvents "go.mau.fi/whatsmeow/types/events"
+
+	"waappliance/events"
+)
+
+// session is one account's live state: its whatsmeow client, the current
+// QR code while pairing, and its sender goroutine.
+type session struct {
+	e    *Engine
+	name string
+
+	mu        sync.Mutex
+	client    *whatsmeow.Client
+	qr        string
+	qrExpires time.Time
+	pairing   bool
+	firstQR   chan struct{} // closed at the first QR code of a pairing
+
+	nudge      chan struct{}
+	stop       chan struct{}
+	senderDone chan struct{}
+	stopOnce   sync.Once
+}
+
+func newSession(e *Engine, name string) *session {
+	return &session{e: e, name: name, nudge: make(chan struct{}, 1), stop: make(chan struct{})}
+}
+
+// newClient makes a whatsmeow client for dev with our handlers.
+func (s *session) newClient(devJID *types.JID) (*whatsmeow.Client, error) {
+	ctx := s.e.ctx
+	dev := s.e.container.NewDevice()
+	if devJID != nil {
+		d, err := s.e.container.GetDevice(ctx, *devJID)
+		if err != nil {
+			return nil, fmt.Errorf("load device: %w", err)
+		}
+		if d == nil {
+			return nil, fmt.Errorf("device %s is gone from the store", devJID)
+		}
+		dev = d
+	}
+	cli := whatsmeow.NewClient(dev, newWALogger(s.e.log, "client").Sub(s.name))
+	cli.SynchronousAck = true
+	cli.EnableDecryptedEventBuffer = true
+	cli.EnableAutoReconnect = true
+	if s.e.cfg.Prepare != nil {
+		s.e.cfg.Prepare(cli)
+	}
+	cli.AddEventHandlerWithSuccessStatus(s.handle)
+	return cli, nil
+}
+
+// connectLinked connects a session that is already paired.
+func (s *session) connectLinked(ctx context.Context, jid string) error {
+	j, err := types.ParseJID(jid)
+	if err != nil {
+		return fmt.Errorf("stored jid %q: %w", jid, err)
+	}
+	cli, err := s.newClient(&j)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	if s.client != nil {
+		s.client.Disconnect()
+	}
+	s.client = cli
+	s.mu.Unlock()
+	s.e.setState(ctx, s.name, StateConnecting, "")
+	if err := cli.ConnectContext(s.e.ctx); err != nil {
+		// whatsmeow keeps retrying on its own only once connected once;
+		// retry the first connection ourselves.
+		go s.retryConnect(cli)
+		return nil
+	}
+	return nil
+}
+
+func (s *session) retryConnect(cli *whatsmeow.Client) {
+	delay := time.Second
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-time.After(delay):
+		}
+		s.mu.Lock()
+		current := s.client == cli
+		s.mu.Unlock()
+		if !current || cli.IsConnected() {
+			return
+		}
+		if err := cli.ConnectContext(s.e.ctx); err == nil || errors.Is(err, whatsmeow.ErrAlreadyConnected) {
+			return
+		} else {
+			s.e.setState(context.Background(), s.name, StateDisconnected, "connect: "+err.Error())
+		}
+		delay = min(delay*2, time.Minute)
+	}
+}
+
+// login starts QR pairing: a fresh device, the QR channel, then Connect.
+func (s *session) login(ctx context.Context) error {
+	info, err := s.e.info(ctx, s.name)
+	if err != nil {
+		return err
+	}
+	if info.JID != "" && info.State != StateLoggedOut {
+		return ErrAlreadyPaired
+	}
+	s.mu.Lock()
+	if s.pairing {
+		s.mu.Unlock()
+		return nil // already waiting for a scan
+	}
+	cli, err := s.newClient(nil)
+	if err != nil {
+		s.mu.Unlock()
+		return err
+	}
+	qrCh, err := cli.GetQRChannel(s.e.ctx)
+	if err != nil {
+		s.mu.Unlock()
+		return fmt.Errorf("qr channel: %w", err)
+	}
+	if s.client != nil {
+		s.client.Disconnect()
+	}
+	s.client, s.pairing, s.qr, s.firstQR = cli, true, "", make(chan struct{})
+	first := s.firstQR
+	s.mu.Unlock()
+	s.e.setState(ctx, s.name, StatePairing, "")
+	go s.watchQR(cli, qrCh, first)
+	if err := cli.ConnectContext(s.e.ctx); err != nil {
+		s.endPairing(cli, StateNew, "connect: "+err.Error())
+		return fmt.Errorf("connect: %w", err)
+	}
+	return nil
+}
+
+func (s *session) watchQR(cli *whatsmeow.Client, ch <-chan whatsmeow.QRChannelItem, first chan struct{}) {
+	var once sync.Once
+	defer once.Do(func() { close(first) })
+	for item := range ch {
+		switch item.Event {
+		case whatsmeow.QRChannelEventCode:
+			s.mu.Lock()
+			if s.client == cli {
+				s.qr, s.qrExpires = item.Code, s.e.cfg.Now().Add(item.Timeout)
+			}
+			s.mu.Unlock()
+			once.Do(func() { close(first) })
+		case "success":
+			s.mu.Lock()
+			s.pairing, s.qr = false, ""
+			s.mu.Unlock()
+		case "timeout":
+			s.endPairing(cli, StateNew, "QR pairing timed out; start the login again")
+		default:
+			msg := item.Event
+			if item.Error != nil {
+				msg = item.Error.Error()
+			}
+			s.endPairing(cli, StateNew, "pairing failed: "+msg)
+		}
+	}
+}
+
+func (s *session) endPairing(cli *whatsmeow.Client, state, lastErr string) {
+	s.mu.Lock()
+	if s.client != cli {
+		s.mu.Unlock()
+		return
+	}
+	s.pairing, s.qr = false, ""
+	s.client = nil
+	s.mu.Unlock()
+	cli.Disconnect()
+	s.e.setState(context.Background(), s.name, state, lastErr)
+}
+
+// currentQR returns the QR code while pairing.
+func (s *session) currentQR() (string, time.Time, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.pairing || s.qr == "" {
+		return "", time.Time{}, ErrNotPairing
+	}
+	return s.qr, s.qrExpires, nil
+}
+
+// pairCode starts pairing if needed and asks WhatsApp for a phone code.
+func (s *session) pairCode(ctx context.Context, phone string) (string, error) {
+	if err := s.login(ctx); err != nil {
+		return "", err
+	}
+	s.mu.Lock()
+	cli, first := s.client, s.firstQR
+	s.mu.Unlock()
+	if cli == nil || first == nil {
+		return "", ErrNotPairing
+	}
+	select {
+	case <-first:
+	case <-ctx.Done():
+		return "", ctx.Err()
+	case <-time.After(30 * time.Second):
+		return "", errors.New("no pairing refs from WhatsApp within 30 s")
+	}
+	code, err := cli.PairPhone(ctx, phone, true, whatsmeow.PairClientChrome, s.e.cfg.DisplayName)
+	if err != nil {
+		return "", fmt.Errorf("pair by phone code: %w", err)
+	}
+	return code, nil
+}
+
+// logout unlinks at WhatsApp (best effort when offline) and drops the device.
+func (s *session) logout(ctx context.Context, deleting bool) {
+	s.mu.Lock()
+	cli := s.client
+	s.client, s.pairing, s.qr = nil, false, ""
+	s.mu.Unlock()
+	if cli != nil {
+		if cli.Store.ID != nil && cli.IsConnected() {
+			if err := cli.Logout(ctx); err != nil {
+				s.e.log.Warn("logout at WhatsApp failed; removing the device locally", "session", s.name, "err", err)
+				cli.Store.Delete(ctx)
+			}
+		} else if cli.Store.ID != nil {
+			cli.Store.Delete(ctx)
+		}
+		cli.Disconnect()
+	} else if info, err := s.e.info(ctx, s.name); err == nil && info.JID != "" {
+		if j, err := types.ParseJID(info.JID); err == nil {
+			if d, err := s.e.container.GetDevice(ctx, j); err == nil && d != nil {
+				d.Delete(ctx)
+			}
+		}
+	}
+	if !deleting {
+		s.e.setState(ctx, s.name, StateLoggedOut, "logged out through the API")
+		s.e.cfg.Events.Append(ctx, s.name, events.TypeLoggedOut, map[string]string{"reason": "api"})
+		s.e.failPending(ctx, s.name, "session logged out")
+	}
+}
+
+// handle receives every whatsmeow event of this session. Returning false
+// keeps whatsmeow from acking a message to WhatsApp (it is redelivered).
+func (s *session) handle(evt any) bool {
+	ctx := s.e.ctx
+	switch v := evt.(type) {
+	case *waEvents.PairSuccess:
+		s.e.setJID(ctx, s.name, v.ID, v.BusinessName)
+		s.e.setState(ctx, s.name, StateConnecting, "")
+	case *waEvents.Connected:
+		s.mu.Lock()
+		cli := s.client
+		s.pairing, s.qr = false, ""
+		s.mu.Unlock()
+		if cli != nil && cli.Store.ID != nil {
+			s.e.setJID(ctx, s.name, *cli.Store.ID, cli.Store.PushName)
+		}
+		s.e.setState(ctx, s.name, StateConnected, "")
+		s.poke()
+	case *waEvents.Disconnected:
+		if info, err := s.e.info(ctx, s.name); err == nil && (info.State == StateConnected || info.State == StateConnecting) {
+			s.e.setState(ctx, s.name, StateDisconnected, "connection lost; reconnecting")
+		}
+	case *waEvents.LoggedOut:
+		s.mu.Lock()
+		s.client = nil
+		s.mu.Unlock()
+		s.e.setState(ctx, s.name, StateLoggedOut, "logged out at WhatsApp: "+v.Reason.String())
+		s.e.cfg.Events.Append(ctx, s.name, events.TypeLoggedOut, map[string]any{"reason": v.Reason.String(), "on_connect": v.OnConnect})
+		s.e.failPending(ctx, s.name, "session logged out at WhatsApp")
+	case *waEvents.StreamReplaced:
+		s.e.setState(ctx, s.name, StateReplaced, "another client connected as this device; log in again or restart the appliance")
+	case *waEvents.TemporaryBan:
+		s.e.setState(ctx, s.name, StateDisconnected, "temporary ban: "+v.String())
+	case *waEvents.ConnectFailure:
+		s.e.setState(ctx, s.name, StateDisconnected, fmt.Sprintf("connect failure %d: %s", v.Reason, v.Message))
+	case *waEvents.Message:
+		return s.e.recordInbound(ctx, s.name, v)
+	case *waEvents.Receipt:
+		s.e.recordReceipt(ctx, s.name, v)
+	}
+	return true
+}
+
+func (s *session) connected() (*whatsmeow.Client, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.client == nil || !s.client.IsConnected() || !s.client.IsLoggedIn() {
+		return nil, false
+	}
+	return s.client, true
+}
+
+func (s *session) poke() {
+	select {
+	case s.nudge <- struct{}{}:
+	default:
+	}
+}
+
+func (s *session) close() {
+	s.stopOnce.Do(func() { close(s.stop) })
+	s.mu.Lock()
+	cli := s.client
+	s.client = nil
+	s.mu.Unlock()
+	if cli != nil {
+		cli.Disconnect()
+	}
+	if s.senderDone != nil {
+		<-s.senderDone
+	}
+}
+
+// Login starts QR pairing for the session.
+func (e *Engine) Login(ctx context.Context, name string) error {
+	s, err := e.session(name)
+	if err != nil {
+		return err
+	}
+	return s.login(ctx)
+}
+
+// QR returns the current QR code of a pairing session.
+func (e *Engine) QR(name string) (string, time.Time, error) {
+	s, err := e.session(name)
+	if err != nil {
+		return "", time.Time{}, err
+	}
+	return s.currentQR()
+}
+
+// PairCode links the session by phone number and returns the 8-character
+// code the user types on the phone.
+func (e *Engine) PairCode(ctx context.Context, name, phone string) (string, error) {
+	s, err := e.session(name)
+	if err != nil {
+		return "", err
+	}
+	num, err := NormalizePhone(phone)
+	if err != nil {
+		return "", err
+	}
+	return s.pairCode(ctx, num)
+}
