@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"regexp"
 	"sync"
 	"time"
 
@@ -22,9 +23,10 @@ import (
 	"go.mau.fi/whatsmeow/types"
 
 	"waappliance/events"
-	"waappliance/peers"
 	"waappliance/store"
 )
+
+var sessionNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,31}$`)
 
 // Session states.
 const (
@@ -188,7 +190,7 @@ type SessionInfo struct {
 
 // Create adds a session in state new.
 func (e *Engine) Create(ctx context.Context, name string) (SessionInfo, error) {
-	if !peers.ValidName(name) {
+	if !sessionNameRE.MatchString(name) {
 		return SessionInfo{}, fmt.Errorf("%w: %q", ErrBadSessionName, name)
 	}
 	e.mu.Lock()

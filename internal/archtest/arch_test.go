@@ -29,6 +29,7 @@ var allowed = map[string][]string{
 	"whatsapp":           {"store", "events", "internal/wasim"},
 	"internal/wgclient":  {"peers"},
 	"internal/wasim":     {},
+	"internal/elfcheck":  {},
 	"internal/archtest":  {},
 	"cmd/wasim":          {"internal/wasim"},
 	"internal/cmd/*":     {"*"},
