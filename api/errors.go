@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"waappliance/peers"
+	"waappliance/whatsapp"
 )
 
 // apiError is what a handler returns to say exactly what the client sees
@@ -58,6 +59,20 @@ var sentinels = []struct {
 	{peers.ErrBadLimit, http.StatusBadRequest, "invalid_argument"},
 	{peers.ErrBadKey, http.StatusBadRequest, "invalid_argument"},
 	{peers.ErrSubnetFull, http.StatusConflict, "subnet_full"},
+
+	{whatsapp.ErrSessionNotFound, http.StatusNotFound, "not_found"},
+	{whatsapp.ErrMessageNotFound, http.StatusNotFound, "not_found"},
+	{whatsapp.ErrSessionExists, http.StatusConflict, "already_exists"},
+	{whatsapp.ErrBadSessionName, http.StatusBadRequest, "invalid_argument"},
+	{whatsapp.ErrBadRecipient, http.StatusBadRequest, "invalid_argument"},
+	{whatsapp.ErrEmptyText, http.StatusBadRequest, "invalid_argument"},
+	{whatsapp.ErrTextTooLong, http.StatusRequestEntityTooLarge, "too_large"},
+	{whatsapp.ErrNotPairing, http.StatusConflict, "not_pairing"},
+	{whatsapp.ErrAlreadyPaired, http.StatusConflict, "already_paired"},
+	{whatsapp.ErrNotPaired, http.StatusConflict, "not_paired"},
+	{whatsapp.ErrLoggedOut, http.StatusConflict, "logged_out"},
+	{whatsapp.ErrIdempotencyConflict, http.StatusUnprocessableEntity, "idempotency_conflict"},
+	{whatsapp.ErrClosed, http.StatusServiceUnavailable, "unavailable"},
 }
 
 // toAPIError turns any error into what the client may see.
@@ -65,6 +80,9 @@ func toAPIError(err error) *apiError {
 	var ae *apiError
 	if errors.As(err, &ae) {
 		return ae
+	}
+	if ce, ok := cursorExpired(err); ok {
+		return ce
 	}
 	for _, s := range sentinels {
 		if errors.Is(err, s.err) {

@@ -124,7 +124,7 @@ func (s *server) wrap(rt route) http.Handler {
 		}
 		if rt.method != http.MethodGet && s.audit != nil {
 			e := audit.Entry{At: s.reg.Now(), Peer: p.Name, Method: r.Method, Route: rt.path,
-				Target: pathVar(r, "name"), Status: rec.status, RequestID: requestID(r.Context())}
+				Target: auditTarget(r), Status: rec.status, RequestID: requestID(r.Context())}
 			if aerr := s.audit.Record(context.WithoutCancel(r.Context()), e); aerr != nil {
 				s.log.Error("audit record failed", "request_id", e.RequestID, "err", aerr)
 			}
@@ -147,4 +147,14 @@ func (r *statusRecorder) Flush() {
 	if f, ok := r.ResponseWriter.(http.Flusher); ok {
 		f.Flush()
 	}
+}
+
+// auditTarget names what a mutating request acted on.
+func auditTarget(r *http.Request) string {
+	for _, v := range []string{"name", "session", "phone"} {
+		if t := pathVar(r, v); t != "" {
+			return t
+		}
+	}
+	return ""
 }

@@ -29,6 +29,24 @@ var operations = map[string]op{
 	"POST /v1/peers/{name}/rotate": {summary: "New generated key; the old one stops working", scope: "admin", response: "PeerCreated"},
 	"GET /v1/peers/{name}/config":  {summary: "The wg-quick config with a private key placeholder (JSON, text/plain or image/png QR)", scope: "admin", response: "PeerConfig"},
 	"GET /v1/audit":                {summary: "Mutating requests, oldest first", scope: "admin", response: "AuditList", query: []string{"peer", "after", "limit"}},
+
+	"POST /v1/sessions":                        {summary: "Create a WhatsApp session (state new)", scope: "sessions", request: "SessionCreate", response: "Session", status: "201"},
+	"GET /v1/sessions":                         {summary: "Sessions on this peer's allow-list", scope: "read", response: "SessionList"},
+	"GET /v1/sessions/{session}":               {summary: "One session: state, JID, push name, last connected, last error", scope: "read", response: "Session"},
+	"DELETE /v1/sessions/{session}":            {summary: "Log out and remove the session, its device keys and its outbox", scope: "sessions", status: "204"},
+	"POST /v1/sessions/{session}/login":        {summary: "Start QR pairing; poll /qr for the code", scope: "sessions", response: "Session", status: "202"},
+	"GET /v1/sessions/{session}/qr":            {summary: "Current QR code (JSON, or a PNG with Accept: image/png); 409 when not pairing", scope: "sessions", response: "QR"},
+	"POST /v1/sessions/{session}/pair-code":    {summary: "Link by phone number: returns the 8-character code to type on the phone", scope: "sessions", request: "PairCodeRequest", response: "PairCode"},
+	"POST /v1/sessions/{session}/logout":       {summary: "Unlink the device at WhatsApp; the session row stays", scope: "sessions", response: "Session"},
+	"POST /v1/sessions/{session}/messages":     {summary: "Queue a text message; 202 only after it is committed to the outbox. Optional Idempotency-Key header", scope: "send", request: "SendRequest", response: "Message", status: "202"},
+	"GET /v1/sessions/{session}/messages/{id}": {summary: "A sent message's status and history", scope: "read", response: "Message"},
+	"GET /v1/events":                           {summary: "Events in order after the cursor; 410 when the cursor is older than retention", scope: "read", response: "EventList", query: []string{"session", "after", "limit"}},
+	"GET /v1/events/stream":                    {summary: "Server-Sent Events with id: lines; resumes from Last-Event-ID; heartbeat comments every 15 s", scope: "read", response: "Event", query: []string{"session", "after"}},
+
+	"POST /v1/sandbox/scan":                      {summary: "Sandbox only: complete a pending QR pairing as a simulated phone", scope: "admin", request: "SandboxScan", response: "Object"},
+	"POST /v1/sandbox/contacts":                  {summary: "Sandbox only: create a simulated contact", scope: "admin", request: "SandboxContact", response: "SandboxContact", status: "201"},
+	"POST /v1/sandbox/contacts/{phone}/messages": {summary: "Sandbox only: the contact sends a text to a session", scope: "admin", request: "SandboxSend", response: "Object", status: "202"},
+	"GET /v1/sandbox/contacts/{phone}/inbox":     {summary: "Sandbox only: what the contact received, decrypted", scope: "admin", response: "SandboxInbox"},
 }
 
 func ref(name string) map[string]any { return map[string]any{"$ref": "#/components/schemas/" + name} }
@@ -71,8 +89,37 @@ var schemas = map[string]any{
 	"PeerUpdate": obj(map[string]any{
 		"scopes": strList, "sessions": strList, "rate": number, "burst": integer,
 		"expires_in": str, "expires_at": nullTime, "disabled": boolean}),
-	"PeerCreated": obj(map[string]any{"peer": ref("Peer"), "config": str, "private_key": str, "warning": str}, "peer", "config"),
-	"PeerConfig":  obj(map[string]any{"name": str, "config": str}, "name", "config"),
+	"PeerCreated":   obj(map[string]any{"peer": ref("Peer"), "config": str, "private_key": str, "warning": str}, "peer", "config"),
+	"PeerConfig":    obj(map[string]any{"name": str, "config": str}, "name", "config"),
+	"SessionCreate": obj(map[string]any{"name": str}, "name"),
+	"Session": obj(map[string]any{"name": str,
+		"state": map[string]any{"type": "string", "enum": []string{"new", "pairing", "connecting", "connected", "disconnected", "logged_out", "replaced"}},
+		"jid":   str, "push_name": str, "last_connected_at": nullTime, "last_error": str, "created_at": dateTime}, "name", "state"),
+	"SessionList":     obj(map[string]any{"sessions": map[string]any{"type": "array", "items": ref("Session")}}, "sessions"),
+	"QR":              obj(map[string]any{"code": str, "expires_at": dateTime}, "code", "expires_at"),
+	"PairCodeRequest": obj(map[string]any{"phone": str}, "phone"),
+	"PairCode":        obj(map[string]any{"code": str, "session": str}, "code"),
+	"SendRequest":     obj(map[string]any{"to": map[string]any{"type": "string", "description": "E.164 phone number (+4915123456789) or a user JID"}, "text": str, "reply_to": str}, "to", "text"),
+	"Message": obj(map[string]any{"id": str, "session": str, "to": str, "text": str, "reply_to": str,
+		"status":   map[string]any{"type": "string", "enum": []string{"queued", "sent", "delivered", "read", "failed"}},
+		"attempts": integer, "error": str, "server_timestamp": dateTime, "created_at": dateTime, "updated_at": dateTime,
+		"history": map[string]any{"type": "array", "items": obj(map[string]any{"status": str, "at": dateTime, "detail": str})}}, "id", "status"),
+	"Event": obj(map[string]any{"id": integer, "at": dateTime, "session": str,
+		"type": map[string]any{"type": "string", "enum": []string{"message.received", "message.status", "session.state", "session.logged_out"}},
+		"data": map[string]any{"oneOf": []any{ref("MessageReceived"), ref("MessageStatus"), ref("SessionState"), ref("LoggedOut")}}}, "id", "type", "data"),
+	"EventList": obj(map[string]any{"events": map[string]any{"type": "array", "items": ref("Event")}, "next_after": integer}, "events"),
+	"MessageReceived": obj(map[string]any{"id": str, "from": str, "chat": str, "from_me": boolean, "push_name": str, "timestamp": dateTime,
+		"kind": map[string]any{"type": "string", "enum": []string{"text", "reaction", "image", "video", "audio", "document", "sticker", "location", "contact", "unsupported"}},
+		"text": str, "reply_to": str, "caption": str, "mimetype": str,
+		"reaction": obj(map[string]any{"to": str, "emoji": str})}, "id", "from", "kind"),
+	"MessageStatus":  obj(map[string]any{"id": str, "status": str, "error": str}, "id", "status"),
+	"SessionState":   obj(map[string]any{"state": str, "previous": str, "error": str}, "state"),
+	"LoggedOut":      obj(map[string]any{"reason": str, "on_connect": boolean}, "reason"),
+	"SandboxScan":    obj(map[string]any{"session": str, "phone": str}, "session", "phone"),
+	"SandboxContact": obj(map[string]any{"phone": str, "name": str, "read_after": map[string]any{"type": "string", "description": "duration such as 2s, or never"}}, "phone"),
+	"SandboxSend":    obj(map[string]any{"session": str, "text": str, "reply_to": str}, "session", "text"),
+	"SandboxInbox": obj(map[string]any{"messages": map[string]any{"type": "array", "items": obj(map[string]any{
+		"id": str, "from": str, "text": str, "reply_to": str, "at": str})}}, "messages"),
 	"AuditList": obj(map[string]any{"next_after": integer, "entries": map[string]any{"type": "array", "items": obj(map[string]any{
 		"id": integer, "at": dateTime, "peer": str, "method": str, "route": str, "target": str, "status": integer, "request_id": str})}}, "entries"),
 }
@@ -82,7 +129,9 @@ var errorResponses = map[string]string{
 	"403": "Missing scope, or not an enabled peer",
 	"404": "Unknown route or resource",
 	"405": "Method not allowed",
-	"413": "Request body too large",
+	"409": "Conflict with the current state (exists, not pairing, not paired, logged out)",
+	"410": "Event cursor older than retention; X-Oldest-Event-Id gives the oldest id kept",
+	"413": "Request body or text too large",
 	"429": "Rate limited; see Retry-After and RateLimit-* headers",
 	"500": "Internal error; see the log with the request_id",
 }
@@ -115,8 +164,10 @@ func buildOpenAPI(version string) map[string]any {
 			opDoc["description"] = "Requires scope `" + o.scope + "` (admin holds every scope)."
 		}
 		var params []any
-		if strings.Contains(path, "{name}") {
-			params = append(params, map[string]any{"name": "name", "in": "path", "required": true, "schema": str})
+		for _, v := range []string{"name", "session", "id", "phone"} {
+			if strings.Contains(path, "{"+v+"}") {
+				params = append(params, map[string]any{"name": v, "in": "path", "required": true, "schema": str})
+			}
 		}
 		for _, q := range o.query {
 			params = append(params, map[string]any{"name": q, "in": "query", "required": false, "schema": str})

@@ -40,9 +40,17 @@ type Options struct {
 	// Changed is called after the API changed a peer, so the device applies
 	// it at once rather than at the next poll.
 	Changed func()
+	// WhatsApp and Events serve the session, message and event routes; nil
+	// answers them with 503.
+	WhatsApp Engine
+	Events   EventLog
+	// Sandbox, when set, serves the /v1/sandbox routes and marks health and
+	// whoami with "sandbox": true.
+	Sandbox Sandbox
 	Version string
-	Sandbox bool
 	Logger  *slog.Logger
+	// Now is the clock for the message budget; nil is time.Now.
+	Now func() time.Time
 }
 
 type server struct {
@@ -53,14 +61,20 @@ type server struct {
 	changed func()
 	version string
 	sandbox bool
+	sb      Sandbox
+	wa      Engine
+	ev      EventLog
 	log     *slog.Logger
+
+	sendLimits *peers.Limiters
 }
 
 // New returns the API handler. Identity is taken from r.RemoteAddr, which
 // must be the tunnel source address of the request.
 func New(o Options) http.Handler {
 	s := &server{reg: o.Registry, limits: o.Limiters, audit: o.Audit, stats: o.Stats,
-		changed: o.Changed, version: o.Version, sandbox: o.Sandbox, log: o.Logger}
+		changed: o.Changed, version: o.Version, sandbox: o.Sandbox != nil, sb: o.Sandbox, wa: o.WhatsApp, ev: o.Events,
+		log: o.Logger, sendLimits: peers.NewLimiters(o.Now)}
 	if s.stats == nil {
 		s.stats = func() map[peers.Key]PeerStats { return nil }
 	}

@@ -72,7 +72,13 @@ func TestScopeMatrix(t *testing.T) {
 			if i := strings.Index(op.Description, "scope `"); i >= 0 {
 				need = strings.SplitN(op.Description[i+7:], "`", 2)[0]
 			}
-			url := strings.ReplaceAll(path, "{name}", "ghost")
+			if strings.HasPrefix(path, "/v1/sandbox/") {
+				continue // served only in sandbox mode; covered there
+			}
+			url := path
+			for _, v := range []string{"{name}", "{session}", "{id}", "{phone}"} {
+				url = strings.ReplaceAll(url, v, "ghost")
+			}
 			for sc, cl := range clients {
 				var body any
 				if method == "POST" || method == "PATCH" {

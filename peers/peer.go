@@ -63,6 +63,8 @@ type Peer struct {
 	// Rate is the sustained request rate (requests per second); Burst the bucket size.
 	Rate  float64
 	Burst int
+	// SendPerMinute is the separate budget for WhatsApp messages sent.
+	SendPerMinute int
 	// ExpiresAt is when the peer stops working; zero means never.
 	ExpiresAt time.Time
 	Disabled  bool

@@ -108,7 +108,7 @@ func (r *Registry) generation(ctx context.Context, q queryer) (int64, error) {
 	return strconv.ParseInt(v, 10, 64)
 }
 
-const peerCols = `name, public_key, preshared_key, addr, scopes, sessions, rate, burst, expires_at, disabled, created_at, updated_at`
+const peerCols = `name, public_key, preshared_key, addr, scopes, sessions, rate, burst, expires_at, disabled, created_at, updated_at, send_per_minute`
 
 func (r *Registry) reload(ctx context.Context) error {
 	r.mu.Lock()
@@ -152,7 +152,7 @@ func scanPeer(rows *sql.Rows) (*Peer, error) {
 		disabled                 int
 		created, updated         int64
 	)
-	if err := rows.Scan(&p.Name, &pub, &psk, &addr, &sc, &sess, &p.Rate, &p.Burst, &expires, &disabled, &created, &updated); err != nil {
+	if err := rows.Scan(&p.Name, &pub, &psk, &addr, &sc, &sess, &p.Rate, &p.Burst, &expires, &disabled, &created, &updated, &p.SendPerMinute); err != nil {
 		return nil, err
 	}
 	var err error
@@ -196,6 +196,8 @@ type AddOptions struct {
 	PublicKey Key
 	Rate      float64
 	Burst     int
+	// SendPerMinute is the message budget; 0 means DefaultSendPerMinute.
+	SendPerMinute int
 	// ExpiresAt, when non-zero, is when the peer stops working.
 	ExpiresAt time.Time
 	Sessions  []string
@@ -239,8 +241,11 @@ func (r *Registry) Add(ctx context.Context, o AddOptions) (Created, error) {
 	if o.Burst == 0 {
 		o.Burst = r.server.DefaultBurst
 	}
-	if err := validLimit(o.Rate, o.Burst); err != nil {
-		return c, fmt.Errorf("peers.Add %q: %w", o.Name, err)
+	if o.SendPerMinute == 0 {
+		o.SendPerMinute = DefaultSendPerMinute
+	}
+	if err := validLimit(o.Rate, o.Burst); err != nil || o.SendPerMinute < 1 || o.SendPerMinute > 1e6 {
+		return c, fmt.Errorf("peers.Add %q: %w", o.Name, ErrBadLimit)
 	}
 	if err := validSessions(o.Sessions); err != nil {
 		return c, fmt.Errorf("peers.Add %q: %w", o.Name, err)
@@ -262,7 +267,7 @@ func (r *Registry) Add(ctx context.Context, o AddOptions) (Created, error) {
 	}
 	now := r.now().UTC()
 	p := Peer{Name: o.Name, PublicKey: pub, PresharedKey: psk, Scopes: o.Scopes, Sessions: o.Sessions,
-		Rate: o.Rate, Burst: o.Burst, ExpiresAt: o.ExpiresAt, CreatedAt: now, UpdatedAt: now}
+		Rate: o.Rate, Burst: o.Burst, SendPerMinute: o.SendPerMinute, ExpiresAt: o.ExpiresAt, CreatedAt: now, UpdatedAt: now}
 	err = r.write(ctx, func(tx *sql.Tx) error {
 		var n int
 		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM peers WHERE name = ? OR public_key = ?`, p.Name, pub.String()).Scan(&n); err != nil {
@@ -276,9 +281,9 @@ func (r *Registry) Add(ctx context.Context, o AddOptions) (Created, error) {
 			return fmt.Errorf("peers.Add %q: %w", o.Name, err)
 		}
 		p.Addr = addr
-		_, err = tx.ExecContext(ctx, `INSERT INTO peers(`+peerCols+`) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)`,
+		_, err = tx.ExecContext(ctx, `INSERT INTO peers(`+peerCols+`) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)`,
 			p.Name, pub.String(), psk.String(), addr.String(), joinScopes(p.Scopes), strings.Join(p.Sessions, ","),
-			p.Rate, p.Burst, nullTime(p.ExpiresAt), 0, now.UnixNano(), now.UnixNano())
+			p.Rate, p.Burst, nullTime(p.ExpiresAt), 0, now.UnixNano(), now.UnixNano(), p.SendPerMinute)
 		return err
 	})
 	if err != nil {
@@ -378,12 +383,13 @@ func (r *Registry) Remove(ctx context.Context, name string) error {
 // UpdateOptions change a peer; nil fields stay as they are. A zero
 // *ExpiresAt clears the expiry.
 type UpdateOptions struct {
-	Scopes    *[]Scope
-	Sessions  *[]string
-	Rate      *float64
-	Burst     *int
-	ExpiresAt *time.Time
-	Disabled  *bool
+	Scopes        *[]Scope
+	Sessions      *[]string
+	Rate          *float64
+	Burst         *int
+	SendPerMinute *int
+	ExpiresAt     *time.Time
+	Disabled      *bool
 }
 
 // Update changes the peer called name and returns it.
@@ -407,8 +413,11 @@ func (r *Registry) Update(ctx context.Context, name string, o UpdateOptions) (Pe
 	if o.Burst != nil {
 		cur.Burst = *o.Burst
 	}
-	if err := validLimit(cur.Rate, cur.Burst); err != nil {
-		return Peer{}, err
+	if o.SendPerMinute != nil {
+		cur.SendPerMinute = *o.SendPerMinute
+	}
+	if err := validLimit(cur.Rate, cur.Burst); err != nil || cur.SendPerMinute < 1 || cur.SendPerMinute > 1e6 {
+		return Peer{}, ErrBadLimit
 	}
 	if o.ExpiresAt != nil {
 		cur.ExpiresAt = *o.ExpiresAt
@@ -418,8 +427,8 @@ func (r *Registry) Update(ctx context.Context, name string, o UpdateOptions) (Pe
 	}
 	now := r.now().UTC()
 	err = r.write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE peers SET scopes=?, sessions=?, rate=?, burst=?, expires_at=?, disabled=?, updated_at=? WHERE name=?`,
-			joinScopes(cur.Scopes), strings.Join(cur.Sessions, ","), cur.Rate, cur.Burst, nullTime(cur.ExpiresAt), boolInt(cur.Disabled), now.UnixNano(), name)
+		res, err := tx.ExecContext(ctx, `UPDATE peers SET scopes=?, sessions=?, rate=?, burst=?, send_per_minute=?, expires_at=?, disabled=?, updated_at=? WHERE name=?`,
+			joinScopes(cur.Scopes), strings.Join(cur.Sessions, ","), cur.Rate, cur.Burst, cur.SendPerMinute, nullTime(cur.ExpiresAt), boolInt(cur.Disabled), now.UnixNano(), name)
 		if err != nil {
 			return err
 		}

@@ -17,6 +17,8 @@ const (
 	DefaultMTU        = 1420
 	DefaultRate       = 20
 	DefaultBurst      = 40
+	// DefaultSendPerMinute is a peer's WhatsApp message budget when none is given.
+	DefaultSendPerMinute = 60
 )
 
 // DefaultSubnet is the tunnel subnet when none is given.

@@ -20,7 +20,7 @@ const module = "waappliance"
 var allowed = map[string][]string{
 	"cmd/waappliance":    {"app"},
 	"app":                {"*"},
-	"api":                {"peers", "audit"},
+	"api":                {"peers", "audit", "whatsapp", "events"},
 	"netstack":           {"peers"},
 	"peers":              {"store"},
 	"audit":              {"store"},

@@ -1,0 +1,392 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"waappliance/events"
+	"waappliance/peers"
+	"waappliance/whatsapp"
+)
+
+// Engine is the subset of *whatsapp.Engine the API uses; an interface so
+// the routes can be served without WhatsApp in tunnel-only tests.
+type Engine interface {
+	Create(ctx context.Context, name string) (whatsapp.SessionInfo, error)
+	List(ctx context.Context) ([]whatsapp.SessionInfo, error)
+	Get(ctx context.Context, name string) (whatsapp.SessionInfo, error)
+	Login(ctx context.Context, name string) error
+	QR(name string) (string, time.Time, error)
+	PairCode(ctx context.Context, name, phone string) (string, error)
+	Logout(ctx context.Context, name string) error
+	Delete(ctx context.Context, name string) error
+	Send(ctx context.Context, session string, req whatsapp.SendRequest) (whatsapp.Message, bool, error)
+	Message(ctx context.Context, session, id string) (whatsapp.Message, error)
+}
+
+// EventLog is the subset of *events.Log the API uses.
+type EventLog interface {
+	List(ctx context.Context, f events.Filter) ([]events.Event, error)
+	Changed() <-chan struct{}
+}
+
+var errNoEngine = errorf(http.StatusServiceUnavailable, "unavailable", "WhatsApp is not running on this appliance")
+
+// sessionFor returns the {session} path variable after checking the peer's
+// allow-list: a session outside it is reported exactly like a missing one.
+func (s *server) sessionFor(r *http.Request) (string, error) {
+	name := pathVar(r, "session")
+	if !PeerFrom(r.Context()).AllowsSession(name) {
+		return "", fmt.Errorf("%w: %q", whatsapp.ErrSessionNotFound, name)
+	}
+	return name, nil
+}
+
+func (s *server) createSession(w http.ResponseWriter, r *http.Request) error {
+	var req struct {
+		Name string `json:"name"`
+	}
+	if err := decodeJSON(w, r, &req); err != nil {
+		return err
+	}
+	if !PeerFrom(r.Context()).AllowsSession(req.Name) {
+		return errorf(http.StatusForbidden, "forbidden", "session %q is outside this peer's session allow-list", req.Name)
+	}
+	si, err := s.wa.Create(r.Context(), req.Name)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, si)
+	return nil
+}
+
+func (s *server) listSessions(w http.ResponseWriter, r *http.Request) error {
+	all, err := s.wa.List(r.Context())
+	if err != nil {
+		return err
+	}
+	p := PeerFrom(r.Context())
+	out := []whatsapp.SessionInfo{}
+	for _, si := range all {
+		if p.AllowsSession(si.Name) {
+			out = append(out, si)
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"sessions": out})
+	return nil
+}
+
+func (s *server) getSession(w http.ResponseWriter, r *http.Request) error {
+	name, err := s.sessionFor(r)
+	if err != nil {
+		return err
+	}
+	si, err := s.wa.Get(r.Context(), name)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, si)
+	return nil
+}
+
+func (s *server) loginSession(w http.ResponseWriter, r *http.Request) error {
+	name, err := s.sessionFor(r)
+	if err != nil {
+		return err
+	}
+	if err := s.wa.Login(r.Context(), name); err != nil {
+		return err
+	}
+	si, err := s.wa.Get(r.Context(), name)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusAccepted, si)
+	return nil
+}
+
+// sessionQR returns the current code as JSON, or as a PNG with Accept: image/png.
+func (s *server) sessionQR(w http.ResponseWriter, r *http.Request) error {
+	name, err := s.sessionFor(r)
+	if err != nil {
+		return err
+	}
+	if _, err := s.wa.Get(r.Context(), name); err != nil {
+		return err
+	}
+	code, exp, err := s.wa.QR(name)
+	if err != nil {
+		return err
+	}
+	if strings.Contains(r.Header.Get("Accept"), "image/png") {
+		png, err := peers.PNGQR(code, 512)
+		if err != nil {
+			return err
+		}
+		w.Header().Set("Content-Type", "image/png")
+		w.Write(png)
+		return nil
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"code": code, "expires_at": exp.UTC()})
+	return nil
+}
+
+func (s *server) pairCode(w http.ResponseWriter, r *http.Request) error {
+	name, err := s.sessionFor(r)
+	if err != nil {
+		return err
+	}
+	var req struct {
+		Phone string `json:"phone"`
+	}
+	if err := decodeJSON(w, r, &req); err != nil {
+		return err
+	}
+	if _, err := whatsapp.NormalizePhone(req.Phone); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 40*time.Second)
+	defer cancel()
+	code, err := s.wa.PairCode(ctx, name, req.Phone)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"code": code, "session": name})
+	return nil
+}
+
+func (s *server) logoutSession(w http.ResponseWriter, r *http.Request) error {
+	name, err := s.sessionFor(r)
+	if err != nil {
+		return err
+	}
+	if err := s.wa.Logout(r.Context(), name); err != nil {
+		return err
+	}
+	si, err := s.wa.Get(r.Context(), name)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, si)
+	return nil
+}
+
+func (s *server) deleteSession(w http.ResponseWriter, r *http.Request) error {
+	name, err := s.sessionFor(r)
+	if err != nil {
+		return err
+	}
+	if err := s.wa.Delete(r.Context(), name); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// sendMessage commits the message to the outbox and answers 202 only then.
+func (s *server) sendMessage(w http.ResponseWriter, r *http.Request) error {
+	name, err := s.sessionFor(r)
+	if err != nil {
+		return err
+	}
+	var req struct {
+		To      string `json:"to"`
+		Text    string `json:"text"`
+		ReplyTo string `json:"reply_to"`
+	}
+	if err := decodeJSON(w, r, &req); err != nil {
+		return err
+	}
+	p := PeerFrom(r.Context())
+	key := r.Header.Get("Idempotency-Key")
+	if len(key) > 200 {
+		return badArg("Idempotency-Key: at most 200 characters")
+	}
+	if key == "" || !s.knownKey(r.Context(), name, p.Name, key) {
+		d := s.sendLimits.Allow(p.PublicKey, float64(p.SendPerMinute)/60, p.SendPerMinute)
+		if !d.OK {
+			return &apiError{Status: http.StatusTooManyRequests, Code: "send_rate_limited",
+				Message: fmt.Sprintf("message limit of %d per minute exceeded; retry later", p.SendPerMinute),
+				Header:  http.Header{"Retry-After": {strconv.Itoa(max(1, ceilSeconds(d.RetryAfter)))}}}
+		}
+	}
+	m, created, err := s.wa.Send(r.Context(), name, whatsapp.SendRequest{To: req.To, Text: req.Text, ReplyTo: req.ReplyTo, Peer: p.Name, IdempotencyKey: key})
+	if err != nil {
+		return err
+	}
+	status := http.StatusAccepted
+	if !created {
+		w.Header().Set("Idempotent-Replayed", "true")
+		status = http.StatusOK
+	}
+	writeJSON(w, status, m)
+	return nil
+}
+
+// knownKey reports whether key was already used by the peer (a replay does
+// not spend the message budget). It exists only to keep replays free.
+func (s *server) knownKey(ctx context.Context, session, peer, key string) bool {
+	type keyChecker interface {
+		HasIdempotencyKey(ctx context.Context, peer, key string) bool
+	}
+	if kc, ok := s.wa.(keyChecker); ok {
+		return kc.HasIdempotencyKey(ctx, peer, key)
+	}
+	return false
+}
+
+func (s *server) getMessage(w http.ResponseWriter, r *http.Request) error {
+	name, err := s.sessionFor(r)
+	if err != nil {
+		return err
+	}
+	m, err := s.wa.Message(r.Context(), name, pathVar(r, "id"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, m)
+	return nil
+}
+
+// eventFilter builds the filter from ?session=, ?after=, ?limit= and the
+// peer's allow-list.
+func (s *server) eventFilter(r *http.Request, after string) (events.Filter, error) {
+	q := r.URL.Query()
+	f := events.Filter{Limit: 100}
+	p := PeerFrom(r.Context())
+	if len(p.Sessions) > 0 {
+		f.Sessions = slices.Clone(p.Sessions)
+	}
+	if sess := q.Get("session"); sess != "" {
+		if !p.AllowsSession(sess) {
+			return f, fmt.Errorf("%w: %q", whatsapp.ErrSessionNotFound, sess)
+		}
+		f.Sessions = []string{sess}
+	}
+	if after != "" {
+		n, err := strconv.ParseInt(after, 10, 64)
+		if err != nil || n < 0 {
+			return f, badArg("after: want a non-negative event id")
+		}
+		f.After, f.HasAfter = n, true
+	}
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > events.MaxLimit {
+			return f, badArg("limit: want an integer from 1 to %d", events.MaxLimit)
+		}
+		f.Limit = n
+	}
+	return f, nil
+}
+
+func (s *server) listEvents(w http.ResponseWriter, r *http.Request) error {
+	f, err := s.eventFilter(r, r.URL.Query().Get("after"))
+	if err != nil {
+		return err
+	}
+	es, err := s.ev.List(r.Context(), f)
+	if err != nil {
+		return err
+	}
+	next := f.After
+	if len(es) > 0 {
+		next = es[len(es)-1].ID
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"events": es, "next_after": next})
+	return nil
+}
+
+// heartbeat keeps SSE streams alive through NAT and proxies.
+var heartbeat = 15 * time.Second
+
+// streamEvents is a Server-Sent Events stream with id: lines; it resumes
+// from Last-Event-ID (or ?after=) and sends a comment line as heartbeat.
+func (s *server) streamEvents(w http.ResponseWriter, r *http.Request) error {
+	after := r.Header.Get("Last-Event-ID")
+	if after == "" {
+		after = r.URL.Query().Get("after")
+	}
+	f, err := s.eventFilter(r, after)
+	if err != nil {
+		return err
+	}
+	f.Limit = 500
+	first, err := s.ev.List(r.Context(), f) // validates the cursor before the stream starts
+	if err != nil {
+		return err
+	}
+	flusher, _ := w.(http.Flusher)
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	fmt.Fprintf(w, ": waappliance event stream\nretry: 2000\n\n")
+	if flusher != nil {
+		flusher.Flush()
+	}
+	tick := time.NewTicker(heartbeat)
+	defer tick.Stop()
+	batch := first
+	for {
+		for _, e := range batch {
+			b, _ := json.Marshal(e)
+			if _, err := fmt.Fprintf(w, "id: %d\nevent: %s\ndata: %s\n\n", e.ID, e.Type, b); err != nil {
+				return nil
+			}
+			f.After = e.ID
+		}
+		if len(batch) > 0 && flusher != nil {
+			flusher.Flush()
+		}
+		if len(batch) == f.Limit {
+			batch, err = s.ev.List(r.Context(), f)
+			if err != nil {
+				return nil
+			}
+			continue
+		}
+		changed := s.ev.Changed()
+		batch, err = s.ev.List(r.Context(), f) // anything that landed before Changed was taken
+		if err != nil {
+			return nil
+		}
+		if len(batch) > 0 {
+			continue
+		}
+		select {
+		case <-r.Context().Done():
+			return nil
+		case <-tick.C:
+			if _, err := fmt.Fprintf(w, ": ping\n\n"); err != nil {
+				return nil
+			}
+			if flusher != nil {
+				flusher.Flush()
+			}
+		case <-changed:
+		}
+		batch, err = s.ev.List(r.Context(), f)
+		if err != nil {
+			return nil
+		}
+	}
+}
+
+// cursorExpired turns events' 410 into the API error with the oldest id.
+func cursorExpired(err error) (*apiError, bool) {
+	var ce *events.CursorExpiredError
+	if !errors.As(err, &ce) {
+		return nil, false
+	}
+	return &apiError{Status: http.StatusGone, Code: "cursor_expired", Message: ce.Error(), Err: err,
+		Header: http.Header{"X-Oldest-Event-Id": {strconv.FormatInt(ce.Oldest, 10)}}}, true
+}
