@@ -79,6 +79,9 @@ func TestScopeMatrix(t *testing.T) {
 			for _, v := range []string{"{name}", "{session}", "{id}", "{phone}"} {
 				url = strings.ReplaceAll(url, v, "ghost")
 			}
+			if path == "/v1/events/stream" {
+				url += "?after=not-a-number" // answer at once instead of streaming
+			}
 			for sc, cl := range clients {
 				var body any
 				if method == "POST" || method == "PATCH" {

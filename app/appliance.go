@@ -17,9 +17,11 @@ import (
 
 	"waappliance/api"
 	"waappliance/audit"
+	"waappliance/events"
 	"waappliance/netstack"
 	"waappliance/peers"
 	"waappliance/store"
+	"waappliance/whatsapp"
 )
 
 // APIPort is the HTTP API's port inside the tunnel.
@@ -41,6 +43,11 @@ type Options struct {
 	Now        func() time.Time
 	ListenPort int
 	Bind       conn.Bind
+	// Retention is how long events are kept; 0 means 7 days.
+	Retention time.Duration
+	// NoWhatsApp starts only the tunnel and the peer API (the WhatsApp
+	// routes answer 503). Bench helpers and selftest use it.
+	NoWhatsApp bool
 }
 
 // Appliance is an opened state directory that can serve.
@@ -52,7 +59,10 @@ type Appliance struct {
 	reg     *peers.Registry
 	limits  *peers.Limiters
 	audit   *audit.Log
+	events  *events.Log
+	wa      *whatsapp.Engine
 	handler http.Handler
+	cancel  context.CancelFunc
 
 	mu      sync.Mutex
 	dev     *netstack.Device
@@ -92,14 +102,40 @@ func openDB(ctx context.Context, o Options, db *store.DB) (*Appliance, error) {
 		return nil, err
 	}
 	a := &Appliance{opts: o, log: o.Logger, db: db, server: srv, reg: reg,
-		limits: peers.NewLimiters(o.Now), audit: audit.New(db), nudge: make(chan struct{}, 1)}
-	a.handler = api.New(api.Options{Registry: reg, Limiters: a.limits, Audit: a.audit, Stats: a.stats,
-		Changed: a.Nudge, Version: Version(), Logger: o.Logger})
+		limits: peers.NewLimiters(o.Now), audit: audit.New(db), nudge: make(chan struct{}, 1),
+		events: events.New(db, events.Options{Retention: o.Retention, Now: o.Now})}
 	return a, nil
 }
 
-// Handler is the API handler; identity comes from r.RemoteAddr.
-func (a *Appliance) Handler() http.Handler { return a.handler }
+func (a *Appliance) buildHandler() http.Handler {
+	opts := api.Options{Registry: a.reg, Limiters: a.limits, Audit: a.audit, Stats: a.stats,
+		Changed: a.Nudge, Version: Version(), Logger: a.log, Events: a.events, Now: a.opts.Now}
+	if a.wa != nil {
+		opts.WhatsApp = a.wa
+	}
+	return api.New(opts)
+}
+
+// Handler is the API handler; identity comes from r.RemoteAddr. Before
+// Start it serves the tunnel and peer routes only.
+func (a *Appliance) Handler() http.Handler {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.handler == nil {
+		a.handler = a.buildHandler()
+	}
+	return a.handler
+}
+
+// Events is the event log.
+func (a *Appliance) Events() *events.Log { return a.events }
+
+// WhatsApp is the engine, nil before Start or with NoWhatsApp.
+func (a *Appliance) WhatsApp() *whatsapp.Engine {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.wa
+}
 
 // Peers is the peer registry.
 func (a *Appliance) Peers() *peers.Registry { return a.reg }
@@ -168,7 +204,29 @@ func (a *Appliance) Start(ctx context.Context) error {
 	if a.closed || a.dev != nil {
 		return errors.New("app: already started or closed")
 	}
+	bg, cancel := context.WithCancel(context.Background())
+	a.cancel = cancel
+	if !a.opts.NoWhatsApp {
+		wa, err := whatsapp.New(ctx, whatsapp.Config{DB: a.db, Events: a.events, Logger: a.log, Now: a.opts.Now})
+		if err != nil {
+			return err
+		}
+		if err := wa.Start(ctx); err != nil {
+			wa.Close()
+			return err
+		}
+		a.wa = wa
+		go a.events.RunPruner(bg, time.Hour, func(err error) { a.log.Warn("event pruning failed", "err", err) })
+	}
+	a.handler = a.buildHandler()
 	port := a.server.ListenPort
+	fail := func(err error) error {
+		if a.wa != nil {
+			a.wa.Close()
+			a.wa = nil
+		}
+		return err
+	}
 	switch {
 	case a.opts.ListenPort > 0:
 		port = a.opts.ListenPort
@@ -178,16 +236,16 @@ func (a *Appliance) Start(ctx context.Context) error {
 	dev, err := netstack.New(netstack.Config{PrivateKey: a.server.PrivateKey, ListenPort: port,
 		Addr: a.server.TunnelAddr(), MTU: a.server.MTU, Bind: a.opts.Bind, Logger: a.log})
 	if err != nil {
-		return err
+		return fail(err)
 	}
 	if _, err := dev.Apply(a.activePeers()); err != nil {
 		dev.Close()
-		return err
+		return fail(err)
 	}
 	ln, err := dev.Listen(netip.AddrPortFrom(a.server.TunnelAddr(), APIPort))
 	if err != nil {
 		dev.Close()
-		return err
+		return fail(err)
 	}
 	a.dev = dev
 	a.httpSrv = &http.Server{Handler: a.handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
@@ -260,8 +318,9 @@ func (a *Appliance) reconcile() {
 	}
 }
 
-// Close stops the API server, the device and the database, in that order,
-// within ShutdownTimeout. It is safe to call more than once.
+// Close stops the API server, the WhatsApp clients and senders, the device
+// and the database, in that order, within ShutdownTimeout. It is safe to
+// call more than once.
 func (a *Appliance) Close() error {
 	a.mu.Lock()
 	if a.closed {
@@ -269,7 +328,7 @@ func (a *Appliance) Close() error {
 		return nil
 	}
 	a.closed = true
-	srv, dev, done := a.httpSrv, a.dev, a.done
+	srv, dev, done, wa, cancel := a.httpSrv, a.dev, a.done, a.wa, a.cancel
 	a.mu.Unlock()
 	var errs []error
 	if srv != nil {
@@ -281,6 +340,12 @@ func (a *Appliance) Close() error {
 	}
 	if done != nil {
 		close(done)
+	}
+	if wa != nil {
+		errs = append(errs, wa.Close())
+	}
+	if cancel != nil {
+		cancel()
 	}
 	if dev != nil {
 		errs = append(errs, dev.Close())

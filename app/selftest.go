@@ -53,7 +53,7 @@ func Selftest(ctx context.Context) (*SelftestReport, error) {
 	if err != nil {
 		return nil, fmt.Errorf("init temporary state: %w", err)
 	}
-	a, err := Open(ctx, Options{StateDir: dir, ListenPort: -1, Bind: wgclient.NewLoopbackBind()})
+	a, err := Open(ctx, Options{StateDir: dir, ListenPort: -1, Bind: wgclient.NewLoopbackBind(), NoWhatsApp: true})
 	if err != nil {
 		return nil, err
 	}
