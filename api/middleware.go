@@ -20,7 +20,20 @@ type ctxKey int
 const (
 	peerKey ctxKey = iota
 	requestIDKey
+	localPeerKey
 )
+
+// LocalRemoteAddr is the RemoteAddr of requests on the appliance's local
+// control socket.
+const LocalRemoteAddr = "@local"
+
+// WithLocalPeer marks a connection's context as coming from the local
+// control socket (a 0600 Unix socket in the 0700 state dir, for the CLI):
+// its requests act as p. Only in-process code can set it; tunnel
+// connections never carry it.
+func WithLocalPeer(ctx context.Context, p *peers.Peer) context.Context {
+	return context.WithValue(ctx, localPeerKey, p)
+}
 
 // handlerFunc is an API handler: it writes a success response or returns an
 // error that writeError turns into the one JSON error shape.
@@ -79,15 +92,18 @@ func (o *outerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// Identity comes from the tunnel: WireGuard's cryptokey routing makes the
 	// inner source address proof of the key. We still refuse any address
 	// that is not an active peer's (defence in depth).
-	ap, err := netip.ParseAddrPort(r.RemoteAddr)
-	if err != nil {
-		writeError(w, r, s.log, errorf(http.StatusForbidden, "unknown_peer", "request did not come from a known peer"))
-		return
-	}
-	p, ok := s.reg.Lookup(ap.Addr())
-	if !ok || !p.Active(s.reg.Now()) {
-		writeError(w, r, s.log, errorf(http.StatusForbidden, "unknown_peer", "request did not come from an enabled peer"))
-		return
+	p, ok := r.Context().Value(localPeerKey).(*peers.Peer)
+	if !ok || r.RemoteAddr != LocalRemoteAddr {
+		ap, err := netip.ParseAddrPort(r.RemoteAddr)
+		if err != nil {
+			writeError(w, r, s.log, errorf(http.StatusForbidden, "unknown_peer", "request did not come from a known peer"))
+			return
+		}
+		p, ok = s.reg.Lookup(ap.Addr())
+		if !ok || !p.Active(s.reg.Now()) {
+			writeError(w, r, s.log, errorf(http.StatusForbidden, "unknown_peer", "request did not come from an enabled peer"))
+			return
+		}
 	}
 	r = r.WithContext(context.WithValue(r.Context(), peerKey, p))
 

@@ -10,6 +10,8 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -67,6 +69,7 @@ type Appliance struct {
 	mu      sync.Mutex
 	dev     *netstack.Device
 	httpSrv *http.Server
+	ctlSrv  *http.Server
 	nudge   chan struct{}
 	done    chan struct{}
 	closed  bool
@@ -247,6 +250,13 @@ func (a *Appliance) Start(ctx context.Context) error {
 		dev.Close()
 		return fail(err)
 	}
+	ctl, err := listenControl(a.opts.StateDir, a.handler, a.log)
+	if err != nil {
+		ln.Close()
+		dev.Close()
+		return fail(err)
+	}
+	a.ctlSrv = ctl
 	a.dev = dev
 	a.httpSrv = &http.Server{Handler: a.handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
 		ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelDebug)}
@@ -329,8 +339,13 @@ func (a *Appliance) Close() error {
 	}
 	a.closed = true
 	srv, dev, done, wa, cancel := a.httpSrv, a.dev, a.done, a.wa, a.cancel
+	ctl := a.ctlSrv
 	a.mu.Unlock()
 	var errs []error
+	if ctl != nil {
+		ctl.Close()
+		os.Remove(filepath.Join(a.opts.StateDir, ControlSocket))
+	}
 	if srv != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), ShutdownTimeout)
 		if err := srv.Shutdown(ctx); err != nil {

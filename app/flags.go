@@ -104,3 +104,6 @@ func parseSize(s string) (int64, error) {
 	}
 	return n * mul, nil
 }
+
+// errHelp is returned after printing help on request (exit 0).
+var errHelp = flag.ErrHelp
