@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"go.mau.fi/whatsmeow"
 	"golang.zx2c4.com/wireguard/conn"
 
 	"waappliance/api"
@@ -50,7 +51,13 @@ type Options struct {
 	// NoWhatsApp starts only the tunnel and the peer API (the WhatsApp
 	// routes answer 503). Bench helpers and selftest use it.
 	NoWhatsApp bool
+	// Sandbox is "" for real WhatsApp, SandboxInProcess for a built-in
+	// wasim, or the HOST:PORT of a standalone wasim.
+	Sandbox string
 }
+
+// SandboxInProcess selects the built-in simulator.
+const SandboxInProcess = "in-process"
 
 // Appliance is an opened state directory that can serve.
 type Appliance struct {
@@ -63,6 +70,7 @@ type Appliance struct {
 	audit   *audit.Log
 	events  *events.Log
 	wa      *whatsapp.Engine
+	sandbox *sandbox
 	handler http.Handler
 	cancel  context.CancelFunc
 
@@ -115,6 +123,9 @@ func (a *Appliance) buildHandler() http.Handler {
 		Changed: a.Nudge, Version: Version(), Logger: a.log, Events: a.events, Now: a.opts.Now}
 	if a.wa != nil {
 		opts.WhatsApp = a.wa
+	}
+	if a.sandbox != nil {
+		opts.Sandbox = a.sandbox.withEngine(a.wa)
 	}
 	return api.New(opts)
 }
@@ -210,7 +221,19 @@ func (a *Appliance) Start(ctx context.Context) error {
 	bg, cancel := context.WithCancel(context.Background())
 	a.cancel = cancel
 	if !a.opts.NoWhatsApp {
-		wa, err := whatsapp.New(ctx, whatsapp.Config{DB: a.db, Events: a.events, Logger: a.log, Now: a.opts.Now})
+		if err := bindMode(ctx, a.db, a.opts.Sandbox != ""); err != nil {
+			return err
+		}
+		var prepare func(*whatsmeow.Client)
+		if a.opts.Sandbox != "" {
+			sb, err := startSandbox(ctx, a.opts.Sandbox, a.log)
+			if err != nil {
+				return err
+			}
+			a.sandbox, prepare = sb, sb.prepare
+			a.log.Warn("SANDBOX MODE: WhatsApp sessions talk to the simulator (wasim), not to WhatsApp", "wasim", a.opts.Sandbox)
+		}
+		wa, err := whatsapp.New(ctx, whatsapp.Config{DB: a.db, Events: a.events, Logger: a.log, Now: a.opts.Now, Prepare: prepare})
 		if err != nil {
 			return err
 		}
@@ -359,6 +382,9 @@ func (a *Appliance) Close() error {
 	if wa != nil {
 		errs = append(errs, wa.Close())
 	}
+	if a.sandbox != nil {
+		a.sandbox.close()
+	}
 	if cancel != nil {
 		cancel()
 	}
@@ -367,4 +393,25 @@ func (a *Appliance) Close() error {
 	}
 	errs = append(errs, a.db.Close())
 	return errors.Join(errs...)
+}
+
+// bindMode binds the state dir to real or sandbox mode the first time it
+// serves, and refuses the other mode afterwards, so simulated and real
+// accounts never mix.
+func bindMode(ctx context.Context, db *store.DB, sandbox bool) error {
+	want := "real"
+	if sandbox {
+		want = "sandbox"
+	}
+	have, err := peers.Setting(ctx, db, "mode")
+	if err != nil {
+		return err
+	}
+	switch have {
+	case "":
+		return peers.SetSetting(ctx, db, "mode", want)
+	case want:
+		return nil
+	}
+	return fmt.Errorf("this state dir was first served in %s mode; refusing to serve it in %s mode (simulated and real WhatsApp accounts never mix — use another --state)", have, want)
 }

@@ -194,15 +194,42 @@ func (c *cli) init(ctx context.Context, args []string) error {
 
 // serveFlags are shared by serve and up.
 type serveFlags struct {
-	memLimit *string
-	logLevel *string
+	memLimit  *string
+	logLevel  *string
+	retention *time.Duration
+	sandbox   *sandboxFlag
+}
+
+// sandboxFlag is --sandbox (in-process wasim) or --sandbox=HOST:PORT (a
+// standalone wasim).
+type sandboxFlag struct{ v string }
+
+func (f *sandboxFlag) String() string   { return f.v }
+func (f *sandboxFlag) IsBoolFlag() bool { return true }
+func (f *sandboxFlag) Set(s string) error {
+	switch s {
+	case "true":
+		f.v = SandboxInProcess
+	case "false", "":
+		f.v = ""
+	default:
+		if _, err := peers.ParseEndpoint(s); err != nil {
+			return fmt.Errorf("want --sandbox or --sandbox=HOST:PORT of a standalone wasim: %v", err)
+		}
+		f.v = s
+	}
+	return nil
 }
 
 func addServeFlags(fs *flag.FlagSet) serveFlags {
-	return serveFlags{
-		memLimit: fs.String("memory-limit", "", "soft memory limit such as 64MiB (sets the Go runtime's GOMEMLIMIT)"),
-		logLevel: fs.String("log-level", "info", "log level: debug, info, warn, error"),
+	sf := serveFlags{
+		memLimit:  fs.String("memory-limit", "", "soft memory limit such as 64MiB (sets the Go runtime's GOMEMLIMIT)"),
+		logLevel:  fs.String("log-level", "info", "log level: debug, info, warn, error"),
+		retention: fs.Duration("event-retention", 7*24*time.Hour, "how long events are kept"),
+		sandbox:   &sandboxFlag{},
 	}
+	fs.Var(sf.sandbox, "sandbox", "sandbox mode: WhatsApp sessions talk to the built-in simulator (wasim), or with =HOST:PORT to a standalone one;\na state dir is bound to its mode the first time it serves")
+	return sf
 }
 
 func (f serveFlags) apply(stderr io.Writer) (*slog.Logger, error) {
@@ -235,11 +262,14 @@ func (c *cli) serve(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	return runServe(ctx, *state, log)
+	return runServe(ctx, *state, log, sf)
 }
 
-func runServe(ctx context.Context, dir string, log *slog.Logger) error {
-	a, err := Open(ctx, Options{StateDir: dir, Logger: log})
+func runServe(ctx context.Context, dir string, log *slog.Logger, sf serveFlags) error {
+	if *sf.retention <= 0 {
+		return usagef("--event-retention must be positive")
+	}
+	a, err := Open(ctx, Options{StateDir: dir, Logger: log, Retention: *sf.retention, Sandbox: sf.sandbox.v})
 	if err != nil {
 		return err
 	}
@@ -282,7 +312,7 @@ func (c *cli) up(ctx context.Context, args []string) error {
 	if err := c.firstAdmin(ctx, *state); err != nil {
 		return err
 	}
-	return runServe(ctx, *state, log)
+	return runServe(ctx, *state, log, sf)
 }
 
 func (c *cli) firstAdmin(ctx context.Context, dir string) error {
