@@ -19,40 +19,17 @@ func (s *server) health(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// peerJSON is a peer as the API shows it: the shared view plus, in
+// listings and lookups, what the device knows.
 type peerJSON struct {
-	Name      string     `json:"name"`
-	PublicKey string     `json:"public_key"`
-	Address   string     `json:"address"`
-	Scopes    []string   `json:"scopes"`
-	Sessions  []string   `json:"sessions"`
-	Rate      float64    `json:"rate"`
-	Burst     int        `json:"burst"`
-	ExpiresAt *time.Time `json:"expires_at"`
-	Disabled  bool       `json:"disabled"`
-	State     string     `json:"state"`
-	CreatedAt time.Time  `json:"created_at"`
-	UpdatedAt time.Time  `json:"updated_at"`
-
-	// Device statistics, only in peer listings and lookups.
+	peers.View
 	LastHandshake *time.Time `json:"last_handshake,omitempty"`
 	RxBytes       *int64     `json:"rx_bytes,omitempty"`
 	TxBytes       *int64     `json:"tx_bytes,omitempty"`
 	Connected     *bool      `json:"connected,omitempty"`
 }
 
-func toPeerJSON(p *peers.Peer, now time.Time) peerJSON {
-	j := peerJSON{Name: p.Name, PublicKey: p.PublicKey.String(), Address: p.Addr.String(), Scopes: p.ScopeStrings(),
-		Sessions: p.Sessions, Rate: p.Rate, Burst: p.Burst, Disabled: p.Disabled, State: p.State(now),
-		CreatedAt: p.CreatedAt, UpdatedAt: p.UpdatedAt}
-	if j.Sessions == nil {
-		j.Sessions = []string{}
-	}
-	if !p.ExpiresAt.IsZero() {
-		t := p.ExpiresAt
-		j.ExpiresAt = &t
-	}
-	return j
-}
+func toPeerJSON(p *peers.Peer, now time.Time) peerJSON { return peerJSON{View: p.View(now)} }
 
 func (s *server) withStats(j *peerJSON, p *peers.Peer, st map[peers.Key]PeerStats, now time.Time) {
 	ps := st[p.PublicKey]
@@ -105,6 +82,7 @@ type createPeerRequest struct {
 	PublicKey string     `json:"public_key"`
 	Rate      float64    `json:"rate"`
 	Burst     int        `json:"burst"`
+	SendPM    int        `json:"send_per_minute"`
 	ExpiresIn string     `json:"expires_in"`
 	ExpiresAt *time.Time `json:"expires_at"`
 	Sessions  []string   `json:"sessions"`
@@ -150,7 +128,7 @@ func (s *server) createPeer(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	o := peers.AddOptions{Name: req.Name, Scopes: scopes, Rate: req.Rate, Burst: req.Burst, Sessions: req.Sessions}
+	o := peers.AddOptions{Name: req.Name, Scopes: scopes, Rate: req.Rate, Burst: req.Burst, SendPerMinute: req.SendPM, Sessions: req.Sessions}
 	if req.PublicKey != "" {
 		if o.PublicKey, err = peers.ParseKey(req.PublicKey); err != nil {
 			return badArg("public_key: %v", err)
@@ -159,7 +137,7 @@ func (s *server) createPeer(w http.ResponseWriter, r *http.Request) error {
 	if o.ExpiresAt, err = s.expiry(req.ExpiresIn, req.ExpiresAt); err != nil {
 		return err
 	}
-	if req.Rate < 0 || req.Burst < 0 {
+	if req.Rate < 0 || req.Burst < 0 || req.SendPM < 0 {
 		return peers.ErrBadLimit
 	}
 	c, err := s.reg.Add(r.Context(), o)
@@ -190,6 +168,7 @@ type updatePeerRequest struct {
 	Sessions  *[]string       `json:"sessions"`
 	Rate      *float64        `json:"rate"`
 	Burst     *int            `json:"burst"`
+	SendPM    *int            `json:"send_per_minute"`
 	ExpiresIn *string         `json:"expires_in"`
 	ExpiresAt json.RawMessage `json:"expires_at"`
 	Disabled  *bool           `json:"disabled"`
@@ -208,7 +187,7 @@ func (s *server) updatePeer(w http.ResponseWriter, r *http.Request) error {
 		}
 		o.Scopes = &sc
 	}
-	o.Sessions, o.Rate, o.Burst, o.Disabled = req.Sessions, req.Rate, req.Burst, req.Disabled
+	o.Sessions, o.Rate, o.Burst, o.SendPerMinute, o.Disabled = req.Sessions, req.Rate, req.Burst, req.SendPM, req.Disabled
 	switch {
 	case req.ExpiresIn != nil && req.ExpiresAt != nil:
 		return badArg("give expires_in or expires_at, not both")

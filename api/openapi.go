@@ -76,7 +76,7 @@ var schemas = map[string]any{
 	"Health": obj(map[string]any{"status": str, "version": str, "sandbox": boolean}, "status", "version"),
 	"Peer": obj(map[string]any{
 		"name": str, "public_key": str, "address": str, "scopes": strList, "sessions": strList,
-		"rate": number, "burst": integer, "expires_at": nullTime, "disabled": boolean,
+		"rate": number, "burst": integer, "send_per_minute": integer, "expires_at": nullTime, "disabled": boolean,
 		"state":      map[string]any{"type": "string", "enum": []string{"enabled", "disabled", "expired"}},
 		"created_at": dateTime, "updated_at": dateTime,
 		"last_handshake": dateTime, "rx_bytes": integer, "tx_bytes": integer, "connected": boolean,
@@ -84,10 +84,10 @@ var schemas = map[string]any{
 	"Whoami":   map[string]any{"allOf": []any{ref("Peer"), obj(map[string]any{"sandbox": boolean})}},
 	"PeerList": obj(map[string]any{"peers": map[string]any{"type": "array", "items": ref("Peer")}}, "peers"),
 	"PeerCreate": obj(map[string]any{
-		"name": str, "scopes": strList, "public_key": str, "rate": number, "burst": integer,
+		"name": str, "scopes": strList, "public_key": str, "rate": number, "burst": integer, "send_per_minute": integer,
 		"expires_in": str, "expires_at": dateTime, "sessions": strList}, "name"),
 	"PeerUpdate": obj(map[string]any{
-		"scopes": strList, "sessions": strList, "rate": number, "burst": integer,
+		"scopes": strList, "sessions": strList, "rate": number, "burst": integer, "send_per_minute": integer,
 		"expires_in": str, "expires_at": nullTime, "disabled": boolean}),
 	"PeerCreated":   obj(map[string]any{"peer": ref("Peer"), "config": str, "private_key": str, "warning": str}, "peer", "config"),
 	"PeerConfig":    obj(map[string]any{"name": str, "config": str}, "name", "config"),

@@ -83,33 +83,34 @@ func (s *server) listSessions(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// sessionAction runs act on the allowed {session} (nil: none) and answers
+// with the session's state.
+func (s *server) sessionAction(status int, act func(ctx context.Context, name string) error) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		name, err := s.sessionFor(r)
+		if err != nil {
+			return err
+		}
+		if act != nil {
+			if err := act(r.Context(), name); err != nil {
+				return err
+			}
+		}
+		si, err := s.wa.Get(r.Context(), name)
+		if err != nil {
+			return err
+		}
+		writeJSON(w, status, si)
+		return nil
+	}
+}
+
 func (s *server) getSession(w http.ResponseWriter, r *http.Request) error {
-	name, err := s.sessionFor(r)
-	if err != nil {
-		return err
-	}
-	si, err := s.wa.Get(r.Context(), name)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, si)
-	return nil
+	return s.sessionAction(http.StatusOK, nil)(w, r)
 }
 
 func (s *server) loginSession(w http.ResponseWriter, r *http.Request) error {
-	name, err := s.sessionFor(r)
-	if err != nil {
-		return err
-	}
-	if err := s.wa.Login(r.Context(), name); err != nil {
-		return err
-	}
-	si, err := s.wa.Get(r.Context(), name)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusAccepted, si)
-	return nil
+	return s.sessionAction(http.StatusAccepted, s.wa.Login)(w, r)
 }
 
 // sessionQR returns the current code as JSON, or as a PNG with Accept: image/png.
@@ -163,19 +164,7 @@ func (s *server) pairCode(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *server) logoutSession(w http.ResponseWriter, r *http.Request) error {
-	name, err := s.sessionFor(r)
-	if err != nil {
-		return err
-	}
-	if err := s.wa.Logout(r.Context(), name); err != nil {
-		return err
-	}
-	si, err := s.wa.Get(r.Context(), name)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, si)
-	return nil
+	return s.sessionAction(http.StatusOK, s.wa.Logout)(w, r)
 }
 
 func (s *server) deleteSession(w http.ResponseWriter, r *http.Request) error {

@@ -50,6 +50,7 @@ func (c *cli) peerAdd(ctx context.Context, args []string) error {
 	pub := fs.String("public-key", "", "the client's own public key (base64); the config gets a PrivateKey placeholder")
 	rate := fs.Float64("rate", 0, "requests per second (default: the appliance default, 20)")
 	burst := fs.Int("burst", 0, "burst size (default: the appliance default, 40)")
+	sendPM := fs.Int("send-per-minute", 0, "WhatsApp messages this peer may send per minute (default 60)")
 	expires := fs.Duration("expires", 0, "stop working after this long, e.g. 720h (default: never)")
 	sessions := fs.String("sessions", "", "comma separated WhatsApp sessions this peer may use (default: all)")
 	qr := fs.Bool("qr", false, "also print the config as a terminal QR code (on stderr)")
@@ -64,10 +65,10 @@ func (c *cli) peerAdd(ctx context.Context, args []string) error {
 	if err != nil {
 		return usagef("--scopes: %v", err)
 	}
-	if *rate < 0 || *burst < 0 || *expires < 0 {
-		return usagef("--rate, --burst and --expires must not be negative")
+	if *rate < 0 || *burst < 0 || *expires < 0 || *sendPM < 0 {
+		return usagef("--rate, --burst, --send-per-minute and --expires must not be negative")
 	}
-	o := peers.AddOptions{Name: name, Scopes: sc, Rate: *rate, Burst: *burst, Sessions: splitList(*sessions)}
+	o := peers.AddOptions{Name: name, Scopes: sc, Rate: *rate, Burst: *burst, SendPerMinute: *sendPM, Sessions: splitList(*sessions)}
 	if *pub != "" {
 		if o.PublicKey, err = peers.ParseKey(*pub); err != nil {
 			return usagef("--public-key: %v", err)
@@ -106,34 +107,6 @@ func splitList(s string) []string {
 	return out
 }
 
-// peerView is the CLI's JSON shape of a peer (the API's, without device stats).
-type peerView struct {
-	Name      string     `json:"name"`
-	PublicKey string     `json:"public_key"`
-	Address   string     `json:"address"`
-	Scopes    []string   `json:"scopes"`
-	Sessions  []string   `json:"sessions"`
-	Rate      float64    `json:"rate"`
-	Burst     int        `json:"burst"`
-	ExpiresAt *time.Time `json:"expires_at"`
-	Disabled  bool       `json:"disabled"`
-	State     string     `json:"state"`
-	CreatedAt time.Time  `json:"created_at"`
-}
-
-func viewOf(p peers.Peer, now time.Time) peerView {
-	v := peerView{Name: p.Name, PublicKey: p.PublicKey.String(), Address: p.Addr.String(), Scopes: p.ScopeStrings(),
-		Sessions: p.Sessions, Rate: p.Rate, Burst: p.Burst, Disabled: p.Disabled, State: p.State(now), CreatedAt: p.CreatedAt}
-	if v.Sessions == nil {
-		v.Sessions = []string{}
-	}
-	if !p.ExpiresAt.IsZero() {
-		t := p.ExpiresAt
-		v.ExpiresAt = &t
-	}
-	return v
-}
-
 func (c *cli) peerList(ctx context.Context, args []string) error {
 	fs := c.flags("peer list", "[--json]", "List peers.")
 	state := stateFlag(fs)
@@ -153,9 +126,9 @@ func (c *cli) peerList(ctx context.Context, args []string) error {
 	now := time.Now()
 	list := a.reg.List()
 	if *asJSON {
-		out := make([]peerView, len(list))
+		out := make([]peers.View, len(list))
 		for i, p := range list {
-			out[i] = viewOf(p, now)
+			out[i] = p.View(now)
 		}
 		return json.NewEncoder(c.stdout).Encode(out)
 	}
@@ -189,7 +162,7 @@ func (c *cli) peerShow(ctx context.Context, args []string) error {
 	}
 	enc := json.NewEncoder(c.stdout)
 	enc.SetIndent("", "  ")
-	return enc.Encode(viewOf(p, time.Now()))
+	return enc.Encode(p.View(time.Now()))
 }
 
 // simple runs a one-name command against the registry.
