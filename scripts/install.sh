@@ -188,9 +188,12 @@ if ! version=$("$binary" version 2>/dev/null); then
 	version="(not runnable here)"
 fi
 
-# initialized: does the state hold a server key? (Asks the binary itself.)
+# initialized: a state directory with anything in it is an existing
+# appliance, so this run is an upgrade: no init, and no endpoint needed. (The
+# new binary does not open the database before the service restarts with
+# it, so an old service never runs against a newer schema.)
 initialized=0
-if [ "$runnable" = 1 ] && [ -d "$R$STATE" ] && "$binary" peer list --json --state "$R$STATE" >/dev/null 2>&1; then
+if [ -n "$(ls -A "$R$STATE" 2>/dev/null)" ]; then
 	initialized=1
 fi
 if [ "$initialized" = 0 ] && [ "$runnable" = 1 ] && [ -z "$endpoint" ]; then
@@ -250,37 +253,23 @@ say "installed $BIN"
 mkdir -p "$R$STATE"
 chmod 0700 "$R$STATE"
 
-# Initialize, and create the first admin peer.
+# Initialize a new state (as root, then handed to the service user).
 if [ "$runnable" = 0 ]; then
 	say "$binary does not run on this machine: skipped init; on the target run"
 	echo "    sudo waappliance init --endpoint HOST:$listen_port --listen-port $listen_port && sudo waappliance peer add admin --scopes admin --qr"
 elif [ "$initialized" = 1 ]; then
-	say "state $STATE is already initialized: kept (server key and peers unchanged)"
+	say "state $STATE exists, so this is an upgrade: kept as it is (server key and peers unchanged), init skipped"
 	[ -z "$endpoint" ] || echo "    (--endpoint $endpoint ignored: the endpoint was set at the first install)"
 else
-	(umask 077 && "$R$BIN" init --state "$R$STATE" --endpoint "$endpoint" --listen-port "$listen_port") ||
-		die "waappliance init failed"
+	init_out=$(umask 077 && "$R$BIN" init --state "$R$STATE" --endpoint "$endpoint" --listen-port "$listen_port" 2>&1) ||
+		{ echo "$init_out" >&2; die "waappliance init failed"; }
+	echo "$init_out" | grep -v '^next:' | sed 's/^/==> /'
 fi
-if [ "$runnable" = 1 ]; then
-	peers=$("$R$BIN" peer list --json --state "$R$STATE") || die "waappliance peer list failed"
-	case "$peers" in
-	*'"name"'*)
-		say "peers exist already; not creating one. Show a config again with: sudo waappliance peer config admin --qr" ;;
-	*)
-		say "creating the first peer 'admin' (scope admin)"
-		echo
-		echo "---- WireGuard config for your laptop/phone (shown once: the private key is not stored) ----"
-		(umask 077 && "$R$BIN" peer add admin --scopes admin --qr --state "$R$STATE" 2>&1) ||
-			die "waappliance peer add admin failed"
-		echo "---- end of config ----"
-		echo
-		;;
-	esac
-fi
-find "$R$STATE" -type f -exec chmod 0600 {} + 2>/dev/null || true
-if [ -z "$R" ]; then
-	chown -R "$USER_NAME:$USER_NAME" "$STATE"
-fi
+fix_state() {
+	find "$R$STATE" -type f -exec chmod 0600 {} + 2>/dev/null || true
+	[ -n "$R" ] || chown -R "$USER_NAME:$USER_NAME" "$STATE"
+}
+fix_state
 
 # The systemd unit.
 if [ "$listen_port" -lt 1024 ]; then
@@ -381,7 +370,6 @@ if [ "$systemd_running" = 1 ]; then
 			systemctl --no-pager status "$NAME.service" >&2 || true
 			die "the service did not start; see: sudo journalctl -u $NAME"
 		fi
-		"$BIN" doctor --state "$STATE" 2>&1 | sed 's/^/    /' || true
 	fi
 elif [ -z "$R" ]; then
 	say "systemd is not running here: start the appliance yourself with"
@@ -390,11 +378,42 @@ else
 	say "installed into $R (enabled for boot; nothing started)"
 fi
 
-cat <<EOF
+created_admin=0
+# The first peer, created by the CLI next to the running service (which
+# picks it up within 2 seconds) or in the stopped state.
+if [ "$runnable" = 1 ]; then
+	peers=$("$R$BIN" peer list --json --state "$R$STATE") ||
+		die "the state in $STATE exists but cannot be read (see above); move it away to start over, or restore it"
+	case "$peers" in
+	*'"name"'*)
+		say "peers exist already; not creating one. Show a config again with: sudo waappliance peer config admin --qr" ;;
+	*)
+		created_admin=1
+		say "creating the first peer 'admin' (scope admin)"
+		echo
+		echo "---- WireGuard config for your laptop/phone (shown once: the private key is not stored) ----"
+		(umask 077 && "$R$BIN" peer add admin --scopes admin --qr --state "$R$STATE" 2>&1) ||
+			die "waappliance peer add admin failed"
+		echo "---- end of config ----"
+		echo
+		;;
+	esac
+	fix_state
+fi
+if [ "$systemd_running" = 1 ] && [ "$no_start" = 0 ]; then
+	say "waappliance doctor:"
+	"$BIN" doctor --state "$STATE" 2>&1 | sed 's/^/    /' || true
+fi
+
+if [ "$created_admin" = 1 ]; then
+	cat <<EOF
 ==> done. Next steps:
     - open UDP port $listen_port to this machine (firewall, cloud security group, or router port forward)
     - on your laptop: save the config above as /etc/wireguard/wa.conf and run: sudo wg-quick up wa
       on a phone: scan the QR code in the WireGuard app
-    - then: curl http://10.77.0.1/v1/whoami   (your tunnel's appliance address, from AllowedIPs)
+    - then: curl http://10.77.0.1/v1/whoami   (the appliance address is the AllowedIPs line above)
     - more peers: sudo waappliance peer add NAME --scopes send,read --qr
 EOF
+else
+	say "done: $version installed; state and peers kept (list them: sudo waappliance peer list)"
+fi
