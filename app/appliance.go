@@ -80,6 +80,10 @@ type Appliance struct {
 	ctlSrv  *http.Server
 	nudge   chan struct{}
 	done    chan struct{}
+
+	// Owned by the reconcile loop: what was last applied to the device.
+	appliedGen int64
+	nextExpiry time.Time
 	closed  bool
 }
 
@@ -268,6 +272,7 @@ func (a *Appliance) Start(ctx context.Context) error {
 		dev.Close()
 		return fail(err)
 	}
+	a.appliedGen, a.nextExpiry = a.reg.Generation(), a.earliestExpiry(a.opts.Now())
 	ln, err := dev.Listen(netip.AddrPortFrom(a.server.TunnelAddr(), APIPort))
 	if err != nil {
 		dev.Close()
@@ -323,6 +328,17 @@ func (a *Appliance) reconcileLoop(done chan struct{}) {
 	}
 }
 
+// earliestExpiry is the next time an active peer expires (zero: none).
+func (a *Appliance) earliestExpiry(now time.Time) time.Time {
+	var next time.Time
+	for _, p := range a.reg.List() {
+		if p.Active(now) && !p.ExpiresAt.IsZero() && (next.IsZero() || p.ExpiresAt.Before(next)) {
+			next = p.ExpiresAt
+		}
+	}
+	return next
+}
+
 func (a *Appliance) reconcile() {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -336,12 +352,20 @@ func (a *Appliance) reconcile() {
 	if dev == nil {
 		return
 	}
+	// Only a new generation or a passed expiry can change the active set;
+	// skip the walk over every peer otherwise (it matters at 10,000 peers).
+	now := a.opts.Now()
+	gen := a.reg.Generation()
+	if gen == a.appliedGen && (a.nextExpiry.IsZero() || now.Before(a.nextExpiry)) {
+		return
+	}
 	active := a.activePeers()
 	gone, err := dev.Apply(active)
 	if err != nil {
 		a.log.Warn("applying peers failed", "err", err)
 		return
 	}
+	a.appliedGen, a.nextExpiry = gen, a.earliestExpiry(now)
 	if len(gone) > 0 {
 		n := 0
 		for _, addr := range gone {
