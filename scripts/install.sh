@@ -30,7 +30,9 @@
 #   BINARY                the waappliance binary to install; default: the file
 #                         waappliance-linux-ARCH for this machine (ARCH from
 #                         uname -m: amd64, arm64, armv7, armv6) next to this
-#                         script, in ./dist/ or ../dist/ relative to it.
+#                         script, in ./dist/ or ../dist/ relative to it. If a
+#                         SHA256SUMS file lies next to it, the binary must
+#                         match it.
 #
 # What it does (as root): installs BINARY as /usr/local/bin/waappliance,
 # creates the system user waappliance, /var/lib/waappliance (0700), writes a
@@ -142,6 +144,16 @@ if [ -z "$binary" ]; then
 	[ -n "$binary" ] || die "no $NAME-linux-$arch next to $0 or in dist/: download it into the same directory as install.sh (or run scripts/build-release), or pass the binary path as the last argument"
 fi
 [ -f "$binary" ] || die "binary $binary not found"
+# A SHA256SUMS file next to the binary (as build-release writes it) is checked.
+sums="$(dirname "$binary")/SHA256SUMS"
+if [ -f "$sums" ] && command -v sha256sum >/dev/null 2>&1; then
+	want=$(awk -v f="$(basename "$binary")" '$2 == f || $2 == "*" f { print $1 }' "$sums")
+	if [ -n "$want" ]; then
+		got=$(sha256sum <"$binary" | cut -d' ' -f1)
+		[ "$got" = "$want" ] || die "$binary does not match $sums (download it again)"
+		say "checksum ok ($sums)"
+	fi
+fi
 
 if [ -z "$listen_port" ] && [ -f "$R$UNIT" ]; then
 	# An upgrade keeps the port and memory limit chosen at install time.
