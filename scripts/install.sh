@@ -331,6 +331,7 @@ ProtectSystem=strict
 ProtectHome=yes
 PrivateTmp=yes
 PrivateDevices=yes
+PrivateMounts=yes
 DevicePolicy=closed
 $private_users
 ProtectKernelTunables=yes
