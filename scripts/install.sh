@@ -197,7 +197,7 @@ if ! version=$("$binary" version 2>/dev/null); then
 		die "$binary does not run on this machine ($(uname -m)); pick the matching waappliance-linux-* file"
 	fi
 	runnable=0
-	version="(not runnable here)"
+	version="$(basename "$binary") (for another machine)"
 fi
 
 # initialized: a state directory with anything in it is an existing
@@ -267,8 +267,8 @@ chmod 0700 "$R$STATE"
 
 # Initialize a new state (as root, then handed to the service user).
 if [ "$runnable" = 0 ]; then
-	say "$binary does not run on this machine: skipped init; on the target run"
-	echo "    sudo waappliance init --endpoint HOST:$listen_port --listen-port $listen_port && sudo waappliance peer add admin --scopes admin --qr"
+	say "$binary does not run on this machine: init skipped. On the target, once booted, run:"
+	echo "    sudo waappliance init --endpoint HOST:$listen_port --listen-port $listen_port && sudo waappliance peer add admin --scopes admin --qr && sudo systemctl restart $NAME"
 elif [ "$initialized" = 1 ]; then
 	say "state $STATE exists, so this is an upgrade: kept as it is (server key and peers unchanged), init skipped"
 	[ -z "$endpoint" ] || echo "    (--endpoint $endpoint ignored: the endpoint was set at the first install)"
@@ -307,6 +307,8 @@ cat >"$R$UNIT.tmp" <<EOF
 Description=waappliance (WhatsApp HTTP API behind its own WireGuard, UDP $listen_port)
 After=network-online.target
 Wants=network-online.target
+# Not before init: an empty state is skipped at boot, not restarted in a loop.
+ConditionDirectoryNotEmpty=$STATE
 
 [Service]
 Type=simple
@@ -427,6 +429,8 @@ if [ "$created_admin" = 1 ]; then
     - then: curl http://10.77.0.1/v1/whoami   (the appliance address is the AllowedIPs line above)
     - more peers: sudo waappliance peer add NAME --scopes send,read --qr
 EOF
-else
+elif [ "$runnable" = 1 ]; then
 	say "done: $version installed; state and peers kept (list them: sudo waappliance peer list)"
+else
+	say "done: files written into $R; finish on the target as shown above"
 fi
