@@ -73,6 +73,7 @@ var sentinels = []struct {
 	{whatsapp.ErrLoggedOut, http.StatusConflict, "logged_out"},
 	{whatsapp.ErrIdempotencyConflict, http.StatusUnprocessableEntity, "idempotency_conflict"},
 	{whatsapp.ErrClosed, http.StatusServiceUnavailable, "unavailable"},
+	{whatsapp.ErrUnreachable, http.StatusBadGateway, "whatsapp_unreachable"},
 }
 
 // toAPIError turns any error into what the client may see.

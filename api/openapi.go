@@ -134,6 +134,7 @@ var errorResponses = map[string]string{
 	"413": "Request body or text too large",
 	"429": "Rate limited; see Retry-After and RateLimit-* headers",
 	"500": "Internal error; see the log with the request_id",
+	"502": "WhatsApp (or the sandbox simulator) cannot be reached",
 }
 
 func buildOpenAPI(version string) map[string]any {

@@ -29,6 +29,9 @@ var (
 	// ErrIdempotencyConflict is returned by Send when an Idempotency-Key is
 	// reused with a different request.
 	ErrIdempotencyConflict = errors.New("Idempotency-Key was already used for a different message")
+	// ErrUnreachable is returned by Login and PairCode when WhatsApp's
+	// servers cannot be reached.
+	ErrUnreachable = errors.New("cannot reach WhatsApp")
 	// ErrClosed is returned after Close.
 	ErrClosed = errors.New("whatsapp engine is closed")
 )

@@ -145,7 +145,7 @@ func (s *session) login(ctx context.Context) error {
 	go s.watchQR(cli, qrCh, first)
 	if err := cli.ConnectContext(s.e.ctx); err != nil {
 		s.endPairing(cli, StateNew, "connect: "+err.Error())
-		return fmt.Errorf("connect: %w", err)
+		return fmt.Errorf("%w: %v", ErrUnreachable, err)
 	}
 	return nil
 }
