@@ -84,7 +84,7 @@ type Appliance struct {
 	// Owned by the reconcile loop: what was last applied to the device.
 	appliedGen int64
 	nextExpiry time.Time
-	closed  bool
+	closed     bool
 }
 
 // Open opens an initialized state directory. It starts nothing.

@@ -231,6 +231,45 @@ func validLimit(rate float64, burst int) error {
 // the column is UNIQUE, so concurrent adds (even from other processes) never
 // share an address.
 func (r *Registry) Add(ctx context.Context, o AddOptions) (Created, error) {
+	cs, err := r.AddBatch(ctx, []AddOptions{o})
+	if err != nil {
+		return Created{}, err
+	}
+	return cs[0], nil
+}
+
+// AddBatch adds several peers in one transaction: all or none. It exists
+// for bulk provisioning (and the 10,000-peer benchmark), where one snapshot
+// reload instead of one per peer matters.
+func (r *Registry) AddBatch(ctx context.Context, opts []AddOptions) ([]Created, error) {
+	cs := make([]Created, len(opts))
+	for i, o := range opts {
+		c, err := r.prepare(o)
+		if err != nil {
+			return nil, err
+		}
+		cs[i] = c
+	}
+	err := r.write(ctx, func(tx *sql.Tx) error {
+		used, err := usedAddrs(ctx, tx)
+		if err != nil {
+			return err
+		}
+		for i := range cs {
+			if err := r.insert(ctx, tx, &cs[i].Peer, used); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return cs, nil
+}
+
+// prepare validates o and makes the keys; the address comes in insert.
+func (r *Registry) prepare(o AddOptions) (Created, error) {
 	var c Created
 	if !ValidName(o.Name) {
 		return c, fmt.Errorf("peers.Add %q: %w", o.Name, ErrBadName)
@@ -266,31 +305,29 @@ func (r *Registry) Add(ctx context.Context, o AddOptions) (Created, error) {
 		return c, err
 	}
 	now := r.now().UTC()
-	p := Peer{Name: o.Name, PublicKey: pub, PresharedKey: psk, Scopes: o.Scopes, Sessions: o.Sessions,
+	c.Peer = Peer{Name: o.Name, PublicKey: pub, PresharedKey: psk, Scopes: o.Scopes, Sessions: o.Sessions,
 		Rate: o.Rate, Burst: o.Burst, SendPerMinute: o.SendPerMinute, ExpiresAt: o.ExpiresAt, CreatedAt: now, UpdatedAt: now}
-	err = r.write(ctx, func(tx *sql.Tx) error {
-		var n int
-		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM peers WHERE name = ? OR public_key = ?`, p.Name, pub.String()).Scan(&n); err != nil {
-			return err
-		}
-		if n > 0 {
-			return fmt.Errorf("peers.Add %q: %w (name or public key in use)", o.Name, ErrExists)
-		}
-		addr, err := r.freeAddr(ctx, tx)
-		if err != nil {
-			return fmt.Errorf("peers.Add %q: %w", o.Name, err)
-		}
-		p.Addr = addr
-		_, err = tx.ExecContext(ctx, `INSERT INTO peers(`+peerCols+`) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)`,
-			p.Name, pub.String(), psk.String(), addr.String(), joinScopes(p.Scopes), strings.Join(p.Sessions, ","),
-			p.Rate, p.Burst, nullTime(p.ExpiresAt), 0, now.UnixNano(), now.UnixNano(), p.SendPerMinute)
-		return err
-	})
-	if err != nil {
-		return c, err
-	}
-	c.Peer = p
 	return c, nil
+}
+
+// insert gives p the lowest free address (marking it used) and inserts it.
+func (r *Registry) insert(ctx context.Context, tx *sql.Tx, p *Peer, used map[netip.Addr]bool) error {
+	var n int
+	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM peers WHERE name = ? OR public_key = ?`, p.Name, p.PublicKey.String()).Scan(&n); err != nil {
+		return err
+	}
+	if n > 0 {
+		return fmt.Errorf("peers.Add %q: %w (name or public key in use)", p.Name, ErrExists)
+	}
+	addr, err := r.freeAddr(used)
+	if err != nil {
+		return fmt.Errorf("peers.Add %q: %w", p.Name, err)
+	}
+	p.Addr, used[addr] = addr, true
+	_, err = tx.ExecContext(ctx, `INSERT INTO peers(`+peerCols+`) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)`,
+		p.Name, p.PublicKey.String(), p.PresharedKey.String(), addr.String(), joinScopes(p.Scopes), strings.Join(p.Sessions, ","),
+		p.Rate, p.Burst, nullTime(p.ExpiresAt), 0, p.CreatedAt.UnixNano(), p.UpdatedAt.UnixNano(), p.SendPerMinute)
+	return err
 }
 
 func joinScopes(sc []Scope) string {
@@ -308,28 +345,28 @@ func nullTime(t time.Time) sql.NullInt64 {
 	return sql.NullInt64{Int64: t.UnixNano(), Valid: true}
 }
 
-// freeAddr returns the lowest host address of the subnet that is neither the
-// appliance's, nor the broadcast address, nor taken.
-func (r *Registry) freeAddr(ctx context.Context, tx *sql.Tx) (netip.Addr, error) {
+func usedAddrs(ctx context.Context, tx *sql.Tx) (map[netip.Addr]bool, error) {
 	rows, err := tx.QueryContext(ctx, `SELECT addr FROM peers`)
 	if err != nil {
-		return netip.Addr{}, err
+		return nil, err
 	}
+	defer rows.Close()
 	used := map[netip.Addr]bool{}
 	for rows.Next() {
 		var s string
 		if err := rows.Scan(&s); err != nil {
-			rows.Close()
-			return netip.Addr{}, err
+			return nil, err
 		}
 		if a, err := netip.ParseAddr(s); err == nil {
 			used[a] = true
 		}
 	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return netip.Addr{}, err
-	}
+	return used, rows.Err()
+}
+
+// freeAddr returns the lowest host address of the subnet that is neither the
+// appliance's, nor the broadcast address, nor used.
+func (r *Registry) freeAddr(used map[netip.Addr]bool) (netip.Addr, error) {
 	sub := r.server.Subnet.Masked()
 	for a := r.server.TunnelAddr().Next(); sub.Contains(a); a = a.Next() {
 		if !sub.Contains(a.Next()) { // broadcast
