@@ -21,7 +21,6 @@ import (
 
 	"golang.zx2c4.com/wireguard/conn"
 	"golang.zx2c4.com/wireguard/device"
-	"golang.zx2c4.com/wireguard/tun/netstack"
 
 	"waappliance/peers"
 )
@@ -49,7 +48,7 @@ type PeerConfig struct {
 // Device is a running userspace WireGuard device with its netstack.
 type Device struct {
 	dev  *device.Device
-	tnet *netstack.Net
+	tnet *netTun
 	log  *slog.Logger
 
 	mu      sync.Mutex
@@ -73,9 +72,9 @@ func New(cfg Config) (*Device, error) {
 	if cfg.Bind == nil {
 		cfg.Bind = conn.NewDefaultBind()
 	}
-	tdev, tnet, err := netstack.CreateNetTUN([]netip.Addr{cfg.Addr}, nil, cfg.MTU)
+	tdev, err := newNetTun(cfg.Addr, cfg.MTU)
 	if err != nil {
-		return nil, fmt.Errorf("netstack: create: %w", err)
+		return nil, err
 	}
 	dev := device.NewDevice(tdev, cfg.Bind, deviceLogger(cfg.Logger))
 	uapi := fmt.Sprintf("private_key=%s\nlisten_port=%d\n", cfg.PrivateKey.Hex(), cfg.ListenPort)
@@ -87,7 +86,7 @@ func New(cfg Config) (*Device, error) {
 		dev.Close()
 		return nil, fmt.Errorf("netstack: up: %w", err)
 	}
-	return &Device{dev: dev, tnet: tnet, log: cfg.Logger, applied: map[peers.Key]PeerConfig{}, conns: newTracker()}, nil
+	return &Device{dev: dev, tnet: tdev, log: cfg.Logger, applied: map[peers.Key]PeerConfig{}, conns: newTracker()}, nil
 }
 
 func deviceLogger(l *slog.Logger) *device.Logger {
@@ -166,7 +165,7 @@ func UAPI(priv peers.Key, port int, ps []PeerConfig) string {
 // Listen returns a TCP listener inside the tunnel on the device's address.
 // Its connections are tracked so CloseConns can cut a peer off.
 func (d *Device) Listen(addr netip.AddrPort) (net.Listener, error) {
-	l, err := d.tnet.ListenTCPAddrPort(addr)
+	l, err := d.tnet.listenTCP(addr)
 	if err != nil {
 		return nil, fmt.Errorf("netstack: listen %s: %w", addr, err)
 	}
