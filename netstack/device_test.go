@@ -8,7 +8,6 @@ import (
 	"waappliance/peers"
 )
 
-
 func newTestDevice(t *testing.T) *Device {
 	t.Helper()
 	priv, _ := peers.GeneratePrivateKey()
