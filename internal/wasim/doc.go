@@ -1,0 +1,45 @@
+// Package wasim is an offline WhatsApp server simulator that an unmodified
+// go.mau.fi/whatsmeow client connects to, so the WhatsApp half of the
+// appliance is tested for real: the client's own Noise handshake, pairing,
+// Signal encryption and receipts run against it.
+//
+// # Using it in a test
+//
+//	srv, _ := wasim.New(ctx, wasim.Options{})   // loopback TLS listener
+//	defer srv.Close()
+//	cli := whatsmeow.NewClient(device, log)
+//	srv.Prepare(cli)                             // http clients + WACertPubKey
+//	qr, _ := cli.GetQRChannel(ctx); cli.Connect()
+//	srv.Phone("+15550001").ScanQR((<-qr).Code)   // pair-success, 515, login
+//	ct, _ := srv.Contact("+15550002")            // a simulated contact
+//	cli.SendMessage(ctx, ct.JID(), msg)          // ct.Inbox() has it, decrypted
+//	ct.Send(ctx, account, "hi")                  // the client gets events.Message
+//
+// Prepare sets whatsmeow.WACertPubKey, a process-wide variable, to the
+// simulator's root key: a process that uses wasim must not talk to the real
+// WhatsApp at the same time. The appliance installs it only in sandbox mode.
+//
+// # What it simulates
+//
+// The Noise XX handshake with a certificate chain; QR pairing with the ADV
+// signed device identity (account signature, HMAC, device signature) and
+// the 515 restart; login with <success> or <failure 401>; the prekey count,
+// upload and bundle fetch; usync device lists and "on WhatsApp" checks; the
+// other iqs answered with plausible empty results; one-to-one messages
+// Signal-encrypted by the client and decrypted by the contact (pkmsg, then
+// msg once the contact has answered); server acks with a timestamp;
+// delivered and read receipts; contacts sending texts, replies and
+// reactions, queued while the client is offline; stream errors 401
+// (device removed), 440 (replaced) and dropped connections; faults: refuse
+// connections, refuse or swallow sends.
+//
+// # What it does not simulate
+//
+// Groups, broadcast lists, status, newsletters, calls, presence, app state
+// sync and history sync, LID addressing (contacts have phone-number JIDs
+// only), phone-code pairing, media upload and download, retry receipts,
+// message edits and revokes, privacy tokens, business features, rate limits
+// and bans, multi-device fan-out to the sender's own phone (its envelopes
+// are accepted and dropped), and anything about WhatsApp's real servers
+// beyond what the client checks. It is a test double, not WhatsApp.
+package wasim

@@ -1,0 +1,50 @@
+package wasim
+
+import (
+	"go.mau.fi/whatsmeow/proto/waE2E"
+	"go.mau.fi/whatsmeow/types"
+)
+
+// EventKind names what happened in the simulator.
+type EventKind string
+
+// What OnEvent hooks see.
+const (
+	EventPaired          EventKind = "paired"           // a client linked as Device
+	EventLoggedIn        EventKind = "logged_in"        // Device logged in
+	EventDisconnected    EventKind = "disconnected"     // Device's connection ended
+	EventServerAck       EventKind = "server_ack"       // the server acked Device's send MessageID
+	EventSendRefused     EventKind = "send_refused"     // the server refused it (FailSends)
+	EventSendDropped     EventKind = "send_dropped"     // the server swallowed it (DropAcks)
+	EventContactReceived EventKind = "contact_received" // Contact decrypted MessageID from Device
+	EventContactRead     EventKind = "contact_read"     // Contact sent a read receipt for MessageID
+	EventContactSent     EventKind = "contact_sent"     // Contact sent MessageID
+	EventClientAck       EventKind = "client_ack"       // Device acked a node (Class message, receipt…)
+	EventClientReceipt   EventKind = "client_receipt"   // Device sent a receipt (Class = its type)
+)
+
+// Event is one thing the simulator observed.
+type Event struct {
+	Kind      EventKind
+	Device    types.JID
+	Contact   types.JID
+	MessageID string
+	Class     string
+	Message   *waE2E.Message
+}
+
+// OnEvent registers a hook called (synchronously, keep it short) for every event.
+func (s *Server) OnEvent(fn func(Event)) {
+	s.mu.Lock()
+	s.hooks = append(s.hooks, fn)
+	s.mu.Unlock()
+}
+
+func (s *Server) emit(e Event) {
+	s.mu.Lock()
+	hooks := append([]func(Event){}, s.hooks...)
+	s.mu.Unlock()
+	for _, h := range hooks {
+		h(e)
+	}
+}

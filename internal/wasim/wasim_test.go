@@ -1,0 +1,195 @@
+package wasim
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.mau.fi/whatsmeow"
+	"go.mau.fi/whatsmeow/proto/waE2E"
+	"go.mau.fi/whatsmeow/store/sqlstore"
+	"go.mau.fi/whatsmeow/types"
+	"go.mau.fi/whatsmeow/types/events"
+	waLog "go.mau.fi/whatsmeow/util/log"
+)
+
+// failLog fails the test on any whatsmeow error log, and records warnings.
+type failLog struct {
+	t      testing.TB
+	module string
+}
+
+func (l failLog) Errorf(f string, a ...any) {
+	l.t.Errorf("whatsmeow %s error: %s", l.module, fmt.Sprintf(f, a...))
+}
+func (l failLog) Warnf(f string, a ...any) {
+	l.t.Logf("whatsmeow %s warn: %s", l.module, fmt.Sprintf(f, a...))
+}
+func (l failLog) Infof(f string, a ...any)  {}
+func (l failLog) Debugf(f string, a ...any) {}
+func (l failLog) Sub(m string) waLog.Logger { return failLog{l.t, l.module + "/" + m} }
+
+type testClient struct {
+	*whatsmeow.Client
+	mu     sync.Mutex
+	events []any
+	ch     chan any
+}
+
+func newServer(t testing.TB) *Server {
+	s, err := New(context.Background(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func newClient(t testing.TB, s *Server) *testClient {
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(t.TempDir(), "c.db")+"?_pragma=foreign_keys(1)&_pragma=busy_timeout(10000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	c := sqlstore.NewWithDB(db, "sqlite", waLog.Noop)
+	if err := c.Upgrade(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	cli := whatsmeow.NewClient(c.NewDevice(), failLog{t, "client"})
+	s.Prepare(cli)
+	tc := &testClient{Client: cli, ch: make(chan any, 100)}
+	cli.AddEventHandler(func(e any) { tc.ch <- e })
+	t.Cleanup(cli.Disconnect)
+	return tc
+}
+
+// waitFor returns the first event for which match is true.
+func (tc *testClient) waitFor(t testing.TB, what string, match func(any) bool) any {
+	t.Helper()
+	deadline := time.After(10 * time.Second)
+	for {
+		select {
+		case e := <-tc.ch:
+			if match(e) {
+				return e
+			}
+		case <-deadline:
+			t.Fatalf("timed out waiting for %s", what)
+		}
+	}
+}
+
+func is[T any](e any) bool { _, ok := e.(T); return ok }
+
+func pairByQR(t testing.TB, s *Server, tc *testClient, phone string) {
+	t.Helper()
+	qr, err := tc.GetQRChannel(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tc.Connect(); err != nil {
+		t.Fatal(err)
+	}
+	var code string
+	select {
+	case it := <-qr:
+		if it.Event != "code" {
+			t.Fatalf("first QR item %+v", it)
+		}
+		code = it.Code
+	case <-time.After(10 * time.Second):
+		t.Fatal("no QR code")
+	}
+	if err := s.Phone(phone).ScanQR(code); err != nil {
+		t.Fatal(err)
+	}
+	tc.waitFor(t, "PairSuccess", is[*events.PairSuccess])
+	tc.waitFor(t, "Connected", is[*events.Connected])
+}
+
+func TestPairLoginSendReceive(t *testing.T) {
+	s := newServer(t)
+	tc := newClient(t, s)
+	pairByQR(t, s, tc, "15550001")
+	if tc.Store.ID == nil || tc.Store.ID.User != "15550001" || tc.Store.ID.Device == 0 {
+		t.Fatalf("stored device JID %v", tc.Store.ID)
+	}
+	ct, err := s.Contact("+15550002")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ct.SetReceipts(ReceiptPolicy{ReadAfter: 100 * time.Millisecond})
+	ctx := context.Background()
+	to := types.NewJID("15550002", types.DefaultUserServer)
+	for i, text := range []string{"hello contact", "second message"} {
+		resp, err := tc.SendMessage(ctx, to, &waE2EMessage{Conversation: ptr(text)})
+		if err != nil {
+			t.Fatalf("send %d: %v", i, err)
+		}
+		if resp.Timestamp.IsZero() {
+			t.Fatal("no server timestamp in the ack")
+		}
+		in := ct.Inbox()
+		if len(in) != i+1 || in[i].Text() != text || in[i].ID != string(resp.ID) {
+			t.Fatalf("contact inbox after send %d: %+v", i, in)
+		}
+		if in[i].Type != "pkmsg" {
+			t.Errorf("message %d arrived as %s; until the contact answers, Signal resends the prekey message", i, in[i].Type)
+		}
+		tc.waitFor(t, "delivered receipt", func(e any) bool {
+			r, ok := e.(*events.Receipt)
+			return ok && r.Type == types.ReceiptTypeDelivered && r.MessageIDs[0] == resp.ID
+		})
+		tc.waitFor(t, "read receipt", func(e any) bool {
+			r, ok := e.(*events.Receipt)
+			return ok && r.Type == types.ReceiptTypeRead && r.MessageIDs[0] == resp.ID
+		})
+	}
+	// The contact answers; the client decrypts it.
+	acked := make(chan string, 10)
+	s.OnEvent(func(e Event) {
+		if e.Kind == EventClientReceipt {
+			acked <- e.MessageID
+		}
+	})
+	id, err := ct.Send(ctx, tc.Store.ID.ToNonAD(), "hi from the contact")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := tc.waitFor(t, "message", is[*events.Message]).(*events.Message)
+	if ev.Message.GetConversation() != "hi from the contact" || ev.Info.ID != id || ev.Info.Sender.User != "15550002" {
+		t.Fatalf("client got %+v", ev)
+	}
+	select {
+	case got := <-acked:
+		if got != id {
+			t.Fatalf("receipt for %s, want %s", got, id)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("wasim saw no ack or receipt from the client")
+	}
+	rid, _ := ct.Reply(ctx, tc.Store.ID.ToNonAD(), id, "a reply")
+	ev = tc.waitFor(t, "reply", is[*events.Message]).(*events.Message)
+	if ev.Info.ID != rid || ev.Message.GetExtendedTextMessage().GetContextInfo().GetStanzaID() != id {
+		t.Fatalf("reply: %+v", ev.Message)
+	}
+	// Now that the contact has answered, the session is established: msg.
+	resp, err := tc.SendMessage(ctx, to, &waE2EMessage{Conversation: ptr("third")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := ct.Inbox()
+	if last := in[len(in)-1]; last.ID != string(resp.ID) || last.Type != "msg" || last.Text() != "third" {
+		t.Fatalf("after the answer: %+v", last)
+	}
+	_ = strings.TrimSpace
+}
+
+type waE2EMessage = waE2E.Message
+
+func ptr[T any](v T) *T { return &v }
