@@ -74,6 +74,8 @@ var sentinels = []struct {
 	{whatsapp.ErrIdempotencyConflict, http.StatusUnprocessableEntity, "idempotency_conflict"},
 	{whatsapp.ErrClosed, http.StatusServiceUnavailable, "unavailable"},
 	{whatsapp.ErrUnreachable, http.StatusBadGateway, "whatsapp_unreachable"},
+	{ErrSandboxNotFound, http.StatusNotFound, "not_found"},
+	{ErrSandboxBadRequest, http.StatusBadRequest, "invalid_argument"},
 }
 
 // toAPIError turns any error into what the client may see.

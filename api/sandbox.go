@@ -2,7 +2,16 @@ package api
 
 import (
 	"context"
+	"errors"
 	"net/http"
+)
+
+// Errors a Sandbox returns for the client's mistakes.
+var (
+	// ErrSandboxNotFound is returned for an unknown simulated contact.
+	ErrSandboxNotFound = errors.New("not found")
+	// ErrSandboxBadRequest is returned for an invalid sandbox request.
+	ErrSandboxBadRequest = errors.New("invalid sandbox request")
 )
 
 // Sandbox plays the other side of WhatsApp in sandbox mode (wasim inside

@@ -194,7 +194,18 @@ func (e *Engine) setStatus(ctx context.Context, id, status, detail string, serve
 			return err
 		}
 		if old == status || old == StatusFailed || (status != StatusFailed && statusRank[status] < statusRank[old]) {
+			if status == StatusSent && !serverTS.IsZero() {
+				// The ack came after a receipt: keep its server timestamp.
+				_, err := tx.ExecContext(ctx, `UPDATE outbox SET server_ts = ? WHERE id = ? AND server_ts IS NULL`, serverTS.Unix(), id)
+				return err
+			}
 			return nil
+		}
+		if old == StatusQueued && (status == StatusDelivered || status == StatusRead) {
+			// A receipt overtook the server's ack: the message was sent.
+			if _, err := tx.ExecContext(ctx, `INSERT INTO outbox_history(message_id, at, status, detail) VALUES (?,?,?,?)`, id, now.UnixNano(), StatusSent, "implied by a receipt that arrived before the server ack"); err != nil {
+				return err
+			}
 		}
 		q := `UPDATE outbox SET status = ?, error = ?, updated_at = ?`
 		args := []any{status, detail, now.UnixNano()}

@@ -77,6 +77,14 @@ func (s *Server) Contact(number string) (*Contact, error) {
 	return a.contact, nil
 }
 
+// HasContact reports whether number is a simulated contact.
+func (s *Server) HasContact(number string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a, ok := s.accounts[digits(number)]
+	return ok && a.contact != nil
+}
+
 // JID is the contact's user JID.
 func (ct *Contact) JID() types.JID { return ct.acc.jid }
 

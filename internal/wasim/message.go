@@ -80,6 +80,7 @@ func (ct *Contact) sendReceipts(sender types.JID, id string) {
 	ct.mu.Lock()
 	p := ct.policy
 	ct.mu.Unlock()
+	time.Sleep(30 * time.Millisecond) // a phone's receipt follows the server's ack
 	send := func(typ string) {
 		attrs := waBinary.Attrs{"from": ct.acc.jid, "id": id, "t": strconv.FormatInt(time.Now().Unix(), 10)}
 		if typ != "" {
