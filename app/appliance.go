@@ -21,6 +21,7 @@ import (
 	"waappliance/api"
 	"waappliance/audit"
 	"waappliance/events"
+	"waappliance/internal/wasim"
 	"waappliance/netstack"
 	"waappliance/peers"
 	"waappliance/store"
@@ -145,6 +146,15 @@ func (a *Appliance) Handler() http.Handler {
 	return a.handler
 }
 
+// SandboxServer is the built-in simulator in sandbox mode (nil otherwise);
+// tests use it to inject faults.
+func (a *Appliance) SandboxServer() *wasim.Server {
+	if a.sandbox == nil {
+		return nil
+	}
+	return a.sandbox.srv
+}
+
 // Events is the event log.
 func (a *Appliance) Events() *events.Log { return a.events }
 
@@ -230,7 +240,7 @@ func (a *Appliance) Start(ctx context.Context) error {
 		}
 		var prepare func(*whatsmeow.Client)
 		if a.opts.Sandbox != "" {
-			sb, err := startSandbox(ctx, a.opts.Sandbox, a.log)
+			sb, err := startSandbox(ctx, a.opts.StateDir, a.opts.Sandbox, a.log)
 			if err != nil {
 				return err
 			}

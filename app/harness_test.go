@@ -63,7 +63,17 @@ func startAppliance(t testing.TB) *testAppliance {
 
 func serveState(t testing.TB, dir string) *testAppliance {
 	t.Helper()
-	a, err := app.Open(context.Background(), app.Options{StateDir: dir, ListenPort: -1, Logger: testLogger(t), Bind: wgclient.NewLoopbackBind()})
+	return serveWith(t, dir, nil)
+}
+
+// serveWith serves dir with options changed by mod (nil: none).
+func serveWith(t testing.TB, dir string, mod func(*app.Options)) *testAppliance {
+	t.Helper()
+	o := app.Options{StateDir: dir, ListenPort: -1, Logger: testLogger(t), Bind: wgclient.NewLoopbackBind()}
+	if mod != nil {
+		mod(&o)
+	}
+	a, err := app.Open(context.Background(), o)
 	if err != nil {
 		t.Fatal(err)
 	}

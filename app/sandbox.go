@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -23,11 +24,15 @@ type sandbox struct {
 	wa      *whatsapp.Engine
 }
 
-func startSandbox(ctx context.Context, where string, log *slog.Logger) (*sandbox, error) {
+// SandboxDB is the built-in simulator's state in the state dir, so sandbox
+// accounts and contacts survive a restart of the appliance.
+const SandboxDB = "sandbox-wasim.db"
+
+func startSandbox(ctx context.Context, stateDir, where string, log *slog.Logger) (*sandbox, error) {
 	if where != SandboxInProcess {
 		return nil, fmt.Errorf("--sandbox=%s: a standalone wasim is not supported yet; use --sandbox for the built-in simulator", where)
 	}
-	srv, err := wasim.New(ctx, wasim.Options{Logger: log})
+	srv, err := wasim.New(ctx, wasim.Options{Logger: log, DBPath: filepath.Join(stateDir, SandboxDB)})
 	if err != nil {
 		return nil, fmt.Errorf("sandbox: %w", err)
 	}
@@ -76,7 +81,7 @@ func (s *sandbox) AddContact(ctx context.Context, c api.SandboxContact) (api.San
 		return c, err
 	}
 	if c.Name != "" {
-		ct.Name = c.Name
+		ct.SetName(c.Name)
 	}
 	ct.SetReceipts(policy)
 	c.Phone = "+" + num

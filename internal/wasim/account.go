@@ -203,6 +203,7 @@ func (p *Phone) LogOut() {
 		}
 	}
 	p.acc.mu.Unlock()
+	p.srv.save()
 	for _, id := range ids {
 		j := p.acc.jid
 		j.Device = id

@@ -44,6 +44,16 @@ type Contact struct {
 	policy  ReceiptPolicy
 	inbox   []Received
 	seenIDs map[string]bool
+	// deliveries counts every decrypted copy of each id, retries included.
+	deliveries map[string]int
+}
+
+// Deliveries is how many times the contact received message id (a second
+// send of the same id counts; Inbox lists it once).
+func (ct *Contact) Deliveries(id string) int {
+	ct.mu.Lock()
+	defer ct.mu.Unlock()
+	return ct.deliveries[id]
 }
 
 // Received is one message a contact decrypted.
@@ -71,10 +81,20 @@ func (s *Server) Contact(number string) (*Contact, error) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if a.contact == nil {
-		a.contact = &Contact{srv: s, acc: a, Name: "Contact " + a.phone, policy: ReceiptPolicy{ReadAfter: 500 * time.Millisecond}, seenIDs: map[string]bool{}}
+	if a.contact != nil {
+		return a.contact, nil
 	}
+	a.contact = &Contact{srv: s, acc: a, Name: "Contact " + a.phone, policy: ReceiptPolicy{ReadAfter: 500 * time.Millisecond}, seenIDs: map[string]bool{}, deliveries: map[string]int{}}
+	go s.save()
 	return a.contact, nil
+}
+
+// SetName sets the push name the contact's messages carry.
+func (ct *Contact) SetName(name string) {
+	ct.mu.Lock()
+	ct.Name = name
+	ct.mu.Unlock()
+	ct.srv.save()
 }
 
 // HasContact reports whether number is a simulated contact.
@@ -93,6 +113,7 @@ func (ct *Contact) SetReceipts(p ReceiptPolicy) {
 	ct.mu.Lock()
 	ct.policy = p
 	ct.mu.Unlock()
+	ct.srv.save()
 }
 
 // Inbox returns what the contact received, oldest first. A message resent
@@ -142,6 +163,7 @@ func (ct *Contact) receive(ctx context.Context, from types.JID, id string, enc w
 	if msg.GetProtocolMessage() != nil || (msg.GetSenderKeyDistributionMessage() != nil && msg.Conversation == nil && msg.ExtendedTextMessage == nil) {
 		return nil
 	}
+	ct.deliveries[id]++
 	if ct.seenIDs[id] {
 		return nil
 	}
@@ -228,6 +250,9 @@ func (ct *Contact) encryptFor(ctx context.Context, dev types.JID, comp *companio
 		}
 		reg, skID, skPub, skSig, ident := comp.regID, comp.skeyID, comp.skeyPub, comp.skeySig, comp.identity
 		comp.mu().Unlock()
+		if pk != nil {
+			defer func() { go ct.srv.save() }()
+		}
 		var b *prekey.Bundle
 		if pk != nil {
 			b = prekey.NewBundle(reg, uint32(dev.Device), optional.NewOptionalUint32(pk.id), skID,

@@ -60,6 +60,7 @@ func (c *session) handleEncrypt(n *waBinary.Node, typ, first string) {
 		c.comp.mu().Lock()
 		c.comp.prekeys = append(c.comp.prekeys, pks...)
 		c.comp.mu().Unlock()
+		c.srv.save()
 		c.result(n)
 	case typ == "get" && first == "key":
 		var users []waBinary.Node
@@ -122,6 +123,7 @@ func (s *Server) bundleNode(ctx context.Context, j types.JID) waBinary.Node {
 		pk := comp.prekeys[0]
 		comp.prekeys = comp.prekeys[1:]
 		content = append(content, waBinary.Node{Tag: "key", Content: []waBinary.Node{{Tag: "id", Content: u24(pk.id)}, {Tag: "value", Content: pk.pub[:]}}})
+		defer func() { go s.save() }() // a one-time prekey is never handed out twice
 	}
 	user.Content = content
 	return user

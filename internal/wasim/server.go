@@ -15,6 +15,7 @@ import (
 	"math/big"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -62,6 +63,8 @@ type Server struct {
 	offline  map[types.JID][]waBinary.Node
 	hooks    []func(Event)
 
+	saveMu sync.Mutex
+
 	refuse  atomic.Bool
 	ackMode atomic.Int32 // ackNormal, ackDelay, ackRefuse
 	ackErr  atomic.Int32 // error code for refused sends
@@ -85,8 +88,11 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	if err := s.makeTLS(); err != nil {
 		return nil, err
 	}
-	dsn := "file:wasim?mode=memory&cache=shared&_pragma=foreign_keys(1)"
+	var dsn string
 	if o.DBPath != "" {
+		if f, err := os.OpenFile(o.DBPath, os.O_CREATE|os.O_RDWR, 0o600); err == nil {
+			f.Close()
+		}
 		dsn = "file:" + o.DBPath + "?_pragma=foreign_keys(1)&_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)"
 	} else {
 		dsn = fmt.Sprintf("file:wasim-%d?mode=memory&cache=shared&_pragma=foreign_keys(1)&_pragma=busy_timeout(10000)", time.Now().UnixNano())
@@ -98,6 +104,10 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	if err := s.container.Upgrade(ctx); err != nil {
 		s.db.Close()
 		return nil, fmt.Errorf("wasim: device store: %w", err)
+	}
+	if err := s.load(ctx); err != nil {
+		s.db.Close()
+		return nil, err
 	}
 	if s.ln, err = net.Listen("tcp", o.Addr); err != nil {
 		s.db.Close()

@@ -252,6 +252,7 @@ func (c *session) finishPairing() {
 	p.account.mu.Unlock()
 	j := p.account.jid
 	j.Device = p.device
+	c.srv.save()
 	c.srv.emit(Event{Kind: EventPaired, Device: j})
 	c.streamError("515", "")
 }

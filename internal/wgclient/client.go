@@ -141,9 +141,18 @@ type Response struct {
 // JSON decodes the body into v.
 func (r *Response) JSON(v any) error { return json.Unmarshal(r.Body, v) }
 
+// DoWithHeader is Do with extra request headers.
+func (c *Client) DoWithHeader(ctx context.Context, method, path string, body any, h map[string]string) (*Response, error) {
+	return c.do(ctx, method, path, body, h)
+}
+
 // Do sends method path with body (nil, []byte, string or a value to encode as
 // JSON) to the appliance's API and buffers the response.
 func (c *Client) Do(ctx context.Context, method, path string, body any) (*Response, error) {
+	return c.do(ctx, method, path, body, nil)
+}
+
+func (c *Client) do(ctx context.Context, method, path string, body any, h map[string]string) (*Response, error) {
 	var rd io.Reader
 	switch b := body.(type) {
 	case nil:
@@ -164,6 +173,9 @@ func (c *Client) Do(ctx context.Context, method, path string, body any) (*Respon
 	}
 	if rd != nil {
 		req.Header.Set("Content-Type", "application/json")
+	}
+	for k, v := range h {
+		req.Header.Set(k, v)
 	}
 	resp, err := c.HTTP.Do(req)
 	if err != nil {

@@ -1,0 +1,318 @@
+package app_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"waappliance/app"
+	"waappliance/internal/wgclient"
+	"waappliance/peers"
+)
+
+// sandboxed serves dir in sandbox mode (the built-in wasim).
+func sandboxed(t *testing.T, dir string) *testAppliance {
+	t.Helper()
+	return serveWith(t, dir, func(o *app.Options) { o.Sandbox = app.SandboxInProcess })
+}
+
+func newSandbox(t *testing.T) (*testAppliance, *wgclient.Client) {
+	t.Helper()
+	dir := initState(t, peers.Server{Endpoint: "127.0.0.1:51820"})
+	ta := sandboxed(t, dir)
+	c, err := ta.Peers().Add(context.Background(), peers.AddOptions{Name: "boss", Scopes: []peers.Scope{peers.ScopeAdmin}, Rate: 1000, Burst: 1000, SendPerMinute: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ta.Nudge()
+	return ta, ta.client(t, c)
+}
+
+// eventually polls fn every 50 ms until it is true or 15 s pass.
+func eventually(t *testing.T, what string, fn func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !fn() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out: %s", what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+type sessionJSON struct {
+	Name, State, JID, LastError string
+}
+
+func getSession(t *testing.T, cl *wgclient.Client, name string) sessionJSON {
+	var s sessionJSON
+	r := do(t, cl, "GET", "/v1/sessions/"+name, nil)
+	if r.Status != 200 || r.JSON(&s) != nil {
+		t.Fatalf("get session: %d %s", r.Status, r.Body)
+	}
+	return s
+}
+
+// pairSession creates a session and pairs it through the API, playing the
+// phone with the sandbox scan route.
+func pairSession(t *testing.T, cl *wgclient.Client, name, phone string) sessionJSON {
+	t.Helper()
+	if r := do(t, cl, "POST", "/v1/sessions", map[string]string{"name": name}); r.Status != 201 {
+		t.Fatalf("create: %d %s", r.Status, r.Body)
+	}
+	wantError(t, do(t, cl, "GET", "/v1/sessions/"+name+"/qr", nil), 409, "not_pairing")
+	if r := do(t, cl, "POST", "/v1/sessions/"+name+"/login", nil); r.Status != 202 {
+		t.Fatalf("login: %d %s", r.Status, r.Body)
+	}
+	eventually(t, "a QR code", func() bool { return do(t, cl, "GET", "/v1/sessions/"+name+"/qr", nil).Status == 200 })
+	if r := do(t, cl, "POST", "/v1/sandbox/scan", map[string]string{"session": name, "phone": phone}); r.Status != 200 {
+		t.Fatalf("scan: %d %s", r.Status, r.Body)
+	}
+	eventually(t, "connected", func() bool { return getSession(t, cl, name).State == "connected" })
+	return getSession(t, cl, name)
+}
+
+type messageJSON struct {
+	ID, Status, Error string
+	History           []struct{ Status string }
+}
+
+func send(t *testing.T, cl *wgclient.Client, session, to, text string) messageJSON {
+	t.Helper()
+	var m messageJSON
+	r := do(t, cl, "POST", "/v1/sessions/"+session+"/messages", map[string]string{"to": to, "text": text})
+	if r.Status != 202 || r.JSON(&m) != nil || m.Status != "queued" || m.ID == "" {
+		t.Fatalf("send: %d %s", r.Status, r.Body)
+	}
+	return m
+}
+
+func getMessage(t *testing.T, cl *wgclient.Client, session, id string) messageJSON {
+	var m messageJSON
+	r := do(t, cl, "GET", "/v1/sessions/"+session+"/messages/"+id, nil)
+	if r.Status != 200 || r.JSON(&m) != nil {
+		t.Fatalf("message: %d %s", r.Status, r.Body)
+	}
+	return m
+}
+
+func inbox(t *testing.T, cl *wgclient.Client, phone string) []struct{ ID, Text, ReplyTo string } {
+	var out struct {
+		Messages []struct {
+			ID, Text string
+			ReplyTo  string `json:"reply_to"`
+		}
+	}
+	r := do(t, cl, "GET", "/v1/sandbox/contacts/"+url.PathEscape(phone)+"/inbox", nil)
+	if r.Status != 200 || r.JSON(&out) != nil {
+		t.Fatalf("inbox: %d %s", r.Status, r.Body)
+	}
+	res := make([]struct{ ID, Text, ReplyTo string }, len(out.Messages))
+	for i, m := range out.Messages {
+		res[i] = struct{ ID, Text, ReplyTo string }{m.ID, m.Text, m.ReplyTo}
+	}
+	return res
+}
+
+func TestSessionPairSendReceiveAndRestart(t *testing.T) {
+	ta, cl := newSandbox(t)
+	var health struct{ Sandbox bool }
+	if do(t, cl, "GET", "/v1/health", nil).JSON(&health); !health.Sandbox {
+		t.Fatal("health does not say sandbox")
+	}
+	s := pairSession(t, cl, "shop", "+15550001")
+	if !strings.HasPrefix(s.JID, "15550001:") {
+		t.Fatalf("session JID %q", s.JID)
+	}
+	if r := do(t, cl, "POST", "/v1/sandbox/contacts", map[string]string{"phone": "+15550002", "name": "Ada", "read_after": "200ms"}); r.Status != 201 {
+		t.Fatalf("contact: %d %s", r.Status, r.Body)
+	}
+	m := send(t, cl, "shop", "+15550002", "hello Ada, exactly this")
+	eventually(t, "status read", func() bool { return getMessage(t, cl, "shop", m.ID).Status == "read" })
+	var steps []string
+	for _, h := range getMessage(t, cl, "shop", m.ID).History {
+		steps = append(steps, h.Status)
+	}
+	if strings.Join(steps, ">") != "queued>sent>delivered>read" {
+		t.Fatalf("history %v", steps)
+	}
+	in := inbox(t, cl, "+15550002")
+	if len(in) != 1 || in[0].ID != m.ID || in[0].Text != "hello Ada, exactly this" {
+		t.Fatalf("inbox %+v", in)
+	}
+
+	// The contact answers with a reply to our message; it lands in the event log.
+	if r := do(t, cl, "POST", "/v1/sandbox/contacts/+15550002/messages", map[string]string{"session": "shop", "text": "got it", "reply_to": m.ID}); r.Status != 202 {
+		t.Fatalf("contact send: %d %s", r.Status, r.Body)
+	}
+	eventually(t, "the answer in /v1/events", func() bool {
+		var out struct {
+			Events []struct {
+				Type string
+				Data struct{ Text, ReplyTo, From, Kind string }
+			}
+		}
+		do(t, cl, "GET", "/v1/events?session=shop&limit=1000", nil).JSON(&out)
+		for _, e := range out.Events {
+			if e.Type == "message.received" && e.Data.Text == "got it" && e.Data.Kind == "text" && strings.HasPrefix(e.Data.From, "15550002@") {
+				return true
+			}
+		}
+		return false
+	})
+
+	// Restart the appliance: the session reconnects without pairing again.
+	dir := ta.dir
+	ta.Close()
+	ta2 := sandboxed(t, dir)
+	cl2 := ta2.client(t, createdFromConfig(t, ta2, "boss", mustConfigRotated(t, dir)))
+	eventually(t, "reconnected after restart", func() bool { return getSession(t, cl2, "shop").State == "connected" })
+	if s2 := getSession(t, cl2, "shop"); s2.JID != s.JID {
+		t.Fatalf("JID changed across restart: %s -> %s", s.JID, s2.JID)
+	}
+	m2 := send(t, cl2, "shop", "+15550002", "after restart")
+	eventually(t, "delivered after restart", func() bool { return getMessage(t, cl2, "shop", m2.ID).Status == "read" })
+	// The in-process simulator restarted too; its inbox starts empty.
+	if in := inbox(t, cl2, "+15550002"); len(in) == 0 || in[len(in)-1].Text != "after restart" || in[len(in)-1].ID != m2.ID {
+		t.Fatalf("inbox after restart %+v", in)
+	}
+}
+
+// mustConfigRotated gives the admin a fresh key through the CLI (the first
+// one's private key was never stored) and returns its config.
+func mustConfigRotated(t *testing.T, dir string) string {
+	t.Helper()
+	_, cfg := mustCLI(t, dir, "peer", "rotate", "boss")
+	return cfg
+}
+
+func TestQueuedWhileRefusedDeliveredInOrderOnce(t *testing.T) {
+	ta, cl := newSandbox(t)
+	pairSession(t, cl, "shop", "+15550001")
+	do(t, cl, "POST", "/v1/sandbox/contacts", map[string]string{"phone": "+15550003", "read_after": "never"})
+	srv := ta.SandboxServer()
+	srv.RefuseConnections(true)
+	eventually(t, "disconnected", func() bool { return getSession(t, cl, "shop").State != "connected" })
+	var ids []string
+	for i := 0; i < 5; i++ {
+		ids = append(ids, send(t, cl, "shop", "+15550003", "queued "+string(rune('a'+i))).ID)
+	}
+	time.Sleep(500 * time.Millisecond)
+	for _, id := range ids {
+		if st := getMessage(t, cl, "shop", id).Status; st != "queued" {
+			t.Fatalf("%s is %s while WhatsApp is unreachable", id, st)
+		}
+	}
+	srv.RefuseConnections(false)
+	eventually(t, "all five delivered", func() bool { return len(inbox(t, cl, "+15550003")) == 5 })
+	in := inbox(t, cl, "+15550003")
+	ct, _ := srv.Contact("+15550003")
+	for i, m := range in {
+		if m.ID != ids[i] || m.Text != "queued "+string(rune('a'+i)) {
+			t.Fatalf("out of order at %d: %+v", i, in)
+		}
+		if n := ct.Deliveries(m.ID); n != 1 {
+			t.Fatalf("%s delivered %d times", m.ID, n)
+		}
+	}
+	for _, id := range ids {
+		eventually(t, "delivered status", func() bool { return getMessage(t, cl, "shop", id).Status == "delivered" })
+	}
+}
+
+func TestLoggedOutAtWhatsApp(t *testing.T) {
+	ta, cl := newSandbox(t)
+	pairSession(t, cl, "shop", "+15550001")
+	ta.SandboxServer().Phone("+15550001").LogOut()
+	eventually(t, "logged_out", func() bool { return getSession(t, cl, "shop").State == "logged_out" })
+	var out struct{ Events []struct{ Type string } }
+	do(t, cl, "GET", "/v1/events?session=shop&limit=1000", nil).JSON(&out)
+	found := false
+	for _, e := range out.Events {
+		found = found || e.Type == "session.logged_out"
+	}
+	if !found {
+		t.Fatal("no session.logged_out event")
+	}
+	wantError(t, do(t, cl, "POST", "/v1/sessions/shop/messages", map[string]string{"to": "+15550002", "text": "x"}), 409, "logged_out")
+}
+
+func TestSendBadInputAndAccess(t *testing.T) {
+	ta, cl := newSandbox(t)
+	pairSession(t, cl, "shop", "+15550001")
+	do(t, cl, "POST", "/v1/sessions", map[string]string{"name": "fresh"})
+	ctx := context.Background()
+	mk := func(name string, sessions []string, scopes ...peers.Scope) *wgclient.Client {
+		c, err := ta.Peers().Add(ctx, peers.AddOptions{Name: name, Scopes: scopes, Sessions: sessions, Rate: 1000, Burst: 1000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ta.Nudge()
+		return ta.client(t, c)
+	}
+	reader := mk("reader", nil, peers.ScopeRead)
+	other := mk("other", []string{"support"}, peers.ScopeSend, peers.ScopeRead)
+	msg := func(to, text string) map[string]string { return map[string]string{"to": to, "text": text} }
+	cases := []struct {
+		name   string
+		cl     *wgclient.Client
+		path   string
+		body   any
+		status int
+		code   string
+	}{
+		{"unknown session", cl, "/v1/sessions/nope/messages", msg("+15550002", "x"), 404, "not_found"},
+		{"bad phone", cl, "/v1/sessions/shop/messages", msg("015123", "x"), 400, "invalid_argument"},
+		{"not E.164", cl, "/v1/sessions/shop/messages", msg("4915123456789", "x"), 400, "invalid_argument"},
+		{"empty text", cl, "/v1/sessions/shop/messages", msg("+15550002", "   "), 400, "invalid_argument"},
+		{"oversized text", cl, "/v1/sessions/shop/messages", msg("+15550002", strings.Repeat("x", 20<<10)), 413, "too_large"},
+		{"unknown field", cl, "/v1/sessions/shop/messages", map[string]string{"to": "+15550002", "txt": "x"}, 400, "unknown_field"},
+		{"not paired", cl, "/v1/sessions/fresh/messages", msg("+15550002", "x"), 409, "not_paired"},
+		{"no send scope", reader, "/v1/sessions/shop/messages", msg("+15550002", "x"), 403, "forbidden"},
+		{"outside allow-list", other, "/v1/sessions/shop/messages", msg("+15550002", "x"), 404, "not_found"},
+		{"duplicate session", cl, "/v1/sessions", map[string]string{"name": "shop"}, 409, "already_exists"},
+		{"bad session name", cl, "/v1/sessions", map[string]string{"name": "Shop!"}, 400, "invalid_argument"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) { wantError(t, do(t, tc.cl, "POST", tc.path, tc.body), tc.status, tc.code) })
+	}
+	wantError(t, do(t, other, "GET", "/v1/sessions/shop", nil), 404, "not_found")
+	var list struct{ Sessions []sessionJSON }
+	do(t, other, "GET", "/v1/sessions", nil).JSON(&list)
+	if len(list.Sessions) != 0 {
+		t.Fatalf("allow-list leak: %+v", list)
+	}
+
+	// An unknown recipient fails the message with a clear status.
+	m := send(t, cl, "shop", "+19990000000", "to nobody")
+	eventually(t, "failed", func() bool { return getMessage(t, cl, "shop", m.ID).Status == "failed" })
+	if e := getMessage(t, cl, "shop", m.ID).Error; !strings.Contains(e, "not on WhatsApp") {
+		t.Fatalf("error %q", e)
+	}
+
+	// The same Idempotency-Key returns the original message, never a second send.
+	body, _ := json.Marshal(msg("+15550002", "once"))
+	hdr := func() *wgclient.Response {
+		r, err := cl.DoWithHeader(ctx, "POST", "/v1/sessions/shop/messages", body, map[string]string{"Idempotency-Key": "order-42"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	do(t, cl, "POST", "/v1/sandbox/contacts", map[string]string{"phone": "+15550002"})
+	r1, r2 := hdr(), hdr()
+	var a, b messageJSON
+	r1.JSON(&a)
+	r2.JSON(&b)
+	if r1.Status != 202 || r2.Status != 200 || a.ID != b.ID || r2.Header.Get("Idempotent-Replayed") != "true" {
+		t.Fatalf("idempotency: %d %s / %d %s", r1.Status, r1.Body, r2.Status, r2.Body)
+	}
+	eventually(t, "sent once", func() bool { return len(inbox(t, cl, "+15550002")) == 1 })
+	time.Sleep(300 * time.Millisecond)
+	if in := inbox(t, cl, "+15550002"); len(in) != 1 {
+		t.Fatalf("idempotent send arrived %d times", len(in))
+	}
+}
