@@ -1,0 +1,113 @@
+package wasim
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"go.mau.fi/whatsmeow/proto/waE2E"
+	"go.mau.fi/whatsmeow/types"
+	"go.mau.fi/whatsmeow/types/events"
+	"google.golang.org/protobuf/proto"
+)
+
+func TestDroppedConnectionAutoReconnects(t *testing.T) {
+	s := newServer(t)
+	tc := newLenientClient(t, s)
+	pairByQR(t, s, tc, "15550101")
+	if !s.DropConnection(*tc.Store.ID) {
+		t.Fatal("no connection to drop")
+	}
+	tc.waitFor(t, "Disconnected", is[*events.Disconnected])
+	tc.waitFor(t, "Connected again (auto-reconnect)", is[*events.Connected])
+	// Messages sent to the device while it was away arrive after the reconnect.
+	ct, _ := s.Contact("15550102")
+	s.DropConnection(*tc.Store.ID)
+	tc.waitFor(t, "Disconnected", is[*events.Disconnected])
+	id, err := ct.Send(context.Background(), tc.Store.ID.ToNonAD(), "while you were away")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := tc.waitFor(t, "queued message", is[*events.Message]).(*events.Message)
+	if ev.Info.ID != id || ev.Message.GetConversation() != "while you were away" {
+		t.Fatalf("got %+v", ev.Message)
+	}
+}
+
+func TestReplacedAndLoggedOut(t *testing.T) {
+	s := newServer(t)
+	tc := newLenientClient(t, s)
+	pairByQR(t, s, tc, "15550201")
+	s.Replace(*tc.Store.ID)
+	tc.waitFor(t, "StreamReplaced", is[*events.StreamReplaced])
+
+	tc2 := newLenientClient(t, s)
+	pairByQR(t, s, tc2, "15550202")
+	s.Phone("15550202").LogOut()
+	lo := tc2.waitFor(t, "LoggedOut", is[*events.LoggedOut]).(*events.LoggedOut)
+	if lo.OnConnect {
+		t.Fatal("logged out at connect, want during the session")
+	}
+	if tc2.Store.ID != nil {
+		t.Fatal("client kept its device after device_removed")
+	}
+}
+
+func TestFailedAndSwallowedSends(t *testing.T) {
+	s := newServer(t)
+	tc := newLenientClient(t, s)
+	pairByQR(t, s, tc, "15550301")
+	s.Contact("15550302")
+	to := types.NewJID("15550302", types.DefaultUserServer)
+	s.FailSends(479)
+	_, err := tc.SendMessage(context.Background(), to, &waE2E.Message{Conversation: proto.String("refused")})
+	if err == nil || err.Error() != "server returned error 479" {
+		t.Fatalf("refused send: %v", err)
+	}
+	s.DropAcks(true)
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	if _, err := tc.SendMessage(ctx, to, &waE2E.Message{Conversation: proto.String("swallowed")}); err == nil {
+		t.Fatal("a send without an ack succeeded")
+	}
+	s.DropAcks(false)
+	if _, err := tc.SendMessage(context.Background(), to, &waE2E.Message{Conversation: proto.String("normal again")}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestManySessions(t *testing.T) {
+	n := 25
+	if testing.Short() {
+		n = 10
+	}
+	s := newServer(t)
+	ct, _ := s.Contact("15559999")
+	clients := make([]*testClient, n)
+	for i := range clients {
+		clients[i] = newLenientClient(t, s)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i, tc := range clients {
+		wg.Add(1)
+		go func(i int, tc *testClient) {
+			defer wg.Done()
+			pairByQR(t, s, tc, fmt.Sprintf("1555%04d", i))
+			_, err := tc.SendMessage(context.Background(), ct.JID(), &waE2E.Message{Conversation: proto.String(fmt.Sprint("from ", i))})
+			errs <- err
+		}(i, tc)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := len(ct.Inbox()); got != n {
+		t.Fatalf("contact received %d messages from %d clients", got, n)
+	}
+}
