@@ -22,14 +22,21 @@ func TestDroppedConnectionAutoReconnects(t *testing.T) {
 	}
 	tc.waitFor(t, "Disconnected", is[*events.Disconnected])
 	tc.waitFor(t, "Connected again (auto-reconnect)", is[*events.Connected])
-	// Messages sent to the device while it was away arrive after the reconnect.
+}
+
+func TestOfflineMessagesDeliveredAtLogin(t *testing.T) {
+	s := newServer(t)
+	tc := newLenientClient(t, s)
+	pairByQR(t, s, tc, "15550103")
+	// Messages sent to the device while it cannot connect arrive after it does.
 	ct, _ := s.Contact("15550102")
-	s.DropConnection(*tc.Store.ID)
+	s.RefuseConnections(true)
 	tc.waitFor(t, "Disconnected", is[*events.Disconnected])
 	id, err := ct.Send(context.Background(), tc.Store.ID.ToNonAD(), "while you were away")
 	if err != nil {
 		t.Fatal(err)
 	}
+	s.RefuseConnections(false)
 	ev := tc.waitFor(t, "queued message", is[*events.Message]).(*events.Message)
 	if ev.Info.ID != id || ev.Message.GetConversation() != "while you were away" {
 		t.Fatalf("got %+v", ev.Message)

@@ -119,7 +119,9 @@ func (s *Server) deliverAll(acc types.JID, n waBinary.Node) {
 	}
 }
 
-// deliver sends a node to a device now, or queues it until it logs in.
+// deliver sends a node to a device now, or queues it until it logs in. A
+// message stays pending until the client acks it; one not acked when the
+// connection ends is delivered again at the next login, as WhatsApp does.
 func (s *Server) deliver(dev types.JID, n waBinary.Node) {
 	s.mu.Lock()
 	c := s.sessions[dev]
@@ -128,8 +130,11 @@ func (s *Server) deliver(dev types.JID, n waBinary.Node) {
 		s.mu.Unlock()
 		return
 	}
+	if n.Tag == "message" {
+		c.unacked = append(c.unacked, n)
+	}
 	s.mu.Unlock()
-	if err := c.send(n); err != nil {
+	if err := c.send(n); err != nil && n.Tag != "message" {
 		s.mu.Lock()
 		s.offline[dev] = append(s.offline[dev], n)
 		s.mu.Unlock()
@@ -143,12 +148,12 @@ func (s *Server) flushOffline(c *session) {
 	q := s.offline[c.jid]
 	delete(s.offline, c.jid)
 	s.mu.Unlock()
-	for i, n := range q {
-		if err := c.send(n); err != nil {
-			s.mu.Lock()
-			s.offline[c.jid] = append(q[i:], s.offline[c.jid]...)
-			s.mu.Unlock()
-			return
+	for _, n := range q {
+		s.mu.Lock()
+		if n.Tag == "message" {
+			c.unacked = append(c.unacked, n)
 		}
+		s.mu.Unlock()
+		c.send(n)
 	}
 }

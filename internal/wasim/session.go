@@ -28,6 +28,7 @@ type session struct {
 	refs    []string
 	pairing *pendingPair
 	ids     atomic.Int64
+	unacked []waBinary.Node // messages sent but not acked (guarded by srv.mu)
 }
 
 func (c *session) nextID() string { return "wasim-" + strconv.FormatInt(c.ids.Add(1), 10) }
@@ -115,6 +116,10 @@ func (c *session) unregister() {
 	if !c.jid.IsEmpty() && s.sessions[c.jid] == c {
 		delete(s.sessions, c.jid)
 	}
+	if len(c.unacked) > 0 && !c.jid.IsEmpty() {
+		s.offline[c.jid] = append(c.unacked, s.offline[c.jid]...)
+		c.unacked = nil
+	}
 	s.mu.Unlock()
 	if !c.jid.IsEmpty() {
 		s.emit(Event{Kind: EventDisconnected, Device: c.jid})
@@ -179,6 +184,7 @@ func (c *session) handle(n *waBinary.Node) {
 	case "receipt":
 		c.handleReceipt(n)
 	case "ack":
+		c.srv.ackedByClient(c, attr(n, "id"))
 		c.srv.emit(Event{Kind: EventClientAck, Device: c.jid, MessageID: attr(n, "id"), Class: attr(n, "class")})
 	}
 }
@@ -264,7 +270,21 @@ func pad4(b []byte) []byte {
 	return append(make([]byte, 4-len(b)), b...)
 }
 
+// ackedByClient ends the redelivery of a message the client acked (an ack,
+// or the delivery receipt whatsmeow sends instead).
+func (s *Server) ackedByClient(c *session, id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i, n := range c.unacked {
+		if attr(&n, "id") == id {
+			c.unacked = append(c.unacked[:i], c.unacked[i+1:]...)
+			return
+		}
+	}
+}
+
 func (c *session) handleReceipt(n *waBinary.Node) {
+	c.srv.ackedByClient(c, attr(n, "id"))
 	c.srv.emit(Event{Kind: EventClientReceipt, Device: c.jid, MessageID: attr(n, "id"), Class: attr(n, "type")})
 	a := waBinary.Attrs{"class": "receipt", "id": attr(n, "id"), "from": n.Attrs["to"]}
 	if t := attr(n, "type"); t != "" {
