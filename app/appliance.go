@@ -152,7 +152,7 @@ func (a *Appliance) SandboxServer() *wasim.Server {
 	if a.sandbox == nil {
 		return nil
 	}
-	return a.sandbox.srv
+	return a.sandbox.local
 }
 
 // Events is the event log.

@@ -176,3 +176,19 @@ func createdFromConfig(t testing.TB, ta *testAppliance, name, cfg string) peers.
 	}
 	return peers.Created{Peer: p, PrivateKey: priv}
 }
+
+func appOpen(ctx context.Context, dir string) (*app.Appliance, error) {
+	return app.Open(ctx, app.Options{StateDir: dir, NoWhatsApp: true})
+}
+
+// createdFromCLI pairs a printed config's private key with the stored peer.
+func createdFromCLI(t testing.TB, dir, name, cfg string) peers.Created {
+	t.Helper()
+	a, err := appOpen(context.Background(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	ta := &testAppliance{Appliance: a, dir: dir}
+	return createdFromConfig(t, ta, name, cfg)
+}

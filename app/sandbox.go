@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"path/filepath"
@@ -16,27 +17,33 @@ import (
 	"waappliance/whatsapp"
 )
 
-// sandbox connects the appliance's WhatsApp sessions to wasim and plays the
-// other side for the /v1/sandbox routes.
-type sandbox struct {
-	srv     *wasim.Server
-	prepare func(*whatsmeow.Client)
-	wa      *whatsapp.Engine
-}
-
 // SandboxDB is the built-in simulator's state in the state dir, so sandbox
 // accounts and contacts survive a restart of the appliance.
 const SandboxDB = "sandbox-wasim.db"
 
+// sandbox connects the appliance's WhatsApp sessions to wasim (built in, or
+// standalone through its control API) and plays the other side for the
+// /v1/sandbox routes.
+type sandbox struct {
+	be      wasim.Backend
+	local   *wasim.Server // nil with a standalone wasim
+	prepare func(*whatsmeow.Client)
+	wa      *whatsapp.Engine
+}
+
 func startSandbox(ctx context.Context, stateDir, where string, log *slog.Logger) (*sandbox, error) {
 	if where != SandboxInProcess {
-		return nil, fmt.Errorf("--sandbox=%s: a standalone wasim is not supported yet; use --sandbox for the built-in simulator", where)
+		r, err := wasim.Dial(ctx, where)
+		if err != nil {
+			return nil, fmt.Errorf("sandbox: %w", err)
+		}
+		return &sandbox{be: r, prepare: r.Prepare}, nil
 	}
 	srv, err := wasim.New(ctx, wasim.Options{Logger: log, DBPath: filepath.Join(stateDir, SandboxDB)})
 	if err != nil {
 		return nil, fmt.Errorf("sandbox: %w", err)
 	}
-	return &sandbox{srv: srv, prepare: srv.Prepare}, nil
+	return &sandbox{be: srv, local: srv, prepare: srv.Prepare}, nil
 }
 
 func (s *sandbox) withEngine(wa *whatsapp.Engine) api.Sandbox {
@@ -44,7 +51,7 @@ func (s *sandbox) withEngine(wa *whatsapp.Engine) api.Sandbox {
 	return s
 }
 
-func (s *sandbox) close() { s.srv.Close() }
+func (s *sandbox) close() { s.be.Close() }
 
 func (s *sandbox) Scan(ctx context.Context, session, phone string) error {
 	num, err := whatsapp.NormalizePhone(phone)
@@ -55,7 +62,7 @@ func (s *sandbox) Scan(ctx context.Context, session, phone string) error {
 	if err != nil {
 		return err
 	}
-	return s.srv.Phone(num).ScanQR(code)
+	return s.be.Scan(ctx, num, code)
 }
 
 func (s *sandbox) AddContact(ctx context.Context, c api.SandboxContact) (api.SandboxContact, error) {
@@ -63,44 +70,35 @@ func (s *sandbox) AddContact(ctx context.Context, c api.SandboxContact) (api.San
 	if err != nil {
 		return c, err
 	}
-	policy := wasim.ReceiptPolicy{ReadAfter: time.Second}
+	readAfter := time.Second
 	switch c.ReadAfter {
 	case "":
 		c.ReadAfter = "1s"
 	case "never":
-		policy.ReadAfter = -1
+		readAfter = -1
 	default:
 		d, err := time.ParseDuration(c.ReadAfter)
 		if err != nil || d < 0 || d > time.Hour {
 			return c, fmt.Errorf("%w: read_after %q: want a duration such as 2s, or never", api.ErrSandboxBadRequest, c.ReadAfter)
 		}
-		policy.ReadAfter = d
+		readAfter = d
 	}
-	ct, err := s.srv.Contact(num)
-	if err != nil {
+	if err := s.be.AddContact(ctx, num, c.Name, readAfter); err != nil {
 		return c, err
 	}
-	if c.Name != "" {
-		ct.SetName(c.Name)
-	}
-	ct.SetReceipts(policy)
 	c.Phone = "+" + num
 	return c, nil
 }
 
-func (s *sandbox) contact(phone string) (*wasim.Contact, error) {
-	num, err := whatsapp.NormalizePhone(phone)
-	if err != nil {
-		return nil, err
+func notFound(err error, phone string) error {
+	if errors.Is(err, wasim.ErrNotFound) {
+		return fmt.Errorf("%w: no sandbox contact %s (create it with POST /v1/sandbox/contacts)", api.ErrSandboxNotFound, phone)
 	}
-	if !s.srv.HasContact(num) {
-		return nil, fmt.Errorf("%w: no sandbox contact %s (create it with POST /v1/sandbox/contacts)", api.ErrSandboxNotFound, "+"+num)
-	}
-	return s.srv.Contact(num)
+	return err
 }
 
 func (s *sandbox) ContactSend(ctx context.Context, phone, session, text, replyTo string) (string, error) {
-	ct, err := s.contact(phone)
+	num, err := whatsapp.NormalizePhone(phone)
 	if err != nil {
 		return "", err
 	}
@@ -118,22 +116,22 @@ func (s *sandbox) ContactSend(ctx context.Context, phone, session, text, replyTo
 	if err != nil {
 		return "", err
 	}
-	if replyTo != "" {
-		return ct.Reply(ctx, to.ToNonAD(), replyTo, text)
-	}
-	return ct.Send(ctx, to.ToNonAD(), text)
+	id, err := s.be.ContactSend(ctx, num, to.ToNonAD(), text, replyTo)
+	return id, notFound(err, "+"+num)
 }
 
 func (s *sandbox) Inbox(ctx context.Context, phone string) ([]api.SandboxInboxMessage, error) {
-	ct, err := s.contact(phone)
+	num, err := whatsapp.NormalizePhone(phone)
 	if err != nil {
 		return nil, err
 	}
-	var out []api.SandboxInboxMessage
-	for _, r := range ct.Inbox() {
-		m := api.SandboxInboxMessage{ID: r.ID, From: r.From.ToNonAD().String(), Text: r.Text(), At: r.At.UTC().Format(time.RFC3339Nano)}
-		m.ReplyTo = r.Message.GetExtendedTextMessage().GetContextInfo().GetStanzaID()
-		out = append(out, m)
+	in, err := s.be.InboxOf(ctx, num)
+	if err != nil {
+		return nil, notFound(err, "+"+num)
+	}
+	out := make([]api.SandboxInboxMessage, len(in))
+	for i, m := range in {
+		out[i] = api.SandboxInboxMessage{ID: m.ID, From: m.From, Text: m.Text, ReplyTo: m.ReplyTo, At: m.At.UTC().Format(time.RFC3339Nano)}
 	}
 	return out, nil
 }

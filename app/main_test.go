@@ -1,0 +1,23 @@
+package app_test
+
+import (
+	"context"
+	"os"
+	"os/signal"
+	"syscall"
+	"testing"
+
+	"waappliance/app"
+)
+
+// TestMain lets the test binary run as the waappliance command, so crash
+// tests can SIGKILL a real appliance process without building one.
+func TestMain(m *testing.M) {
+	if os.Getenv("WAAPPLIANCE_TEST_AS_MAIN") == "1" {
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		code := app.Main(ctx, os.Args[1:], os.Stdout, os.Stderr)
+		stop()
+		os.Exit(code)
+	}
+	os.Exit(m.Run())
+}

@@ -1,0 +1,349 @@
+package wasim
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"crypto/tls"
+	"crypto/x509"
+	"go.mau.fi/whatsmeow"
+	"go.mau.fi/whatsmeow/types"
+)
+
+// The control API lets a process that does not hold the *Server (an
+// appliance in sandbox mode with --sandbox=HOST:PORT, or a test that
+// SIGKILLs such an appliance) play the phones and contacts. JSON over HTTP
+// on loopback:
+//
+//	GET  /v1/info                          root key, websocket address, TLS certificate
+//	POST /v1/phones/{phone}/scan           {"code": "..."}
+//	POST /v1/phones/{phone}/logout
+//	POST /v1/contacts                      {"phone", "name", "read_after_ms" (-1: never)}
+//	POST /v1/contacts/{phone}/send         {"to": "<jid>", "text", "reply_to"} -> {"id"}
+//	GET  /v1/contacts/{phone}/inbox        [{"id","from","text","reply_to","at","deliveries"}]
+//	POST /v1/faults                        {"refuse_connections": bool, "fail_sends": code, "drop_acks": bool}
+
+type info struct {
+	RootKey string `json:"root_key"`
+	WSAddr  string `json:"ws_addr"`
+	CertPEM string `json:"cert_pem"`
+}
+
+// InboxEntry is one message in a contact's inbox, as the control API shows it.
+type InboxEntry struct {
+	ID         string    `json:"id"`
+	From       string    `json:"from"`
+	Text       string    `json:"text"`
+	ReplyTo    string    `json:"reply_to,omitempty"`
+	At         time.Time `json:"at"`
+	Deliveries int       `json:"deliveries"`
+}
+
+// ControlHandler serves the control API for this server.
+func (s *Server) ControlHandler() http.Handler {
+	mux := http.NewServeMux()
+	fail := func(w http.ResponseWriter, code int, err error) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(code)
+		json.NewEncoder(w).Encode(map[string]string{"error": err.Error()})
+	}
+	ok := func(w http.ResponseWriter, v any) {
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(v)
+	}
+	mux.HandleFunc("GET /v1/info", func(w http.ResponseWriter, r *http.Request) {
+		ok(w, info{RootKey: base64.StdEncoding.EncodeToString(s.root.Pub[:]), WSAddr: s.Addr(),
+			CertPEM: string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: s.tlsCert.Certificate[0]}))})
+	})
+	mux.HandleFunc("POST /v1/phones/{phone}/scan", func(w http.ResponseWriter, r *http.Request) {
+		var req struct{ Code string }
+		if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+			fail(w, 400, err)
+			return
+		}
+		if err := s.Phone(r.PathValue("phone")).ScanQR(req.Code); err != nil {
+			fail(w, 409, err)
+			return
+		}
+		ok(w, map[string]string{"status": "scanned"})
+	})
+	mux.HandleFunc("POST /v1/phones/{phone}/logout", func(w http.ResponseWriter, r *http.Request) {
+		s.Phone(r.PathValue("phone")).LogOut()
+		ok(w, map[string]string{"status": "logged_out"})
+	})
+	mux.HandleFunc("POST /v1/contacts", func(w http.ResponseWriter, r *http.Request) {
+		var req struct {
+			Phone       string `json:"phone"`
+			Name        string `json:"name"`
+			ReadAfterMS int64  `json:"read_after_ms"`
+		}
+		if err := json.NewDecoder(r.Body).Decode(&req); err != nil || req.Phone == "" {
+			fail(w, 400, errors.New("want {\"phone\": ...}"))
+			return
+		}
+		ct, err := s.Contact(req.Phone)
+		if err != nil {
+			fail(w, 500, err)
+			return
+		}
+		if req.Name != "" {
+			ct.SetName(req.Name)
+		}
+		ct.SetReceipts(ReceiptPolicy{ReadAfter: time.Duration(req.ReadAfterMS) * time.Millisecond})
+		ok(w, map[string]string{"jid": ct.JID().String()})
+	})
+	mux.HandleFunc("POST /v1/contacts/{phone}/send", func(w http.ResponseWriter, r *http.Request) {
+		var req struct {
+			To      string `json:"to"`
+			Text    string `json:"text"`
+			ReplyTo string `json:"reply_to"`
+		}
+		if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+			fail(w, 400, err)
+			return
+		}
+		if !s.HasContact(r.PathValue("phone")) {
+			fail(w, 404, errors.New("no such contact"))
+			return
+		}
+		to, err := types.ParseJID(req.To)
+		if err != nil {
+			fail(w, 400, err)
+			return
+		}
+		id, err := s.ContactSend(r.Context(), r.PathValue("phone"), to, req.Text, req.ReplyTo)
+		if err != nil {
+			fail(w, 409, err)
+			return
+		}
+		ok(w, map[string]string{"id": id})
+	})
+	mux.HandleFunc("GET /v1/contacts/{phone}/inbox", func(w http.ResponseWriter, r *http.Request) {
+		if !s.HasContact(r.PathValue("phone")) {
+			fail(w, 404, errors.New("no such contact"))
+			return
+		}
+		out, _ := s.InboxOf(r.Context(), r.PathValue("phone"))
+		ok(w, out)
+	})
+	mux.HandleFunc("POST /v1/faults", func(w http.ResponseWriter, r *http.Request) {
+		var req struct {
+			RefuseConnections *bool `json:"refuse_connections"`
+			FailSends         *int  `json:"fail_sends"`
+			DropAcks          *bool `json:"drop_acks"`
+		}
+		if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+			fail(w, 400, err)
+			return
+		}
+		if req.RefuseConnections != nil {
+			s.RefuseConnections(*req.RefuseConnections)
+		}
+		if req.FailSends != nil {
+			s.FailSends(*req.FailSends)
+		}
+		if req.DropAcks != nil {
+			s.DropAcks(*req.DropAcks)
+		}
+		ok(w, map[string]string{"status": "ok"})
+	})
+	return mux
+}
+
+// ServeControl serves the control API on addr (loopback) until ctx ends.
+func (s *Server) ServeControl(ctx context.Context, addr string) (net.Addr, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	srv := &http.Server{Handler: s.ControlHandler(), ReadHeaderTimeout: 10 * time.Second}
+	go func() { <-ctx.Done(); srv.Close() }()
+	go srv.Serve(ln)
+	return ln.Addr(), nil
+}
+
+// Backend is what an appliance in sandbox mode needs of a wasim, whether
+// it runs in the same process (*Server) or another (*Remote).
+type Backend interface {
+	Prepare(cli *whatsmeow.Client)
+	Scan(ctx context.Context, phone, code string) error
+	AddContact(ctx context.Context, phone, name string, readAfter time.Duration) error
+	ContactSend(ctx context.Context, phone string, to types.JID, text, replyTo string) (string, error)
+	InboxOf(ctx context.Context, phone string) ([]InboxEntry, error)
+	Close() error
+}
+
+var (
+	_ Backend = (*Server)(nil)
+	_ Backend = (*Remote)(nil)
+)
+
+// Scan completes a pending QR pairing as phone.
+func (s *Server) Scan(ctx context.Context, phone, code string) error {
+	return s.Phone(phone).ScanQR(code)
+}
+
+// AddContact creates (or updates) a contact; readAfter < 0 means never.
+func (s *Server) AddContact(ctx context.Context, phone, name string, readAfter time.Duration) error {
+	ct, err := s.Contact(phone)
+	if err != nil {
+		return err
+	}
+	if name != "" {
+		ct.SetName(name)
+	}
+	ct.SetReceipts(ReceiptPolicy{ReadAfter: readAfter})
+	return nil
+}
+
+// ContactSend makes a contact send text to the account to (a reply when
+// replyTo is set); ErrNotFound for an unknown contact.
+func (s *Server) ContactSend(ctx context.Context, phone string, to types.JID, text, replyTo string) (string, error) {
+	if !s.HasContact(phone) {
+		return "", ErrNotFound
+	}
+	ct, err := s.Contact(phone)
+	if err != nil {
+		return "", err
+	}
+	if replyTo != "" {
+		return ct.Reply(ctx, to, replyTo, text)
+	}
+	return ct.Send(ctx, to, text)
+}
+
+// InboxOf lists what a contact received; ErrNotFound for an unknown contact.
+func (s *Server) InboxOf(ctx context.Context, phone string) ([]InboxEntry, error) {
+	if !s.HasContact(phone) {
+		return nil, ErrNotFound
+	}
+	ct, err := s.Contact(phone)
+	if err != nil {
+		return nil, err
+	}
+	out := []InboxEntry{}
+	for _, m := range ct.Inbox() {
+		out = append(out, InboxEntry{ID: m.ID, From: m.From.ToNonAD().String(), Text: m.Text(),
+			ReplyTo: m.Message.GetExtendedTextMessage().GetContextInfo().GetStanzaID(), At: m.At, Deliveries: ct.Deliveries(m.ID)})
+	}
+	return out, nil
+}
+
+// Remote is a wasim in another process, reached through its control API.
+type Remote struct {
+	base   string
+	hc     *http.Client
+	info   info
+	root   [32]byte
+	client *http.Client
+}
+
+// Dial connects to the control API at addr (HOST:PORT).
+func Dial(ctx context.Context, addr string) (*Remote, error) {
+	r := &Remote{base: "http://" + addr, hc: &http.Client{Timeout: 30 * time.Second}}
+	if err := r.call(ctx, "GET", "/v1/info", nil, &r.info); err != nil {
+		return nil, fmt.Errorf("wasim at %s: %w", addr, err)
+	}
+	k, err := base64.StdEncoding.DecodeString(r.info.RootKey)
+	if err != nil || len(k) != 32 {
+		return nil, errors.New("wasim: bad root key")
+	}
+	r.root = [32]byte(k)
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM([]byte(r.info.CertPEM)) {
+		return nil, errors.New("wasim: bad certificate")
+	}
+	ws := r.info.WSAddr
+	r.client = &http.Client{Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "tcp", ws)
+		},
+		TLSClientConfig: &tls.Config{RootCAs: pool, ServerName: "wasim"},
+	}}
+	return r, nil
+}
+
+func (r *Remote) call(ctx context.Context, method, path string, body, out any) error {
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = strings.NewReader(string(b))
+	}
+	req, err := http.NewRequestWithContext(ctx, method, r.base+path, rd)
+	if err != nil {
+		return err
+	}
+	resp, err := r.hc.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 {
+		var e struct{ Error string }
+		json.Unmarshal(b, &e)
+		if resp.StatusCode == 404 {
+			return fmt.Errorf("%w: %s", ErrNotFound, e.Error)
+		}
+		return fmt.Errorf("wasim: %s %s: %d %s", method, path, resp.StatusCode, e.Error)
+	}
+	if out != nil {
+		return json.Unmarshal(b, out)
+	}
+	return nil
+}
+
+// ErrNotFound is returned by Remote for an unknown contact.
+var ErrNotFound = errors.New("wasim: not found")
+
+// Prepare points a whatsmeow client at the remote server (see Server.Prepare).
+func (r *Remote) Prepare(cli *whatsmeow.Client) {
+	certMu.Lock()
+	whatsmeow.WACertPubKey = r.root
+	certMu.Unlock()
+	cli.SetWebsocketHTTPClient(r.client)
+	cli.SetPreLoginHTTPClient(r.client)
+	cli.SetMediaHTTPClient(r.client)
+}
+
+// Scan completes a pending QR pairing as phone.
+func (r *Remote) Scan(ctx context.Context, phone, code string) error {
+	return r.call(ctx, "POST", "/v1/phones/"+digits(phone)+"/scan", map[string]string{"code": code}, nil)
+}
+
+// AddContact creates (or updates) a contact; readAfter < 0 means never.
+func (r *Remote) AddContact(ctx context.Context, phone, name string, readAfter time.Duration) error {
+	return r.call(ctx, "POST", "/v1/contacts", map[string]any{"phone": digits(phone), "name": name, "read_after_ms": readAfter.Milliseconds()}, nil)
+}
+
+// ContactSend makes a contact send text (a reply when replyTo is set).
+func (r *Remote) ContactSend(ctx context.Context, phone string, to types.JID, text, replyTo string) (string, error) {
+	var out struct{ ID string }
+	err := r.call(ctx, "POST", "/v1/contacts/"+digits(phone)+"/send", map[string]string{"to": to.String(), "text": text, "reply_to": replyTo}, &out)
+	return out.ID, err
+}
+
+// Close releases nothing: the remote server keeps running.
+func (r *Remote) Close() error { return nil }
+
+// InboxOf lists what a contact received.
+func (r *Remote) InboxOf(ctx context.Context, phone string) ([]InboxEntry, error) {
+	var out []InboxEntry
+	err := r.call(ctx, "GET", "/v1/contacts/"+digits(phone)+"/inbox", nil, &out)
+	return out, err
+}
+
+// Faults sets fault switches; nil leaves a switch as it is.
+func (r *Remote) Faults(ctx context.Context, refuse *bool, failSends *int, dropAcks *bool) error {
+	return r.call(ctx, "POST", "/v1/faults", map[string]any{"refuse_connections": refuse, "fail_sends": failSends, "drop_acks": dropAcks}, nil)
+}
