@@ -29,9 +29,7 @@ type proc struct {
 func startProc(t *testing.T, dir, sandbox string) *proc {
 	t.Helper()
 	lf, _ := os.OpenFile(filepath.Join(t.TempDir(), "serve.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	cmd := exec.Command(os.Args[0], "serve", "--state", dir, "--sandbox="+sandbox, "--log-level", "warn")
-	cmd.Env = append(os.Environ(), "WAAPPLIANCE_TEST_AS_MAIN=1")
-	cmd.Stdout, cmd.Stderr = lf, lf
+	cmd := execAppliance(dir, sandbox, lf)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -47,7 +45,7 @@ func (p *proc) kill() {
 	}
 }
 
-func freeUDPPort(t *testing.T) int {
+func freeUDPPort(t testing.TB) int {
 	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
 		t.Fatal(err)
@@ -56,7 +54,7 @@ func freeUDPPort(t *testing.T) int {
 	return c.LocalAddr().(*net.UDPAddr).Port
 }
 
-func procClient(t *testing.T, dir string, port int, c peers.Created) *wgclient.Client {
+func procClient(t testing.TB, dir string, port int, c peers.Created) *wgclient.Client {
 	t.Helper()
 	ctx := context.Background()
 	a, err := appOpen(ctx, dir)
@@ -200,4 +198,12 @@ func contains(ss []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// execAppliance is this test binary run as `waappliance serve`.
+func execAppliance(dir, sandbox string, log *os.File) *exec.Cmd {
+	cmd := exec.Command(os.Args[0], "serve", "--state", dir, "--sandbox="+sandbox, "--log-level", "warn")
+	cmd.Env = append(os.Environ(), "WAAPPLIANCE_TEST_AS_MAIN=1")
+	cmd.Stdout, cmd.Stderr = log, log
+	return cmd
 }
