@@ -316,3 +316,21 @@ func TestSendBadInputAndAccess(t *testing.T) {
 		t.Fatalf("idempotent send arrived %d times", len(in))
 	}
 }
+
+func TestPairByPhoneCodeThroughAPI(t *testing.T) {
+	ta, cl := newSandbox(t)
+	do(t, cl, "POST", "/v1/sessions", map[string]string{"name": "shop"})
+	wantError(t, do(t, cl, "POST", "/v1/sessions/shop/pair-code", map[string]string{"phone": "0151"}), 400, "invalid_argument")
+	r := do(t, cl, "POST", "/v1/sessions/shop/pair-code", map[string]string{"phone": "+1 555 0505"})
+	var pc struct{ Code string }
+	if r.Status != 200 || r.JSON(&pc) != nil || len(pc.Code) != 9 {
+		t.Fatalf("pair-code: %d %s", r.Status, r.Body)
+	}
+	if err := ta.SandboxServer().Phone("+15550505").EnterCode(pc.Code); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "connected", func() bool { return getSession(t, cl, "shop").State == "connected" })
+	if s := getSession(t, cl, "shop"); !strings.HasPrefix(s.JID, "15550505:") {
+		t.Fatalf("JID %s", s.JID)
+	}
+}

@@ -118,3 +118,31 @@ func TestManySessions(t *testing.T) {
 		t.Fatalf("contact received %d messages from %d clients", got, n)
 	}
 }
+
+func TestPairByPhoneCode(t *testing.T) {
+	s := newServer(t)
+	tc := newClient(t, s)
+	qr, err := tc.GetQRChannel(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tc.Connect(); err != nil {
+		t.Fatal(err)
+	}
+	<-qr // the connection is up
+	code, err := tc.PairPhone(context.Background(), "+1 555 0404", true, 1, "Chrome (Linux)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(code) != 9 || code[4] != '-' {
+		t.Fatalf("code %q", code)
+	}
+	if err := s.Phone("15550404").EnterCode(code); err != nil {
+		t.Fatal(err)
+	}
+	tc.waitFor(t, "PairSuccess", is[*events.PairSuccess])
+	tc.waitFor(t, "Connected", is[*events.Connected])
+	if tc.Store.ID == nil || tc.Store.ID.User != "15550404" {
+		t.Fatalf("device %v", tc.Store.ID)
+	}
+}

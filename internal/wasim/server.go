@@ -56,12 +56,13 @@ type Server struct {
 	db        *sql.DB
 	container *sqlstore.Container
 
-	mu       sync.Mutex
-	accounts map[string]*account // by phone number (digits)
-	pending  map[string]*session // QR refs waiting for a scan
-	sessions map[types.JID]*session
-	offline  map[types.JID][]waBinary.Node
-	hooks    []func(Event)
+	mu        sync.Mutex
+	accounts  map[string]*account // by phone number (digits)
+	pending   map[string]*session // QR refs waiting for a scan
+	sessions  map[types.JID]*session
+	offline   map[types.JID][]waBinary.Node
+	codePairs map[string]*codePairing // by phone number
+	hooks     []func(Event)
 
 	saveMu sync.Mutex
 
@@ -79,7 +80,7 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{log: o.Logger.With("component", "wasim"), accounts: map[string]*account{}, pending: map[string]*session{}, sessions: map[types.JID]*session{}, offline: map[types.JID][]waBinary.Node{}}
+	s := &Server{log: o.Logger.With("component", "wasim"), accounts: map[string]*account{}, pending: map[string]*session{}, sessions: map[types.JID]*session{}, offline: map[types.JID][]waBinary.Node{}, codePairs: map[string]*codePairing{}}
 	s.root, s.static = keys.NewKeyPair(), keys.NewKeyPair()
 	var err error
 	if s.cert, err = certChain(s.root, s.static); err != nil {

@@ -216,6 +216,12 @@ func (c *session) handleIQ(n *waBinary.Node) {
 		first = children[0].Tag
 	}
 	switch attr(n, "xmlns") {
+	case "md":
+		if first == "link_code_companion_reg" {
+			c.handleLinkCode(n, children[0])
+			return
+		}
+		c.result(n)
 	case "encrypt":
 		c.handleEncrypt(n, typ, first)
 	case "usync":
