@@ -3,6 +3,7 @@ package app_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/url"
 	"strings"
 	"testing"
@@ -332,5 +333,84 @@ func TestPairByPhoneCodeThroughAPI(t *testing.T) {
 	eventually(t, "connected", func() bool { return getSession(t, cl, "shop").State == "connected" })
 	if s := getSession(t, cl, "shop"); !strings.HasPrefix(s.JID, "15550505:") {
 		t.Fatalf("JID %s", s.JID)
+	}
+}
+
+func TestSendBudgetPerMinute(t *testing.T) {
+	ta, cl := newSandbox(t)
+	pairSession(t, cl, "shop", "+15550001")
+	c, err := ta.Peers().Add(context.Background(), peers.AddOptions{Name: "bot", Scopes: []peers.Scope{peers.ScopeSend, peers.ScopeRead}, Rate: 1000, Burst: 1000, SendPerMinute: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ta.Nudge()
+	bot := ta.client(t, c)
+	send(t, bot, "shop", "+15550002", "one")
+	send(t, bot, "shop", "+15550002", "two")
+	r := do(t, bot, "POST", "/v1/sessions/shop/messages", map[string]string{"to": "+15550002", "text": "three"})
+	wantError(t, r, 429, "send_rate_limited")
+	if r.Header.Get("Retry-After") == "" {
+		t.Fatal("no Retry-After")
+	}
+	// Reads are not limited by the message budget; another peer's budget is its own.
+	if do(t, bot, "GET", "/v1/sessions", nil).Status != 200 {
+		t.Fatal("read refused after the message budget ran out")
+	}
+	send(t, cl, "shop", "+15550002", "admin still sends")
+}
+
+func TestStateBoundToItsMode(t *testing.T) {
+	dir := initState(t, peers.Server{Endpoint: "127.0.0.1:51820"})
+	ta := sandboxed(t, dir)
+	ta.Close()
+	_, err := app.Open(context.Background(), app.Options{StateDir: dir, ListenPort: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, _ := app.Open(context.Background(), app.Options{StateDir: dir, ListenPort: -1})
+	defer a.Close()
+	if err := a.Start(context.Background()); err == nil || !strings.Contains(err.Error(), "sandbox mode") {
+		t.Fatalf("a sandbox state served in real mode: %v", err)
+	}
+	// The peer commands work either way.
+	mustCLI(t, dir, "peer", "add", "x", "--scopes", "read")
+}
+
+func TestSessionCLIThroughControlSocket(t *testing.T) {
+	ta, cl := newSandbox(t)
+	mustCLI(t, ta.dir, "session", "add", "support")
+	_, list := mustCLI(t, ta.dir, "session", "list")
+	if !strings.Contains(list, "support") || !strings.Contains(list, "new") {
+		t.Fatalf("session list:\n%s", list)
+	}
+	// session login prints the QR and waits; the sandbox phone scans it meanwhile.
+	done := make(chan string, 1)
+	go func() {
+		code, out, errOut := cliRun(t, ta.dir, "session", "login", "support", "--timeout", "30s")
+		done <- fmt.Sprintf("exit %d\n%s\nstderr: %s", code, out, errOut)
+	}()
+	eventually(t, "a QR code", func() bool { return do(t, cl, "GET", "/v1/sessions/support/qr", nil).Status == 200 })
+	time.Sleep(2 * time.Second) // the CLI polls every second; let it print the code first
+	if r := do(t, cl, "POST", "/v1/sandbox/scan", map[string]string{"session": "support", "phone": "+15550777"}); r.Status != 200 {
+		t.Fatalf("scan: %s", r.Body)
+	}
+	select {
+	case out := <-done:
+		if !strings.Contains(out, "Scan with WhatsApp") || !strings.Contains(out, "linked: session support") {
+			t.Fatalf("session login printed:\n%s", out)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("session login did not return")
+	}
+	mustCLI(t, ta.dir, "session", "logout", "support")
+	if s := getSession(t, cl, "support"); s.State != "logged_out" {
+		t.Fatalf("after CLI logout: %s", s.State)
+	}
+	mustCLI(t, ta.dir, "session", "remove", "support")
+	wantError(t, do(t, cl, "GET", "/v1/sessions/support", nil), 404, "not_found")
+	// The audit log names the CLI.
+	_, audit := mustCLI(t, ta.dir, "audit", "--peer", "local-cli")
+	if strings.Count(audit, "/v1/sessions") < 3 {
+		t.Fatalf("audit of the control socket:\n%s", audit)
 	}
 }

@@ -132,8 +132,10 @@ func (e *Engine) Send(ctx context.Context, session string, req SendRequest) (msg
 	case err != nil:
 		return Message{}, false, err
 	}
-	s.poke()
+	// Read back what was committed before waking the sender, so the answer
+	// is the accepted message ("queued"), not a race with its delivery.
 	m, err := e.Message(ctx, session, id)
+	s.poke()
 	return m, true, err
 }
 
