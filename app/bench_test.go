@@ -162,6 +162,28 @@ func benchWhatsApp(b *testing.B) {
 		}
 	}
 
+	// One at a time, unloaded: queued→sent of a lone message.
+	var lone []time.Duration
+	for j := 0; j < 30; j++ {
+		var m messageJSON
+		do(b, cl, "POST", "/v1/sessions/s000/messages", map[string]string{"to": "+19990001", "text": "lone"}).JSON(&m)
+		waitB(b, "lone sent", func() bool {
+			var cur messageJSON
+			do(b, cl, "GET", "/v1/sessions/s000/messages/"+m.ID, nil).JSON(&cur)
+			return cur.Status == "sent"
+		})
+		var h struct {
+			History []struct {
+				Status string
+				At     time.Time
+			}
+		}
+		do(b, cl, "GET", "/v1/sessions/s000/messages/"+m.ID, nil).JSON(&h)
+		if len(h.History) >= 2 {
+			lone = append(lone, h.History[1].At.Sub(h.History[0].At))
+		}
+	}
+
 	// Inbound: wasim sends, an SSE client sees it.
 	var si sessionJSON
 	do(b, cl, "GET", "/v1/sessions/s000", nil).JSON(&si)
@@ -244,6 +266,8 @@ func benchWhatsApp(b *testing.B) {
 	b.ReportMetric(accepted, "accepted-sends/s")
 	b.ReportMetric(float64(pct(lat, 0.5).Microseconds())/1000, "queued→sent-p50-ms")
 	b.ReportMetric(float64(pct(lat, 0.99).Microseconds())/1000, "queued→sent-p99-ms")
+	b.ReportMetric(float64(pct(lone, 0.5).Microseconds())/1000, "lone-queued→sent-p50-ms")
+	b.ReportMetric(float64(pct(lone, 0.99).Microseconds())/1000, "lone-queued→sent-p99-ms")
 	b.ReportMetric(inRate, "inbound-events/s")
 	b.ReportMetric(float64(pct(inLat, 0.5).Microseconds())/1000, "wasim→SSE-p50-ms")
 	b.ReportMetric(float64(pct(inLat, 0.99).Microseconds())/1000, "wasim→SSE-p99-ms")
