@@ -1,12 +1,14 @@
 package wasim
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"sync"
 	"testing"
 	"time"
 
+	"go.mau.fi/whatsmeow"
 	"go.mau.fi/whatsmeow/proto/waE2E"
 	"go.mau.fi/whatsmeow/types"
 	"go.mau.fi/whatsmeow/types/events"
@@ -80,6 +82,15 @@ func TestFailedAndSwallowedSends(t *testing.T) {
 		t.Fatal("a send without an ack succeeded")
 	}
 	s.DropAcks(false)
+	s.DelayAcks(300 * time.Millisecond)
+	t0 := time.Now()
+	if _, err := tc.SendMessage(context.Background(), to, &waE2E.Message{Conversation: proto.String("slow ack")}); err != nil {
+		t.Fatal(err)
+	}
+	if time.Since(t0) < 300*time.Millisecond {
+		t.Fatal("the ack was not delayed")
+	}
+	s.DelayAcks(0)
 	if _, err := tc.SendMessage(context.Background(), to, &waE2E.Message{Conversation: proto.String("normal again")}); err != nil {
 		t.Fatal(err)
 	}
@@ -144,5 +155,43 @@ func TestPairByPhoneCode(t *testing.T) {
 	tc.waitFor(t, "Connected", is[*events.Connected])
 	if tc.Store.ID == nil || tc.Store.ID.User != "15550404" {
 		t.Fatalf("device %v", tc.Store.ID)
+	}
+}
+
+func TestMediaBothWays(t *testing.T) {
+	s := newServer(t)
+	tc := newClient(t, s)
+	pairByQR(t, s, tc, "15550601")
+	ct, _ := s.Contact("15550602")
+	ctx := context.Background()
+	img := bytes.Repeat([]byte("not really a png "), 500)
+	up, err := tc.Upload(ctx, img, whatsmeow.MediaImage)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = tc.SendMessage(ctx, ct.JID(), &waE2E.Message{ImageMessage: &waE2E.ImageMessage{
+		URL: proto.String(up.URL), DirectPath: proto.String(up.DirectPath), MediaKey: up.MediaKey, Mimetype: proto.String("image/png"),
+		FileEncSHA256: up.FileEncSHA256, FileSHA256: up.FileSHA256, FileLength: proto.Uint64(up.FileLength), Caption: proto.String("look")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := ct.Inbox()
+	got, err := ct.Image(in[len(in)-1])
+	if err != nil || !bytes.Equal(got, img) {
+		t.Fatalf("contact decrypted %d bytes, %v", len(got), err)
+	}
+	// And back: the contact sends an image the client downloads.
+	photo := bytes.Repeat([]byte{0x89, 'P', 'N', 'G'}, 3000)
+	id, err := ct.SendImage(ctx, tc.Store.ID.ToNonAD(), photo, "image/png", "from Ada")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := tc.waitFor(t, "image", is[*events.Message]).(*events.Message)
+	if ev.Info.ID != id || ev.Message.GetImageMessage().GetCaption() != "from Ada" {
+		t.Fatalf("got %+v", ev.Message)
+	}
+	data, err := tc.Download(ctx, ev.Message.GetImageMessage())
+	if err != nil || !bytes.Equal(data, photo) {
+		t.Fatalf("client downloaded %d bytes: %v", len(data), err)
 	}
 }

@@ -66,6 +66,9 @@ func (c *session) handleMessage(n *waBinary.Node) {
 		}
 		contact = a.contact
 	}
+	if d := time.Duration(s.ackDelay.Load()); d > 0 {
+		time.Sleep(d)
+	}
 	ts := time.Now()
 	s.emit(Event{Kind: EventServerAck, Device: c.jid, MessageID: id})
 	c.send(waBinary.Node{Tag: "ack", Attrs: waBinary.Attrs{"class": "message", "id": id, "from": to, "t": strconv.FormatInt(ts.Unix(), 10)}})

@@ -62,14 +62,16 @@ type Server struct {
 	sessions  map[types.JID]*session
 	offline   map[types.JID][]waBinary.Node
 	codePairs map[string]*codePairing // by phone number
+	blobs     map[string][]byte       // uploaded media by direct path
 	hooks     []func(Event)
 
 	saveMu sync.Mutex
 
-	refuse  atomic.Bool
-	ackMode atomic.Int32 // ackNormal, ackDelay, ackRefuse
-	ackErr  atomic.Int32 // error code for refused sends
-	nextRef atomic.Int64
+	refuse   atomic.Bool
+	ackMode  atomic.Int32 // ackNormal, ackDelay, ackRefuse
+	ackErr   atomic.Int32 // error code for refused sends
+	ackDelay atomic.Int64 // time.Duration before each ack
+	nextRef  atomic.Int64
 }
 
 // New creates and starts a server.
@@ -80,7 +82,7 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{log: o.Logger.With("component", "wasim"), accounts: map[string]*account{}, pending: map[string]*session{}, sessions: map[types.JID]*session{}, offline: map[types.JID][]waBinary.Node{}, codePairs: map[string]*codePairing{}}
+	s := &Server{log: o.Logger.With("component", "wasim"), accounts: map[string]*account{}, pending: map[string]*session{}, sessions: map[types.JID]*session{}, offline: map[types.JID][]waBinary.Node{}, codePairs: map[string]*codePairing{}, blobs: map[string][]byte{}}
 	s.root, s.static = keys.NewKeyPair(), keys.NewKeyPair()
 	var err error
 	if s.cert, err = certChain(s.root, s.static); err != nil {
@@ -191,6 +193,9 @@ func (s *Server) Close() error {
 }
 
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	if s.serveMedia(w, r) {
+		return
+	}
 	if s.refuse.Load() {
 		http.Error(w, "wasim: refusing connections", http.StatusServiceUnavailable)
 		return
@@ -238,6 +243,9 @@ func (s *Server) FailSends(code int) {
 	s.ackErr.Store(int32(code))
 	s.ackMode.Store(ackRefuse)
 }
+
+// DelayAcks makes the server wait d before acking each client send (0: none).
+func (s *Server) DelayAcks(d time.Duration) { s.ackDelay.Store(int64(d)) }
 
 // DropAcks makes the server swallow client sends without acking them.
 func (s *Server) DropAcks(drop bool) {

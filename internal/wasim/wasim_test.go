@@ -137,10 +137,14 @@ func TestPairLoginSendReceive(t *testing.T) {
 	ct.SetReceipts(ReceiptPolicy{ReadAfter: 100 * time.Millisecond})
 	ctx := context.Background()
 	to := types.NewJID("15550002", types.DefaultUserServer)
+	var firstID types.MessageID
 	for i, text := range []string{"hello contact", "second message"} {
 		resp, err := tc.SendMessage(ctx, to, &waE2EMessage{Conversation: ptr(text)})
 		if err != nil {
 			t.Fatalf("send %d: %v", i, err)
+		}
+		if i == 0 {
+			firstID = resp.ID
 		}
 		if resp.Timestamp.IsZero() {
 			t.Fatal("no server timestamp in the ack")
@@ -188,6 +192,14 @@ func TestPairLoginSendReceive(t *testing.T) {
 	ev = tc.waitFor(t, "reply", is[*events.Message]).(*events.Message)
 	if ev.Info.ID != rid || ev.Message.GetExtendedTextMessage().GetContextInfo().GetStanzaID() != id {
 		t.Fatalf("reply: %+v", ev.Message)
+	}
+	// A reaction to the client's first message.
+	if _, err := ct.React(ctx, tc.Store.ID.ToNonAD(), string(firstID), "👍"); err != nil {
+		t.Fatal(err)
+	}
+	ev = tc.waitFor(t, "reaction", is[*events.Message]).(*events.Message)
+	if r := ev.Message.GetReactionMessage(); r.GetText() != "👍" || r.GetKey().GetID() != string(firstID) {
+		t.Fatalf("reaction: %+v", ev.Message)
 	}
 	// Now that the contact has answered, the session is established: msg.
 	resp, err := tc.SendMessage(ctx, to, &waE2EMessage{Conversation: ptr("third")})
