@@ -23,21 +23,27 @@
 //
 // The Noise XX handshake with a certificate chain; QR pairing with the ADV
 // signed device identity (account signature, HMAC, device signature) and
-// the 515 restart; login with <success> or <failure 401>; the prekey count,
+// the 515 restart; phone-code pairing (PairPhone, then Phone.EnterCode); login with <success> or <failure 401>; the prekey count,
 // upload and bundle fetch; usync device lists and "on WhatsApp" checks; the
 // other iqs answered with plausible empty results; one-to-one messages
 // Signal-encrypted by the client and decrypted by the contact (pkmsg, then
 // msg once the contact has answered); server acks with a timestamp;
 // delivered and read receipts; contacts sending texts, replies and
-// reactions, queued while the client is offline; stream errors 401
-// (device removed), 440 (replaced) and dropped connections; faults: refuse
-// connections, refuse or swallow sends.
+// reactions, queued while the client is offline and redelivered until the
+// client acks them; images both ways (media_conn points at wasim, which
+// stores encrypted uploads and serves downloads); stream errors 401 (device
+// removed), 440 (replaced) and dropped connections; faults: refuse
+// connections, refuse, delay or swallow sends. State (accounts, linked
+// devices, contacts, Signal keys) can live in a SQLite file (Options.DBPath)
+// so a standalone wasim (cmd/wasim) survives restarts; its control API
+// (ControlHandler, Dial) drives it from another process.
 //
 // # What it does not simulate
 //
 // Groups, broadcast lists, status, newsletters, calls, presence, app state
 // sync and history sync, LID addressing (contacts have phone-number JIDs
-// only), phone-code pairing, media upload and download, retry receipts,
+// only; whatsmeow warns "No LID found" once per contact), video, audio and
+// documents (only images are exercised), retry receipts,
 // message edits and revokes, privacy tokens, business features, rate limits
 // and bans, multi-device fan-out to the sender's own phone (its envelopes
 // are accepted and dropped), and anything about WhatsApp's real servers
