@@ -102,12 +102,8 @@ func (c *cli) flags(name, args, summary string) *flag.FlagSet {
 
 func (c *cli) version(ctx context.Context, args []string) error {
 	fs := c.flags("version", "", "Print version, commit, Go version and platform.")
-	pos, err := parseArgs(fs, args)
-	if err != nil {
+	if err := noArgs(fs, args); err != nil {
 		return err
-	}
-	if len(pos) > 0 {
-		return usagef("unexpected argument %q", pos[0])
 	}
 	fmt.Fprintln(c.stdout, VersionLine())
 	return nil
@@ -166,12 +162,8 @@ func (c *cli) init(ctx context.Context, args []string) error {
 	fs := c.flags("init", "[flags]", "Create the server key and config in the state directory. Refuses an initialized state.")
 	state := stateFlag(fs)
 	f := addInitFlags(fs)
-	pos, err := parseArgs(fs, args)
-	if err != nil {
+	if err := noArgs(fs, args); err != nil {
 		return err
-	}
-	if len(pos) > 0 {
-		return usagef("unexpected argument %q", pos[0])
 	}
 	s, err := f.server()
 	if err != nil {
@@ -251,12 +243,8 @@ func (c *cli) serve(ctx context.Context, args []string) error {
 	fs := c.flags("serve", "[flags]", "Run the appliance from an initialized state until SIGINT or SIGTERM.")
 	state := stateFlag(fs)
 	sf := addServeFlags(fs)
-	pos, err := parseArgs(fs, args)
-	if err != nil {
+	if err := noArgs(fs, args); err != nil {
 		return err
-	}
-	if len(pos) > 0 {
-		return usagef("unexpected argument %q", pos[0])
 	}
 	log, err := sf.apply(c.stderr)
 	if err != nil {
@@ -287,12 +275,8 @@ func (c *cli) up(ctx context.Context, args []string) error {
 	state := stateFlag(fs)
 	f := addInitFlags(fs)
 	sf := addServeFlags(fs)
-	pos, err := parseArgs(fs, args)
-	if err != nil {
+	if err := noArgs(fs, args); err != nil {
 		return err
-	}
-	if len(pos) > 0 {
-		return usagef("unexpected argument %q", pos[0])
 	}
 	s, err := f.server()
 	if err != nil {
@@ -357,12 +341,8 @@ func (c *cli) auditCmd(ctx context.Context, args []string) error {
 	after := fs.Int64("after", 0, "only entries with id greater than this")
 	limit := fs.Int("limit", 100, "at most this many entries (1-1000)")
 	asJSON := fs.Bool("json", false, "print JSON")
-	pos, err := parseArgs(fs, args)
-	if err != nil {
+	if err := noArgs(fs, args); err != nil {
 		return err
-	}
-	if len(pos) > 0 {
-		return usagef("unexpected argument %q", pos[0])
 	}
 	if *limit < 1 || *limit > audit.MaxLimit {
 		return usagef("--limit must be 1-%d", audit.MaxLimit)

@@ -173,12 +173,8 @@ func udpOwner(port int) (int, string) {
 func (c *cli) doctor(ctx context.Context, args []string) error {
 	fs := c.flags("doctor", "", "Check a configured box: state dir permissions, the UDP port, the endpoint, the clock, free disk.\nPrints what to fix; exit 1 when something needs fixing.")
 	state := stateFlag(fs)
-	pos, err := parseArgs(fs, args)
-	if err != nil {
+	if err := noArgs(fs, args); err != nil {
 		return err
-	}
-	if len(pos) > 0 {
-		return usagef("unexpected argument %q", pos[0])
 	}
 	problems := 0
 	for _, ch := range Doctor(ctx, *state) {

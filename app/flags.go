@@ -107,3 +107,15 @@ func parseSize(s string) (int64, error) {
 
 // errHelp is returned after printing help on request (exit 0).
 var errHelp = flag.ErrHelp
+
+// noArgs parses flags for a command that takes no positional argument.
+func noArgs(fs *flag.FlagSet, args []string) error {
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usagef("unexpected argument %q", pos[0])
+	}
+	return nil
+}

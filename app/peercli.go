@@ -111,12 +111,8 @@ func (c *cli) peerList(ctx context.Context, args []string) error {
 	fs := c.flags("peer list", "[--json]", "List peers.")
 	state := stateFlag(fs)
 	asJSON := fs.Bool("json", false, "print JSON")
-	pos, err := parseArgs(fs, args)
-	if err != nil {
+	if err := noArgs(fs, args); err != nil {
 		return err
-	}
-	if len(pos) > 0 {
-		return usagef("unexpected argument %q", pos[0])
 	}
 	a, err := openState(ctx, *state)
 	if err != nil {
@@ -192,21 +188,19 @@ func (c *cli) peerRemove(ctx context.Context, args []string) error {
 }
 
 func (c *cli) peerDisable(ctx context.Context, args []string) error {
-	return c.simple(ctx, args, "peer disable", "Disable a peer; its key stops working until enabled again.", func(a *Appliance, n string) error {
-		if _, err := a.reg.SetDisabled(ctx, n, true); err != nil {
-			return err
-		}
-		fmt.Fprintf(c.stderr, "disabled peer %s\n", n)
-		return nil
-	})
+	return c.setDisabled(ctx, args, "peer disable", "Disable a peer; its key stops working until enabled again.", true)
 }
 
 func (c *cli) peerEnable(ctx context.Context, args []string) error {
-	return c.simple(ctx, args, "peer enable", "Enable a disabled peer.", func(a *Appliance, n string) error {
-		if _, err := a.reg.SetDisabled(ctx, n, false); err != nil {
+	return c.setDisabled(ctx, args, "peer enable", "Enable a disabled peer.", false)
+}
+
+func (c *cli) setDisabled(ctx context.Context, args []string, name, summary string, disabled bool) error {
+	return c.simple(ctx, args, name, summary, func(a *Appliance, n string) error {
+		if _, err := a.reg.SetDisabled(ctx, n, disabled); err != nil {
 			return err
 		}
-		fmt.Fprintf(c.stderr, "enabled peer %s\n", n)
+		fmt.Fprintf(c.stderr, "%sd peer %s\n", strings.TrimPrefix(name, "peer "), n)
 		return nil
 	})
 }

@@ -142,12 +142,8 @@ func mib(b uint64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
 
 func (c *cli) selftest(ctx context.Context, args []string) error {
 	fs := c.flags("selftest", "", "Start a throwaway appliance in a temporary state dir on a loopback UDP port, bring up an\nin-process client peer, do a WireGuard handshake, call /v1/whoami through the tunnel, check\nthe identity and a 403 for a missing scope, and report. Touches no real state, no network but loopback.")
-	pos, err := parseArgs(fs, args)
-	if err != nil {
+	if err := noArgs(fs, args); err != nil {
 		return err
-	}
-	if len(pos) > 0 {
-		return usagef("unexpected argument %q", pos[0])
 	}
 	fmt.Fprintf(c.stdout, "waappliance selftest: %s\n", VersionLine())
 	rep, err := Selftest(ctx)
