@@ -165,6 +165,21 @@ func TestSessionPairSendReceiveAndRestart(t *testing.T) {
 		return false
 	})
 
+	// A reply through the API quotes the message it answers.
+	var rep messageJSON
+	r := do(t, cl, "POST", "/v1/sessions/shop/messages", map[string]string{"to": "+15550002", "text": "replying", "reply_to": m.ID})
+	if r.Status != 202 || r.JSON(&rep) != nil {
+		t.Fatalf("reply: %d %s", r.Status, r.Body)
+	}
+	eventually(t, "the reply at the contact", func() bool {
+		for _, x := range inbox(t, cl, "+15550002") {
+			if x.ID == rep.ID && x.Text == "replying" && x.ReplyTo == m.ID {
+				return true
+			}
+		}
+		return false
+	})
+
 	// Restart the appliance: the session reconnects without pairing again.
 	dir := ta.dir
 	ta.Close()
