@@ -120,7 +120,7 @@ func (ta *testAppliance) clientWith(t testing.TB, cfg wgclient.Config) *wgclient
 // do sends a request and fails the test on a transport error.
 func do(t testing.TB, cl *wgclient.Client, method, path string, body any) *wgclient.Response {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	r, err := cl.Do(ctx, method, path, body)
 	if err != nil {

@@ -35,7 +35,7 @@ func newSandbox(t *testing.T) (*testAppliance, *wgclient.Client) {
 // eventually polls fn every 50 ms until it is true or 15 s pass.
 func eventually(t *testing.T, what string, fn func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
+	deadline := time.Now().Add(45 * time.Second)
 	for !fn() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out: %s", what)

@@ -48,7 +48,7 @@ type Client struct {
 	cfg  Config
 	dev  *device.Device
 	tnet *netstack.Net
-	// HTTP sends requests through the tunnel; its timeout is 10 s.
+	// HTTP sends requests through the tunnel; its timeout is 30 s.
 	HTTP *http.Client
 }
 
@@ -91,7 +91,7 @@ func New(cfg Config) (*Client, error) {
 	}
 	c := &Client{cfg: cfg, dev: dev, tnet: tnet}
 	c.HTTP = &http.Client{
-		Timeout: 10 * time.Second,
+		Timeout: 30 * time.Second,
 		Transport: &http.Transport{
 			DialContext:         c.DialContext,
 			MaxIdleConnsPerHost: 16,
