@@ -69,6 +69,17 @@ func pairSession(t *testing.T, cl *wgclient.Client, name, phone string) sessionJ
 		t.Fatalf("login: %d %s", r.Status, r.Body)
 	}
 	eventually(t, "a QR code", func() bool { return do(t, cl, "GET", "/v1/sessions/"+name+"/qr", nil).Status == 200 })
+	var qr struct {
+		Code      string
+		ExpiresAt time.Time `json:"expires_at"`
+	}
+	if do(t, cl, "GET", "/v1/sessions/"+name+"/qr", nil).JSON(&qr); !strings.HasPrefix(qr.Code, "2@") || qr.ExpiresAt.Before(time.Now()) {
+		t.Fatalf("qr %+v", qr)
+	}
+	png, err := cl.DoWithHeader(context.Background(), "GET", "/v1/sessions/"+name+"/qr", nil, map[string]string{"Accept": "image/png"})
+	if err != nil || png.Header.Get("Content-Type") != "image/png" || !strings.HasPrefix(string(png.Body), "\x89PNG") {
+		t.Fatalf("qr as PNG: %v", err)
+	}
 	if r := do(t, cl, "POST", "/v1/sandbox/scan", map[string]string{"session": name, "phone": phone}); r.Status != 200 {
 		t.Fatalf("scan: %d %s", r.Status, r.Body)
 	}
