@@ -29,31 +29,26 @@ func (c *session) handleMessage(n *waBinary.Node) {
 		s.emit(Event{Kind: EventSendRefused, Device: c.jid, MessageID: id})
 		return
 	}
-	var encs []struct {
+	// Envelopes come per device in <participants>, or directly for one.
+	type addressed struct {
 		dev types.JID
 		enc waBinary.Node
+	}
+	var encs []addressed
+	collect := func(dev types.JID, children []waBinary.Node) {
+		for _, e := range children {
+			if e.Tag == "enc" {
+				encs = append(encs, addressed{dev, e})
+			}
+		}
 	}
 	if parts, ok := n.GetOptionalChildByTag("participants"); ok {
 		for _, p := range parts.GetChildren() {
 			j, _ := p.Attrs["jid"].(types.JID)
-			for _, e := range p.GetChildren() {
-				if e.Tag == "enc" {
-					encs = append(encs, struct {
-						dev types.JID
-						enc waBinary.Node
-					}{j, e})
-				}
-			}
+			collect(j, p.GetChildren())
 		}
 	}
-	for _, e := range n.GetChildren() {
-		if e.Tag == "enc" {
-			encs = append(encs, struct {
-				dev types.JID
-				enc waBinary.Node
-			}{to, e})
-		}
-	}
+	collect(to, n.GetChildren())
 	var contact *Contact
 	for _, e := range encs {
 		a, ok := s.lookup(e.dev.User)
