@@ -48,8 +48,6 @@ type companion struct {
 	skeySig  [64]byte
 	prekeys  []preKeyRec
 	removed  bool
-	loggedIn bool
-	pairedAt time.Time
 }
 
 type preKeyRec struct {
@@ -60,14 +58,14 @@ type preKeyRec struct {
 // Phone returns the simulated phone of number (digits, with or without +),
 // creating the account on first use.
 func (s *Server) Phone(number string) *Phone {
-	a, _ := s.account(context.Background(), number, false)
+	a, _ := s.account(context.Background(), number)
 	return &Phone{srv: s, acc: a}
 }
 
 func digits(n string) string { return strings.TrimPrefix(strings.TrimSpace(n), "+") }
 
 // account returns (and with create, makes) the account of a number.
-func (s *Server) account(ctx context.Context, number string, contact bool) (*account, error) {
+func (s *Server) account(ctx context.Context, number string) (*account, error) {
 	number = digits(number)
 	s.mu.Lock()
 	defer s.mu.Unlock()

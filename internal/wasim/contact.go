@@ -75,7 +75,7 @@ func (r Received) Text() string {
 
 // Contact returns the simulated contact of number, creating it on first use.
 func (s *Server) Contact(number string) (*Contact, error) {
-	a, err := s.account(context.Background(), number, true)
+	a, err := s.account(context.Background(), number)
 	if err != nil {
 		return nil, err
 	}

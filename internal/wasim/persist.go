@@ -100,7 +100,7 @@ func (s *Server) load(ctx context.Context) error {
 		return fmt.Errorf("wasim: saved state: %w", err)
 	}
 	for _, pa := range st.Accounts {
-		a, err := s.account(ctx, pa.Phone, false)
+		a, err := s.account(ctx, pa.Phone)
 		if err != nil {
 			return err
 		}

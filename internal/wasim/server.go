@@ -68,7 +68,7 @@ type Server struct {
 	saveMu sync.Mutex
 
 	refuse   atomic.Bool
-	ackMode  atomic.Int32 // ackNormal, ackDelay, ackRefuse
+	ackMode  atomic.Int32 // ackNormal, ackRefuse, ackDrop
 	ackErr   atomic.Int32 // error code for refused sends
 	ackDelay atomic.Int64 // time.Duration before each ack
 	nextRef  atomic.Int64
@@ -228,7 +228,6 @@ func (s *Server) RefuseConnections(refuse bool) {
 
 const (
 	ackNormal = iota
-	ackDelay
 	ackRefuse
 	ackDrop
 )

@@ -254,7 +254,7 @@ func (c *session) finishPairing() {
 	if p == nil || c.reg == nil {
 		return
 	}
-	comp := &companion{id: p.device, identity: p.identity, pairedAt: time.Now()}
+	comp := &companion{id: p.device, identity: p.identity}
 	comp.regID = binary.BigEndian.Uint32(pad4(c.reg.GetERegid()))
 	comp.skeyID = binary.BigEndian.Uint32(pad4(c.reg.GetESkeyID()))
 	copy(comp.skeyPub[:], c.reg.GetESkeyVal())

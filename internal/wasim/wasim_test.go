@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -42,9 +41,7 @@ func (l failLog) Sub(m string) waLog.Logger { return failLog{l.t, l.module + "/"
 
 type testClient struct {
 	*whatsmeow.Client
-	mu     sync.Mutex
-	events []any
-	ch     chan any
+	ch chan any
 }
 
 func newServer(t testing.TB) *Server {
