@@ -15,8 +15,6 @@ import (
 	"time"
 
 	"go.mau.fi/whatsmeow/types"
-
-	"waappliance/internal/wasim"
 )
 
 // BenchmarkWhatsApp measures the appliance as a separate process (this test
@@ -58,14 +56,7 @@ func pct(d []time.Duration, p float64) time.Duration {
 
 func benchWhatsApp(b *testing.B) {
 	ctx := context.Background()
-	srv, err := wasim.New(ctx, wasim.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer srv.Close()
-	cctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	ctl, _ := srv.ServeControl(cctx, "127.0.0.1:0")
+	srv, ctl := startWasim(b)
 	port := freeUDPPort(b)
 	dir := filepath.Join(b.TempDir(), "state")
 	mustCLI(b, dir, "init", "--listen-port", fmt.Sprint(port), "--endpoint", fmt.Sprintf("127.0.0.1:%d", port))

@@ -82,17 +82,7 @@ func TestCrashSafety(t *testing.T) {
 		t.Skip("subprocess crash test")
 	}
 	ctx := context.Background()
-	srv, err := wasim.New(ctx, wasim.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	cctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	ctl, err := srv.ServeControl(cctx, "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv, ctl := startWasim(t)
 	port := freeUDPPort(t)
 	dir := filepath.Join(t.TempDir(), "state")
 	mustCLI(t, dir, "init", "--listen-port", fmt.Sprint(port), "--endpoint", fmt.Sprintf("127.0.0.1:%d", port))
@@ -210,4 +200,21 @@ func execAppliance(dir, sandbox string, log *os.File) *exec.Cmd {
 	cmd.Env = append(os.Environ(), "WAAPPLIANCE_TEST_AS_MAIN=1")
 	cmd.Stdout, cmd.Stderr = log, log
 	return cmd
+}
+
+// startWasim runs a simulator in this process with its control API on
+// loopback, for an appliance process to use with --sandbox=ctl.
+func startWasim(t testing.TB) (*wasim.Server, net.Addr) {
+	t.Helper()
+	srv, err := wasim.New(context.Background(), wasim.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(func() { cancel(); srv.Close() })
+	ctl, err := srv.ServeControl(ctx, "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return srv, ctl
 }
