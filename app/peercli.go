@@ -141,7 +141,16 @@ func (c *cli) peerList(ctx context.Context, args []string) error {
 }
 
 func (c *cli) peerShow(ctx context.Context, args []string) error {
-	fs := c.flags("peer show", "NAME", "Show one peer as JSON.")
+	return c.withPeer(ctx, args, c.flags("peer show", "NAME", "Show one peer as JSON."), func(a *Appliance, p peers.Peer) error {
+		enc := json.NewEncoder(c.stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(p.View(time.Now()))
+	})
+}
+
+// withPeer parses fs (plus --state) and one NAME, opens the state and runs
+// fn with that peer.
+func (c *cli) withPeer(ctx context.Context, args []string, fs *flag.FlagSet, fn func(*Appliance, peers.Peer) error) error {
 	state := stateFlag(fs)
 	name, err := oneName(fs, args)
 	if err != nil {
@@ -156,9 +165,7 @@ func (c *cli) peerShow(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	enc := json.NewEncoder(c.stdout)
-	enc.SetIndent("", "  ")
-	return enc.Encode(p.View(time.Now()))
+	return fn(a, p)
 }
 
 // simple runs a one-name command against the registry.
@@ -218,28 +225,17 @@ func (c *cli) peerRotate(ctx context.Context, args []string) error {
 
 func (c *cli) peerConfig(ctx context.Context, args []string) error {
 	fs := c.flags("peer config", "NAME [--qr]", "Print a peer's config again, with a placeholder instead of the private key.")
-	state := stateFlag(fs)
 	qr := fs.Bool("qr", false, "also print a terminal QR code (on stderr)")
-	name, err := oneName(fs, args)
-	if err != nil {
-		return err
-	}
-	a, err := openState(ctx, *state)
-	if err != nil {
-		return err
-	}
-	defer a.Close()
-	p, err := a.reg.Get(name)
-	if err != nil {
-		return err
-	}
-	cfg := c.printConfig(a.server, peers.Created{Peer: p})
-	if *qr {
+	return c.withPeer(ctx, args, fs, func(a *Appliance, p peers.Peer) error {
+		cfg := c.printConfig(a.server, peers.Created{Peer: p})
+		if !*qr {
+			return nil
+		}
 		q, err := peers.TerminalQR(cfg)
 		if err != nil {
 			return err
 		}
 		fmt.Fprint(c.stderr, q)
-	}
-	return nil
+		return nil
+	})
 }
