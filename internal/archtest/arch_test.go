@@ -26,7 +26,7 @@ var allowed = map[string][]string{
 	"audit":              {"store"},
 	"store":              {},
 	"events":             {"store"},
-	"whatsapp":           {"store", "events", "internal/wasim"},
+	"whatsapp":           {"store", "events"}, // never the simulator: sandbox wiring is app's
 	"internal/wgclient":  {"peers"},
 	"internal/wasim":     {},
 	"internal/elfcheck":  {},
