@@ -143,15 +143,21 @@ func (s *Server) deliver(dev types.JID, n waBinary.Node) {
 func (s *Server) flushOffline(c *session) {
 	time.Sleep(100 * time.Millisecond) // let the client finish its post-login queries first
 	s.mu.Lock()
+	if s.sessions[c.jid] != c {
+		// The connection ended (or was replaced) during the pause: the queue
+		// stays for the next login; taking it now would lose it.
+		s.mu.Unlock()
+		return
+	}
 	q := s.offline[c.jid]
 	delete(s.offline, c.jid)
-	s.mu.Unlock()
 	for _, n := range q {
-		s.mu.Lock()
 		if n.Tag == "message" {
 			c.unacked = append(c.unacked, n)
 		}
-		s.mu.Unlock()
+	}
+	s.mu.Unlock()
+	for _, n := range q {
 		c.send(n)
 	}
 }

@@ -50,7 +50,15 @@ func (c *session) send(n waBinary.Node) error {
 	return c.fc.writePlain(ctx, b)
 }
 
-// streamError sends a stream error and closes the connection.
+// streamErrorGrace is how long the server keeps a connection open after a
+// stream error for the client to act on it and hang up itself. whatsmeow
+// reads the error into a handler queue but sees the end of the socket at
+// once: closing right away would make a 515 or a 440 look like a network
+// failure to it, and its auto-reconnect would race the intended handling.
+const streamErrorGrace = 2 * time.Second
+
+// streamError sends a stream error and closes the connection once the client
+// has hung up, or after streamErrorGrace. It does not wait for that.
 func (c *session) streamError(code, conflict string) {
 	n := waBinary.Node{Tag: "stream:error", Attrs: waBinary.Attrs{}}
 	if code != "" {
@@ -60,7 +68,18 @@ func (c *session) streamError(code, conflict string) {
 		n.Content = []waBinary.Node{{Tag: "conflict", Attrs: waBinary.Attrs{"type": conflict}}}
 	}
 	c.send(n)
-	time.Sleep(20 * time.Millisecond)
+	go c.hangUpAfterGrace()
+}
+
+// hangUpAfterGrace closes the connection after streamErrorGrace unless the
+// client closed it first.
+func (c *session) hangUpAfterGrace() {
+	t := time.NewTimer(streamErrorGrace)
+	defer t.Stop()
+	select {
+	case <-c.done:
+	case <-t.C:
+	}
 	c.close()
 }
 
@@ -116,11 +135,21 @@ func (c *session) unregister() {
 	if !c.jid.IsEmpty() && s.sessions[c.jid] == c {
 		delete(s.sessions, c.jid)
 	}
+	var handOver []waBinary.Node
 	if len(c.unacked) > 0 && !c.jid.IsEmpty() {
-		s.offline[c.jid] = append(c.unacked, s.offline[c.jid]...)
+		if s.sessions[c.jid] != nil {
+			// Replaced by a newer connection of the same device, which may
+			// already have flushed the offline queue: it gets them now.
+			handOver = c.unacked
+		} else {
+			s.offline[c.jid] = append(c.unacked, s.offline[c.jid]...)
+		}
 		c.unacked = nil
 	}
 	s.mu.Unlock()
+	for _, n := range handOver {
+		s.deliver(c.jid, n)
+	}
 	if !c.jid.IsEmpty() {
 		s.emit(Event{Kind: EventDisconnected, Device: c.jid})
 	}
@@ -156,8 +185,12 @@ func (c *session) login(cp *waWa6.ClientPayload) bool {
 	}
 	if comp == nil || comp.removed {
 		c.send(waBinary.Node{Tag: "failure", Attrs: waBinary.Attrs{"reason": "401", "location": "wasim"}})
-		time.Sleep(20 * time.Millisecond)
-		return false
+		go c.hangUpAfterGrace()
+		for { // ignore whatever comes until one side hangs up
+			if _, err := c.fc.readFrame(c.ctx); err != nil {
+				return false
+			}
+		}
 	}
 	c.acc, c.comp = acc, comp
 	c.jid = types.JID{User: phone, Server: types.DefaultUserServer, Device: comp.id}
@@ -297,6 +330,31 @@ func (c *session) handleReceipt(n *waBinary.Node) {
 		a["type"] = t
 	}
 	c.send(waBinary.Node{Tag: "ack", Attrs: a})
+	if attr(n, "type") == "retry" {
+		c.srv.retryToContact(c.jid, n)
+	}
+}
+
+// retryToContact hands a retry receipt (the client could not decrypt a
+// message) to the simulated contact that sent the message, which resends it.
+func (s *Server) retryToContact(dev types.JID, n *waBinary.Node) {
+	to, _ := n.Attrs["to"].(types.JID)
+	a, ok := s.lookup(to.User)
+	if !ok || a.contact == nil || dev.IsEmpty() {
+		return
+	}
+	r, ok := n.GetOptionalChildByTag("retry")
+	if !ok {
+		return
+	}
+	count, _ := strconv.Atoi(attr(&r, "count"))
+	id := attr(&r, "id")
+	s.emit(Event{Kind: EventRetryRequested, Device: dev, Contact: a.jid, MessageID: id})
+	go func() {
+		if err := a.contact.retry(context.Background(), dev, id, count, n); err != nil {
+			s.log.Warn("contact could not answer a retry receipt", "id", id, "err", err)
+		}
+	}()
 }
 
 func (s *Server) sessionOf(j types.JID) *session {
