@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync"
 	"time"
 
@@ -46,6 +47,18 @@ type Contact struct {
 	seenIDs map[string]bool
 	// deliveries counts every decrypted copy of each id, retries included.
 	deliveries map[string]int
+	// sent keeps the latest messages the contact sent (sentOrder bounds it
+	// to maxKeptForRetry), so that a retry receipt can be answered.
+	sent      map[string]sentMessage
+	sentOrder []string
+}
+
+// maxKeptForRetry is how many sent messages a contact can still resend.
+const maxKeptForRetry = 1000
+
+type sentMessage struct {
+	plaintext []byte
+	ts        int64
 }
 
 // Deliveries is how many times the contact received message id (a second
@@ -84,7 +97,7 @@ func (s *Server) Contact(number string) (*Contact, error) {
 	if a.contact != nil {
 		return a.contact, nil
 	}
-	a.contact = &Contact{srv: s, acc: a, Name: "Contact " + a.phone, policy: ReceiptPolicy{ReadAfter: 500 * time.Millisecond}, seenIDs: map[string]bool{}, deliveries: map[string]int{}}
+	a.contact = &Contact{srv: s, acc: a, Name: "Contact " + a.phone, policy: ReceiptPolicy{ReadAfter: 500 * time.Millisecond}, seenIDs: map[string]bool{}, deliveries: map[string]int{}, sent: map[string]sentMessage{}}
 	go s.save()
 	return a.contact, nil
 }
@@ -217,6 +230,7 @@ func (ct *Contact) SendMessage(ctx context.Context, to types.JID, msg *waE2E.Mes
 		return "", fmt.Errorf("wasim: %s has no linked device", to.User)
 	}
 	ts := time.Now().Unix()
+	ct.remember(id, pt, ts)
 	for _, comp := range comps {
 		dev := a.jid
 		dev.Device = comp.id
@@ -242,29 +256,15 @@ func (ct *Contact) encryptFor(ctx context.Context, dev types.JID, comp *companio
 		return waBinary.Node{}, err
 	}
 	if !has {
-		comp.mu().Lock()
-		var pk *prekey_
-		if len(comp.prekeys) > 0 {
-			pk = &prekey_{comp.prekeys[0]}
-			comp.prekeys = comp.prekeys[1:]
-		}
-		reg, skID, skPub, skSig, ident := comp.regID, comp.skeyID, comp.skeyPub, comp.skeySig, comp.identity
-		comp.mu().Unlock()
-		if pk != nil {
-			defer func() { go ct.srv.save() }()
-		}
-		var b *prekey.Bundle
-		if pk != nil {
-			b = prekey.NewBundle(reg, uint32(dev.Device), optional.NewOptionalUint32(pk.id), skID,
-				ecc.NewDjbECPublicKey(pk.pub), ecc.NewDjbECPublicKey(skPub), skSig, identity.NewKey(ecc.NewDjbECPublicKey(ident)))
-		} else {
-			b = prekey.NewBundle(reg, uint32(dev.Device), optional.NewEmptyUint32(), skID,
-				nil, ecc.NewDjbECPublicKey(skPub), skSig, identity.NewKey(ecc.NewDjbECPublicKey(ident)))
-		}
-		if err := builder.ProcessBundle(ctx, b); err != nil {
+		if err := builder.ProcessBundle(ctx, ct.srv.takeBundle(dev, comp)); err != nil {
 			return waBinary.Node{}, fmt.Errorf("wasim: prekey bundle of %s: %w", dev, err)
 		}
 	}
+	return ct.encryptLocked(ctx, builder, addr, pt)
+}
+
+// encryptLocked encrypts with the session the builder stands for; ct.mu is held.
+func (ct *Contact) encryptLocked(ctx context.Context, builder *signalsession.Builder, addr *protocol.SignalAddress, pt []byte) (waBinary.Node, error) {
 	cipher := signalsession.NewCipher(builder, addr)
 	ct2, err := cipher.Encrypt(ctx, pad(pt))
 	if err != nil {
@@ -277,7 +277,114 @@ func (ct *Contact) encryptFor(ctx context.Context, dev types.JID, comp *companio
 	return waBinary.Node{Tag: "enc", Attrs: waBinary.Attrs{"v": "2", "type": typ}, Content: ct2.Serialize()}, nil
 }
 
-type prekey_ struct{ preKeyRec }
+// takeBundle is the device's prekey bundle as a key fetch returns it: the
+// signed prekey and the next one-time prekey, which is never handed out twice.
+func (s *Server) takeBundle(dev types.JID, comp *companion) *prekey.Bundle {
+	comp.mu().Lock()
+	var pk *preKeyRec
+	if len(comp.prekeys) > 0 {
+		pk = &comp.prekeys[0]
+		comp.prekeys = comp.prekeys[1:]
+	}
+	reg, skID, skPub, skSig, ident := comp.regID, comp.skeyID, comp.skeyPub, comp.skeySig, comp.identity
+	comp.mu().Unlock()
+	if pk == nil {
+		return prekey.NewBundle(reg, uint32(dev.Device), optional.NewEmptyUint32(), skID,
+			nil, ecc.NewDjbECPublicKey(skPub), skSig, identity.NewKey(ecc.NewDjbECPublicKey(ident)))
+	}
+	go s.save()
+	return prekey.NewBundle(reg, uint32(dev.Device), optional.NewOptionalUint32(pk.id), skID,
+		ecc.NewDjbECPublicKey(pk.pub), ecc.NewDjbECPublicKey(skPub), skSig, identity.NewKey(ecc.NewDjbECPublicKey(ident)))
+}
+
+func (ct *Contact) remember(id string, pt []byte, ts int64) {
+	ct.mu.Lock()
+	defer ct.mu.Unlock()
+	if _, ok := ct.sent[id]; !ok {
+		ct.sentOrder = append(ct.sentOrder, id)
+	}
+	ct.sent[id] = sentMessage{plaintext: pt, ts: ts}
+	for len(ct.sentOrder) > maxKeptForRetry {
+		delete(ct.sent, ct.sentOrder[0])
+		ct.sentOrder = ct.sentOrder[1:]
+	}
+}
+
+// retry answers a retry receipt from a device that could not decrypt message
+// id, as a phone does: it encrypts the message again for that device alone
+// and sends it with the retry count. The session is built anew from the keys
+// the receipt carries, or from a fresh bundle when it has none and the count
+// is 2 or more (or there is no session); a first retry reuses the session.
+func (ct *Contact) retry(ctx context.Context, dev types.JID, id string, count int, receipt *waBinary.Node) error {
+	a, ok := ct.srv.lookup(dev.User)
+	if !ok {
+		return fmt.Errorf("%w: %s", errUnknown, dev.User)
+	}
+	a.mu.Lock()
+	comp := a.companions[dev.Device]
+	a.mu.Unlock()
+	if comp == nil || comp.removed {
+		return fmt.Errorf("wasim: retry from unknown device %s", dev)
+	}
+	ct.mu.Lock()
+	defer ct.mu.Unlock()
+	m, ok := ct.sent[id]
+	if !ok {
+		return fmt.Errorf("wasim: retry for %s, which contact %s no longer has", id, ct.acc.phone)
+	}
+	addr := dev.SignalAddress()
+	builder := signalsession.NewBuilderFromSignal(ct.acc.primary, addr, pb)
+	has, err := ct.acc.primary.ContainsSession(ctx, addr)
+	if err != nil {
+		return err
+	}
+	var b *prekey.Bundle
+	if keys, ok := receipt.GetOptionalChildByTag("keys"); ok {
+		if b, err = retryBundle(dev, receipt, keys); err != nil {
+			return err
+		}
+	} else if !has || count >= 2 {
+		b = ct.srv.takeBundle(dev, comp)
+	}
+	if b != nil {
+		if err := builder.ProcessBundle(ctx, b); err != nil {
+			return fmt.Errorf("wasim: retry bundle of %s: %w", dev, err)
+		}
+	}
+	enc, err := ct.encryptLocked(ctx, builder, addr, m.plaintext)
+	if err != nil {
+		return err
+	}
+	enc.Attrs["count"] = strconv.Itoa(count)
+	ct.srv.deliver(dev, waBinary.Node{Tag: "message", Attrs: waBinary.Attrs{"from": ct.acc.jid, "id": id, "t": m.ts, "type": "text", "notify": ct.Name},
+		Content: []waBinary.Node{enc}})
+	return nil
+}
+
+// retryBundle reads the prekey bundle a retry receipt carries.
+func retryBundle(dev types.JID, receipt *waBinary.Node, keys waBinary.Node) (*prekey.Bundle, error) {
+	reg, _ := receipt.GetChildByTag("registration").Content.([]byte)
+	ident, _ := keys.GetChildByTag("identity").Content.([]byte)
+	sk := keys.GetChildByTag("skey")
+	skID, _ := sk.GetChildByTag("id").Content.([]byte)
+	skPub, _ := sk.GetChildByTag("value").Content.([]byte)
+	skSig, _ := sk.GetChildByTag("signature").Content.([]byte)
+	if len(reg) != 4 || len(ident) != 32 || len(skPub) != 32 || len(skSig) != 64 {
+		return nil, fmt.Errorf("wasim: malformed keys in retry receipt from %s", dev)
+	}
+	idKey := identity.NewKey(ecc.NewDjbECPublicKey([32]byte(ident)))
+	if pk, ok := keys.GetOptionalChildByTag("key"); ok {
+		pkID, _ := pk.GetChildByTag("id").Content.([]byte)
+		pkPub, _ := pk.GetChildByTag("value").Content.([]byte)
+		if len(pkPub) != 32 {
+			return nil, fmt.Errorf("wasim: malformed prekey in retry receipt from %s", dev)
+		}
+		return prekey.NewBundle(keyID(reg), uint32(dev.Device), optional.NewOptionalUint32(keyID(pkID)), keyID(skID),
+			ecc.NewDjbECPublicKey([32]byte(pkPub)), ecc.NewDjbECPublicKey([32]byte(skPub)), [64]byte(skSig), idKey), nil
+	}
+	return prekey.NewBundle(keyID(reg), uint32(dev.Device), optional.NewEmptyUint32(), keyID(skID),
+		nil, ecc.NewDjbECPublicKey([32]byte(skPub)), [64]byte(skSig), idKey), nil
+}
 
 func pad(p []byte) []byte {
 	var b [1]byte

@@ -21,6 +21,7 @@ const (
 	EventContactSent     EventKind = "contact_sent"     // Contact sent MessageID
 	EventClientAck       EventKind = "client_ack"       // Device acked a node (Class message, receipt…)
 	EventClientReceipt   EventKind = "client_receipt"   // Device sent a receipt (Class = its type)
+	EventRetryRequested  EventKind = "retry_requested"  // Device could not decrypt Contact's MessageID; Contact resends it
 )
 
 // Event is one thing the simulator observed.

@@ -59,8 +59,11 @@ func TestReplacedAndLoggedOut(t *testing.T) {
 	if lo.OnConnect {
 		t.Fatal("logged out at connect, want during the session")
 	}
-	if tc2.Store.ID != nil {
-		t.Fatal("client kept its device after device_removed")
+	// whatsmeow dispatches LoggedOut before it deletes the device store.
+	for deadline := time.Now().Add(10 * time.Second); tc2.Store.ID != nil; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("client kept its device after device_removed")
+		}
 	}
 }
 
@@ -199,5 +202,53 @@ func TestMediaBothWays(t *testing.T) {
 	data, err := tc.Download(ctx, ev.Message.GetImageMessage())
 	if err != nil || !bytes.Equal(data, photo) {
 		t.Fatalf("client downloaded %d bytes: %v", len(data), err)
+	}
+}
+
+// TestRetryReceiptResends breaks the client's Signal session with a contact
+// so that it cannot decrypt the contact's next message. whatsmeow answers
+// with retry receipts; the contact resends as a phone does — first on its
+// session, then on a new one from the keys the second receipt carries — and
+// the client finally receives the message under its original id.
+func TestRetryReceiptResends(t *testing.T) {
+	s := newServer(t)
+	tc := newClient(t, s)
+	pairByQR(t, s, tc, "15550701")
+	ct, _ := s.Contact("15550702")
+	ctx := context.Background()
+	retries := make(chan Event, 10)
+	s.OnEvent(func(e Event) {
+		if e.Kind == EventRetryRequested {
+			retries <- e
+		}
+	})
+	me := tc.Store.ID.ToNonAD()
+	first, err := ct.Send(ctx, me, "first")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev := tc.waitFor(t, "first message", is[*events.Message]).(*events.Message); ev.Info.ID != first {
+		t.Fatalf("got %s, want %s", ev.Info.ID, first)
+	}
+	// Forget the session: the contact's next prekey message names a one-time
+	// prekey the client has already used up.
+	if err := tc.Store.Sessions.DeleteSession(ctx, ct.JID().SignalAddress().String()); err != nil {
+		t.Fatal(err)
+	}
+	second, err := ct.Send(ctx, me, "second")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := tc.waitFor(t, "the resent message", is[*events.Message]).(*events.Message)
+	if ev.Info.ID != second || ev.Message.GetConversation() != "second" {
+		t.Fatalf("got %s %q, want %s \"second\"", ev.Info.ID, ev.Message.GetConversation(), second)
+	}
+	if len(retries) == 0 {
+		t.Fatal("the message arrived without a retry receipt: the session was not broken")
+	}
+	for len(retries) > 0 {
+		if e := <-retries; e.MessageID != second || e.Contact != ct.JID() {
+			t.Fatalf("retry event %+v", e)
+		}
 	}
 }
