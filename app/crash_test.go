@@ -34,7 +34,15 @@ func startProc(t *testing.T, dir, sandbox string) *proc {
 		t.Fatal(err)
 	}
 	p := &proc{cmd: cmd, log: lf}
-	t.Cleanup(func() { p.kill() })
+	t.Cleanup(func() {
+		p.kill()
+		if t.Failed() { // the appliance's own account of what went wrong
+			if b, err := os.ReadFile(lf.Name()); err == nil {
+				t.Logf("appliance log (%s):\n%s", lf.Name(), b)
+			}
+		}
+		lf.Close()
+	})
 	return p
 }
 
@@ -196,7 +204,11 @@ func contains(ss []string, s string) bool {
 
 // execAppliance is this test binary run as `waappliance serve`.
 func execAppliance(dir, sandbox string, log *os.File) *exec.Cmd {
-	cmd := exec.Command(os.Args[0], "serve", "--state", dir, "--sandbox="+sandbox, "--log-level", "warn")
+	level := os.Getenv("WAA_TEST_LOG_LEVEL") // debug shows whatsmeow's XML; default info
+	if level == "" {
+		level = "info"
+	}
+	cmd := exec.Command(os.Args[0], "serve", "--state", dir, "--sandbox="+sandbox, "--log-level", level)
 	cmd.Env = append(os.Environ(), "WAAPPLIANCE_TEST_AS_MAIN=1")
 	cmd.Stdout, cmd.Stderr = log, log
 	return cmd
