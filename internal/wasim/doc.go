@@ -30,9 +30,13 @@
 // msg once the contact has answered); server acks with a timestamp;
 // delivered and read receipts; contacts sending texts, replies and
 // reactions, queued while the client is offline and redelivered until the
-// client acks them; images both ways (media_conn points at wasim, which
+// client acks them; retry receipts (a contact resends a message the client
+// could not decrypt: on its session, then on a new one from the receipt's
+// keys or a fresh bundle; it keeps its last 1000 sent messages for this, in
+// memory only); images both ways (media_conn points at wasim, which
 // stores encrypted uploads and serves downloads); stream errors 401 (device
-// removed), 440 (replaced) and dropped connections; faults: refuse
+// removed), 440 (replaced) and dropped connections, with a 2 s grace for
+// the client to hang up first; faults: refuse
 // connections, refuse, delay or swallow sends. State (accounts, linked
 // devices, contacts, Signal keys) can live in a SQLite file (Options.DBPath)
 // so a standalone wasim (cmd/wasim) survives restarts; its control API
@@ -43,8 +47,9 @@
 // Groups, broadcast lists, status, newsletters, calls, presence, app state
 // sync and history sync, LID addressing (contacts have phone-number JIDs
 // only; whatsmeow warns "No LID found" once per contact), video, audio and
-// documents (only images are exercised), retry receipts,
-// message edits and revokes, privacy tokens, business features, rate limits
+// documents (only images are exercised), retry receipts sent by a contact
+// (one that cannot decrypt logs it), the client's re-requests of a message
+// from its own phone, message edits and revokes, privacy tokens, business features, rate limits
 // and bans, multi-device fan-out to the sender's own phone (its envelopes
 // are accepted and dropped), and anything about WhatsApp's real servers
 // beyond what the client checks. It is a test double, not WhatsApp.
