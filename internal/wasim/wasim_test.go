@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -23,9 +24,40 @@ type failLog struct {
 	module string
 	// lenient tests break connections on purpose; whatsmeow logs those as errors.
 	lenient bool
+	// ended is set when the test's clean-up begins. whatsmeow runs some work
+	// in goroutines of its own (updatePushName, for one) that can outlive the
+	// test and fail on its closed database; testing panics on a log call after
+	// the test has completed, so those late lines are dropped.
+	ended *testEnd
+}
+
+// testEnd is set once when a test's clean-up begins; a log call holds the
+// read lock from its check to its write, so none can slip past the end.
+type testEnd struct {
+	mu    sync.RWMutex
+	ended bool
+}
+
+func (e *testEnd) end() {
+	e.mu.Lock()
+	e.ended = true
+	e.mu.Unlock()
+}
+
+// live runs log while the test is still running, and drops it afterwards.
+func (e *testEnd) live(log func()) {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	if !e.ended {
+		log()
+	}
 }
 
 func (l failLog) Errorf(f string, a ...any) {
+	l.ended.live(func() { l.errorf(f, a...) })
+}
+
+func (l failLog) errorf(f string, a ...any) {
 	if l.lenient {
 		l.t.Logf("whatsmeow %s error: %s", l.module, fmt.Sprintf(f, a...))
 		return
@@ -33,11 +65,13 @@ func (l failLog) Errorf(f string, a ...any) {
 	l.t.Errorf("whatsmeow %s error: %s", l.module, fmt.Sprintf(f, a...))
 }
 func (l failLog) Warnf(f string, a ...any) {
-	l.t.Logf("whatsmeow %s warn: %s", l.module, fmt.Sprintf(f, a...))
+	l.ended.live(func() { l.t.Logf("whatsmeow %s warn: %s", l.module, fmt.Sprintf(f, a...)) })
 }
 func (l failLog) Infof(f string, a ...any)  {}
 func (l failLog) Debugf(f string, a ...any) {}
-func (l failLog) Sub(m string) waLog.Logger { return failLog{l.t, l.module + "/" + m, l.lenient} }
+func (l failLog) Sub(m string) waLog.Logger {
+	return failLog{l.t, l.module + "/" + m, l.lenient, l.ended}
+}
 
 type testClient struct {
 	*whatsmeow.Client
@@ -68,7 +102,10 @@ func newClientLog(t testing.TB, s *Server, lenient bool) *testClient {
 	if err := c.Upgrade(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	cli := whatsmeow.NewClient(c.NewDevice(), failLog{t, "client", lenient})
+	ended := new(testEnd)
+	// Clean-ups run last first: disconnect, stop logging, close the database.
+	t.Cleanup(ended.end)
+	cli := whatsmeow.NewClient(c.NewDevice(), failLog{t, "client", lenient, ended})
 	s.Prepare(cli)
 	tc := &testClient{Client: cli, ch: make(chan any, 100)}
 	cli.AddEventHandler(func(e any) { tc.ch <- e })
