@@ -29,8 +29,10 @@ import (
 //	POST /v1/phones/{phone}/logout
 //	POST /v1/contacts                      {"phone", "name", "read_after_ms" (-1: never)}
 //	POST /v1/contacts/{phone}/send         {"to": "<jid>", "text", "reply_to"} -> {"id"}
-//	GET  /v1/contacts/{phone}/inbox        [{"id","from","text","reply_to","at","deliveries"}]
-//	POST /v1/faults                        {"refuse_connections": bool, "fail_sends": code, "drop_acks": bool}
+//	GET  /v1/contacts/{phone}/inbox        [{"id","from","text","reply_to","at","deliveries","resends"}]
+//	POST /v1/faults                        {"refuse_connections": bool, "fail_sends": code, "drop_sends": bool, "withhold_acks": bool}
+//
+// The control API listens on TCP loopback; an InMemory server has none.
 
 type info struct {
 	RootKey string `json:"root_key"`
@@ -45,7 +47,8 @@ type InboxEntry struct {
 	Text       string    `json:"text"`
 	ReplyTo    string    `json:"reply_to,omitempty"`
 	At         time.Time `json:"at"`
-	Deliveries int       `json:"deliveries"`
+	Deliveries int       `json:"deliveries"` // decrypted copies (1 unless something went wrong)
+	Resends    int       `json:"resends"`    // sends of the same id the server de-duplicated
 }
 
 // ControlHandler serves the control API for this server.
@@ -136,31 +139,56 @@ func (s *Server) ControlHandler() http.Handler {
 		ok(w, out)
 	})
 	mux.HandleFunc("POST /v1/faults", func(w http.ResponseWriter, r *http.Request) {
-		var req struct {
-			RefuseConnections *bool `json:"refuse_connections"`
-			FailSends         *int  `json:"fail_sends"`
-			DropAcks          *bool `json:"drop_acks"`
-		}
-		if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+		var req Faults
+		dec := json.NewDecoder(r.Body)
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&req); err != nil {
 			fail(w, 400, err)
 			return
 		}
-		if req.RefuseConnections != nil {
-			s.RefuseConnections(*req.RefuseConnections)
-		}
-		if req.FailSends != nil {
-			s.FailSends(*req.FailSends)
-		}
-		if req.DropAcks != nil {
-			s.DropAcks(*req.DropAcks)
-		}
+		s.SetFaults(req)
 		ok(w, map[string]string{"status": "ok"})
 	})
 	return mux
 }
 
+// Faults are fault switches for SetFaults and the control API; nil leaves a
+// switch as it is. The send faults (FailSends, DropSends, WithholdAcks)
+// exclude each other: the last one set wins, and setting any to its zero
+// value restores normal acks.
+type Faults struct {
+	RefuseConnections *bool `json:"refuse_connections,omitempty"`
+	FailSends         *int  `json:"fail_sends,omitempty"`
+	DropSends         *bool `json:"drop_sends,omitempty"`
+	WithholdAcks      *bool `json:"withhold_acks,omitempty"`
+}
+
+// SetFaults sets the switches that f names.
+func (s *Server) SetFaults(f Faults) {
+	if f.RefuseConnections != nil {
+		s.RefuseConnections(*f.RefuseConnections)
+	}
+	if f.FailSends != nil {
+		s.FailSends(*f.FailSends)
+	}
+	if f.DropSends != nil {
+		s.DropSends(*f.DropSends)
+	}
+	if f.WithholdAcks != nil {
+		s.WithholdAcks(*f.WithholdAcks)
+	}
+}
+
+// errInMemory is returned by ServeControl for an InMemory server.
+var errInMemory = errors.New("wasim: an in-memory server cannot be reached from another process")
+
 // ServeControl serves the control API on addr (loopback) until ctx ends.
+// An InMemory server refuses: the websocket address it would hand out
+// reaches nothing.
 func (s *Server) ServeControl(ctx context.Context, addr string) (net.Addr, error) {
+	if s.mem != nil {
+		return nil, errInMemory
+	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, err
@@ -233,7 +261,8 @@ func (s *Server) InboxOf(ctx context.Context, phone string) ([]InboxEntry, error
 	out := []InboxEntry{}
 	for _, m := range ct.Inbox() {
 		out = append(out, InboxEntry{ID: m.ID, From: m.From.ToNonAD().String(), Text: m.Text(),
-			ReplyTo: m.Message.GetExtendedTextMessage().GetContextInfo().GetStanzaID(), At: m.At, Deliveries: ct.Deliveries(m.ID)})
+			ReplyTo: m.Message.GetExtendedTextMessage().GetContextInfo().GetStanzaID(), At: m.At, Deliveries: ct.Deliveries(m.ID),
+			Resends: s.resendsFrom(m.From, m.ID)})
 	}
 	return out, nil
 }
@@ -343,7 +372,7 @@ func (r *Remote) InboxOf(ctx context.Context, phone string) ([]InboxEntry, error
 	return out, err
 }
 
-// Faults sets fault switches; nil leaves a switch as it is.
-func (r *Remote) Faults(ctx context.Context, refuse *bool, failSends *int, dropAcks *bool) error {
-	return r.call(ctx, "POST", "/v1/faults", map[string]any{"refuse_connections": refuse, "fail_sends": failSends, "drop_acks": dropAcks}, nil)
+// SetFaults sets the remote server's fault switches (see Server.SetFaults).
+func (r *Remote) SetFaults(ctx context.Context, f Faults) error {
+	return r.call(ctx, "POST", "/v1/faults", f, nil)
 }

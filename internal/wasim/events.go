@@ -15,7 +15,9 @@ const (
 	EventDisconnected    EventKind = "disconnected"     // Device's connection ended
 	EventServerAck       EventKind = "server_ack"       // the server acked Device's send MessageID
 	EventSendRefused     EventKind = "send_refused"     // the server refused it (FailSends)
-	EventSendDropped     EventKind = "send_dropped"     // the server swallowed it (DropAcks)
+	EventSendDropped     EventKind = "send_dropped"     // the server swallowed it whole (DropSends)
+	EventAckWithheld     EventKind = "ack_withheld"     // the server delivered it but sent no ack (WithholdAcks)
+	EventDuplicateSend   EventKind = "duplicate_send"   // Device sent MessageID again: acked again, not delivered again
 	EventContactReceived EventKind = "contact_received" // Contact decrypted MessageID from Device
 	EventContactRead     EventKind = "contact_read"     // Contact sent a read receipt for MessageID
 	EventContactSent     EventKind = "contact_sent"     // Contact sent MessageID

@@ -78,13 +78,13 @@ func TestFailedAndSwallowedSends(t *testing.T) {
 	if err == nil || err.Error() != "server returned error 479" {
 		t.Fatalf("refused send: %v", err)
 	}
-	s.DropAcks(true)
+	s.DropSends(true)
 	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 	defer cancel()
 	if _, err := tc.SendMessage(ctx, to, &waE2E.Message{Conversation: proto.String("swallowed")}); err == nil {
 		t.Fatal("a send without an ack succeeded")
 	}
-	s.DropAcks(false)
+	s.DropSends(false)
 	s.DelayAcks(300 * time.Millisecond)
 	t0 := time.Now()
 	if _, err := tc.SendMessage(context.Background(), to, &waE2E.Message{Conversation: proto.String("slow ack")}); err != nil {

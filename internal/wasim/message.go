@@ -9,9 +9,75 @@ import (
 	"go.mau.fi/whatsmeow/types"
 )
 
+// sendKey names one client send: WhatsApp's servers de-duplicate by the
+// sender device and the message id.
+type sendKey struct {
+	from types.JID
+	id   string
+}
+
+// acceptedSend is what the server remembers of a send it took.
+type acceptedSend struct {
+	ts      time.Time // the server timestamp its ack carries (again)
+	resends int       // how often it came again
+}
+
+// maxAccepted bounds how many sends the server remembers for
+// de-duplication (in memory only): a resend after a lost ack comes within
+// minutes, and an in-process sandbox should stay small.
+const maxAccepted = 10000
+
+// accept records a send the server takes and reports whether it took the
+// same one before; a duplicate keeps its first timestamp.
+func (s *Server) accept(k sendKey) (ts time.Time, dup bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if a, ok := s.accepted[k]; ok {
+		a.resends++
+		return a.ts, true
+	}
+	ts = time.Now()
+	s.accepted[k] = &acceptedSend{ts: ts}
+	s.acceptedOrder = append(s.acceptedOrder, k)
+	if len(s.acceptedOrder) > maxAccepted {
+		delete(s.accepted, s.acceptedOrder[0])
+		s.acceptedOrder = s.acceptedOrder[1:]
+	}
+	return ts, false
+}
+
+// Resends is how many times a client sent message id again after the
+// server had accepted it (from any device): each was acked again and not
+// delivered again.
+func (s *Server) Resends(id string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for k, a := range s.accepted {
+		if k.id == id {
+			n += a.resends
+		}
+	}
+	return n
+}
+
+// resendsFrom is Resends for the sends of one device.
+func (s *Server) resendsFrom(dev types.JID, id string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if a, ok := s.accepted[sendKey{dev, id}]; ok {
+		return a.resends
+	}
+	return 0
+}
+
 // handleMessage routes a client's send: every enc addressed to a
 // simulated contact's phone is decrypted by that contact; then the server
-// acks with its timestamp (or a fault) and the contact sends receipts.
+// acks with its timestamp (or a fault) and the contact sends receipts. A
+// message id the same device sent before is acked again (with the first
+// timestamp) and not delivered twice, as WhatsApp does for a client that
+// resends after a lost ack; a resend a contact asked for with a retry
+// receipt (its enc carries a count) is not a duplicate.
 func (c *session) handleMessage(n *waBinary.Node) {
 	if c.comp == nil {
 		return
@@ -35,10 +101,12 @@ func (c *session) handleMessage(n *waBinary.Node) {
 		enc waBinary.Node
 	}
 	var encs []addressed
+	retry := false
 	collect := func(dev types.JID, children []waBinary.Node) {
 		for _, e := range children {
 			if e.Tag == "enc" {
 				encs = append(encs, addressed{dev, e})
+				retry = retry || attr(&e, "count") != ""
 			}
 		}
 	}
@@ -49,7 +117,18 @@ func (c *session) handleMessage(n *waBinary.Node) {
 		}
 	}
 	collect(to, n.GetChildren())
+	var ts time.Time
+	var dup bool
+	if retry {
+		ts = time.Now()
+	} else {
+		ts, dup = s.accept(sendKey{c.jid, id})
+	}
 	var contact *Contact
+	if dup {
+		s.emit(Event{Kind: EventDuplicateSend, Device: c.jid, MessageID: id})
+		encs = nil
+	}
 	for _, e := range encs {
 		a, ok := s.lookup(e.dev.User)
 		if !ok || a.contact == nil || e.dev.Device != 0 {
@@ -61,12 +140,15 @@ func (c *session) handleMessage(n *waBinary.Node) {
 		}
 		contact = a.contact
 	}
-	if d := time.Duration(s.ackDelay.Load()); d > 0 {
-		time.Sleep(d)
+	if mode == ackWithhold {
+		s.emit(Event{Kind: EventAckWithheld, Device: c.jid, MessageID: id})
+	} else {
+		if d := time.Duration(s.ackDelay.Load()); d > 0 {
+			time.Sleep(d)
+		}
+		s.emit(Event{Kind: EventServerAck, Device: c.jid, MessageID: id})
+		c.send(waBinary.Node{Tag: "ack", Attrs: waBinary.Attrs{"class": "message", "id": id, "from": to, "t": strconv.FormatInt(ts.Unix(), 10)}})
 	}
-	ts := time.Now()
-	s.emit(Event{Kind: EventServerAck, Device: c.jid, MessageID: id})
-	c.send(waBinary.Node{Tag: "ack", Attrs: waBinary.Attrs{"class": "message", "id": id, "from": to, "t": strconv.FormatInt(ts.Unix(), 10)}})
 	if contact != nil {
 		go contact.sendReceipts(c.acc.jid, id)
 	}

@@ -32,16 +32,25 @@ import (
 )
 
 // Options configure a Server. Zero values: Addr "127.0.0.1:0", Logger
-// discards, DBPath "" keeps the simulated devices' state in memory.
+// discards, DBPath "" keeps the simulated devices' state in memory,
+// InMemory false (a TCP listener on Addr).
 type Options struct {
 	Addr   string
 	Logger *slog.Logger
 	// DBPath is a SQLite file for the simulated phones' and contacts' Signal
 	// state, so a standalone wasim keeps its accounts across restarts.
 	DBPath string
+	// InMemory serves on in-memory connections instead of a TCP listener
+	// (Addr is ignored): no socket is listened on, and only the clients that
+	// HTTPClient and Prepare hand out reach the server. It is how an
+	// appliance in sandbox mode keeps its promise that the host sees one UDP
+	// port and nothing else. Such a server cannot be reached from another
+	// process: ServeControl refuses it.
+	InMemory bool
 }
 
-// Server is one simulated WhatsApp service on a loopback TLS port.
+// Server is one simulated WhatsApp service on a loopback TLS port, or on
+// in-memory connections (Options.InMemory).
 type Server struct {
 	log    *slog.Logger
 	root   *keys.KeyPair
@@ -51,6 +60,7 @@ type Server struct {
 	tlsCert tls.Certificate
 	pool    *x509.CertPool
 	ln      net.Listener
+	mem     *memListener // the listener when InMemory, else nil
 	http    *http.Server
 
 	db        *sql.DB
@@ -67,8 +77,14 @@ type Server struct {
 
 	saveMu sync.Mutex
 
+	// accepted remembers the sends the server took (by sender device and
+	// message id, the newest maxAccepted), so that one sent again is acked
+	// again and not delivered twice.
+	accepted      map[sendKey]*acceptedSend
+	acceptedOrder []sendKey
+
 	refuse   atomic.Bool
-	ackMode  atomic.Int32 // ackNormal, ackRefuse, ackDrop
+	ackMode  atomic.Int32 // ackNormal, ackRefuse, ackDrop, ackWithhold
 	ackErr   atomic.Int32 // error code for refused sends
 	ackDelay atomic.Int64 // time.Duration before each ack
 	nextRef  atomic.Int64
@@ -82,7 +98,7 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{log: o.Logger.With("component", "wasim"), accounts: map[string]*account{}, pending: map[string]*session{}, sessions: map[types.JID]*session{}, offline: map[types.JID][]waBinary.Node{}, codePairs: map[string]*codePairing{}, blobs: map[string][]byte{}}
+	s := &Server{log: o.Logger.With("component", "wasim"), accounts: map[string]*account{}, pending: map[string]*session{}, sessions: map[types.JID]*session{}, offline: map[types.JID][]waBinary.Node{}, codePairs: map[string]*codePairing{}, blobs: map[string][]byte{}, accepted: map[sendKey]*acceptedSend{}}
 	s.root, s.static = keys.NewKeyPair(), keys.NewKeyPair()
 	var err error
 	if s.cert, err = certChain(s.root, s.static); err != nil {
@@ -112,7 +128,10 @@ func New(ctx context.Context, o Options) (*Server, error) {
 		s.db.Close()
 		return nil, err
 	}
-	if s.ln, err = net.Listen("tcp", o.Addr); err != nil {
+	if o.InMemory {
+		s.mem = newMemListener()
+		s.ln = s.mem
+	} else if s.ln, err = net.Listen("tcp", o.Addr); err != nil {
 		s.db.Close()
 		return nil, err
 	}
@@ -141,19 +160,27 @@ func (s *Server) makeTLS() error {
 	return nil
 }
 
-// Addr is the loopback address the server listens on.
+// Addr is the loopback address the server listens on ("in-memory" for an
+// InMemory server).
 func (s *Server) Addr() string { return s.ln.Addr().String() }
 
 // HTTPClient returns a client that reaches this server whatever host a
-// request names, trusting only its certificate. Give it to whatsmeow's
+// request names, trusting only its certificate: over loopback TCP, or over
+// an in-memory connection for an InMemory server. Give it to whatsmeow's
 // SetWebsocketHTTPClient, SetPreLoginHTTPClient and SetMediaHTTPClient.
 func (s *Server) HTTPClient() *http.Client {
-	addr := s.Addr()
-	return &http.Client{Transport: &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+	var dial func(context.Context) (net.Conn, error)
+	if s.mem != nil {
+		dial = s.mem.dial
+	} else {
+		addr := s.Addr()
+		dial = func(ctx context.Context) (net.Conn, error) {
 			var d net.Dialer
 			return d.DialContext(ctx, "tcp", addr)
-		},
+		}
+	}
+	return &http.Client{Transport: &http.Transport{
+		DialContext:     func(ctx context.Context, _, _ string) (net.Conn, error) { return dial(ctx) },
 		TLSClientConfig: &tls.Config{RootCAs: s.pool, ServerName: "wasim"},
 	}}
 }
@@ -227,9 +254,10 @@ func (s *Server) RefuseConnections(refuse bool) {
 }
 
 const (
-	ackNormal = iota
-	ackRefuse
-	ackDrop
+	ackNormal   = iota
+	ackRefuse   // FailSends
+	ackDrop     // DropSends
+	ackWithhold // WithholdAcks
 )
 
 // FailSends makes the server answer every client send with the error code
@@ -246,10 +274,19 @@ func (s *Server) FailSends(code int) {
 // DelayAcks makes the server wait d before acking each client send (0: none).
 func (s *Server) DelayAcks(d time.Duration) { s.ackDelay.Store(int64(d)) }
 
-// DropAcks makes the server swallow client sends without acking them.
-func (s *Server) DropAcks(drop bool) {
-	if drop {
-		s.ackMode.Store(ackDrop)
+// DropSends makes the server swallow client sends whole, as if lost on the
+// way: nothing is delivered and nothing acked (false restores normal acks).
+func (s *Server) DropSends(drop bool) { s.setMode(drop, ackDrop) }
+
+// WithholdAcks makes the server accept and deliver client sends but never
+// ack them, as if the ack were lost on the way back (false restores normal
+// acks). A client that sends such a message again with the same id gets
+// the ack then, and the contact no second copy (see Resends).
+func (s *Server) WithholdAcks(withhold bool) { s.setMode(withhold, ackWithhold) }
+
+func (s *Server) setMode(on bool, mode int32) {
+	if on {
+		s.ackMode.Store(mode)
 	} else {
 		s.ackMode.Store(ackNormal)
 	}

@@ -78,8 +78,10 @@ type testClient struct {
 	ch chan any
 }
 
+// newServer starts an in-memory server, as the appliance's sandbox mode
+// does; TestStandaloneOverTCP covers the TCP listener.
 func newServer(t testing.TB) *Server {
-	s, err := New(context.Background(), Options{})
+	s, err := New(context.Background(), Options{InMemory: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,6 +95,11 @@ func newClient(t testing.TB, s *Server) *testClient { return newClientLog(t, s, 
 func newLenientClient(t testing.TB, s *Server) *testClient { return newClientLog(t, s, true) }
 
 func newClientLog(t testing.TB, s *Server, lenient bool) *testClient {
+	return newClientWith(t, s.Prepare, lenient)
+}
+
+// newClientWith makes a client that prepare points at a simulator.
+func newClientWith(t testing.TB, prepare func(*whatsmeow.Client), lenient bool) *testClient {
 	db, err := sql.Open("sqlite", "file:"+filepath.Join(t.TempDir(), "c.db")+"?_pragma=foreign_keys(1)&_pragma=busy_timeout(10000)")
 	if err != nil {
 		t.Fatal(err)
@@ -106,7 +113,7 @@ func newClientLog(t testing.TB, s *Server, lenient bool) *testClient {
 	// Clean-ups run last first: disconnect, stop logging, close the database.
 	t.Cleanup(ended.end)
 	cli := whatsmeow.NewClient(c.NewDevice(), failLog{t, "client", lenient, ended})
-	s.Prepare(cli)
+	prepare(cli)
 	tc := &testClient{Client: cli, ch: make(chan any, 100)}
 	cli.AddEventHandler(func(e any) { tc.ch <- e })
 	t.Cleanup(cli.Disconnect)

@@ -1,0 +1,177 @@
+package wasim
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"go.mau.fi/whatsmeow"
+	"go.mau.fi/whatsmeow/proto/waE2E"
+	"go.mau.fi/whatsmeow/types"
+	"go.mau.fi/whatsmeow/types/events"
+	"google.golang.org/protobuf/proto"
+)
+
+// eventLog records the simulator's events by kind.
+type eventLog struct {
+	mu  sync.Mutex
+	ids map[EventKind][]string
+}
+
+func recordEvents(s *Server) *eventLog {
+	l := &eventLog{ids: map[EventKind][]string{}}
+	s.OnEvent(func(e Event) {
+		l.mu.Lock()
+		l.ids[e.Kind] = append(l.ids[e.Kind], e.MessageID)
+		l.mu.Unlock()
+	})
+	return l
+}
+
+func (l *eventLog) count(k EventKind, id string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, v := range l.ids[k] {
+		if v == id {
+			n++
+		}
+	}
+	return n
+}
+
+func text(s string) *waE2E.Message { return &waE2E.Message{Conversation: proto.String(s)} }
+
+// TestResendAfterLostAckDeliveredOnce: the server takes a send and delivers
+// it, but its ack is lost (WithholdAcks); the client sends the message again
+// with the same id. The server acks it again, with its first timestamp, and
+// the contact gets no second copy, as WhatsApp de-duplicates by sender
+// device and id. A send the server never got (DropSends) is no duplicate
+// when it comes again.
+func TestResendAfterLostAckDeliveredOnce(t *testing.T) {
+	s := newServer(t)
+	tc := newClient(t, s)
+	pairByQR(t, s, tc, "15550801")
+	ct, _ := s.Contact("15550802")
+	ev := recordEvents(s)
+	ctx := context.Background()
+
+	s.WithholdAcks(true)
+	id := tc.GenerateMessageID()
+	if _, err := tc.SendMessage(ctx, ct.JID(), text("once"), whatsmeow.SendRequestExtra{ID: id, Timeout: time.Second}); err == nil {
+		t.Fatal("a send whose ack was withheld succeeded")
+	}
+	in := ct.Inbox()
+	if len(in) != 1 || in[0].ID != string(id) || ct.Deliveries(string(id)) != 1 || ev.count(EventAckWithheld, string(id)) != 1 {
+		t.Fatalf("after the lost ack: inbox %+v, deliveries %d", in, ct.Deliveries(string(id)))
+	}
+	if ev.count(EventServerAck, string(id)) != 0 {
+		t.Fatal("an ack was sent while withheld")
+	}
+
+	s.WithholdAcks(false)
+	resp, err := tc.SendMessage(ctx, ct.JID(), text("once"), whatsmeow.SendRequestExtra{ID: id})
+	if err != nil {
+		t.Fatalf("the resend was not acked: %v", err)
+	}
+	// The first acceptance's timestamp: at most the second of the delivery,
+	// while a fresh one would be at least a second (the timeout) later.
+	if resp.Timestamp.Unix() > in[0].At.Unix() {
+		t.Errorf("resend acked with a new timestamp %v (delivered at %v)", resp.Timestamp, in[0].At)
+	}
+	if n := len(ct.Inbox()); n != 1 || ct.Deliveries(string(id)) != 1 {
+		t.Fatalf("after the resend: %d in the inbox, %d deliveries of %s; want 1 and 1", n, ct.Deliveries(string(id)), id)
+	}
+	if s.Resends(string(id)) != 1 || ev.count(EventDuplicateSend, string(id)) != 1 || ev.count(EventServerAck, string(id)) != 1 {
+		t.Fatalf("resends %d, duplicate events %d, acks %d; want 1, 1, 1", s.Resends(string(id)), ev.count(EventDuplicateSend, string(id)), ev.count(EventServerAck, string(id)))
+	}
+
+	// The contact never decrypted the duplicate; its Signal session still
+	// decrypts what follows.
+	next, err := tc.SendMessage(ctx, ct.JID(), text("after"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if in := ct.Inbox(); len(in) != 2 || in[1].ID != string(next.ID) || in[1].Text() != "after" {
+		t.Fatalf("after the duplicate: %+v", in)
+	}
+
+	s.DropSends(true)
+	lost := tc.GenerateMessageID()
+	if _, err := tc.SendMessage(ctx, ct.JID(), text("lost"), whatsmeow.SendRequestExtra{ID: lost, Timeout: time.Second}); err == nil {
+		t.Fatal("a dropped send succeeded")
+	}
+	if ct.Deliveries(string(lost)) != 0 || ev.count(EventSendDropped, string(lost)) != 1 {
+		t.Fatalf("a dropped send was delivered %d times", ct.Deliveries(string(lost)))
+	}
+	s.DropSends(false)
+	if _, err := tc.SendMessage(ctx, ct.JID(), text("lost"), whatsmeow.SendRequestExtra{ID: lost}); err != nil {
+		t.Fatal(err)
+	}
+	if ct.Deliveries(string(lost)) != 1 || s.Resends(string(lost)) != 0 {
+		t.Fatalf("a dropped send sent again: %d deliveries, %d resends; want 1, 0", ct.Deliveries(string(lost)), s.Resends(string(lost)))
+	}
+}
+
+// TestStandaloneOverTCP runs the server as cmd/wasim does: a TCP listener and
+// the control API, with a client prepared, the phone played and the faults
+// switched through Remote.
+func TestStandaloneOverTCP(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	s, err := New(ctx, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	if s.Addr() == "in-memory" {
+		t.Fatal("no TCP listener")
+	}
+	ctl, err := s.ServeControl(ctx, "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := Dial(ctx, ctl.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc := newClientWith(t, r.Prepare, false)
+	qr, err := tc.GetQRChannel(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tc.Connect(); err != nil {
+		t.Fatal(err)
+	}
+	item := <-qr
+	if err := r.Scan(ctx, "15550901", item.Code); err != nil {
+		t.Fatal(err)
+	}
+	tc.waitFor(t, "Connected", is[*events.Connected])
+	if err := r.AddContact(ctx, "15550902", "Ada", -1); err != nil {
+		t.Fatal(err)
+	}
+	to := types.NewJID("15550902", types.DefaultUserServer)
+	on, off := true, false
+	if err := r.SetFaults(ctx, Faults{WithholdAcks: &on}); err != nil {
+		t.Fatal(err)
+	}
+	id := tc.GenerateMessageID()
+	if _, err := tc.SendMessage(ctx, to, text("over tcp"), whatsmeow.SendRequestExtra{ID: id, Timeout: time.Second}); err == nil {
+		t.Fatal("a send whose ack was withheld succeeded")
+	}
+	if err := r.SetFaults(ctx, Faults{WithholdAcks: &off}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tc.SendMessage(ctx, to, text("over tcp"), whatsmeow.SendRequestExtra{ID: id}); err != nil {
+		t.Fatal(err)
+	}
+	in, err := r.InboxOf(ctx, "15550902")
+	if err != nil || len(in) != 1 || in[0].ID != string(id) || in[0].Text != "over tcp" || in[0].Deliveries != 1 || in[0].Resends != 1 {
+		t.Fatalf("inbox %+v, %v; want one message, delivered once, resent once", in, err)
+	}
+	if _, err := newServer(t).ServeControl(ctx, "127.0.0.1:0"); err == nil {
+		t.Fatal("an in-memory server served a control API")
+	}
+}
