@@ -117,7 +117,7 @@ func TestCrashSafety(t *testing.T) {
 		}
 	})
 	// In flight: the server swallows the acks of what gets sent now.
-	srv.DropAcks(true)
+	srv.WithholdAcks(true)
 	var out []string
 	for i := 0; i < 6; i++ {
 		out = append(out, send(t, cl, "shop", "+15550002", fmt.Sprint("outbound ", i)).ID)
@@ -133,7 +133,7 @@ func TestCrashSafety(t *testing.T) {
 			p.kill() // SIGKILL mid-flight, while inbound messages keep coming
 		}
 	}
-	srv.DropAcks(false)
+	srv.WithholdAcks(false)
 	mu.Lock()
 	ackedBefore := len(receipted)
 	mu.Unlock()

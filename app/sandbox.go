@@ -39,7 +39,9 @@ func startSandbox(ctx context.Context, stateDir, where string, log *slog.Logger)
 		}
 		return &sandbox{be: r, prepare: r.Prepare}, nil
 	}
-	srv, err := wasim.New(ctx, wasim.Options{Logger: log, DBPath: filepath.Join(stateDir, SandboxDB)})
+	// In memory: the host keeps seeing one UDP port and nothing else; the
+	// clients that Prepare hands out are the only way in.
+	srv, err := wasim.New(ctx, wasim.Options{Logger: log, DBPath: filepath.Join(stateDir, SandboxDB), InMemory: true})
 	if err != nil {
 		return nil, fmt.Errorf("sandbox: %w", err)
 	}
