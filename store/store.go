@@ -39,42 +39,60 @@ type DB struct {
 	Path string
 }
 
-// Open opens (and with create, creates) the database in dir, enforcing the
-// directory mode 0700 and file modes 0600, and applies pending migrations.
+// ErrForeignDir is returned by Open with create when the directory is not
+// empty and holds no database: it is somebody else's directory (a typo such
+// as --state /), which must be neither used nor have its mode changed.
+var ErrForeignDir = errors.New("directory is not empty and holds no waappliance state")
+
+// Open opens the database in dir and applies pending migrations.
+//
+// Without create (every command but init and up) the directory and the
+// database must exist, and nothing's mode is changed. With create the
+// directory is made 0700 (or, when it exists and is empty or already holds
+// the database, tightened to 0700), and the database file is made 0600; a
+// non-empty directory without a database is refused with ErrForeignDir.
 func Open(ctx context.Context, dir string, create bool) (*DB, error) {
-	if err := EnsureDir(dir, create); err != nil {
+	path := filepath.Join(dir, FileName)
+	if create {
+		if err := prepareDir(dir, path); err != nil {
+			return nil, err
+		}
+	} else if err := checkState(dir, path); err != nil {
 		return nil, err
 	}
-	path := filepath.Join(dir, FileName)
-	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
-		if !create {
-			return nil, fmt.Errorf("%w: %s (run `waappliance init` first)", ErrNotInitialized, dir)
+	if create {
+		if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+			f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+			if err != nil {
+				return nil, fmt.Errorf("store: create %s: %w", path, err)
+			}
+			f.Close()
 		}
-		f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
-		if err != nil {
-			return nil, fmt.Errorf("store: create %s: %w", path, err)
-		}
-		f.Close()
 	}
 	db, err := OpenPath(ctx, path)
 	if err != nil {
 		return nil, err
 	}
-	// SQLite gives -wal and -shm the mode of the main file; tighten anyway in
-	// case an older file was looser.
-	for _, p := range []string{path, path + "-wal", path + "-shm"} {
-		if st, err := os.Stat(p); err == nil && st.Mode().Perm() != 0o600 {
-			_ = os.Chmod(p, 0o600)
+	if create {
+		// SQLite gives -wal and -shm the mode of the main file; tighten
+		// anyway in case an older file was looser.
+		for _, p := range []string{path, path + "-wal", path + "-shm"} {
+			if st, err := os.Stat(p); err == nil && st.Mode().Perm() != 0o600 {
+				_ = os.Chmod(p, 0o600)
+			}
 		}
 	}
 	return db, nil
 }
 
-// OpenPath opens the database file at path with WAL, a busy timeout and
-// foreign keys on, and migrates it.
+// OpenPath opens the database file at path with WAL, a busy timeout,
+// foreign keys on and synchronous FULL, and migrates it. FULL makes a
+// commit durable before it returns, even across a power failure: the
+// appliance acknowledges (202 for a send, the event ack to WhatsApp, the
+// audit row before the response) only after a commit.
 func OpenPath(ctx context.Context, path string) (*DB, error) {
 	q := url.Values{}
-	for _, p := range []string{"foreign_keys(1)", "journal_mode(WAL)", "busy_timeout(10000)", "synchronous(NORMAL)"} {
+	for _, p := range []string{"foreign_keys(1)", "journal_mode(WAL)", "busy_timeout(10000)", "synchronous(FULL)"} {
 		q.Add("_pragma", p)
 	}
 	q.Set("_txlock", "immediate")
@@ -91,24 +109,53 @@ func OpenPath(ctx context.Context, path string) (*DB, error) {
 	return db, nil
 }
 
-// EnsureDir checks (and with create, makes) the state directory with mode
-// 0700. An existing directory with looser permissions is tightened.
-func EnsureDir(dir string, create bool) error {
+// checkState checks that dir holds a database, changing nothing.
+func checkState(dir, path string) error {
 	st, err := os.Stat(dir)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
-		if !create {
-			return fmt.Errorf("%w: %s does not exist (run `waappliance init` first)", ErrNotInitialized, dir)
-		}
-		if err := os.MkdirAll(dir, 0o700); err != nil {
-			return fmt.Errorf("store: create state dir: %w", err)
-		}
-		return os.Chmod(dir, 0o700)
+		return fmt.Errorf("%w: %s does not exist (run `waappliance init` first)", ErrNotInitialized, dir)
 	case err != nil:
 		return fmt.Errorf("store: state dir: %w", err)
 	case !st.IsDir():
 		return fmt.Errorf("store: state dir %s is not a directory", dir)
-	case st.Mode().Perm() != 0o700:
+	}
+	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("%w: no %s in %s (run `waappliance init` first)", ErrNotInitialized, FileName, dir)
+	} else if err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	return nil
+}
+
+// prepareDir makes dir 0700 for init and up: created when missing,
+// tightened when it is empty or already ours, refused when it is someone
+// else's.
+func prepareDir(dir, path string) error {
+	st, err := os.Stat(dir)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return fmt.Errorf("store: create state dir: %w", err)
+		}
+		return os.Chmod(dir, 0o700) // in case the umask was tighter than usual
+	case err != nil:
+		return fmt.Errorf("store: state dir: %w", err)
+	case !st.IsDir():
+		return fmt.Errorf("store: state dir %s is not a directory", dir)
+	}
+	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+		ents, err := os.ReadDir(dir)
+		if err != nil {
+			return fmt.Errorf("store: state dir: %w", err)
+		}
+		if len(ents) > 0 {
+			return fmt.Errorf("%s: %w; refusing to use it (give --state a new or empty directory)", dir, ErrForeignDir)
+		}
+	} else if err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	if st.Mode().Perm() != 0o700 {
 		return os.Chmod(dir, 0o700)
 	}
 	return nil
