@@ -53,6 +53,8 @@ var sentinels = []struct {
 }{
 	{peers.ErrNotFound, http.StatusNotFound, "not_found"},
 	{peers.ErrExists, http.StatusConflict, "already_exists"},
+	{peers.ErrKeyInUse, http.StatusConflict, "already_exists"},
+	{peers.ErrBadExpiry, http.StatusBadRequest, "invalid_argument"},
 	{peers.ErrBadName, http.StatusBadRequest, "invalid_argument"},
 	{peers.ErrBadScope, http.StatusBadRequest, "invalid_argument"},
 	{peers.ErrBadSession, http.StatusBadRequest, "invalid_argument"},

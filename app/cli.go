@@ -9,7 +9,6 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
-	"os"
 	"runtime/debug"
 	"strings"
 	"text/tabwriter"
@@ -50,11 +49,12 @@ func commands() []command {
 // returns the process exit code: 0 ok, 1 error, 2 wrong usage.
 func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	c := &cli{stdout: stdout, stderr: stderr}
-	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+	if len(args) == 0 {
+		fmt.Fprintln(stderr, "waappliance: missing command (see 'waappliance help')")
+		return 2
+	}
+	if args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
 		c.usage(stdout)
-		if len(args) == 0 {
-			return 2
-		}
 		return 0
 	}
 	for _, cmd := range commands() {
@@ -72,7 +72,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "waappliance %s: %s (see 'waappliance %s --help')\n", cmd.name, ue.msg, cmd.name)
 			return 2
 		default:
-			fmt.Fprintf(stderr, "waappliance %s: %v\n", cmd.name, err)
+			fmt.Fprintf(stderr, "waappliance %s: %s\n", cmd.name, describe(err))
 			return 1
 		}
 	}
@@ -121,25 +121,102 @@ type initFlags struct {
 
 func addInitFlags(fs *flag.FlagSet) initFlags {
 	return initFlags{
-		endpoint:   fs.String("endpoint", "", "HOST:PORT that clients dial (the server's public address and UDP port)"),
-		listenPort: fs.Int("listen-port", peers.DefaultListenPort, "WireGuard UDP port on the host"),
-		subnet:     fs.String("subnet", peers.DefaultSubnet.String(), "tunnel subnet; the appliance takes its first host address"),
-		mtu:        fs.Int("mtu", peers.DefaultMTU, "tunnel MTU"),
-		rate:       fs.Float64("rate", peers.DefaultRate, "default per-peer request rate (requests/second)"),
-		burst:      fs.Int("burst", peers.DefaultBurst, "default per-peer burst"),
+		endpoint:   fs.String("endpoint", "", "HOST:PORT that clients dial (the server's public address and UDP port);\nwith up on an initialized state it replaces the stored one"),
+		listenPort: fs.Int("listen-port", peers.DefaultListenPort, "WireGuard UDP port on the host, 1-65535"),
+		subnet:     fs.String("subnet", peers.DefaultSubnet.String(), "tunnel subnet, /8 to /30; the appliance takes its first host address (fixed at init)"),
+		mtu:        fs.Int("mtu", peers.DefaultMTU, "tunnel MTU, 1280-9000 (fixed at init)"),
+		rate:       fs.Float64("rate", peers.DefaultRate, fmt.Sprintf("default per-peer request rate, %g-%.0f requests/second", peers.MinRate, peers.MaxRate)),
+		burst:      fs.Int("burst", peers.DefaultBurst, fmt.Sprintf("default per-peer burst, 1-%d", peers.MaxBurst)),
 	}
 }
 
+// server checks the flags (wrong values are usage errors, exit 2; an
+// explicit 0 is refused rather than read as "the default") and returns the
+// settings they describe.
 func (f initFlags) server() (peers.Server, error) {
 	sub, err := netip.ParsePrefix(*f.subnet)
 	if err != nil {
 		return peers.Server{}, usagef("--subnet %q: want a prefix such as 10.77.0.0/24", *f.subnet)
+	}
+	if *f.listenPort < 1 || *f.listenPort > 65535 {
+		return peers.Server{}, usagef("--listen-port %d: want a UDP port from 1 to 65535", *f.listenPort)
+	}
+	if *f.mtu < 1280 || *f.mtu > 9000 {
+		return peers.Server{}, usagef("--mtu %d: want 1280-9000", *f.mtu)
+	}
+	if err := peers.ValidateRate(*f.rate); err != nil {
+		return peers.Server{}, usagef("--rate: %v", err)
+	}
+	if err := peers.ValidateBurst(*f.burst); err != nil {
+		return peers.Server{}, usagef("--burst: %v", err)
 	}
 	s := peers.Server{ListenPort: *f.listenPort, Subnet: sub, MTU: *f.mtu, Endpoint: *f.endpoint, DefaultRate: *f.rate, DefaultBurst: *f.burst}
 	if err := s.Validate(); err != nil {
 		return s, usagef("%v", err)
 	}
 	return s, nil
+}
+
+// setFlags names the flags given on the command line.
+func setFlags(fs *flag.FlagSet) map[string]bool {
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	return set
+}
+
+// reconfigure applies up's explicitly given flags to an initialized state.
+// The endpoint, the listen port and the default rate and burst may change
+// (one line on stderr says what changed); the subnet and the MTU are fixed
+// at init, because every peer's address and config depend on them.
+func (c *cli) reconfigure(ctx context.Context, dir string, want peers.Server, set map[string]bool) error {
+	db, err := store.Open(ctx, dir, false)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	have, err := peers.LoadServer(ctx, db)
+	if err != nil {
+		return err
+	}
+	if set["subnet"] && want.Subnet != have.Subnet {
+		return fmt.Errorf("--subnet %s: %s was initialized with subnet %s, which is fixed at init (peer addresses depend on it); use another --state to start over", want.Subnet, dir, have.Subnet)
+	}
+	if set["mtu"] && want.MTU != have.MTU {
+		return fmt.Errorf("--mtu %d: %s was initialized with MTU %d, which is fixed at init (every peer's config has it); use another --state to start over", want.MTU, dir, have.MTU)
+	}
+	var ch peers.ServerChange
+	var changed []string
+	if set["endpoint"] && want.Endpoint != have.Endpoint {
+		ch.Endpoint = &want.Endpoint
+		changed = append(changed, fmt.Sprintf("endpoint %s (was %s)", orNone(want.Endpoint), orNone(have.Endpoint)))
+	}
+	if set["listen-port"] && want.ListenPort != have.ListenPort {
+		ch.ListenPort = &want.ListenPort
+		changed = append(changed, fmt.Sprintf("listen port %d (was %d)", want.ListenPort, have.ListenPort))
+	}
+	if set["rate"] && want.DefaultRate != have.DefaultRate {
+		ch.DefaultRate = &want.DefaultRate
+		changed = append(changed, fmt.Sprintf("default rate %g (was %g)", want.DefaultRate, have.DefaultRate))
+	}
+	if set["burst"] && want.DefaultBurst != have.DefaultBurst {
+		ch.DefaultBurst = &want.DefaultBurst
+		changed = append(changed, fmt.Sprintf("default burst %d (was %d)", want.DefaultBurst, have.DefaultBurst))
+	}
+	if len(changed) == 0 {
+		return nil
+	}
+	if _, err := peers.UpdateServer(ctx, db, ch); err != nil {
+		return err
+	}
+	fmt.Fprintf(c.stderr, "updated %s: %s\n", dir, strings.Join(changed, ", "))
+	return nil
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
 }
 
 // initialize creates the state; exists reports an already initialized one.
@@ -159,7 +236,7 @@ func initialize(ctx context.Context, dir string, s peers.Server) (exists bool, e
 }
 
 func (c *cli) init(ctx context.Context, args []string) error {
-	fs := c.flags("init", "[flags]", "Create the server key and config in the state directory. Refuses an initialized state.")
+	fs := c.flags("init", "[flags]", "Create the server key and config in the state directory. Refuses an initialized state,\nand a non-empty directory that holds no waappliance state.")
 	state := stateFlag(fs)
 	f := addInitFlags(fs)
 	if err := noArgs(fs, args); err != nil {
@@ -178,7 +255,7 @@ func (c *cli) init(ctx context.Context, args []string) error {
 	}
 	fmt.Fprintf(c.stderr, "initialized %s: tunnel %s, appliance %s, UDP port %d\n", *state, s.Subnet, s.TunnelAddr(), s.ListenPort)
 	if s.Endpoint == "" {
-		fmt.Fprintf(c.stderr, "warning: no --endpoint given; peer configs will say Endpoint = %s until you set it\n", peers.EndpointPlaceholder)
+		fmt.Fprintf(c.stderr, "warning: no --endpoint given; peer configs will say Endpoint = %s until you set it with 'waappliance up --endpoint HOST:PORT'\n", peers.EndpointPlaceholder(s.ListenPort))
 	}
 	fmt.Fprintf(c.stderr, "next: waappliance peer add NAME --scopes admin --state %s\n", *state)
 	return nil
@@ -271,7 +348,7 @@ func runServe(ctx context.Context, dir string, log *slog.Logger, sf serveFlags) 
 }
 
 func (c *cli) up(ctx context.Context, args []string) error {
-	fs := c.flags("up", "[flags]", "Initialize the state if needed, create a first peer 'admin' (scope admin) if there is none,\nprint its wg-quick config on stdout and its QR code on stderr, then serve.")
+	fs := c.flags("up", "[flags]", "Initialize the state if needed, create a first peer 'admin' (scope admin) if there is none,\nprint its wg-quick config on stdout and its QR code on stderr, then serve.\nOn an initialized state, --endpoint, --listen-port, --rate and --burst replace the stored settings\n(a one-line notice says so); --subnet and --mtu are fixed at init.")
 	state := stateFlag(fs)
 	f := addInitFlags(fs)
 	sf := addServeFlags(fs)
@@ -292,6 +369,8 @@ func (c *cli) up(ctx context.Context, args []string) error {
 	}
 	if !exists {
 		fmt.Fprintf(c.stderr, "initialized %s\n", *state)
+	} else if err := c.reconfigure(ctx, *state, s, setFlags(fs)); err != nil {
+		return err
 	}
 	if err := c.firstAdmin(ctx, *state); err != nil {
 		return err
@@ -329,7 +408,7 @@ func (c *cli) printConfig(s peers.Server, cr peers.Created) string {
 	cfg, placeholder := peers.RenderConfig(s, cr.Peer, cr.PrivateKey)
 	fmt.Fprint(c.stdout, cfg)
 	if placeholder {
-		fmt.Fprintf(c.stderr, "warning: the appliance has no endpoint configured (init --endpoint HOST:PORT); edit the Endpoint line before use\n")
+		fmt.Fprintf(c.stderr, "warning: no endpoint configured: edit the Endpoint line before use, or set it for every config with 'waappliance up --endpoint HOST:PORT'\n")
 	}
 	return cfg
 }
@@ -367,11 +446,10 @@ func (c *cli) auditCmd(ctx context.Context, args []string) error {
 	return tw.Flush()
 }
 
-// openState opens the appliance state for a CLI command.
+// openState opens the appliance state for a CLI command; a missing or
+// uninitialized state is store.ErrNotInitialized, and nothing's mode is
+// changed.
 func openState(ctx context.Context, dir string) (*Appliance, error) {
-	if _, err := os.Stat(dir); err != nil {
-		return nil, fmt.Errorf("state dir %s: %w (run 'waappliance init' first)", dir, store.ErrNotInitialized)
-	}
 	return Open(ctx, Options{StateDir: dir})
 }
 

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -34,7 +35,7 @@ func TestCLIExitCodes(t *testing.T) {
 		{[]string{"peer", "add", "UPPER", "--state", dir}, 2, "invalid peer name"},
 		{[]string{"peer", "add", "x", "--scopes", "root", "--state", dir}, 2, "invalid scope"},
 		{[]string{"peer", "add", "x", "--public-key", "short", "--state", dir}, 2, "invalid key"},
-		{[]string{"peer", "remove", "ghost", "--state", dir}, 1, "peer not found"},
+		{[]string{"peer", "remove", "ghost", "--state", dir}, 1, `peer "ghost" not found`},
 		{[]string{"peer", "explode", "--state", dir}, 2, "unknown subcommand"},
 		{[]string{"serve", "--log-level", "loud", "--state", dir}, 2, "--log-level"},
 		{[]string{"serve", "--memory-limit", "lots", "--state", dir}, 2, "--memory-limit"},
@@ -74,7 +75,7 @@ func TestCLIPeerCommands(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "state")
 	mustCLI(t, dir, "init")
 	stderr, cfg := mustCLI(t, dir, "peer", "add", "laptop", "--scopes", "send,read", "--rate", "5", "--burst", "7", "--sessions", "shop,support")
-	if !strings.Contains(stderr, "no endpoint configured") || !strings.Contains(cfg, "Endpoint = "+peers.EndpointPlaceholder) {
+	if !strings.Contains(stderr, "no endpoint configured") || !strings.Contains(cfg, "Endpoint = "+peers.EndpointPlaceholder(peers.DefaultListenPort)) {
 		t.Errorf("missing endpoint not flagged: %q", stderr)
 	}
 	if !strings.Contains(cfg, "PrivateKey = ") || strings.Contains(cfg, peers.PrivateKeyPlaceholder) {
@@ -158,7 +159,7 @@ func mustConfig(t *testing.T, dir, name string) string {
 // TestServeShutsDownOnCancel runs `serve` like main does and cancels it.
 func TestServeShutsDownOnCancel(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "state")
-	mustCLI(t, dir, "init", "--listen-port", "0")
+	mustCLI(t, dir, "init", "--listen-port", strconv.Itoa(freeUDPPort(t)))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
 	var e bytes.Buffer

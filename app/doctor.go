@@ -63,8 +63,8 @@ func Doctor(ctx context.Context, dir string) []check {
 	add("database", filepath.Join(dir, store.FileName), "")
 
 	if srv.Endpoint == "" {
-		add("endpoint", "not set; configs say "+peers.EndpointPlaceholder,
-			"re-create the state with 'waappliance init --endpoint YOUR.PUBLIC.IP:"+strconv.Itoa(srv.ListenPort)+"', or edit Endpoint in each client config")
+		add("endpoint", "not set; configs say "+peers.EndpointPlaceholder(srv.ListenPort),
+			fmt.Sprintf("set it with 'waappliance up --endpoint YOUR.PUBLIC.IP:%d --state %s' (it then serves), or edit Endpoint in each client config", srv.ListenPort, dir))
 	} else {
 		add("endpoint", srv.Endpoint, "")
 	}

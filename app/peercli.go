@@ -17,11 +17,11 @@ func (c *cli) peer(ctx context.Context, args []string) error {
 		"add": c.peerAdd, "list": c.peerList, "show": c.peerShow, "remove": c.peerRemove,
 		"disable": c.peerDisable, "enable": c.peerEnable, "rotate": c.peerRotate, "config": c.peerConfig,
 	}
-	if len(args) == 0 || args[0] == "--help" || args[0] == "-h" || args[0] == "help" {
+	if len(args) == 0 {
+		return usagef("missing subcommand: add, list, show, remove, disable, enable, rotate or config")
+	}
+	if args[0] == "--help" || args[0] == "-h" || args[0] == "help" {
 		fmt.Fprintf(c.stderr, "Usage: waappliance peer add|list|show|remove|disable|enable|rotate|config [NAME] [flags]\n")
-		if len(args) == 0 {
-			return usagef("missing subcommand")
-		}
 		return flag.ErrHelp
 	}
 	run, ok := subs[args[0]]
@@ -48,10 +48,10 @@ func (c *cli) peerAdd(ctx context.Context, args []string) error {
 	state := stateFlag(fs)
 	scopes := fs.String("scopes", "", "comma separated: admin, sessions, send, read")
 	pub := fs.String("public-key", "", "the client's own public key (base64); the config gets a PrivateKey placeholder")
-	rate := fs.Float64("rate", 0, "requests per second (default: the appliance default, 20)")
-	burst := fs.Int("burst", 0, "burst size (default: the appliance default, 40)")
-	sendPM := fs.Int("send-per-minute", 0, "WhatsApp messages this peer may send per minute (default 60)")
-	expires := fs.Duration("expires", 0, "stop working after this long, e.g. 720h (default: never)")
+	rate := fs.Float64("rate", 0, fmt.Sprintf("requests per second, %g-%.0f (default: the appliance's, set with init or up --rate)", peers.MinRate, peers.MaxRate))
+	burst := fs.Int("burst", 0, fmt.Sprintf("burst size, 1-%d (default: the appliance's, set with init or up --burst)", peers.MaxBurst))
+	sendPM := fs.Int("send-per-minute", 0, fmt.Sprintf("WhatsApp messages this peer may send per minute, 1-1000000 (default %d)", peers.DefaultSendPerMinute))
+	expires := fs.Duration("expires", 0, "stop working after this long, e.g. 720h; at most until "+peers.MaxExpiry.Format("2006-01-02")+" (default: never)")
 	sessions := fs.String("sessions", "", "comma separated WhatsApp sessions this peer may use (default: all)")
 	qr := fs.Bool("qr", false, "also print the config as a terminal QR code (on stderr)")
 	name, err := oneName(fs, args)
@@ -65,8 +65,29 @@ func (c *cli) peerAdd(ctx context.Context, args []string) error {
 	if err != nil {
 		return usagef("--scopes: %v", err)
 	}
-	if *rate < 0 || *burst < 0 || *expires < 0 || *sendPM < 0 {
-		return usagef("--rate, --burst, --send-per-minute and --expires must not be negative")
+	// Flags given are checked here, with the registry's own rules, so a bad
+	// value is a usage error (exit 2); flags left out mean the defaults.
+	set := setFlags(fs)
+	if set["rate"] {
+		if err := peers.ValidateRate(*rate); err != nil {
+			return usagef("--rate: %v", err)
+		}
+	}
+	if set["burst"] {
+		if err := peers.ValidateBurst(*burst); err != nil {
+			return usagef("--burst: %v", err)
+		}
+	}
+	if set["send-per-minute"] && (*sendPM < 1 || *sendPM > 1e6) {
+		return usagef("--send-per-minute %d: want 1-1000000", *sendPM)
+	}
+	var expiresAt time.Time
+	if set["expires"] {
+		now := time.Now()
+		expiresAt = now.Add(*expires).UTC()
+		if err := peers.ValidateExpiry(expiresAt, now); *expires <= 0 || err != nil {
+			return usagef("--expires %s: want a positive duration such as 720h, ending before %s", *expires, peers.MaxExpiry.Format("2006-01-02"))
+		}
 	}
 	o := peers.AddOptions{Name: name, Scopes: sc, Rate: *rate, Burst: *burst, SendPerMinute: *sendPM, Sessions: splitList(*sessions)}
 	if *pub != "" {
@@ -79,7 +100,8 @@ func (c *cli) peerAdd(ctx context.Context, args []string) error {
 		return err
 	}
 	defer a.Close()
-	if *expires > 0 {
+	if !expiresAt.IsZero() {
+		// Counted from now, after opening the state, as before.
 		o.ExpiresAt = time.Now().Add(*expires).UTC()
 	}
 	cr, err := a.reg.Add(ctx, o)

@@ -3,6 +3,7 @@ package peers
 import (
 	"context"
 	"flag"
+	"math"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -243,10 +244,29 @@ func TestServerValidate(t *testing.T) {
 		{Subnet: netip.MustParsePrefix("10.0.0.0/31")},
 		{Endpoint: "nohost"},
 		{Endpoint: "host:0"},
+		{Endpoint: "a:b:51820"},
+		{Endpoint: "host:+1"},
+		{Endpoint: "host:65536"},
+		{Endpoint: ":51820"},
+		{Endpoint: "[::1:51820"},
+		{Endpoint: "2001:db8::1:51820"},
+		{Endpoint: "999.1.1.1:51820"},
+		{Endpoint: "-bad.example:51820"},
+		{Endpoint: "host name:51820"},
+		{Endpoint: "host#x:51820"},
+		{DefaultRate: math.NaN()},
+		{DefaultRate: math.Inf(1)},
+		{DefaultBurst: -1},
 	}
 	for _, s := range bad {
 		if err := s.Validate(); err == nil {
 			t.Errorf("Validate(%+v) = nil", s)
+		}
+	}
+	for _, ep := range []string{"vpn.example.com:51820", "vpn.example.com.:1", "203.0.113.7:51820", "[2001:db8::1]:65535", "my_host:51820"} {
+		s := Server{Endpoint: ep}
+		if err := s.Validate(); err != nil {
+			t.Errorf("endpoint %q: %v", ep, err)
 		}
 	}
 	s := Server{Endpoint: "[2001:db8::1]:51820"}

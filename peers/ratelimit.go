@@ -39,6 +39,12 @@ type Decision struct {
 // Allow takes one token from the bucket of key, configured with rate r per
 // second and burst b (the bucket follows changes to either).
 func (l *Limiters) Allow(key Key, r float64, b int) Decision {
+	// The registry validates limits; a bad stored value (from an older
+	// version) still must not reach the float arithmetic below.
+	if !(r >= MinRate) {
+		r = MinRate
+	}
+	b = max(b, 1)
 	now := l.now()
 	l.mu.Lock()
 	lim, ok := l.m[key]
@@ -56,7 +62,7 @@ func (l *Limiters) Allow(key Key, r float64, b int) Decision {
 	if delay := res.DelayFrom(now); !res.OK() || delay > 0 {
 		res.CancelAt(now)
 		d.RetryAfter = delay
-		if !res.OK() || delay <= 0 {
+		if !res.OK() || delay <= 0 { // not OK: the request exceeds the burst
 			d.RetryAfter = time.Second
 		}
 	} else {
@@ -64,8 +70,21 @@ func (l *Limiters) Allow(key Key, r float64, b int) Decision {
 	}
 	tokens := lim.TokensAt(now)
 	d.Remaining = max(0, int(math.Floor(tokens)))
-	d.Reset = time.Duration((float64(b) - tokens) / r * float64(time.Second))
+	d.Reset = durationOf((float64(b) - tokens) / r)
 	return d
+}
+
+// durationOf converts seconds to a Duration without overflow: NaN and
+// negative values are 0, anything past the int64 range is the largest
+// Duration.
+func durationOf(sec float64) time.Duration {
+	switch {
+	case !(sec > 0):
+		return 0
+	case sec >= float64(math.MaxInt64)/float64(time.Second):
+		return time.Duration(math.MaxInt64)
+	}
+	return time.Duration(sec * float64(time.Second))
 }
 
 // Forget drops the bucket of key (after the peer is removed or rotated).

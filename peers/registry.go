@@ -30,10 +30,11 @@ type Registry struct {
 }
 
 type snapshot struct {
-	gen    int64
-	list   []*Peer // by name
-	byName map[string]*Peer
-	byAddr map[netip.Addr]*Peer
+	gen      int64
+	endpoint string  // the stored endpoint, which `up --endpoint` may change
+	list     []*Peer // by name
+	byName   map[string]*Peer
+	byAddr   map[netip.Addr]*Peer
 }
 
 // NewRegistry loads the peers of db. now is the clock (nil: time.Now).
@@ -48,8 +49,13 @@ func NewRegistry(ctx context.Context, db *store.DB, server Server, now func() ti
 	return r, nil
 }
 
-// Server returns the appliance settings the registry was opened with.
-func (r *Registry) Server() Server { return r.server }
+// Server returns the appliance settings the registry was opened with, with
+// the endpoint as of the last reload (it may change while serving).
+func (r *Registry) Server() Server {
+	s := r.server
+	s.Endpoint = r.snap.Load().endpoint
+	return s
+}
 
 // Now returns the registry's clock reading.
 func (r *Registry) Now() time.Time { return r.now() }
@@ -71,7 +77,7 @@ func (r *Registry) List() []Peer {
 func (r *Registry) Get(name string) (Peer, error) {
 	p, ok := r.snap.Load().byName[name]
 	if !ok {
-		return Peer{}, fmt.Errorf("%w: %q", ErrNotFound, name)
+		return Peer{}, peerErr("peers.Get", name, ErrNotFound)
 	}
 	return clonePeer(p), nil
 }
@@ -122,12 +128,16 @@ func (r *Registry) reload(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	var endpoint string
+	if err := tx.QueryRowContext(ctx, `SELECT value FROM settings WHERE key = 'endpoint'`).Scan(&endpoint); err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("peers: reload: %w", err)
+	}
 	rows, err := tx.QueryContext(ctx, `SELECT `+peerCols+` FROM peers ORDER BY name`)
 	if err != nil {
 		return fmt.Errorf("peers: reload: %w", err)
 	}
 	defer rows.Close()
-	s := &snapshot{gen: gen, byName: map[string]*Peer{}, byAddr: map[netip.Addr]*Peer{}}
+	s := &snapshot{gen: gen, endpoint: endpoint, byName: map[string]*Peer{}, byAddr: map[netip.Addr]*Peer{}}
 	for rows.Next() {
 		p, err := scanPeer(rows)
 		if err != nil {
@@ -144,7 +154,10 @@ func (r *Registry) reload(ctx context.Context) error {
 	return nil
 }
 
-func scanPeer(rows *sql.Rows) (*Peer, error) {
+// scanner is a *sql.Row or *sql.Rows.
+type scanner interface{ Scan(dest ...any) error }
+
+func scanPeer(rows scanner) (*Peer, error) {
 	var (
 		p                        Peer
 		pub, psk, addr, sc, sess string
@@ -219,17 +232,10 @@ func validSessions(ss []string) error {
 	return nil
 }
 
-func validLimit(rate float64, burst int) error {
-	if rate <= 0 || rate > 1e9 || burst < 1 || burst > 1e9 {
-		return ErrBadLimit
-	}
-	return nil
-}
-
-// Add creates a peer with a fresh preshared key and the lowest free tunnel
-// address. The address is chosen and inserted in one write transaction and
-// the column is UNIQUE, so concurrent adds (even from other processes) never
-// share an address.
+// Add creates a peer with a fresh preshared key and the next free tunnel
+// address (see allocator). The address is chosen and inserted in one write
+// transaction and the column is UNIQUE, so concurrent adds (even from other
+// processes) never share an address.
 func (r *Registry) Add(ctx context.Context, o AddOptions) (Created, error) {
 	cs, err := r.AddBatch(ctx, []AddOptions{o})
 	if err != nil {
@@ -246,21 +252,21 @@ func (r *Registry) AddBatch(ctx context.Context, opts []AddOptions) ([]Created, 
 	for i, o := range opts {
 		c, err := r.prepare(o)
 		if err != nil {
-			return nil, err
+			return nil, peerErr("peers.Add", o.Name, err)
 		}
 		cs[i] = c
 	}
 	err := r.write(ctx, func(tx *sql.Tx) error {
-		used, err := usedAddrs(ctx, tx)
+		al, err := r.loadAllocator(ctx, tx)
 		if err != nil {
 			return err
 		}
 		for i := range cs {
-			if err := r.insert(ctx, tx, &cs[i].Peer, used); err != nil {
-				return err
+			if err := r.insert(ctx, tx, &cs[i].Peer, al); err != nil {
+				return peerErr("peers.Add", cs[i].Peer.Name, err)
 			}
 		}
-		return nil
+		return al.save(ctx, tx)
 	})
 	if err != nil {
 		return nil, err
@@ -272,7 +278,7 @@ func (r *Registry) AddBatch(ctx context.Context, opts []AddOptions) ([]Created, 
 func (r *Registry) prepare(o AddOptions) (Created, error) {
 	var c Created
 	if !ValidName(o.Name) {
-		return c, fmt.Errorf("peers.Add %q: %w", o.Name, ErrBadName)
+		return c, ErrBadName
 	}
 	if o.Rate == 0 {
 		o.Rate = r.server.DefaultRate
@@ -283,11 +289,18 @@ func (r *Registry) prepare(o AddOptions) (Created, error) {
 	if o.SendPerMinute == 0 {
 		o.SendPerMinute = DefaultSendPerMinute
 	}
-	if err := validLimit(o.Rate, o.Burst); err != nil || o.SendPerMinute < 1 || o.SendPerMinute > 1e6 {
-		return c, fmt.Errorf("peers.Add %q: %w", o.Name, ErrBadLimit)
+	if err := ValidateLimit(o.Rate, o.Burst); err != nil {
+		return c, err
+	}
+	if err := validSendPerMinute(o.SendPerMinute); err != nil {
+		return c, err
 	}
 	if err := validSessions(o.Sessions); err != nil {
-		return c, fmt.Errorf("peers.Add %q: %w", o.Name, err)
+		return c, err
+	}
+	now := r.now().UTC()
+	if err := ValidateExpiry(o.ExpiresAt, now); err != nil {
+		return c, err
 	}
 	pub := o.PublicKey
 	if pub.IsZero() {
@@ -298,32 +311,40 @@ func (r *Registry) prepare(o AddOptions) (Created, error) {
 		c.PrivateKey, pub = priv, priv.Public()
 	}
 	if pub == r.server.PublicKey() {
-		return c, fmt.Errorf("peers.Add %q: %w: that is the appliance's own key", o.Name, ErrExists)
+		return c, fmt.Errorf("%w: it is the appliance's own key", ErrKeyInUse)
 	}
 	psk, err := GenerateSymmetricKey()
 	if err != nil {
 		return c, err
 	}
-	now := r.now().UTC()
 	c.Peer = Peer{Name: o.Name, PublicKey: pub, PresharedKey: psk, Scopes: o.Scopes, Sessions: o.Sessions,
-		Rate: o.Rate, Burst: o.Burst, SendPerMinute: o.SendPerMinute, ExpiresAt: o.ExpiresAt, CreatedAt: now, UpdatedAt: now}
+		Rate: o.Rate, Burst: o.Burst, SendPerMinute: o.SendPerMinute, ExpiresAt: o.ExpiresAt.UTC(), CreatedAt: now, UpdatedAt: now}
+	if o.ExpiresAt.IsZero() {
+		c.Peer.ExpiresAt = time.Time{}
+	}
 	return c, nil
 }
 
-// insert gives p the lowest free address (marking it used) and inserts it.
-func (r *Registry) insert(ctx context.Context, tx *sql.Tx, p *Peer, used map[netip.Addr]bool) error {
-	var n int
-	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM peers WHERE name = ? OR public_key = ?`, p.Name, p.PublicKey.String()).Scan(&n); err != nil {
+// insert gives p the next free address and inserts it.
+func (r *Registry) insert(ctx context.Context, tx *sql.Tx, p *Peer, al *allocator) error {
+	var nameTaken, keyTaken int
+	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM peers WHERE name = ?`, p.Name).Scan(&nameTaken); err != nil {
 		return err
 	}
-	if n > 0 {
-		return fmt.Errorf("peers.Add %q: %w (name or public key in use)", p.Name, ErrExists)
+	if nameTaken > 0 {
+		return ErrExists
 	}
-	addr, err := r.freeAddr(used)
+	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM peers WHERE public_key = ?`, p.PublicKey.String()).Scan(&keyTaken); err != nil {
+		return err
+	}
+	if keyTaken > 0 {
+		return fmt.Errorf("%w by another peer", ErrKeyInUse)
+	}
+	addr, err := al.next()
 	if err != nil {
-		return fmt.Errorf("peers.Add %q: %w", p.Name, err)
+		return err
 	}
-	p.Addr, used[addr] = addr, true
+	p.Addr = addr
 	_, err = tx.ExecContext(ctx, `INSERT INTO peers(`+peerCols+`) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)`,
 		p.Name, p.PublicKey.String(), p.PresharedKey.String(), addr.String(), joinScopes(p.Scopes), strings.Join(p.Sessions, ","),
 		p.Rate, p.Burst, nullTime(p.ExpiresAt), 0, p.CreatedAt.UnixNano(), p.UpdatedAt.UnixNano(), p.SendPerMinute)
@@ -345,49 +366,115 @@ func nullTime(t time.Time) sql.NullInt64 {
 	return sql.NullInt64{Int64: t.UnixNano(), Valid: true}
 }
 
-func usedAddrs(ctx context.Context, tx *sql.Tx) (map[netip.Addr]bool, error) {
+// lastAddrKey is the settings row holding the address handed out last.
+const lastAddrKey = "peers_last_addr"
+
+// allocator hands out the peers' tunnel addresses round-robin: the next
+// free host address after the one handed out last, wrapping around at the
+// end of the subnet. An address freed a moment ago is therefore the last to
+// be reused, so a new peer never inherits it while the old key's
+// connections may still be draining. It lives inside one write transaction;
+// the UNIQUE addr column remains the guarantee.
+type allocator struct {
+	first, last uint32 // the peers' host range: after the appliance, before broadcast
+	prev        uint32 // handed out last; first-1 when none
+	used        map[uint32]bool
+	inRange     int
+}
+
+func (r *Registry) loadAllocator(ctx context.Context, tx *sql.Tx) (*allocator, error) {
+	sub := r.server.Subnet.Masked()
+	base := addrToU32(sub.Addr())
+	size := uint32(1) << (32 - sub.Bits())
+	al := &allocator{first: base + 2, last: base + size - 2, used: map[uint32]bool{}}
+	al.prev = al.first - 1
 	rows, err := tx.QueryContext(ctx, `SELECT addr FROM peers`)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	used := map[netip.Addr]bool{}
+	var highest uint32
 	for rows.Next() {
 		var s string
 		if err := rows.Scan(&s); err != nil {
 			return nil, err
 		}
-		if a, err := netip.ParseAddr(s); err == nil {
-			used[a] = true
+		a, err := netip.ParseAddr(s)
+		if err != nil || !a.Is4() {
+			continue
+		}
+		u := addrToU32(a)
+		if u >= al.first && u <= al.last && !al.used[u] {
+			al.used[u] = true
+			al.inRange++
+			highest = max(highest, u)
 		}
 	}
-	return used, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	var v string
+	err = tx.QueryRowContext(ctx, `SELECT value FROM settings WHERE key = ?`, lastAddrKey).Scan(&v)
+	switch a, perr := netip.ParseAddr(v); {
+	case err == nil && perr == nil && a.Is4() && addrToU32(a) >= al.first && addrToU32(a) <= al.last:
+		al.prev = addrToU32(a)
+	case err != nil && !errors.Is(err, sql.ErrNoRows):
+		return nil, err
+	case highest != 0:
+		// A state from before round-robin allocation: continue after the
+		// highest address in use.
+		al.prev = highest
+	}
+	return al, nil
 }
 
-// freeAddr returns the lowest host address of the subnet that is neither the
-// appliance's, nor the broadcast address, nor used.
-func (r *Registry) freeAddr(used map[netip.Addr]bool) (netip.Addr, error) {
-	sub := r.server.Subnet.Masked()
-	for a := r.server.TunnelAddr().Next(); sub.Contains(a); a = a.Next() {
-		if !sub.Contains(a.Next()) { // broadcast
-			break
+// next returns the next free address after prev, wrapping around.
+func (al *allocator) next() (netip.Addr, error) {
+	if al.last < al.first || al.inRange >= int(al.last-al.first+1) {
+		return netip.Addr{}, ErrSubnetFull
+	}
+	a := al.prev
+	for {
+		a++
+		if a > al.last || a < al.first {
+			a = al.first
 		}
-		if !used[a] {
-			return a, nil
+		if !al.used[a] {
+			al.used[a], al.prev = true, a
+			al.inRange++
+			return u32ToAddr(a), nil
 		}
 	}
-	return netip.Addr{}, ErrSubnetFull
+}
+
+func (al *allocator) save(ctx context.Context, tx *sql.Tx) error {
+	if al.prev < al.first {
+		return nil
+	}
+	_, err := tx.ExecContext(ctx, `INSERT INTO settings(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value`,
+		lastAddrKey, u32ToAddr(al.prev).String())
+	return err
+}
+
+func addrToU32(a netip.Addr) uint32 {
+	b := a.As4()
+	return uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
+}
+
+func u32ToAddr(u uint32) netip.Addr {
+	return netip.AddrFrom4([4]byte{byte(u >> 24), byte(u >> 16), byte(u >> 8), byte(u)})
 }
 
 // write runs fn in a write transaction, bumps the generation, commits and
-// reloads the snapshot.
+// reloads the snapshot. The store begins transactions IMMEDIATE, so fn
+// holds the database's write lock from its first statement: what it reads
+// is current until it commits.
 func (r *Registry) write(ctx context.Context, fn func(*sql.Tx) error) error {
 	err := r.db.Tx(ctx, func(tx *sql.Tx) error {
 		if err := fn(tx); err != nil {
 			return err
 		}
-		_, err := tx.ExecContext(ctx, `UPDATE settings SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT) WHERE key = 'peers_generation'`)
-		return err
+		return bumpGeneration(ctx, tx)
 	})
 	if err != nil {
 		return err
@@ -395,26 +482,32 @@ func (r *Registry) write(ctx context.Context, fn func(*sql.Tx) error) error {
 	return r.reload(ctx)
 }
 
-func (r *Registry) mustAffect(res sql.Result, name string) error {
+func bumpGeneration(ctx context.Context, tx *sql.Tx) error {
+	_, err := tx.ExecContext(ctx, `UPDATE settings SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT) WHERE key = 'peers_generation'`)
+	return err
+}
+
+func mustAffect(res sql.Result) error {
 	n, err := res.RowsAffected()
 	if err != nil {
 		return err
 	}
 	if n == 0 {
-		return fmt.Errorf("%w: %q", ErrNotFound, name)
+		return ErrNotFound
 	}
 	return nil
 }
 
 // Remove deletes the peer called name.
 func (r *Registry) Remove(ctx context.Context, name string) error {
-	return r.write(ctx, func(tx *sql.Tx) error {
+	err := r.write(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `DELETE FROM peers WHERE name = ?`, name)
 		if err != nil {
 			return err
 		}
-		return r.mustAffect(res, name)
+		return mustAffect(res)
 	})
+	return peerErr("peers.Remove", name, err)
 }
 
 // UpdateOptions change a peer; nil fields stay as they are. A zero
@@ -429,52 +522,71 @@ type UpdateOptions struct {
 	Disabled      *bool
 }
 
-// Update changes the peer called name and returns it.
+// Update changes the peer called name and returns it. It reads the current
+// row and writes it back in one write transaction, so a change made a moment
+// ago by another process (a CLI `peer disable`) or a concurrent Update is
+// never overwritten with stale values of the fields o leaves alone.
 func (r *Registry) Update(ctx context.Context, name string, o UpdateOptions) (Peer, error) {
-	cur, err := r.Get(name)
-	if err != nil {
-		return Peer{}, err
-	}
-	if o.Scopes != nil {
-		cur.Scopes = *o.Scopes
-	}
 	if o.Sessions != nil {
 		if err := validSessions(*o.Sessions); err != nil {
-			return Peer{}, err
+			return Peer{}, peerErr("peers.Update", name, err)
 		}
-		cur.Sessions = *o.Sessions
-	}
-	if o.Rate != nil {
-		cur.Rate = *o.Rate
-	}
-	if o.Burst != nil {
-		cur.Burst = *o.Burst
-	}
-	if o.SendPerMinute != nil {
-		cur.SendPerMinute = *o.SendPerMinute
-	}
-	if err := validLimit(cur.Rate, cur.Burst); err != nil || cur.SendPerMinute < 1 || cur.SendPerMinute > 1e6 {
-		return Peer{}, ErrBadLimit
-	}
-	if o.ExpiresAt != nil {
-		cur.ExpiresAt = *o.ExpiresAt
-	}
-	if o.Disabled != nil {
-		cur.Disabled = *o.Disabled
 	}
 	now := r.now().UTC()
-	err = r.write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE peers SET scopes=?, sessions=?, rate=?, burst=?, send_per_minute=?, expires_at=?, disabled=?, updated_at=? WHERE name=?`,
-			joinScopes(cur.Scopes), strings.Join(cur.Sessions, ","), cur.Rate, cur.Burst, cur.SendPerMinute, nullTime(cur.ExpiresAt), boolInt(cur.Disabled), now.UnixNano(), name)
+	if o.ExpiresAt != nil {
+		if err := ValidateExpiry(*o.ExpiresAt, now); err != nil {
+			return Peer{}, peerErr("peers.Update", name, err)
+		}
+	}
+	var out Peer
+	err := r.write(ctx, func(tx *sql.Tx) error {
+		cur, err := scanPeer(tx.QueryRowContext(ctx, `SELECT `+peerCols+` FROM peers WHERE name = ?`, name))
+		if errors.Is(err, sql.ErrNoRows) {
+			return ErrNotFound
+		}
 		if err != nil {
 			return err
 		}
-		return r.mustAffect(res, name)
+		if o.Scopes != nil {
+			cur.Scopes = *o.Scopes
+		}
+		if o.Sessions != nil {
+			cur.Sessions = *o.Sessions
+		}
+		if o.Rate != nil {
+			cur.Rate = *o.Rate
+		}
+		if o.Burst != nil {
+			cur.Burst = *o.Burst
+		}
+		if o.SendPerMinute != nil {
+			cur.SendPerMinute = *o.SendPerMinute
+		}
+		if err := ValidateLimit(cur.Rate, cur.Burst); err != nil {
+			return err
+		}
+		if err := validSendPerMinute(cur.SendPerMinute); err != nil {
+			return err
+		}
+		if o.ExpiresAt != nil {
+			cur.ExpiresAt = o.ExpiresAt.UTC()
+			if o.ExpiresAt.IsZero() {
+				cur.ExpiresAt = time.Time{}
+			}
+		}
+		if o.Disabled != nil {
+			cur.Disabled = *o.Disabled
+		}
+		cur.UpdatedAt = now
+		_, err = tx.ExecContext(ctx, `UPDATE peers SET scopes=?, sessions=?, rate=?, burst=?, send_per_minute=?, expires_at=?, disabled=?, updated_at=? WHERE name=?`,
+			joinScopes(cur.Scopes), strings.Join(cur.Sessions, ","), cur.Rate, cur.Burst, cur.SendPerMinute, nullTime(cur.ExpiresAt), boolInt(cur.Disabled), now.UnixNano(), name)
+		out = clonePeer(cur)
+		return err
 	})
 	if err != nil {
-		return Peer{}, err
+		return Peer{}, peerErr("peers.Update", name, err)
 	}
-	return r.Get(name)
+	return out, nil
 }
 
 func boolInt(b bool) int {
@@ -508,14 +620,21 @@ func (r *Registry) Rotate(ctx context.Context, name string) (Created, error) {
 		if err != nil {
 			return err
 		}
-		return r.mustAffect(res, name)
+		if err := mustAffect(res); err != nil {
+			return err
+		}
+		p, err := scanPeer(tx.QueryRowContext(ctx, `SELECT `+peerCols+` FROM peers WHERE name = ?`, name))
+		if err != nil {
+			return err
+		}
+		c.Peer = clonePeer(p)
+		return nil
 	})
 	if err != nil {
-		return c, err
+		return Created{}, peerErr("peers.Rotate", name, err)
 	}
 	c.PrivateKey = priv
-	c.Peer, err = r.Get(name)
-	return c, err
+	return c, nil
 }
 
 // IsNotFound reports whether err is ErrNotFound.

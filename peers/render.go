@@ -11,8 +11,9 @@ import (
 // does not know the client's private key.
 const PrivateKeyPlaceholder = "<your private key>"
 
-// EndpointPlaceholder stands in the rendered config when init had no --endpoint.
-const EndpointPlaceholder = "<your-server>:51820"
+// EndpointPlaceholder stands in the rendered config when no endpoint is
+// set (init or up --endpoint); port is the appliance's listen port.
+func EndpointPlaceholder(port int) string { return fmt.Sprintf("<your-server>:%d", port) }
 
 // RenderConfig returns the wg-quick config for p. priv is the client's
 // private key when the appliance generated it (shown once); zero renders a
@@ -27,7 +28,7 @@ func RenderConfig(s Server, p Peer, priv Key) (string, bool) {
 	}
 	ep, placeholder := s.Endpoint, false
 	if ep == "" {
-		ep, placeholder = EndpointPlaceholder, true
+		ep, placeholder = EndpointPlaceholder(s.ListenPort), true
 	}
 	fmt.Fprintf(&b, "# waappliance peer %q\n", p.Name)
 	fmt.Fprintf(&b, "[Interface]\n")

@@ -5,8 +5,10 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"strconv"
+	"strings"
 
 	"waappliance/store"
 )
@@ -44,7 +46,9 @@ func (s *Server) TunnelAddr() netip.Addr { return s.Subnet.Masked().Addr().Next(
 // PublicKey is the appliance's WireGuard public key.
 func (s *Server) PublicKey() Key { return s.PrivateKey.Public() }
 
-// Validate checks the settings and fills zero values with defaults.
+// Validate checks the settings and fills zero values with defaults (a zero
+// ListenPort, MTU, DefaultRate or DefaultBurst means the default; the
+// command line refuses an explicit 0 before it gets here).
 func (s *Server) Validate() error {
 	if s.ListenPort == 0 {
 		s.ListenPort = DefaultListenPort
@@ -70,8 +74,9 @@ func (s *Server) Validate() error {
 		return fmt.Errorf("subnet %s: only IPv4 subnets are supported", s.Subnet)
 	case s.Subnet.Bits() > 30 || s.Subnet.Bits() < 8:
 		return fmt.Errorf("subnet %s: prefix length must be between /8 and /30", s.Subnet)
-	case s.DefaultRate <= 0 || s.DefaultBurst < 1:
-		return ErrBadLimit
+	}
+	if err := ValidateLimit(s.DefaultRate, s.DefaultBurst); err != nil {
+		return err
 	}
 	s.Subnet = s.Subnet.Masked()
 	if s.Endpoint != "" {
@@ -82,25 +87,64 @@ func (s *Server) Validate() error {
 	return nil
 }
 
-// ParseEndpoint checks a HOST:PORT endpoint (host may be a name or an address).
+// ParseEndpoint checks a HOST:PORT endpoint as wg-quick and the WireGuard
+// apps read it: a host name, an IPv4 address or a bracketed IPv6 address,
+// and a port from 1 to 65535.
 func ParseEndpoint(ep string) (string, error) {
-	for _, r := range ep {
-		if r <= ' ' || r == 0x7f || r == '#' || r == '=' {
-			return "", fmt.Errorf("endpoint %q: want HOST:PORT without spaces or control characters", ep)
+	bad := func(why string) error {
+		return fmt.Errorf("endpoint %q: %s; want HOST:PORT such as vpn.example.com:51820, 203.0.113.7:51820 or [2001:db8::1]:51820", ep, why)
+	}
+	host, port, err := net.SplitHostPort(ep)
+	if err != nil {
+		return "", bad("not HOST:PORT")
+	}
+	if p, err := strconv.Atoi(port); err != nil || !allDigits(port) || p < 1 || p > 65535 {
+		return "", bad("port must be a number from 1 to 65535")
+	}
+	switch a, err := netip.ParseAddr(host); {
+	case host == "":
+		return "", bad("no host")
+	case strings.Contains(host, ":"):
+		if err != nil || !a.Is6() || !strings.HasPrefix(ep, "[") {
+			return "", bad("bad IPv6 address")
 		}
-	}
-	i := len(ep) - 1
-	for i >= 0 && ep[i] != ':' {
-		i--
-	}
-	if i <= 0 || i == len(ep)-1 {
-		return "", fmt.Errorf("endpoint %q: want HOST:PORT", ep)
-	}
-	port, err := strconv.Atoi(ep[i+1:])
-	if err != nil || port < 1 || port > 65535 {
-		return "", fmt.Errorf("endpoint %q: bad port", ep)
+	case err == nil:
+	case !validHostname(host):
+		return "", bad("bad host name or IPv4 address")
 	}
 	return ep, nil
+}
+
+func allDigits(s string) bool {
+	for _, r := range s {
+		if r < '0' || r > '9' {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// validHostname accepts DNS names: labels of letters, digits, '-' and '_'
+// (not at a label's ends), at most 63 characters each and 253 in all, with
+// an optional final dot; the last label is not all digits (that would be a
+// malformed IPv4 address).
+func validHostname(h string) bool {
+	h = strings.TrimSuffix(h, ".")
+	if h == "" || len(h) > 253 {
+		return false
+	}
+	labels := strings.Split(h, ".")
+	for _, l := range labels {
+		if l == "" || len(l) > 63 || l[0] == '-' || l[len(l)-1] == '-' {
+			return false
+		}
+		for _, r := range l {
+			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+				return false
+			}
+		}
+	}
+	return !allDigits(labels[len(labels)-1])
 }
 
 var serverKeys = []string{"private_key", "listen_port", "subnet", "mtu", "endpoint", "default_rate", "default_burst"}
@@ -147,6 +191,15 @@ func InitServer(ctx context.Context, db *store.DB, s Server) (Server, error) {
 
 // LoadServer reads the server identity; ErrNotInitialized when init has not run.
 func LoadServer(ctx context.Context, db *store.DB) (Server, error) {
+	return loadServer(ctx, db)
+}
+
+// settingsReader is a *store.DB or a *sql.Tx.
+type settingsReader interface {
+	QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error)
+}
+
+func loadServer(ctx context.Context, db settingsReader) (Server, error) {
 	var s Server
 	vals := map[string]string{}
 	rows, err := db.QueryContext(ctx, `SELECT key, value FROM settings`)
@@ -182,6 +235,58 @@ func LoadServer(ctx context.Context, db *store.DB) (Server, error) {
 		return s, fmt.Errorf("peers.LoadServer: %w", err)
 	}
 	return s, nil
+}
+
+// ServerChange is what may change in an initialized state; nil fields stay
+// as they are. The subnet and the MTU are fixed at init: every peer's
+// address and every config handed out depend on them.
+type ServerChange struct {
+	Endpoint     *string
+	ListenPort   *int
+	DefaultRate  *float64
+	DefaultBurst *int
+}
+
+// UpdateServer applies ch to the stored settings in one write transaction
+// and returns the result. It bumps the peers generation, so a serving
+// appliance renders configs with the new endpoint within a poll; a new
+// listen port takes effect at its next start.
+func UpdateServer(ctx context.Context, db *store.DB, ch ServerChange) (Server, error) {
+	var s Server
+	err := db.Tx(ctx, func(tx *sql.Tx) error {
+		var err error
+		if s, err = loadServer(ctx, tx); err != nil {
+			return err
+		}
+		if ch.Endpoint != nil {
+			s.Endpoint = *ch.Endpoint
+		}
+		if ch.ListenPort != nil {
+			s.ListenPort = *ch.ListenPort
+		}
+		if ch.DefaultRate != nil {
+			s.DefaultRate = *ch.DefaultRate
+		}
+		if ch.DefaultBurst != nil {
+			s.DefaultBurst = *ch.DefaultBurst
+		}
+		if err := s.Validate(); err != nil {
+			return err
+		}
+		vals := map[string]string{
+			"listen_port":   strconv.Itoa(s.ListenPort),
+			"endpoint":      s.Endpoint,
+			"default_rate":  strconv.FormatFloat(s.DefaultRate, 'g', -1, 64),
+			"default_burst": strconv.Itoa(s.DefaultBurst),
+		}
+		for k, v := range vals {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO settings(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value`, k, v); err != nil {
+				return err
+			}
+		}
+		return bumpGeneration(ctx, tx)
+	})
+	return s, err
 }
 
 // SetSetting writes one settings value (used for the endpoint and the mode).

@@ -1,0 +1,67 @@
+package peers
+
+import (
+	"fmt"
+	"time"
+)
+
+// Limits of a peer's request budget. They are wide enough for benchmarks
+// (a million requests a second) and narrow enough that every derived
+// duration (Retry-After, RateLimit-Reset) fits a time.Duration.
+const (
+	// MinRate is the lowest rate: one request every 100 seconds.
+	MinRate = 0.01
+	// MaxRate is the highest rate, in requests per second.
+	MaxRate = 1e6
+	// MaxBurst is the largest bucket.
+	MaxBurst = 1_000_000
+)
+
+// MaxExpiry is the latest expiry a peer may have: expiries are stored as
+// Unix nanoseconds, which end in April 2262.
+var MaxExpiry = time.Date(2262, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// ValidateRate reports ErrBadLimit unless rate is a finite number of
+// requests per second from MinRate to MaxRate (NaN fails every comparison).
+func ValidateRate(rate float64) error {
+	if !(rate >= MinRate && rate <= MaxRate) {
+		return fmt.Errorf("%w (got rate %g)", ErrBadLimit, rate)
+	}
+	return nil
+}
+
+// ValidateBurst reports ErrBadLimit unless burst is from 1 to MaxBurst.
+func ValidateBurst(burst int) error {
+	if burst < 1 || burst > MaxBurst {
+		return fmt.Errorf("%w (got burst %d)", ErrBadLimit, burst)
+	}
+	return nil
+}
+
+// ValidateLimit is the one check of a rate and burst, shared by the
+// registry, the API and the command line.
+func ValidateLimit(rate float64, burst int) error {
+	if err := ValidateRate(rate); err != nil {
+		return err
+	}
+	return ValidateBurst(burst)
+}
+
+// ValidateExpiry reports ErrBadExpiry unless t is zero (never expires) or
+// after now and before MaxExpiry.
+func ValidateExpiry(t, now time.Time) error {
+	if t.IsZero() {
+		return nil
+	}
+	if !t.After(now) || !t.Before(MaxExpiry) {
+		return fmt.Errorf("%w (got %s)", ErrBadExpiry, t.UTC().Format(time.RFC3339))
+	}
+	return nil
+}
+
+func validSendPerMinute(n int) error {
+	if n < 1 || n > 1e6 {
+		return fmt.Errorf("%w (send_per_minute must be 1-1000000, got %d)", ErrBadLimit, n)
+	}
+	return nil
+}
