@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -21,6 +22,7 @@ const (
 	peerKey ctxKey = iota
 	requestIDKey
 	localPeerKey
+	auditKey
 )
 
 // LocalRemoteAddr is the RemoteAddr of requests on the appliance's local
@@ -67,7 +69,8 @@ func (s *server) handle(h handlerFunc) http.Handler {
 }
 
 // outerHandler runs for every request, matched or not: panic recovery,
-// request id, identity from the tunnel address, per-peer rate limit.
+// request id, identity from the tunnel address, the audit of mutating
+// requests, per-peer rate limit.
 type outerHandler struct {
 	s    *server
 	next http.Handler
@@ -80,33 +83,72 @@ func (o *outerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ctx := context.WithValue(r.Context(), requestIDKey, newRequestID())
 	r = r.WithContext(ctx)
 	w.Header().Set("X-Request-Id", requestID(ctx))
+
+	p, err := s.identify(r)
+	if p == nil {
+		writeError(w, r, s.log, err)
+		return
+	}
+	r = r.WithContext(context.WithValue(r.Context(), peerKey, p))
+	if safeMethod(r.Method) {
+		o.serve(w, r, p, err)
+		return
+	}
+	// Every mutating request of a known peer is audited, whatever the
+	// answer (403, 404, 405, 413 and 429 included), and the audit row is
+	// committed before the client sees a byte: the response waits in a
+	// buffer meanwhile. Mutating responses are small JSON documents.
+	route, vars := matchRoute(o.next, r)
+	info := &auditInfo{route: route, target: auditTarget(vars)}
+	r = r.WithContext(context.WithValue(r.Context(), auditKey, info))
+	bw := &bufferedResponse{header: w.Header()}
+	o.serve(bw, r, p, err)
+	s.record(r, p, info, bw.status())
+	bw.sendTo(w)
+}
+
+// identify maps the tunnel source address to a peer. Identity comes from
+// the tunnel: WireGuard's cryptokey routing makes the inner source address
+// proof of the key. We still refuse any address that is not an active
+// peer's (defence in depth). A known but inactive peer is returned with the
+// refusal, so its mutating attempts are audited; nil means unknown.
+func (s *server) identify(r *http.Request) (*peers.Peer, error) {
+	if p, ok := r.Context().Value(localPeerKey).(*peers.Peer); ok && r.RemoteAddr == LocalRemoteAddr {
+		return p, nil
+	}
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return nil, errorf(http.StatusForbidden, "unknown_peer", "request did not come from a known peer")
+	}
+	p, ok := s.reg.Lookup(ap.Addr())
+	if !ok {
+		return nil, errorf(http.StatusForbidden, "unknown_peer", "request did not come from an enabled peer")
+	}
+	if !p.Active(s.reg.Now()) {
+		return p, errorf(http.StatusForbidden, "unknown_peer", "request did not come from an enabled peer")
+	}
+	return p, nil
+}
+
+// serve answers refused (identify's refusal, if any), applies the rate
+// limit and runs the router, turning a panic into a 500.
+func (o *outerHandler) serve(w http.ResponseWriter, r *http.Request, p *peers.Peer, refused error) {
+	s := o.s
 	defer func() {
 		if v := recover(); v != nil {
 			if v == http.ErrAbortHandler {
 				panic(v)
 			}
+			if bw, ok := w.(*bufferedResponse); ok {
+				bw.reset()
+			}
 			writeError(w, r, s.log, fmt.Errorf("panic: %v", v))
 		}
 	}()
-
-	// Identity comes from the tunnel: WireGuard's cryptokey routing makes the
-	// inner source address proof of the key. We still refuse any address
-	// that is not an active peer's (defence in depth).
-	p, ok := r.Context().Value(localPeerKey).(*peers.Peer)
-	if !ok || r.RemoteAddr != LocalRemoteAddr {
-		ap, err := netip.ParseAddrPort(r.RemoteAddr)
-		if err != nil {
-			writeError(w, r, s.log, errorf(http.StatusForbidden, "unknown_peer", "request did not come from a known peer"))
-			return
-		}
-		p, ok = s.reg.Lookup(ap.Addr())
-		if !ok || !p.Active(s.reg.Now()) {
-			writeError(w, r, s.log, errorf(http.StatusForbidden, "unknown_peer", "request did not come from an enabled peer"))
-			return
-		}
+	if refused != nil {
+		writeError(w, r, s.log, refused)
+		return
 	}
-	r = r.WithContext(context.WithValue(r.Context(), peerKey, p))
-
 	d := s.limits.Allow(p.PublicKey, p.Rate, p.Burst)
 	h := w.Header()
 	h.Set("RateLimit-Limit", strconv.Itoa(d.Limit))
@@ -120,55 +162,116 @@ func (o *outerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	o.next.ServeHTTP(w, r)
 }
 
+// ceilSeconds rounds d up to whole seconds, for Retry-After and
+// RateLimit-Reset.
 func ceilSeconds(d time.Duration) int { return int(math.Ceil(d.Seconds())) }
 
-// wrap adds the per-route layers: scope check and, for mutating routes, the
-// durable audit record.
+// safeMethod reports whether method never changes anything (RFC 9110
+// 9.2.1); every other method is audited.
+func safeMethod(method string) bool {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
+		return true
+	}
+	return false
+}
+
+// auditInfo is what the per-route layer tells the audit record: the
+// matched route's template and target. A request no route matched (404,
+// 405) keeps its raw path.
+type auditInfo struct{ route, target string }
+
+// record commits the audit row of a mutating request. A failure is logged
+// and the response still goes out: the change it describes has happened.
+func (s *server) record(r *http.Request, p *peers.Peer, info *auditInfo, status int) {
+	if s.audit == nil {
+		return
+	}
+	route := info.route
+	if route == "" {
+		route = clip(r.URL.Path, 200)
+	}
+	e := audit.Entry{At: s.reg.Now(), Peer: p.Name, Method: clip(r.Method, 32), Route: route,
+		Target: info.target, Status: status, RequestID: requestID(r.Context())}
+	if err := s.audit.Record(context.WithoutCancel(r.Context()), e); err != nil {
+		s.log.Error("audit record failed", "request_id", e.RequestID, "err", err)
+	}
+}
+
+func clip(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}
+
+// bufferedResponse holds a mutating request's response until its audit
+// row is committed. Headers go straight to the real writer's map (they are
+// not sent before WriteHeader there).
+type bufferedResponse struct {
+	header http.Header
+	code   int
+	body   bytes.Buffer
+}
+
+func (b *bufferedResponse) Header() http.Header { return b.header }
+
+func (b *bufferedResponse) WriteHeader(code int) {
+	if b.code == 0 && code >= 200 {
+		b.code = code
+	}
+}
+
+func (b *bufferedResponse) Write(p []byte) (int, error) {
+	if b.code == 0 {
+		b.code = http.StatusOK
+	}
+	return b.body.Write(p)
+}
+
+func (b *bufferedResponse) status() int {
+	if b.code == 0 {
+		return http.StatusOK
+	}
+	return b.code
+}
+
+// reset drops what was written, so a panic's 500 replaces a partial answer.
+func (b *bufferedResponse) reset() {
+	b.code = 0
+	b.body.Reset()
+}
+
+func (b *bufferedResponse) sendTo(w http.ResponseWriter) {
+	w.WriteHeader(b.status())
+	w.Write(b.body.Bytes())
+}
+
+// wrap adds the per-route layer: the scope check, and the route's name for
+// the audit record.
 func (s *server) wrap(rt route) http.Handler {
 	h := rt.h
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		p := PeerFrom(r.Context())
-		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		if info, ok := r.Context().Value(auditKey).(*auditInfo); ok {
+			info.route, info.target = rt.path, auditTarget(routeVars(r))
+		}
 		var err error
-		if rt.scope != "" && !p.Has(rt.scope) {
+		if p := PeerFrom(r.Context()); rt.scope != "" && !p.Has(rt.scope) {
 			err = errorf(http.StatusForbidden, "forbidden", "this peer lacks the %q scope", rt.scope)
 		} else {
-			err = h(rec, r)
+			err = h(w, r)
 		}
 		if err != nil {
-			writeError(rec, r, s.log, err)
-		}
-		if rt.method != http.MethodGet && s.audit != nil {
-			e := audit.Entry{At: s.reg.Now(), Peer: p.Name, Method: r.Method, Route: rt.path,
-				Target: auditTarget(r), Status: rec.status, RequestID: requestID(r.Context())}
-			if aerr := s.audit.Record(context.WithoutCancel(r.Context()), e); aerr != nil {
-				s.log.Error("audit record failed", "request_id", e.RequestID, "err", aerr)
-			}
+			writeError(w, r, s.log, err)
 		}
 	})
 }
 
-type statusRecorder struct {
-	http.ResponseWriter
-	status int
-}
-
-func (r *statusRecorder) WriteHeader(code int) {
-	r.status = code
-	r.ResponseWriter.WriteHeader(code)
-}
-
-// Flush lets streaming handlers (SSE) flush through the recorder.
-func (r *statusRecorder) Flush() {
-	if f, ok := r.ResponseWriter.(http.Flusher); ok {
-		f.Flush()
-	}
-}
-
-// auditTarget names what a mutating request acted on.
-func auditTarget(r *http.Request) string {
+// auditTarget names what a mutating request acted on, from its route
+// variables.
+func auditTarget(vars map[string]string) string {
 	for _, v := range []string{"name", "session", "phone"} {
-		if t := pathVar(r, v); t != "" {
+		if t := vars[v]; t != "" {
 			return t
 		}
 	}

@@ -1,0 +1,139 @@
+package api
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"waappliance/audit"
+	"waappliance/peers"
+	"waappliance/store"
+)
+
+// wire is a ResponseWriter that remembers whether anything was sent yet.
+type wire struct {
+	*httptest.ResponseRecorder
+	sent bool
+}
+
+func (w *wire) WriteHeader(code int) { w.sent = true; w.ResponseRecorder.WriteHeader(code) }
+
+func (w *wire) Write(b []byte) (int, error) { w.sent = true; return w.ResponseRecorder.Write(b) }
+
+// fakeAudit records entries and whether the response was already on the
+// wire when each was committed.
+type fakeAudit struct {
+	mu      sync.Mutex
+	entries []audit.Entry
+	current *wire
+	early   []string
+}
+
+func (f *fakeAudit) Record(ctx context.Context, e audit.Entry) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.entries = append(f.entries, e)
+	if f.current != nil && f.current.sent {
+		f.early = append(f.early, e.Method+" "+e.Route)
+	}
+	return nil
+}
+
+func (f *fakeAudit) List(ctx context.Context, peer string, after int64, limit int) ([]audit.Entry, error) {
+	return nil, nil
+}
+
+func TestAuditEveryMutatingAnswerBeforeTheResponse(t *testing.T) {
+	ctx := context.Background()
+	db, err := store.Open(ctx, filepath.Join(t.TempDir(), "s"), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	srv, _ := peers.InitServer(ctx, db, peers.Server{})
+	reg, _ := peers.NewRegistry(ctx, db, srv, nil)
+	add := func(name string, rate float64, burst int, scopes ...peers.Scope) peers.Peer {
+		c, err := reg.Add(ctx, peers.AddOptions{Name: name, Scopes: scopes, Rate: rate, Burst: burst})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c.Peer
+	}
+	admin := add("admin", 1000, 1000, peers.ScopeAdmin)
+	reader := add("reader", 1000, 1000, peers.ScopeRead)
+	slow := add("slow", peers.MinRate, 1, peers.ScopeAdmin)
+	gone := add("gone", 1000, 1000, peers.ScopeAdmin)
+	if _, err := reg.SetDisabled(ctx, "gone", true); err != nil {
+		t.Fatal(err)
+	}
+	fa := &fakeAudit{}
+	h := New(Options{Registry: reg, Audit: fa})
+
+	big := `{"name":"` + strings.Repeat("a", 70<<10) + `"}`
+	cases := []struct {
+		from         peers.Peer
+		method, path string
+		body         string
+		status       int
+		audited      string // "" when not audited
+	}{
+		{admin, "POST", "/v1/peers", `{"name":"x"}`, 201, "admin POST /v1/peers  201"},
+		{admin, "PATCH", "/v1/peers/x", `{"rate":3}`, 200, "admin PATCH /v1/peers/{name} x 200"},
+		{admin, "DELETE", "/v1/peers/ghost", ``, 404, "admin DELETE /v1/peers/{name} ghost 404"},
+		{admin, "POST", "/v1/nothing", `{}`, 404, "admin POST /v1/nothing  404"},
+		{admin, "PUT", "/v1/whoami", `{}`, 405, "admin PUT /v1/whoami  405"},
+		{admin, "POST", "/v1/peers", big, 413, "admin POST /v1/peers  413"},
+		{reader, "POST", "/v1/peers", `{"name":"y"}`, 403, "reader POST /v1/peers  403"},
+		{slow, "DELETE", "/v1/peers/ghost", ``, 404, "slow DELETE /v1/peers/{name} ghost 404"},
+		{slow, "DELETE", "/v1/peers/ghost", ``, 429, "slow DELETE /v1/peers/{name} ghost 429"},
+		{gone, "POST", "/v1/peers", `{"name":"z"}`, 403, "gone POST /v1/peers  403"},
+		{admin, "GET", "/v1/peers", ``, 200, ""},
+		{admin, "GET", "/v1/nothing", ``, 404, ""},
+	}
+	for _, tc := range cases {
+		req := httptest.NewRequest(tc.method, tc.path, strings.NewReader(tc.body))
+		req.RemoteAddr = tc.from.Addr.String() + ":40000"
+		w := &wire{ResponseRecorder: httptest.NewRecorder()}
+		fa.mu.Lock()
+		fa.current, fa.entries = w, nil
+		fa.mu.Unlock()
+		h.ServeHTTP(w, req)
+		if w.Code != tc.status {
+			t.Errorf("%s %s by %s: %d, want %d: %s", tc.method, tc.path, tc.from.Name, w.Code, tc.status, w.Body)
+		}
+		var got string
+		if len(fa.entries) > 0 {
+			e := fa.entries[0]
+			got = e.Peer + " " + e.Method + " " + e.Route + " " + e.Target + " " + itoa(e.Status)
+		}
+		if len(fa.entries) > 1 || got != tc.audited {
+			t.Errorf("%s %s by %s: audited %q (%d entries), want %q", tc.method, tc.path, tc.from.Name, got, len(fa.entries), tc.audited)
+		}
+		if tc.audited != "" && (w.Body.Len() == 0) != (tc.status == http.StatusNoContent) {
+			t.Errorf("%s %s: the buffered response body was lost", tc.method, tc.path)
+		}
+	}
+	if len(fa.early) > 0 {
+		t.Errorf("response sent before its audit row was committed: %v", fa.early)
+	}
+	// A source that is no peer at all is refused and not audited.
+	req := httptest.NewRequest("POST", "/v1/peers", strings.NewReader(`{}`))
+	req.RemoteAddr = "10.77.0.250:1"
+	fa.entries = nil
+	h.ServeHTTP(httptest.NewRecorder(), req)
+	if len(fa.entries) != 0 {
+		t.Errorf("an unknown source was audited: %+v", fa.entries)
+	}
+}
+
+func itoa(i int) string {
+	const digits = "0123456789"
+	if i < 10 {
+		return digits[i : i+1]
+	}
+	return itoa(i/10) + digits[i%10:i%10+1]
+}
