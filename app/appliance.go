@@ -378,12 +378,31 @@ func (a *Appliance) reconcile() {
 	a.appliedGen, a.nextExpiry = gen, a.earliestExpiry(now)
 	if len(gone) > 0 {
 		n := 0
-		for _, addr := range gone {
-			n += dev.CloseConns(addr)
+		for _, p := range gone {
+			n += dev.CloseConns(p.Addr)
+			a.limits.Forget(p.PublicKey)
 		}
 		a.log.Info("peers changed", "active", len(active), "cut_off", len(gone), "closed_conns", n)
 	}
 }
+
+// OpenConns is the number of API connections from the tunnel address addr
+// that are open (0 before Start). It lets tests watch a revoked peer's
+// connections being closed on the appliance's side.
+func (a *Appliance) OpenConns(addr netip.Addr) int {
+	a.mu.Lock()
+	dev := a.dev
+	a.mu.Unlock()
+	if dev == nil {
+		return 0
+	}
+	return dev.OpenConns(addr)
+}
+
+// RateBuckets is the number of per-key request rate buckets held; a key
+// that leaves the device (removed, disabled, rotated away, expired) loses
+// its bucket.
+func (a *Appliance) RateBuckets() int { return a.limits.Len() }
 
 // Close stops the API server, the WhatsApp clients and senders, the device
 // and the database, in that order, within ShutdownTimeout. It is safe to

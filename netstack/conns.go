@@ -53,6 +53,12 @@ func (t *tracker) take(addr netip.Addr, all bool) []*trackedConn {
 	return out
 }
 
+func (t *tracker) count(addr netip.Addr) int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.m[addr.Unmap()])
+}
+
 func (t *tracker) closeAddr(addr netip.Addr) int {
 	cs := t.take(addr.Unmap(), false)
 	for _, c := range cs {

@@ -112,9 +112,11 @@ func (d *Device) Port() (int, error) {
 }
 
 // Apply makes the device's peer set equal to want, touching only the peers
-// that differ. It returns the addresses of peers that were removed or whose
-// key changed, so the caller can close their connections.
-func (d *Device) Apply(want []PeerConfig) (gone []netip.Addr, err error) {
+// that differ. It returns the previous config of every key taken off the
+// device (removed, disabled, rotated away) or moved to another address, so
+// the caller can close the connections from those addresses and forget
+// what it keeps per key.
+func (d *Device) Apply(want []PeerConfig) (gone []PeerConfig, err error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.closed {
@@ -128,14 +130,14 @@ func (d *Device) Apply(want []PeerConfig) (gone []netip.Addr, err error) {
 	for k, old := range d.applied {
 		if _, ok := wantByKey[k]; !ok {
 			fmt.Fprintf(&b, "public_key=%s\nremove=true\n", k.Hex())
-			gone = append(gone, old.Addr)
+			gone = append(gone, old)
 		}
 	}
 	for k, p := range wantByKey {
 		if old, ok := d.applied[k]; ok && old == p {
 			continue
 		} else if ok && old.Addr != p.Addr {
-			gone = append(gone, old.Addr)
+			gone = append(gone, old)
 		}
 		fmt.Fprintf(&b, "public_key=%s\npreshared_key=%s\nreplace_allowed_ips=true\nallowed_ip=%s/32\n",
 			k.Hex(), p.PresharedKey.Hex(), p.Addr)
@@ -174,6 +176,9 @@ func (d *Device) Listen(addr netip.AddrPort) (net.Listener, error) {
 
 // CloseConns closes every accepted connection from addr and returns how many.
 func (d *Device) CloseConns(addr netip.Addr) int { return d.conns.closeAddr(addr) }
+
+// OpenConns is the number of accepted connections from addr still open.
+func (d *Device) OpenConns(addr netip.Addr) int { return d.conns.count(addr) }
 
 // PeerStats is what the device knows of one peer's traffic.
 type PeerStats struct {

@@ -42,7 +42,7 @@ func TestApplyIsIncremental(t *testing.T) {
 	}
 	rotated := peerCfg(t, "10.9.0.3")
 	gone, err := d.Apply([]PeerConfig{a, rotated})
-	if err != nil || !slices.Equal(gone, []netip.Addr{b.Addr}) {
+	if err != nil || !slices.Equal(gone, []PeerConfig{b}) {
 		t.Fatalf("rotation: gone %v, %v", gone, err)
 	}
 	st, _ = d.Stats()
@@ -50,7 +50,7 @@ func TestApplyIsIncremental(t *testing.T) {
 		t.Fatalf("old key still on the device: %v", st)
 	}
 	gone, _ = d.Apply([]PeerConfig{rotated})
-	if !slices.Equal(gone, []netip.Addr{a.Addr}) {
+	if !slices.Equal(gone, []PeerConfig{a}) {
 		t.Fatalf("removal: gone %v", gone)
 	}
 }
