@@ -131,9 +131,9 @@ func udpPortCheck(port int) (string, string, string) {
 	case comm == "waappliance":
 		return name, fmt.Sprintf("%d held by waappliance (pid %d): the appliance is running", port, pid), ""
 	case pid > 0:
-		return name, fmt.Sprintf("%d held by %s (pid %d)", port, comm, pid), "stop that program or pick another --listen-port at init"
+		return name, fmt.Sprintf("%d held by %s (pid %d)", port, comm, pid), "stop that program, or move the appliance with 'waappliance up --listen-port N'"
 	}
-	return name, fmt.Sprintf("%d is in use by a process this user cannot see", port), "if it is not waappliance, stop it or pick another --listen-port"
+	return name, fmt.Sprintf("%d is in use by a process this user cannot see", port), "if it is not waappliance, stop it, or move the appliance with 'waappliance up --listen-port N'"
 }
 
 // udpOwner finds the process holding a UDP port through /proc.
