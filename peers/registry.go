@@ -30,11 +30,11 @@ type Registry struct {
 }
 
 type snapshot struct {
-	gen      int64
-	endpoint string  // the stored endpoint, which `up --endpoint` may change
-	list     []*Peer // by name
-	byName   map[string]*Peer
-	byAddr   map[netip.Addr]*Peer
+	gen    int64
+	server Server  // with the endpoint and default limits as stored now
+	list   []*Peer // by name
+	byName map[string]*Peer
+	byAddr map[netip.Addr]*Peer
 }
 
 // NewRegistry loads the peers of db. now is the clock (nil: time.Now).
@@ -49,13 +49,10 @@ func NewRegistry(ctx context.Context, db *store.DB, server Server, now func() ti
 	return r, nil
 }
 
-// Server returns the appliance settings the registry was opened with, with
-// the endpoint as of the last reload (it may change while serving).
-func (r *Registry) Server() Server {
-	s := r.server
-	s.Endpoint = r.snap.Load().endpoint
-	return s
-}
+// Server returns the appliance settings the registry was opened with; the
+// endpoint and the default rate and burst are as of the last reload
+// (`up` may change them while another process serves).
+func (r *Registry) Server() Server { return r.snap.Load().server }
 
 // Now returns the registry's clock reading.
 func (r *Registry) Now() time.Time { return r.now() }
@@ -128,8 +125,8 @@ func (r *Registry) reload(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	var endpoint string
-	if err := tx.QueryRowContext(ctx, `SELECT value FROM settings WHERE key = 'endpoint'`).Scan(&endpoint); err != nil && !errors.Is(err, sql.ErrNoRows) {
+	srv, err := r.changeableSettings(ctx, tx)
+	if err != nil {
 		return fmt.Errorf("peers: reload: %w", err)
 	}
 	rows, err := tx.QueryContext(ctx, `SELECT `+peerCols+` FROM peers ORDER BY name`)
@@ -137,7 +134,7 @@ func (r *Registry) reload(ctx context.Context) error {
 		return fmt.Errorf("peers: reload: %w", err)
 	}
 	defer rows.Close()
-	s := &snapshot{gen: gen, endpoint: endpoint, byName: map[string]*Peer{}, byAddr: map[netip.Addr]*Peer{}}
+	s := &snapshot{gen: gen, server: srv, byName: map[string]*Peer{}, byAddr: map[netip.Addr]*Peer{}}
 	for rows.Next() {
 		p, err := scanPeer(rows)
 		if err != nil {
@@ -156,6 +153,36 @@ func (r *Registry) reload(ctx context.Context) error {
 
 // scanner is a *sql.Row or *sql.Rows.
 type scanner interface{ Scan(dest ...any) error }
+
+// changeableSettings returns r.server with the settings UpdateServer may
+// change read from tx; a value missing or unreadable keeps the loaded one.
+func (r *Registry) changeableSettings(ctx context.Context, tx *sql.Tx) (Server, error) {
+	s := r.server
+	rows, err := tx.QueryContext(ctx, `SELECT key, value FROM settings WHERE key IN ('endpoint', 'default_rate', 'default_burst')`)
+	if err != nil {
+		return s, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var k, v string
+		if err := rows.Scan(&k, &v); err != nil {
+			return s, err
+		}
+		switch k {
+		case "endpoint":
+			s.Endpoint = v
+		case "default_rate":
+			if f, err := strconv.ParseFloat(v, 64); err == nil && ValidateRate(f) == nil {
+				s.DefaultRate = f
+			}
+		case "default_burst":
+			if n, err := strconv.Atoi(v); err == nil && ValidateBurst(n) == nil {
+				s.DefaultBurst = n
+			}
+		}
+	}
+	return s, rows.Err()
+}
 
 func scanPeer(rows scanner) (*Peer, error) {
 	var (
@@ -281,10 +308,10 @@ func (r *Registry) prepare(o AddOptions) (Created, error) {
 		return c, ErrBadName
 	}
 	if o.Rate == 0 {
-		o.Rate = r.server.DefaultRate
+		o.Rate = r.Server().DefaultRate
 	}
 	if o.Burst == 0 {
-		o.Burst = r.server.DefaultBurst
+		o.Burst = r.Server().DefaultBurst
 	}
 	if o.SendPerMinute == 0 {
 		o.SendPerMinute = DefaultSendPerMinute

@@ -311,8 +311,8 @@ func TestConcurrentAddsAfterRemovalsUseFreshAddresses(t *testing.T) {
 func TestUpdateServerReachesOtherProcess(t *testing.T) {
 	serve, cli, _ := twoProcesses(t)
 	ctx := context.Background()
-	ep, port := "vpn.example.com:443", 443
-	s, err := UpdateServer(ctx, cli.db, ServerChange{Endpoint: &ep, ListenPort: &port})
+	ep, port, rate, burst := "vpn.example.com:443", 443, 2.5, 7
+	s, err := UpdateServer(ctx, cli.db, ServerChange{Endpoint: &ep, ListenPort: &port, DefaultRate: &rate, DefaultBurst: &burst})
 	if err != nil || s.Endpoint != ep || s.ListenPort != 443 {
 		t.Fatalf("UpdateServer: %+v %v", s, err)
 	}
@@ -321,6 +321,9 @@ func TestUpdateServerReachesOtherProcess(t *testing.T) {
 	}
 	if got := serve.Server().Endpoint; got != ep {
 		t.Fatalf("serving registry renders endpoint %q, want %q", got, ep)
+	}
+	if c, err := serve.Add(ctx, AddOptions{Name: "new"}); err != nil || c.Peer.Rate != rate || c.Peer.Burst != burst {
+		t.Fatalf("serving registry adds with %v/%v, want the new defaults %v/%v (%v)", c.Peer.Rate, c.Peer.Burst, rate, burst, err)
 	}
 	bad := "no port"
 	if _, err := UpdateServer(ctx, cli.db, ServerChange{Endpoint: &bad}); err == nil {

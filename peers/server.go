@@ -249,7 +249,7 @@ type ServerChange struct {
 
 // UpdateServer applies ch to the stored settings in one write transaction
 // and returns the result. It bumps the peers generation, so a serving
-// appliance renders configs with the new endpoint within a poll; a new
+// appliance uses the new endpoint and default limits within a poll; a new
 // listen port takes effect at its next start.
 func UpdateServer(ctx context.Context, db *store.DB, ch ServerChange) (Server, error) {
 	var s Server
