@@ -5,42 +5,56 @@
 //
 // # Using it in a test
 //
-//	srv, _ := wasim.New(ctx, wasim.Options{})   // loopback TLS listener
+//	srv, _ := wasim.New(ctx, wasim.Options{InMemory: true}) // or loopback TCP
 //	defer srv.Close()
 //	cli := whatsmeow.NewClient(device, log)
-//	srv.Prepare(cli)                             // http clients + WACertPubKey
+//	srv.Prepare(cli)                           // http clients + WACertPubKey
 //	qr, _ := cli.GetQRChannel(ctx); cli.Connect()
-//	srv.Phone("+15550001").ScanQR((<-qr).Code)   // pair-success, 515, login
-//	ct, _ := srv.Contact("+15550002")            // a simulated contact
-//	cli.SendMessage(ctx, ct.JID(), msg)          // ct.Inbox() has it, decrypted
-//	ct.Send(ctx, account, "hi")                  // the client gets events.Message
+//	srv.Phone("+15550001").ScanQR((<-qr).Code) // pair-success, 515, login
+//	ct, _ := srv.Contact("+15550002")          // a simulated contact
+//	cli.SendMessage(ctx, ct.JID(), msg)        // ct.Inbox() has it, decrypted
+//	ct.Send(ctx, account, "hi")                // the client gets events.Message
 //
 // Prepare sets whatsmeow.WACertPubKey, a process-wide variable, to the
 // simulator's root key: a process that uses wasim must not talk to the real
 // WhatsApp at the same time. The appliance installs it only in sandbox mode.
 //
+// The http.Client that Prepare (and HTTPClient) hands out reaches wasim
+// whatever host a request names, websocket and media alike: over loopback
+// TCP, or with Options.InMemory over a connected socket pair
+// (socketpair(2)) that nothing listens for, so an in-process wasim opens no
+// network socket on the host; the appliance's sandbox mode runs it so. A
+// standalone wasim (cmd/wasim) listens on loopback TCP, with its control API.
+//
 // # What it simulates
 //
 // The Noise XX handshake with a certificate chain; QR pairing with the ADV
 // signed device identity (account signature, HMAC, device signature) and
-// the 515 restart; phone-code pairing (PairPhone, then Phone.EnterCode); login with <success> or <failure 401>; the prekey count,
-// upload and bundle fetch; usync device lists and "on WhatsApp" checks; the
-// other iqs answered with plausible empty results; one-to-one messages
+// the 515 restart; phone-code pairing (PairPhone, then Phone.EnterCode);
+// login with <success> or <failure 401>; the prekey count, upload and
+// bundle fetch; usync device lists and "on WhatsApp" checks; the other iqs
+// answered with plausible empty results; one-to-one messages
 // Signal-encrypted by the client and decrypted by the contact (pkmsg, then
-// msg once the contact has answered); server acks with a timestamp;
+// msg once the contact has answered); server acks with a timestamp; the
+// server's de-duplication of a message id that the same device sends again
+// (a client resending after a lost ack): acked again with the first
+// timestamp, not delivered again, counted by Resends and the inbox's
+// "resends" (a resend that a retry receipt asked for is no duplicate);
 // delivered and read receipts; contacts sending texts, replies and
 // reactions, queued while the client is offline and redelivered until the
 // client acks them; retry receipts (a contact resends a message the client
 // could not decrypt: on its session, then on a new one from the receipt's
 // keys or a fresh bundle; it keeps its last 1000 sent messages for this, in
-// memory only); images both ways (media_conn points at wasim, which
-// stores encrypted uploads and serves downloads); stream errors 401 (device
+// memory only); images both ways (media_conn points at wasim, which stores
+// encrypted uploads and serves downloads); stream errors 401 (device
 // removed), 440 (replaced) and dropped connections, with a 2 s grace for
-// the client to hang up first; faults: refuse
-// connections, refuse, delay or swallow sends. State (accounts, linked
-// devices, contacts, Signal keys) can live in a SQLite file (Options.DBPath)
-// so a standalone wasim (cmd/wasim) survives restarts; its control API
-// (ControlHandler, Dial) drives it from another process.
+// the client to hang up first; faults: refuse connections, fail sends with
+// an error code (FailSends), delay acks (DelayAcks), lose sends whole
+// (DropSends: nothing delivered, nothing acked), and lose only the ack
+// (WithholdAcks: delivered, never acked). State (accounts, linked devices,
+// contacts, Signal keys) can live in a SQLite file (Options.DBPath) so a
+// standalone wasim (cmd/wasim) survives restarts; its control API
+// (ControlHandler, Dial) drives it, faults included, from another process.
 //
 // # What it does not simulate
 //
@@ -49,8 +63,13 @@
 // only; whatsmeow warns "No LID found" once per contact), video, audio and
 // documents (only images are exercised), retry receipts sent by a contact
 // (one that cannot decrypt logs it), the client's re-requests of a message
-// from its own phone, message edits and revokes, privacy tokens, business features, rate limits
-// and bans, multi-device fan-out to the sender's own phone (its envelopes
-// are accepted and dropped), and anything about WhatsApp's real servers
-// beyond what the client checks. It is a test double, not WhatsApp.
+// from its own phone, message edits and revokes, privacy tokens, business
+// features, rate limits and bans, multi-device fan-out to the sender's own
+// phone (its envelopes are accepted and dropped), WhatsApp's real window
+// for de-duplication (wasim remembers the newest 10,000 sends, in memory
+// only, so a standalone wasim forgets them when it restarts), faults other
+// than those above (a connection that hangs without closing, corrupted
+// frames, delivery to some of a contact's devices and not others), and
+// anything about WhatsApp's real servers beyond what the client checks. It
+// is a test double, not WhatsApp.
 package wasim
