@@ -81,11 +81,13 @@ type Appliance struct {
 	ctlSrv  *http.Server
 	nudge   chan struct{}
 	done    chan struct{}
+	closed  bool
 
-	// Owned by the reconcile loop: what was last applied to the device.
-	appliedGen int64
-	nextExpiry time.Time
-	closed     bool
+	// What was last applied to the device, guarded by reconcileMu (the
+	// reconcile loop and Sync both reconcile).
+	reconcileMu sync.Mutex
+	appliedGen  int64
+	nextExpiry  time.Time
 }
 
 // Open opens an initialized state directory. It starts nothing.
@@ -215,6 +217,11 @@ func (a *Appliance) stats() map[peers.Key]api.PeerStats {
 	}
 	return out
 }
+
+// Sync applies pending peer changes (from any process) to the device and
+// returns once it has them. Tests use it so a new peer's first handshake is
+// not dropped (its retry would wait 5 s); Nudge is the asynchronous form.
+func (a *Appliance) Sync() { a.reconcile() }
 
 // Nudge asks the serving appliance to apply peer changes now.
 func (a *Appliance) Nudge() {
@@ -350,6 +357,8 @@ func (a *Appliance) earliestExpiry(now time.Time) time.Time {
 }
 
 func (a *Appliance) reconcile() {
+	a.reconcileMu.Lock()
+	defer a.reconcileMu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if _, err := a.reg.Refresh(ctx); err != nil {

@@ -20,7 +20,7 @@ func TestAuditRecordsEveryMutatingAnswer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ta.Nudge()
+	ta.Sync()
 	slow := ta.client(t, c)
 	big := `{"name":"` + strings.Repeat("a", 70<<10) + `"}`
 	steps := []struct {

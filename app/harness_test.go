@@ -92,7 +92,7 @@ func (ta *testAppliance) addPeer(t testing.TB, name string, scopes ...peers.Scop
 	if err != nil {
 		t.Fatal(err)
 	}
-	ta.Nudge()
+	ta.Sync() // on the device before the client's first handshake
 	return c
 }
 
@@ -164,12 +164,10 @@ func createdFromConfig(t testing.TB, ta *testAppliance, name, cfg string) peers.
 			priv = k
 		}
 	}
-	// Apply the CLI's change now rather than at the next poll, so the
-	// client's first handshake is not dropped (a retry waits 5 s).
-	ta.Nudge()
-	if _, err := ta.Peers().Refresh(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	// Apply the CLI's change now rather than at the next poll, and wait
+	// for the device to have it, so the client's first handshake is not
+	// dropped (a retry waits 5 s, longer than a short expiry).
+	ta.Sync()
 	p, err := ta.Peers().Get(name)
 	if err != nil {
 		t.Fatal(err)
