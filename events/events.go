@@ -18,13 +18,17 @@ import (
 	"waappliance/store"
 )
 
-// Event types.
+// Event types. Each one's data has a schema in the OpenAPI document (a
+// test there fails for a type without one).
 const (
 	TypeMessageReceived = "message.received"
 	TypeMessageStatus   = "message.status"
 	TypeSessionState    = "session.state"
 	TypeLoggedOut       = "session.logged_out"
 )
+
+// Types lists every event type, in the order above.
+var Types = []string{TypeMessageReceived, TypeMessageStatus, TypeSessionState, TypeLoggedOut}
 
 // DefaultRetention is how long events are kept when Options.Retention is zero.
 const DefaultRetention = 7 * 24 * time.Hour
@@ -64,8 +68,36 @@ type Log struct {
 	retention time.Duration
 	now       func() time.Time
 
-	mu   sync.Mutex
-	wake chan struct{} // closed and replaced on every append
+	mu     sync.Mutex
+	wake   chan struct{} // closed and replaced on every append
+	prune  map[int]PruneFunc
+	nextID int
+
+	// betweenReads, when set (tests), runs in List between the cursor
+	// check and the query.
+	betweenReads func()
+}
+
+// PruneFunc deletes what else is kept for the events' retention (the
+// outbox) and is older than cutoff; it returns how many rows went.
+type PruneFunc func(ctx context.Context, cutoff time.Time) (int64, error)
+
+// OnPrune adds fn to every Prune, with the same cutoff, so one pruner and
+// one retention cover all the appliance keeps. The returned func removes it.
+func (l *Log) OnPrune(fn PruneFunc) (remove func()) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.prune == nil {
+		l.prune = map[int]PruneFunc{}
+	}
+	id := l.nextID
+	l.nextID++
+	l.prune[id] = fn
+	return func() {
+		l.mu.Lock()
+		delete(l.prune, id)
+		l.mu.Unlock()
+	}
 }
 
 // New returns the event log stored in db.
@@ -143,26 +175,36 @@ type Filter struct {
 const MaxLimit = 1000
 
 // List returns events with id > After in order. A cursor that points into
-// pruned history gets a *CursorExpiredError instead of a silent gap.
+// pruned history gets a *CursorExpiredError instead of a silent gap: the
+// check and the query read one snapshot (a read transaction), so a prune
+// that commits in between cannot open a gap.
 func (l *Log) List(ctx context.Context, f Filter) ([]Event, error) {
 	if f.Limit <= 0 {
 		f.Limit = 100
 	}
 	f.Limit = min(f.Limit, MaxLimit)
+	out := []Event{}
+	tx, err := l.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return nil, fmt.Errorf("events.List: %w", err)
+	}
+	defer tx.Rollback()
 	if f.HasAfter {
-		pruned, err := l.prunedThrough(ctx)
+		pruned, err := prunedThrough(ctx, tx)
 		if err != nil {
 			return nil, err
 		}
 		if f.After < pruned {
-			oldest, err := l.Oldest(ctx)
+			oldest, err := oldest(ctx, tx)
 			if err != nil {
 				return nil, err
 			}
 			return nil, &CursorExpiredError{Oldest: oldest}
 		}
 	}
-	out := []Event{}
+	if l.betweenReads != nil {
+		l.betweenReads()
+	}
 	if f.Sessions != nil && len(f.Sessions) == 0 {
 		return out, nil
 	}
@@ -176,7 +218,7 @@ func (l *Log) List(ctx context.Context, f Filter) ([]Event, error) {
 	}
 	q += ` ORDER BY id LIMIT ?`
 	args = append(args, f.Limit)
-	rows, err := l.db.QueryContext(ctx, q, args...)
+	rows, err := tx.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("events.List: %w", err)
 	}
@@ -194,9 +236,13 @@ func (l *Log) List(ctx context.Context, f Filter) ([]Event, error) {
 	return out, rows.Err()
 }
 
-func (l *Log) prunedThrough(ctx context.Context) (int64, error) {
+type queryRower interface {
+	QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row
+}
+
+func prunedThrough(ctx context.Context, q queryRower) (int64, error) {
 	var v string
-	if err := l.db.QueryRowContext(ctx, `SELECT value FROM settings WHERE key = 'events_pruned_through'`).Scan(&v); err != nil {
+	if err := q.QueryRowContext(ctx, `SELECT value FROM settings WHERE key = 'events_pruned_through'`).Scan(&v); err != nil {
 		return 0, fmt.Errorf("events: pruned mark: %w", err)
 	}
 	return strconv.ParseInt(v, 10, 64)
@@ -205,14 +251,18 @@ func (l *Log) prunedThrough(ctx context.Context) (int64, error) {
 // Oldest is the id of the oldest event kept, or the next id to be assigned
 // when the log is empty.
 func (l *Log) Oldest(ctx context.Context) (int64, error) {
+	return oldest(ctx, l.db)
+}
+
+func oldest(ctx context.Context, q queryRower) (int64, error) {
 	var id sql.NullInt64
-	if err := l.db.QueryRowContext(ctx, `SELECT MIN(id) FROM events`).Scan(&id); err != nil {
+	if err := q.QueryRowContext(ctx, `SELECT MIN(id) FROM events`).Scan(&id); err != nil {
 		return 0, err
 	}
 	if id.Valid {
 		return id.Int64, nil
 	}
-	p, err := l.prunedThrough(ctx)
+	p, err := prunedThrough(ctx, q)
 	return p + 1, err
 }
 
@@ -226,9 +276,11 @@ func (l *Log) Latest(ctx context.Context) (int64, error) {
 }
 
 // Prune deletes events older than the retention and records the highest
-// pruned id, in one transaction. It returns how many were deleted.
+// pruned id, in one transaction, then runs the OnPrune funcs with the same
+// cutoff. It returns how many events were deleted.
 func (l *Log) Prune(ctx context.Context) (int64, error) {
-	cutoff := l.now().Add(-l.retention).UnixNano()
+	cutoffTime := l.now().Add(-l.retention)
+	cutoff := cutoffTime.UnixNano()
 	var n int64
 	err := l.db.Tx(ctx, func(tx *sql.Tx) error {
 		var maxID sql.NullInt64
@@ -249,7 +301,19 @@ func (l *Log) Prune(ctx context.Context) (int64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("events.Prune: %w", err)
 	}
-	return n, nil
+	l.mu.Lock()
+	fns := make([]PruneFunc, 0, len(l.prune))
+	for _, fn := range l.prune {
+		fns = append(fns, fn)
+	}
+	l.mu.Unlock()
+	var errs []error
+	for _, fn := range fns {
+		if _, err := fn(ctx, cutoffTime); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return n, errors.Join(errs...)
 }
 
 // RunPruner prunes every interval until ctx ends.

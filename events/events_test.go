@@ -105,3 +105,72 @@ func TestChangedWakesWaiters(t *testing.T) {
 	l.Append(context.Background(), "s", TypeSessionState, nil)
 	wg.Wait()
 }
+
+// TestListPruneBetweenReadsNoGap: a prune that commits between List's
+// cursor check and its query must not turn a stale cursor into a silent
+// gap: List reads one snapshot, so it answers either 410 or every event
+// after the cursor.
+func TestListPruneBetweenReadsNoGap(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	l := newLog(t, &now)
+	ctx := context.Background()
+	var ids []int64
+	for i := range 5 {
+		e, err := l.Append(ctx, "shop", TypeSessionState, map[string]int{"n": i})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, e.ID)
+	}
+	now = now.Add(2 * time.Hour) // everything so far is past retention
+	pruned := false
+	l.betweenReads = func() {
+		if pruned {
+			return
+		}
+		pruned = true
+		if n, err := l.Prune(ctx); err != nil || n != 5 {
+			t.Errorf("prune between the reads: %d %v", n, err)
+		}
+		if _, err := l.Append(ctx, "shop", TypeSessionState, "after the prune"); err != nil {
+			t.Error(err)
+		}
+	}
+	cursor := ids[1]
+	got, err := l.List(ctx, Filter{After: cursor, HasAfter: true})
+	if !pruned {
+		t.Fatal("the hook did not run")
+	}
+	switch {
+	case errors.Is(err, ErrCursorExpired):
+	case err != nil:
+		t.Fatal(err)
+	case len(got) == 0 || got[0].ID != cursor+1:
+		t.Fatalf("silent gap: after %d the list starts at %v", cursor, got)
+	}
+	// The next read sees the prune and refuses the cursor.
+	l.betweenReads = nil
+	if _, err := l.List(ctx, Filter{After: cursor, HasAfter: true}); !errors.Is(err, ErrCursorExpired) {
+		t.Fatalf("stale cursor after the prune: %v", err)
+	}
+}
+
+// TestPruneRunsOnPrune: the pruner runs the registered funcs with the
+// events' cutoff, until they are removed.
+func TestPruneRunsOnPrune(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	l := newLog(t, &now)
+	var got []time.Time
+	remove := l.OnPrune(func(ctx context.Context, cutoff time.Time) (int64, error) {
+		got = append(got, cutoff)
+		return 0, nil
+	})
+	if _, err := l.Prune(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	remove()
+	l.Prune(context.Background())
+	if len(got) != 1 || !got[0].Equal(now.Add(-time.Hour)) {
+		t.Fatalf("OnPrune calls %v, want one with cutoff %v", got, now.Add(-time.Hour))
+	}
+}
