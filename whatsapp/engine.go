@@ -72,6 +72,7 @@ type Engine struct {
 	mu       sync.Mutex
 	sessions map[string]*session
 	closed   bool
+	unprune  func() // drops pruneMessages from the event log's pruner
 }
 
 // New prepares whatsmeow's tables in the shared database. Start connects.
@@ -94,11 +95,14 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	if cfg.DisplayName == "" {
 		cfg.DisplayName = "Chrome (Linux)"
 	}
-	c := sqlstore.NewWithDB(cfg.DB.DB, "sqlite", newWALogger(cfg.Logger, "store"))
+	// Every line at info and above goes through Redact (house rule: no full
+	// phone numbers above debug), ours and whatsmeow's alike.
+	log := newRedactingLogger(cfg.Logger)
+	c := sqlstore.NewWithDB(cfg.DB.DB, "sqlite", newWALogger(log, "store"))
 	if err := c.Upgrade(ctx); err != nil {
 		return nil, fmt.Errorf("whatsapp: upgrade whatsmeow tables: %w", err)
 	}
-	e := &Engine{cfg: cfg, log: cfg.Logger.With("component", "whatsapp"), container: c, sessions: map[string]*session{}}
+	e := &Engine{cfg: cfg, log: log.With("component", "whatsapp"), container: c, sessions: map[string]*session{}}
 	e.ctx, e.cancel = context.WithCancel(context.Background())
 	rows, err := cfg.DB.QueryContext(ctx, `SELECT name FROM sessions ORDER BY name`)
 	if err != nil {
@@ -115,30 +119,63 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	return e, rows.Err()
 }
 
-// Start connects every linked session and starts the senders.
+// startConcurrency bounds how many sessions connect at once at start-up.
+const startConcurrency = 8
+
+// Start starts the senders and connects every linked session in the
+// background (at most startConcurrency at a time), so it returns at once
+// even when WhatsApp is unreachable: such sessions show connecting, then
+// disconnected, and keep retrying. Logged-out and replaced sessions are not
+// connected (a replaced one would take the connection back from the client
+// that replaced it, and the two would take turns).
 func (e *Engine) Start(ctx context.Context) error {
 	e.mu.Lock()
-	defer e.mu.Unlock()
 	if e.closed {
+		e.mu.Unlock()
 		return ErrClosed
 	}
+	ss := make([]*session, 0, len(e.sessions))
 	for _, s := range e.sessions {
 		s.startSender()
+		ss = append(ss, s)
+	}
+	e.unprune = e.cfg.Events.OnPrune(e.pruneMessages)
+	e.mu.Unlock()
+	var linked []*session
+	for _, s := range ss {
 		info, err := e.info(ctx, s.name)
 		if err != nil {
 			return err
 		}
-		if info.JID == "" || info.State == StateLoggedOut || info.State == StateReplaced {
-			if info.State == StatePairing || info.State == StateConnecting {
-				// A pairing interrupted by a restart cannot resume.
-				e.setState(ctx, s.name, StateNew, "pairing interrupted by a restart; start again")
+		switch {
+		case info.State == StatePairing || (info.JID == "" && info.State == StateConnecting):
+			// A pairing interrupted by a restart cannot resume. A JID here is
+			// the one of the device that was logged out before.
+			state := StateNew
+			if info.JID != "" {
+				state = StateLoggedOut
 			}
+			e.setState(ctx, s.name, state, "pairing interrupted by a restart; start again")
+			continue
+		case info.JID == "" || info.State == StateLoggedOut || info.State == StateReplaced:
 			continue
 		}
-		if err := s.connectLinked(ctx, info.JID); err != nil {
-			e.log.Warn("session connect failed", "session", s.name, "err", err)
-			e.setState(ctx, s.name, StateDisconnected, err.Error())
-		}
+		e.setState(ctx, s.name, StateConnecting, "")
+		linked = append(linked, s)
+	}
+	sem := make(chan struct{}, startConcurrency)
+	for _, s := range linked {
+		e.wg.Add(1)
+		go func() {
+			defer e.wg.Done()
+			select {
+			case sem <- struct{}{}:
+			case <-e.ctx.Done():
+				return
+			}
+			defer func() { <-sem }()
+			s.startLinked()
+		}()
 	}
 	return nil
 }
@@ -155,7 +192,11 @@ func (e *Engine) Close() error {
 	for _, s := range e.sessions {
 		ss = append(ss, s)
 	}
+	unprune := e.unprune
 	e.mu.Unlock()
+	if unprune != nil {
+		unprune()
+	}
 	e.cancel()
 	for _, s := range ss {
 		s.close()

@@ -17,6 +17,10 @@ var (
 	ErrNotPaired = errors.New("session is not linked to a WhatsApp account yet")
 	// ErrLoggedOut is returned by Send for a session logged out at WhatsApp.
 	ErrLoggedOut = errors.New("session was logged out at WhatsApp; log in again")
+	// ErrReplaced is returned by Send for a session whose connection another
+	// client took over (stream replaced). Messages queued before stay queued.
+	ErrReplaced = errors.New("another client took over this session's WhatsApp connection and it does not reconnect on its own; " +
+		"take it back with POST /v1/sessions/{name}/login (no new pairing), then send again; messages queued before are kept and sent then")
 	// ErrBadRecipient is returned by Send for a recipient that is neither an
 	// E.164 phone number nor a user JID.
 	ErrBadRecipient = errors.New("invalid recipient")
@@ -30,8 +34,12 @@ var (
 	// reused with a different request.
 	ErrIdempotencyConflict = errors.New("Idempotency-Key was already used for a different message")
 	// ErrUnreachable is returned by Login and PairCode when WhatsApp's
-	// servers cannot be reached.
-	ErrUnreachable = errors.New("cannot reach WhatsApp")
+	// servers cannot be reached. The cause (dial error, address) is wrapped
+	// in front of it, for the log only.
+	ErrUnreachable = errors.New("cannot reach WhatsApp's servers; check the appliance's internet connection and try again")
+	// ErrTimeout is returned by Login and PairCode when WhatsApp did not
+	// answer in time (no pairing code, a connection that never completed).
+	ErrTimeout = errors.New("WhatsApp did not answer in time; try again")
 	// ErrClosed is returned after Close.
 	ErrClosed = errors.New("whatsapp engine is closed")
 )

@@ -99,8 +99,10 @@ func translate(m *waEvents.Message) (InboundMessage, bool) {
 	return in, true
 }
 
-// recordReceipt moves our sent messages to delivered or read.
-func (e *Engine) recordReceipt(ctx context.Context, session string, r *waEvents.Receipt) {
+// recordReceipt moves our sent messages to delivered or read. false means
+// a status could not be committed: whatsmeow then withholds the ack
+// (SynchronousAck) and WhatsApp redelivers the receipt.
+func (e *Engine) recordReceipt(ctx context.Context, session string, r *waEvents.Receipt) bool {
 	var status string
 	switch r.Type {
 	case types.ReceiptTypeDelivered:
@@ -108,14 +110,17 @@ func (e *Engine) recordReceipt(ctx context.Context, session string, r *waEvents.
 	case types.ReceiptTypeRead, types.ReceiptTypePlayed:
 		status = StatusRead
 	default:
-		return // read-self, retry, server-error … are not about our sends
+		return true // read-self, retry, server-error … are not about our sends
 	}
 	if r.IsFromMe {
-		return // our own other device's receipt for an incoming message
+		return true // our own other device's receipt for an incoming message
 	}
+	ok := true
 	for _, id := range r.MessageIDs {
 		if err := e.setStatus(ctx, string(id), status, "", time.Time{}); err != nil {
-			e.log.Warn("recording receipt failed", "session", session, "id", id, "err", err)
+			e.log.Error("receipt not recorded; withholding the ack so WhatsApp redelivers it", "session", session, "id", id, "err", err)
+			ok = false
 		}
 	}
+	return ok
 }

@@ -72,11 +72,16 @@ func newMessageID() string {
 
 // Send validates req and commits it to the outbox; the message is durable
 // when Send returns. created is false when an Idempotency-Key matched an
-// earlier message, which is returned instead.
+// earlier message, which is returned instead: that lookup comes before
+// every check of the session's state, so a replay after a logout or a
+// replace still gets the original.
 func (e *Engine) Send(ctx context.Context, session string, req SendRequest) (msg Message, created bool, err error) {
 	s, err := e.session(session)
 	if err != nil {
 		return Message{}, false, err
+	}
+	if m, ok, err := e.replay(ctx, session, req); err != nil || ok {
+		return m, false, err
 	}
 	if strings.TrimSpace(req.Text) == "" {
 		return Message{}, false, ErrEmptyText
@@ -97,6 +102,8 @@ func (e *Engine) Send(ctx context.Context, session string, req SendRequest) (msg
 		return Message{}, false, ErrLoggedOut
 	case info.JID == "":
 		return Message{}, false, ErrNotPaired
+	case info.State == StateReplaced:
+		return Message{}, false, ErrReplaced
 	}
 	now := e.cfg.Now()
 	id := newMessageID()
@@ -105,18 +112,13 @@ func (e *Engine) Send(ctx context.Context, session string, req SendRequest) (msg
 		idem = req.IdempotencyKey
 	}
 	err = e.cfg.DB.Tx(ctx, func(tx *sql.Tx) error {
-		if req.IdempotencyKey != "" {
-			var existing, exTo, exText, exSession string
-			err := tx.QueryRowContext(ctx, `SELECT id, to_jid, text, session FROM outbox WHERE peer = ? AND idem_key = ?`, req.Peer, req.IdempotencyKey).Scan(&existing, &exTo, &exText, &exSession)
-			if err == nil {
-				if exTo != to.String() || exText != req.Text || exSession != session {
-					return ErrIdempotencyConflict
-				}
-				id = existing
-				return errReplay
-			} else if !errors.Is(err, sql.ErrNoRows) {
-				return err
-			}
+		// Again inside the write transaction: a concurrent request with the
+		// same key may have committed since the lookup above.
+		if existing, ok, err := lookupKey(ctx, tx, session, req); err != nil {
+			return err
+		} else if ok {
+			id = existing
+			return errReplay
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO outbox(id, session, peer, idem_key, to_jid, text, reply_to, status, next_attempt_at, created_at, updated_at)
 			VALUES (?,?,?,?,?,?,?,?,?,?,?)`, id, session, req.Peer, idem, to.String(), req.Text, req.ReplyTo, StatusQueued, now.UnixNano(), now.UnixNano(), now.UnixNano()); err != nil {
@@ -137,6 +139,59 @@ func (e *Engine) Send(ctx context.Context, session string, req SendRequest) (msg
 	m, err := e.Message(ctx, session, id)
 	s.poke()
 	return m, true, err
+}
+
+// Replay returns the message an earlier request of req.Peer with the same
+// Idempotency-Key created (ok true), whatever the session's state now; ok
+// is false when req has no key or the key is unknown (never used, or its
+// message was pruned). A key reused for a different message is
+// ErrIdempotencyConflict. The API asks before spending the message budget.
+func (e *Engine) Replay(ctx context.Context, session string, req SendRequest) (Message, bool, error) {
+	if _, err := e.session(session); err != nil {
+		return Message{}, false, err
+	}
+	return e.replay(ctx, session, req)
+}
+
+func (e *Engine) replay(ctx context.Context, session string, req SendRequest) (Message, bool, error) {
+	if req.IdempotencyKey == "" {
+		return Message{}, false, nil
+	}
+	id, ok, err := lookupKey(ctx, e.cfg.DB, session, req)
+	if err != nil || !ok {
+		return Message{}, false, err
+	}
+	m, err := e.Message(ctx, session, id)
+	if errors.Is(err, ErrMessageNotFound) {
+		return Message{}, false, nil // pruned between the two reads
+	}
+	return m, err == nil, err
+}
+
+type queryRower interface {
+	QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row
+}
+
+// lookupKey finds the message of (req.Peer, req.IdempotencyKey) and checks
+// that req asks for the same message.
+func lookupKey(ctx context.Context, q queryRower, session string, req SendRequest) (string, bool, error) {
+	if req.IdempotencyKey == "" {
+		return "", false, nil
+	}
+	var id, exTo, exText, exReply, exSession string
+	err := q.QueryRowContext(ctx, `SELECT id, to_jid, text, reply_to, session FROM outbox WHERE peer = ? AND idem_key = ?`,
+		req.Peer, req.IdempotencyKey).Scan(&id, &exTo, &exText, &exReply, &exSession)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, err
+	}
+	to, perr := ParseRecipient(req.To)
+	if exSession != session || perr != nil || exTo != to.String() || exText != req.Text || exReply != req.ReplyTo {
+		return "", false, ErrIdempotencyConflict
+	}
+	return id, true, nil
 }
 
 var errReplay = errors.New("idempotent replay")
@@ -184,49 +239,31 @@ func (e *Engine) Message(ctx context.Context, session, id string) (Message, erro
 	return m, rows.Err()
 }
 
-// setStatus moves a message to status (only forwards, except to failed) and
-// records history and a message.status event, in one transaction.
+// canMove reports whether a message may go from status old to next:
+// forwards along queued → sent → delivered → read, and to failed only from
+// queued (a message the server acked, or a receipt proved sent, cannot fail
+// any more).
+func canMove(old, next string) bool {
+	if next == StatusFailed {
+		return old == StatusQueued
+	}
+	if old == StatusFailed {
+		return false
+	}
+	o, ok1 := statusRank[old]
+	n, ok2 := statusRank[next]
+	return ok1 && ok2 && n > o
+}
+
+// setStatus moves a message to status when canMove allows it, checked in
+// the transaction that writes it, with its history and a message.status
+// event. Anything else is a no-op (an ack after a receipt only adds its
+// server timestamp).
 func (e *Engine) setStatus(ctx context.Context, id, status, detail string, serverTS time.Time) error {
-	now := e.cfg.Now()
-	var session string
 	var changed bool
 	err := e.cfg.DB.Tx(ctx, func(tx *sql.Tx) error {
-		var old string
-		if err := tx.QueryRowContext(ctx, `SELECT status, session FROM outbox WHERE id = ?`, id).Scan(&old, &session); err != nil {
-			return err
-		}
-		if old == status || old == StatusFailed || (status != StatusFailed && statusRank[status] < statusRank[old]) {
-			if status == StatusSent && !serverTS.IsZero() {
-				// The ack came after a receipt: keep its server timestamp.
-				_, err := tx.ExecContext(ctx, `UPDATE outbox SET server_ts = ? WHERE id = ? AND server_ts IS NULL`, serverTS.Unix(), id)
-				return err
-			}
-			return nil
-		}
-		if old == StatusQueued && (status == StatusDelivered || status == StatusRead) {
-			// A receipt overtook the server's ack: the message was sent.
-			if _, err := tx.ExecContext(ctx, `INSERT INTO outbox_history(message_id, at, status, detail) VALUES (?,?,?,?)`, id, now.UnixNano(), StatusSent, "implied by a receipt that arrived before the server ack"); err != nil {
-				return err
-			}
-		}
-		q := `UPDATE outbox SET status = ?, error = ?, updated_at = ?`
-		args := []any{status, detail, now.UnixNano()}
-		if !serverTS.IsZero() {
-			q += `, server_ts = ?`
-			args = append(args, serverTS.Unix())
-		}
-		if _, err := tx.ExecContext(ctx, q+` WHERE id = ?`, append(args, id)...); err != nil {
-			return err
-		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO outbox_history(message_id, at, status, detail) VALUES (?,?,?,?)`, id, now.UnixNano(), status, detail); err != nil {
-			return err
-		}
-		data := map[string]string{"id": id, "status": status}
-		if detail != "" {
-			data["error"] = detail
-		}
-		changed = true
-		_, err := e.cfg.Events.AppendTx(ctx, tx, session, events.TypeMessageStatus, data)
+		var err error
+		changed, err = e.moveTx(ctx, tx, id, status, detail, serverTS)
 		return err
 	})
 	if errors.Is(err, sql.ErrNoRows) {
@@ -238,20 +275,106 @@ func (e *Engine) setStatus(ctx context.Context, id, status, detail string, serve
 	return err
 }
 
-// failPending fails every queued message of a session (after a logout).
+// moveTx is setStatus inside the caller's transaction; the caller calls
+// Events.Notify after commit when changed.
+func (e *Engine) moveTx(ctx context.Context, tx *sql.Tx, id, status, detail string, serverTS time.Time) (changed bool, err error) {
+	now := e.cfg.Now()
+	var old, session string
+	if err := tx.QueryRowContext(ctx, `SELECT status, session FROM outbox WHERE id = ?`, id).Scan(&old, &session); err != nil {
+		return false, err
+	}
+	if !canMove(old, status) {
+		if status == StatusSent && !serverTS.IsZero() && old != StatusFailed {
+			// The ack came after a receipt: keep its server timestamp.
+			_, err := tx.ExecContext(ctx, `UPDATE outbox SET server_ts = ? WHERE id = ? AND server_ts IS NULL`, serverTS.Unix(), id)
+			return false, err
+		}
+		return false, nil
+	}
+	if old == StatusQueued && (status == StatusDelivered || status == StatusRead) {
+		// A receipt overtook the server's ack: the message was sent.
+		if _, err := tx.ExecContext(ctx, `INSERT INTO outbox_history(message_id, at, status, detail) VALUES (?,?,?,?)`, id, now.UnixNano(), StatusSent, "implied by a receipt that arrived before the server ack"); err != nil {
+			return false, err
+		}
+	}
+	q := `UPDATE outbox SET status = ?, error = ?, updated_at = ?`
+	args := []any{status, detail, now.UnixNano()}
+	if !serverTS.IsZero() {
+		q += `, server_ts = ?`
+		args = append(args, serverTS.Unix())
+	}
+	if _, err := tx.ExecContext(ctx, q+` WHERE id = ?`, append(args, id)...); err != nil {
+		return false, err
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO outbox_history(message_id, at, status, detail) VALUES (?,?,?,?)`, id, now.UnixNano(), status, detail); err != nil {
+		return false, err
+	}
+	data := map[string]string{"id": id, "status": status}
+	if detail != "" {
+		data["error"] = detail
+	}
+	if _, err := e.cfg.Events.AppendTx(ctx, tx, session, events.TypeMessageStatus, data); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// failPending fails every queued message of a session (after a logout), in
+// one transaction, so an ack or receipt cannot slip in between the read
+// and the write.
 func (e *Engine) failPending(ctx context.Context, session, reason string) {
-	rows, err := e.cfg.DB.QueryContext(ctx, `SELECT id FROM outbox WHERE session = ? AND status = ?`, session, StatusQueued)
+	var n int
+	err := e.cfg.DB.Tx(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, `SELECT id FROM outbox WHERE session = ? AND status = ?`, session, StatusQueued)
+		if err != nil {
+			return err
+		}
+		var ids []string
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				rows.Close()
+				return err
+			}
+			ids = append(ids, id)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		for _, id := range ids {
+			changed, err := e.moveTx(ctx, tx, id, StatusFailed, reason, time.Time{})
+			if err != nil {
+				return err
+			}
+			if changed {
+				n++
+			}
+		}
+		return nil
+	})
 	if err != nil {
+		e.log.Error("failing queued messages failed", "session", session, "err", err)
 		return
 	}
-	var ids []string
-	for rows.Next() {
-		var id string
-		rows.Scan(&id)
-		ids = append(ids, id)
+	if n > 0 {
+		e.cfg.Events.Notify()
 	}
-	rows.Close()
-	for _, id := range ids {
-		e.setStatus(ctx, id, StatusFailed, reason, time.Time{})
+}
+
+// pruneMessages deletes outbox messages that reached a final state (read,
+// failed) or stopped moving (sent, delivered) before cutoff, with their
+// history and idempotency keys. Queued messages are never pruned: the
+// sender fails them itself after giveUpAfter. The event log's pruner calls
+// it with the events' retention.
+func (e *Engine) pruneMessages(ctx context.Context, cutoff time.Time) (int64, error) {
+	res, err := e.cfg.DB.ExecContext(ctx, `DELETE FROM outbox WHERE status != ? AND updated_at < ?`, StatusQueued, cutoff.UnixNano())
+	if err != nil {
+		return 0, fmt.Errorf("whatsapp: prune outbox: %w", err)
 	}
+	n, _ := res.RowsAffected()
+	if n > 0 {
+		e.log.Info("pruned old messages from the outbox", "messages", n)
+	}
+	return n, nil
 }

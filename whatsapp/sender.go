@@ -79,17 +79,23 @@ func (s *session) sendDue() time.Duration {
 			return wait
 		}
 		if err := s.sendOne(ctx, cli, m); err != nil {
+			// Failing is allowed only from queued, checked where it is
+			// written: a receipt that overtook a lost ack wins.
 			var perm *permanentError
 			if errors.As(err, &perm) {
-				e.setStatus(ctx, m.ID, StatusFailed, perm.Error(), time.Time{})
+				if err := e.setStatus(ctx, m.ID, StatusFailed, perm.Error(), time.Time{}); err != nil {
+					return idle
+				}
 				continue
 			}
 			if time.Since(m.CreatedAt) > giveUpAfter || (e.cfg.MaxAttempts > 0 && m.Attempts+1 >= e.cfg.MaxAttempts) {
-				e.setStatus(ctx, m.ID, StatusFailed, "gave up: "+err.Error(), time.Time{})
+				if err := e.setStatus(ctx, m.ID, StatusFailed, "gave up: "+Redact(err.Error()), time.Time{}); err != nil {
+					return idle
+				}
 				continue
 			}
 			backoff := min(e.cfg.MinBackoff<<min(m.Attempts, 16), e.cfg.MaxBackoff)
-			e.cfg.DB.ExecContext(ctx, `UPDATE outbox SET next_attempt_at = ?, error = ? WHERE id = ?`, time.Now().Add(backoff).UnixNano(), err.Error(), m.ID)
+			e.cfg.DB.ExecContext(ctx, `UPDATE outbox SET next_attempt_at = ?, error = ? WHERE id = ? AND status = ?`, time.Now().Add(backoff).UnixNano(), Redact(err.Error()), m.ID, StatusQueued)
 			e.log.Info("send failed; will retry", "session", s.name, "id", m.ID, "attempt", m.Attempts+1, "backoff", backoff, "err", err)
 			return backoff
 		}
@@ -116,7 +122,7 @@ func (p *permanentError) Error() string { return p.msg }
 // the server's ack.
 func (s *session) sendOne(ctx context.Context, cli *whatsmeow.Client, m Message) error {
 	e := s.e
-	if _, err := e.cfg.DB.ExecContext(ctx, `UPDATE outbox SET attempts = attempts + 1, updated_at = ? WHERE id = ?`, time.Now().UnixNano(), m.ID); err != nil {
+	if _, err := e.cfg.DB.ExecContext(ctx, `UPDATE outbox SET attempts = attempts + 1, updated_at = ? WHERE id = ?`, e.cfg.Now().UnixNano(), m.ID); err != nil {
 		return err
 	}
 	to, err := types.ParseJID(m.To)

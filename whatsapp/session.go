@@ -47,7 +47,7 @@ func (s *session) newClient(devJID *types.JID) (*whatsmeow.Client, error) {
 			return nil, fmt.Errorf("load device: %w", err)
 		}
 		if d == nil {
-			return nil, fmt.Errorf("device %s is gone from the store", devJID)
+			return nil, fmt.Errorf("the device keys of %s are gone from the store; log in again", devJID)
 		}
 		dev = d
 	}
@@ -58,11 +58,69 @@ func (s *session) newClient(devJID *types.JID) (*whatsmeow.Client, error) {
 	if s.e.cfg.Prepare != nil {
 		s.e.cfg.Prepare(cli)
 	}
-	cli.AddEventHandlerWithSuccessStatus(s.handle)
+	cli.AddEventHandlerWithSuccessStatus(func(evt any) bool { return s.handle(cli, evt) })
 	return cli, nil
 }
 
-// connectLinked connects a session that is already paired.
+// connectAttemptTimeout bounds one connection attempt (dial, TLS, Noise
+// handshake); a blackholed server must not hold a login or a retry forever.
+var connectAttemptTimeout = 20 * time.Second
+
+// connect connects cli for the engine's lifetime; ctx (and
+// connectAttemptTimeout) bound only the attempt.
+func (s *session) connect(ctx context.Context, cli *whatsmeow.Client) error {
+	ctx, cancelAttempt := context.WithTimeout(ctx, connectAttemptTimeout)
+	defer cancelAttempt()
+	// whatsmeow keeps the context it connects with for the connection's
+	// loops: give it one that lives as long as the engine, and cancel it
+	// only if the attempt is abandoned.
+	life, cancel := context.WithCancel(s.e.ctx)
+	stop := context.AfterFunc(ctx, cancel)
+	err := cli.ConnectContext(life)
+	if !stop() {
+		// The attempt was abandoned (timeout, request gone, engine closing):
+		// a connection made meanwhile runs on a cancelled context.
+		if err == nil {
+			cli.Disconnect()
+		}
+		return fmt.Errorf("connect: %w", context.Cause(ctx))
+	}
+	return err
+}
+
+// connectError turns a failed connection attempt into ErrTimeout or
+// ErrUnreachable. The cause stays in front, redacted, for the log only:
+// the client sees the sentinel's text.
+func connectError(err error) error {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("%s: %w", Redact(err.Error()), ErrTimeout)
+	}
+	return fmt.Errorf("%s: %w", Redact(err.Error()), ErrUnreachable)
+}
+
+// startLinked connects a linked session at start-up, unless the API
+// changed it meanwhile (logged out, deleted, taken over).
+func (s *session) startLinked() {
+	ctx := s.e.ctx
+	info, err := s.e.info(ctx, s.name)
+	if err != nil || info.State != StateConnecting || info.JID == "" {
+		return
+	}
+	s.mu.Lock()
+	busy := s.client != nil
+	s.mu.Unlock()
+	if busy {
+		return // a login through the API got there first
+	}
+	if err := s.connectLinked(ctx, info.JID); err != nil && ctx.Err() == nil {
+		s.e.log.Warn("session connect failed", "session", s.name, "err", err)
+		s.e.setState(ctx, s.name, StateDisconnected, err.Error())
+	}
+}
+
+// connectLinked connects a session that is already paired. When the first
+// attempt fails it keeps retrying in the background: whatsmeow reconnects
+// on its own only once connected once. ctx bounds the first attempt.
 func (s *session) connectLinked(ctx context.Context, jid string) error {
 	j, err := types.ParseJID(jid)
 	if err != nil {
@@ -73,19 +131,50 @@ func (s *session) connectLinked(ctx context.Context, jid string) error {
 		return err
 	}
 	s.mu.Lock()
-	if s.client != nil {
-		s.client.Disconnect()
+	select {
+	case <-s.stop:
+		s.mu.Unlock()
+		return ErrClosed
+	default:
 	}
-	s.client = cli
+	old := s.client
+	s.client, s.pairing, s.qr = cli, false, ""
 	s.mu.Unlock()
+	if old != nil {
+		old.Disconnect()
+	}
 	s.e.setState(ctx, s.name, StateConnecting, "")
-	if err := cli.ConnectContext(s.e.ctx); err != nil {
-		// whatsmeow keeps retrying on its own only once connected once;
-		// retry the first connection ourselves.
+	if err := s.connect(ctx, cli); err != nil {
+		if s.e.ctx.Err() != nil {
+			return nil
+		}
+		s.e.log.Warn("session connect failed; retrying", "session", s.name, "err", err)
+		if s.current(cli) {
+			s.e.setState(s.e.ctx, s.name, StateDisconnected, retryMessage(err))
+		}
 		go s.retryConnect(cli)
 		return nil
 	}
+	if !s.current(cli) {
+		cli.Disconnect() // closed or replaced by a login while connecting
+	}
 	return nil
+}
+
+// retryMessage is a session's last_error while it retries: what happened,
+// without addresses or dial internals (the log has those).
+func retryMessage(err error) string {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return "WhatsApp did not answer in time; retrying"
+	}
+	return "cannot reach WhatsApp; retrying"
+}
+
+// current reports whether cli is the session's client.
+func (s *session) current(cli *whatsmeow.Client) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.client == cli
 }
 
 func (s *session) retryConnect(cli *whatsmeow.Client) {
@@ -102,20 +191,30 @@ func (s *session) retryConnect(cli *whatsmeow.Client) {
 		if !current || cli.IsConnected() {
 			return
 		}
-		if err := cli.ConnectContext(s.e.ctx); err == nil || errors.Is(err, whatsmeow.ErrAlreadyConnected) {
+		if err := s.connect(s.e.ctx, cli); err == nil || errors.Is(err, whatsmeow.ErrAlreadyConnected) {
+			if !s.current(cli) {
+				cli.Disconnect()
+			}
 			return
-		} else {
-			s.e.setState(context.Background(), s.name, StateDisconnected, "connect: "+err.Error())
+		} else if s.e.ctx.Err() == nil && s.current(cli) {
+			s.e.log.Info("session connect failed; retrying", "session", s.name, "err", err, "in", min(delay*2, time.Minute))
+			s.e.setState(context.Background(), s.name, StateDisconnected, retryMessage(err))
 		}
 		delay = min(delay*2, time.Minute)
 	}
 }
 
 // login starts QR pairing: a fresh device, the QR channel, then Connect.
+// On a replaced session it takes the connection back instead: the device
+// is still linked, so no pairing is needed.
 func (s *session) login(ctx context.Context) error {
 	info, err := s.e.info(ctx, s.name)
 	if err != nil {
 		return err
+	}
+	if info.JID != "" && info.State == StateReplaced {
+		s.e.log.Info("taking a replaced session back", "session", s.name)
+		return s.connectLinked(ctx, info.JID)
 	}
 	if info.JID != "" && info.State != StateLoggedOut {
 		return ErrAlreadyPaired
@@ -143,9 +242,14 @@ func (s *session) login(ctx context.Context) error {
 	s.mu.Unlock()
 	s.e.setState(ctx, s.name, StatePairing, "")
 	go s.watchQR(cli, qrCh, first)
-	if err := cli.ConnectContext(s.e.ctx); err != nil {
-		s.endPairing(cli, StateNew, "connect: "+err.Error())
-		return fmt.Errorf("%w: %v", ErrUnreachable, err)
+	if err := s.connect(ctx, cli); err != nil {
+		err = connectError(err)
+		msg := "cannot reach WhatsApp; start the login again"
+		if errors.Is(err, ErrTimeout) {
+			msg = "WhatsApp did not answer in time; start the login again"
+		}
+		s.endPairing(cli, StateNew, msg)
+		return fmt.Errorf("login %q: %w", s.name, err)
 	}
 	return nil
 }
@@ -215,15 +319,32 @@ func (s *session) pairCode(ctx context.Context, phone string) (string, error) {
 	select {
 	case <-first:
 	case <-ctx.Done():
-		return "", ctx.Err()
-	case <-time.After(30 * time.Second):
-		return "", errors.New("no pairing refs from WhatsApp within 30 s")
+		return "", fmt.Errorf("waiting for pairing refs: %v: %w", context.Cause(ctx), ErrTimeout)
+	case <-time.After(pairRefsTimeout):
+		return "", fmt.Errorf("no pairing refs from WhatsApp within %v: %w", pairRefsTimeout, ErrTimeout)
 	}
 	code, err := cli.PairPhone(ctx, phone, true, whatsmeow.PairClientChrome, s.e.cfg.DisplayName)
 	if err != nil {
-		return "", fmt.Errorf("pair by phone code: %w", err)
+		return "", pairPhoneError(err)
 	}
 	return code, nil
+}
+
+// pairRefsTimeout is how long pairCode waits for WhatsApp's pairing refs.
+var pairRefsTimeout = 30 * time.Second
+
+// pairPhoneError maps PairPhone's timeouts and lost connections to the
+// sentinels the API answers 504 and 502 for.
+func pairPhoneError(err error) error {
+	msg := "pair by phone code: " + Redact(err.Error())
+	var dis *whatsmeow.DisconnectedError
+	switch {
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, whatsmeow.ErrIQTimedOut):
+		return fmt.Errorf("%s: %w", msg, ErrTimeout)
+	case errors.Is(err, whatsmeow.ErrNotConnected), errors.As(err, &dis):
+		return fmt.Errorf("%s: %w", msg, ErrUnreachable)
+	}
+	return fmt.Errorf("%s: %w", msg, err)
 }
 
 // logout unlinks at WhatsApp (best effort when offline) and drops the device.
@@ -256,20 +377,34 @@ func (s *session) logout(ctx context.Context, deleting bool) {
 	}
 }
 
-// handle receives every whatsmeow event of this session. Returning false
-// keeps whatsmeow from acking a message to WhatsApp (it is redelivered).
-func (s *session) handle(evt any) bool {
+// replacedMessage is the last_error of a replaced session: what happened
+// and the one thing that works.
+const replacedMessage = "another client connected as this device and took over its connection; " +
+	"not reconnecting on its own, not even after a restart (the two would take turns). " +
+	"Take it back with POST /v1/sessions/%s/login (no new pairing); messages queued before are kept and sent then, " +
+	"new sends are refused with 409 session_replaced until then"
+
+// handle receives every whatsmeow event of cli, a client of this session.
+// Returning false keeps whatsmeow from acking the node to WhatsApp (it is
+// redelivered). State changes are taken only from the session's current
+// client: a late event of a client it replaced must not undo a login.
+func (s *session) handle(cli *whatsmeow.Client, evt any) bool {
 	ctx := s.e.ctx
+	switch evt.(type) {
+	case *waEvents.Connected, *waEvents.Disconnected, *waEvents.StreamReplaced, *waEvents.TemporaryBan, *waEvents.ConnectFailure, *waEvents.PairSuccess:
+		if !s.current(cli) {
+			return true
+		}
+	}
 	switch v := evt.(type) {
 	case *waEvents.PairSuccess:
 		s.e.setJID(ctx, s.name, v.ID, v.BusinessName)
 		s.e.setState(ctx, s.name, StateConnecting, "")
 	case *waEvents.Connected:
 		s.mu.Lock()
-		cli := s.client
 		s.pairing, s.qr = false, ""
 		s.mu.Unlock()
-		if cli != nil && cli.Store.ID != nil {
+		if cli.Store.ID != nil {
 			s.e.setJID(ctx, s.name, *cli.Store.ID, cli.Store.PushName)
 		}
 		s.e.setState(ctx, s.name, StateConnected, "")
@@ -286,7 +421,8 @@ func (s *session) handle(evt any) bool {
 		s.e.cfg.Events.Append(ctx, s.name, events.TypeLoggedOut, map[string]any{"reason": v.Reason.String(), "on_connect": v.OnConnect})
 		s.e.failPending(ctx, s.name, "session logged out at WhatsApp")
 	case *waEvents.StreamReplaced:
-		s.e.setState(ctx, s.name, StateReplaced, "another client connected as this device; log in again or restart the appliance")
+		s.e.setState(ctx, s.name, StateReplaced, fmt.Sprintf(replacedMessage, s.name))
+		cli.Disconnect() // whatsmeow expects it and will not reconnect; nor will we
 	case *waEvents.TemporaryBan:
 		s.e.setState(ctx, s.name, StateDisconnected, "temporary ban: "+v.String())
 	case *waEvents.ConnectFailure:
@@ -294,7 +430,7 @@ func (s *session) handle(evt any) bool {
 	case *waEvents.Message:
 		return s.e.recordInbound(ctx, s.name, v)
 	case *waEvents.Receipt:
-		s.e.recordReceipt(ctx, s.name, v)
+		return s.e.recordReceipt(ctx, s.name, v)
 	}
 	return true
 }

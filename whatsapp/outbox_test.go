@@ -1,0 +1,230 @@
+package whatsapp
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.mau.fi/whatsmeow/types"
+	waEvents "go.mau.fi/whatsmeow/types/events"
+
+	"waappliance/events"
+	"waappliance/store"
+)
+
+// newTestEngine is an engine on a fresh database with one session "shop"
+// (never connected: the tests below drive statuses directly).
+func newTestEngine(t *testing.T, log *slog.Logger) (*Engine, *store.DB) {
+	t.Helper()
+	ctx := context.Background()
+	db, err := store.Open(ctx, filepath.Join(t.TempDir(), "state"), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := New(ctx, Config{DB: db, Events: events.New(db, events.Options{}), Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close(); db.Close() })
+	if _, err := e.Create(ctx, "shop"); err != nil {
+		t.Fatal(err)
+	}
+	return e, db
+}
+
+func insertMessage(t *testing.T, e *Engine, id, status string) {
+	t.Helper()
+	now := time.Now().UnixNano()
+	if _, err := e.cfg.DB.Exec(`INSERT INTO outbox(id, session, peer, to_jid, text, status, next_attempt_at, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?)`,
+		id, "shop", "p", "15550002@s.whatsapp.net", "hi", status, now, now, now); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.cfg.DB.Exec(`INSERT INTO outbox_history(message_id, at, status) VALUES (?,?,?)`, id, now, status); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func statusOf(t *testing.T, e *Engine, id string) (string, []string) {
+	t.Helper()
+	m, err := e.Message(context.Background(), "shop", id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var h []string
+	for _, x := range m.History {
+		h = append(h, x.Status)
+	}
+	return m.Status, h
+}
+
+// TestStatusTransitions: statuses only move forward, queued → sent →
+// delivered → read, and to failed only from queued.
+func TestStatusTransitions(t *testing.T) {
+	e, _ := newTestEngine(t, nil)
+	all := []string{StatusQueued, StatusSent, StatusDelivered, StatusRead, StatusFailed}
+	allowed := map[[2]string]bool{
+		{StatusQueued, StatusSent}: true, {StatusQueued, StatusDelivered}: true, {StatusQueued, StatusRead}: true,
+		{StatusQueued, StatusFailed}: true, {StatusSent, StatusDelivered}: true, {StatusSent, StatusRead}: true,
+		{StatusDelivered, StatusRead}: true,
+	}
+	n := 0
+	for _, from := range all {
+		for _, to := range all {
+			n++
+			id := fmt.Sprintf("3EB0T%02d", n)
+			insertMessage(t, e, id, from)
+			if err := e.setStatus(context.Background(), id, to, "why", time.Time{}); err != nil {
+				t.Fatal(err)
+			}
+			want := from
+			if allowed[[2]string{from, to}] {
+				want = to
+			}
+			if got, h := statusOf(t, e, id); got != want {
+				t.Errorf("%s → %s: status %s (history %v), want %s", from, to, got, h, want)
+			}
+			if canMove(from, to) != allowed[[2]string{from, to}] {
+				t.Errorf("canMove(%s, %s) = %v", from, to, !allowed[[2]string{from, to}])
+			}
+		}
+	}
+}
+
+// TestFailRacesReceipts: a logout's failPending and the sender's give-up
+// race delivered receipts; a message ends delivered or failed, never failed
+// after it was sent or delivered, whoever wins.
+func TestFailRacesReceipts(t *testing.T) {
+	e, _ := newTestEngine(t, nil)
+	ctx := context.Background()
+	const n = 60
+	for i := range n {
+		insertMessage(t, e, fmt.Sprintf("3EB0R%03d", i), StatusQueued)
+	}
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range n {
+		id := fmt.Sprintf("3EB0R%03d", i)
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			<-start
+			if err := e.setStatus(ctx, id, StatusDelivered, "", time.Time{}); err != nil {
+				t.Error(err)
+			}
+		}()
+		go func() {
+			defer wg.Done()
+			<-start
+			if i%2 == 0 {
+				if err := e.setStatus(ctx, id, StatusFailed, "gave up", time.Time{}); err != nil {
+					t.Error(err)
+				}
+			}
+		}()
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		<-start
+		e.failPending(ctx, "shop", "session logged out")
+	}()
+	close(start)
+	wg.Wait()
+	for i := range n {
+		id := fmt.Sprintf("3EB0R%03d", i)
+		st, h := statusOf(t, e, id)
+		path := strings.Join(h, ">")
+		switch st {
+		case StatusDelivered:
+			if path != "queued>sent>delivered" {
+				t.Errorf("%s: history %s", id, path)
+			}
+		case StatusFailed:
+			if path != "queued>failed" {
+				t.Errorf("%s: failed after it moved on: %s", id, path)
+			}
+		default:
+			t.Errorf("%s: status %s (%s)", id, st, path)
+		}
+	}
+}
+
+// TestReceiptNotDurableIsNotAcked: when a receipt's status cannot be
+// committed, the handler reports failure, so whatsmeow (SynchronousAck)
+// withholds the ack and WhatsApp redelivers the receipt.
+func TestReceiptNotDurableIsNotAcked(t *testing.T) {
+	e, db := newTestEngine(t, nil)
+	insertMessage(t, e, "3EB0AAA", StatusSent)
+	s, err := e.session("shop")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rcpt := func(id string) *waEvents.Receipt {
+		return &waEvents.Receipt{Type: types.ReceiptTypeDelivered, MessageIDs: []types.MessageID{types.MessageID(id)}}
+	}
+	if !s.handle(nil, rcpt("3EB0AAA")) {
+		t.Fatal("a recorded receipt was not acked")
+	}
+	if st, _ := statusOf(t, e, "3EB0AAA"); st != StatusDelivered {
+		t.Fatalf("status %s", st)
+	}
+	if !s.handle(nil, rcpt("3EB0NOTOURS")) {
+		t.Fatal("a receipt for a message that is not ours was not acked")
+	}
+	db.Close() // every write fails from here
+	if s.handle(nil, &waEvents.Receipt{Type: types.ReceiptTypeRead, MessageIDs: []types.MessageID{"3EB0AAA"}}) {
+		t.Fatal("a receipt that was not recorded would be acked")
+	}
+}
+
+func TestRedact(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"+4915123456789", "+…789"},
+		{"4915123456789@s.whatsapp.net", "…789@s.whatsapp.net"},
+		{"4915123456789:12@s.whatsapp.net", "…789:12@s.whatsapp.net"},
+		{"123456789012345@lid", "…345@lid"},
+		{`<message to="4915123456789@s.whatsapp.net" id="3EB0ABC0123456789DEF">`, `<message to="…789@s.whatsapp.net" id="3EB0ABC0123456789DEF">`},
+		{"failed to get LID for PN 4915123456789@s.whatsapp.net: timed out", "failed to get LID for PN …789@s.whatsapp.net: timed out"},
+		{"Node handling took 1.234567s for <receipt from=\"15550002@s.whatsapp.net\">", "Node handling took 1.234567s for <receipt from=\"…002@s.whatsapp.net\">"},
+		{"port 51820, 12345 items", "port 51820, 12345 items"},
+		{"123456", "…456"},
+		{"", ""},
+	} {
+		if got := Redact(tc.in); got != tc.want {
+			t.Errorf("Redact(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+// TestWhatsmeowLogRedacted: a whatsmeow warning with a JID reaches the log
+// masked through the engine's logger; its debug lines stay raw.
+func TestWhatsmeowLogRedacted(t *testing.T) {
+	var buf bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	e, _ := newTestEngine(t, log)
+	wl := newWALogger(e.log, "client").Sub("shop")
+	wl.Warnf("Error decrypting message %s from %s: %v", "3EB0ABC0123456789DEF", "4915123456789:12@s.whatsapp.net", errors.New("no session"))
+	wl.Errorf("Failed to handle retry receipt for %s", "4915123456789@s.whatsapp.net")
+	e.log.Info("send failed; will retry", "err", errors.New("failed to get LID for PN 4915123456789@s.whatsapp.net"))
+	e.log.Warn("device 4915123456789:3@s.whatsapp.net is gone")
+	out := buf.String()
+	if strings.Contains(out, "4915123456789") {
+		t.Fatalf("a full number above debug:\n%s", out)
+	}
+	if strings.Count(out, "…789") != 4 || !strings.Contains(out, "3EB0ABC0123456789DEF") {
+		t.Fatalf("redaction went wrong:\n%s", out)
+	}
+	buf.Reset()
+	wl.Debugf("raw %s", "4915123456789@s.whatsapp.net")
+	wl.Infof("raw %s", "4915123456789@s.whatsapp.net") // whatsmeow's info is our debug
+	if strings.Count(buf.String(), "4915123456789@") != 2 {
+		t.Fatalf("debug is not raw:\n%s", buf.String())
+	}
+}
