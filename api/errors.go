@@ -73,9 +73,11 @@ var sentinels = []struct {
 	{whatsapp.ErrAlreadyPaired, http.StatusConflict, "already_paired"},
 	{whatsapp.ErrNotPaired, http.StatusConflict, "not_paired"},
 	{whatsapp.ErrLoggedOut, http.StatusConflict, "logged_out"},
+	{whatsapp.ErrReplaced, http.StatusConflict, "session_replaced"},
 	{whatsapp.ErrIdempotencyConflict, http.StatusUnprocessableEntity, "idempotency_conflict"},
 	{whatsapp.ErrClosed, http.StatusServiceUnavailable, "unavailable"},
 	{whatsapp.ErrUnreachable, http.StatusBadGateway, "whatsapp_unreachable"},
+	{whatsapp.ErrTimeout, http.StatusGatewayTimeout, "whatsapp_timeout"},
 	{ErrSandboxNotFound, http.StatusNotFound, "not_found"},
 	{ErrSandboxBadRequest, http.StatusBadRequest, "invalid_argument"},
 }

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"waappliance/events"
@@ -28,6 +29,7 @@ type Engine interface {
 	Logout(ctx context.Context, name string) error
 	Delete(ctx context.Context, name string) error
 	Send(ctx context.Context, session string, req whatsapp.SendRequest) (whatsapp.Message, bool, error)
+	Replay(ctx context.Context, session string, req whatsapp.SendRequest) (whatsapp.Message, bool, error)
 	Message(ctx context.Context, session, id string) (whatsapp.Message, error)
 }
 
@@ -198,37 +200,87 @@ func (s *server) sendMessage(w http.ResponseWriter, r *http.Request) error {
 	if len(key) > 200 {
 		return badArg("Idempotency-Key: at most 200 characters")
 	}
-	if key == "" || !s.knownKey(r.Context(), name, p.Name, key) {
-		d := s.sendLimits.Allow(p.PublicKey, float64(p.SendPerMinute)/60, p.SendPerMinute)
-		if !d.OK {
-			return &apiError{Status: http.StatusTooManyRequests, Code: "send_rate_limited",
-				Message: fmt.Sprintf("message limit of %d per minute exceeded; retry later", p.SendPerMinute),
-				Header:  http.Header{"Retry-After": {strconv.Itoa(max(1, ceilSeconds(d.RetryAfter)))}}}
-		}
+	sr := whatsapp.SendRequest{To: req.To, Text: req.Text, ReplyTo: req.ReplyTo, Peer: p.Name, IdempotencyKey: key}
+	// A replay is answered first, with the original message, whatever the
+	// session's state and without spending the message budget.
+	if m, ok, err := s.wa.Replay(r.Context(), name, sr); err != nil {
+		return err
+	} else if ok {
+		writeReplay(w, m)
+		return nil
 	}
-	m, created, err := s.wa.Send(r.Context(), name, whatsapp.SendRequest{To: req.To, Text: req.Text, ReplyTo: req.ReplyTo, Peer: p.Name, IdempotencyKey: key})
+	if d := s.sendLimits.allow(p, s.reg); !d.OK {
+		return &apiError{Status: http.StatusTooManyRequests, Code: "send_rate_limited",
+			Message: fmt.Sprintf("message limit of %d per minute exceeded; retry later", p.SendPerMinute),
+			Header:  http.Header{"Retry-After": {strconv.Itoa(max(1, ceilSeconds(d.RetryAfter)))}}}
+	}
+	m, created, err := s.wa.Send(r.Context(), name, sr)
 	if err != nil {
 		return err
 	}
-	status := http.StatusAccepted
 	if !created {
-		w.Header().Set("Idempotent-Replayed", "true")
-		status = http.StatusOK
+		writeReplay(w, m) // a concurrent request with the same key won
+		return nil
 	}
-	writeJSON(w, status, m)
+	writeJSON(w, http.StatusAccepted, m)
 	return nil
 }
 
-// knownKey reports whether key was already used by the peer (a replay does
-// not spend the message budget). It exists only to keep replays free.
-func (s *server) knownKey(ctx context.Context, session, peer, key string) bool {
-	type keyChecker interface {
-		HasIdempotencyKey(ctx context.Context, peer, key string) bool
+func writeReplay(w http.ResponseWriter, m whatsapp.Message) {
+	w.Header().Set("Idempotent-Replayed", "true")
+	writeJSON(w, http.StatusOK, m)
+}
+
+// sendBudget is the per-peer messages-per-minute limit. It remembers which
+// keys it holds buckets for and, whenever the registry changed, forgets
+// those of keys that are gone (peers removed, keys rotated), so buckets do
+// not pile up.
+type sendBudget struct {
+	lim *peers.Limiters
+
+	mu   sync.Mutex
+	keys map[peers.Key]struct{}
+	gen  int64 // registry generation of the last sweep
+}
+
+func newSendBudget(now func() time.Time) *sendBudget {
+	return &sendBudget{lim: peers.NewLimiters(now), keys: map[peers.Key]struct{}{}, gen: -1}
+}
+
+func (b *sendBudget) allow(p *peers.Peer, reg *peers.Registry) peers.Decision {
+	b.sweep(reg)
+	b.mu.Lock()
+	b.keys[p.PublicKey] = struct{}{}
+	b.mu.Unlock()
+	return b.lim.Allow(p.PublicKey, float64(p.SendPerMinute)/60, p.SendPerMinute)
+}
+
+// sweep forgets the buckets of keys no peer has any more; it walks the
+// peers only when the registry's generation moved.
+func (b *sendBudget) sweep(reg *peers.Registry) {
+	if reg == nil {
+		return
 	}
-	if kc, ok := s.wa.(keyChecker); ok {
-		return kc.HasIdempotencyKey(ctx, peer, key)
+	gen := reg.Generation()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if gen == b.gen {
+		return
 	}
-	return false
+	b.gen = gen
+	if len(b.keys) == 0 {
+		return
+	}
+	live := map[peers.Key]bool{}
+	for _, p := range reg.List() {
+		live[p.PublicKey] = true
+	}
+	for k := range b.keys {
+		if !live[k] {
+			b.lim.Forget(k)
+			delete(b.keys, k)
+		}
+	}
 }
 
 func (s *server) getMessage(w http.ResponseWriter, r *http.Request) error {
@@ -324,6 +376,7 @@ func (s *server) streamEvents(w http.ResponseWriter, r *http.Request) error {
 	}
 	tick := time.NewTicker(heartbeat)
 	defer tick.Stop()
+	closing := s.shutdowns.of(r)
 	batch := first
 	for {
 		for _, e := range batch {
@@ -354,6 +407,8 @@ func (s *server) streamEvents(w http.ResponseWriter, r *http.Request) error {
 		select {
 		case <-r.Context().Done():
 			return nil
+		case <-closing:
+			return nil // the client resumes from its Last-Event-ID
 		case <-tick.C:
 			if _, err := fmt.Fprintf(w, ": ping\n\n"); err != nil {
 				return nil
