@@ -8,6 +8,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"sync"
 	"time"
 
 	"waappliance/audit"
@@ -66,7 +67,8 @@ type server struct {
 	ev      EventLog
 	log     *slog.Logger
 
-	sendLimits *peers.Limiters
+	sendLimits *sendBudget
+	shutdowns  shutdowns
 }
 
 // New returns the API handler. Identity is taken from r.RemoteAddr, which
@@ -74,7 +76,7 @@ type server struct {
 func New(o Options) http.Handler {
 	s := &server{reg: o.Registry, limits: o.Limiters, audit: o.Audit, stats: o.Stats,
 		changed: o.Changed, version: o.Version, sandbox: o.Sandbox != nil, sb: o.Sandbox, wa: o.WhatsApp, ev: o.Events,
-		log: o.Logger, sendLimits: peers.NewLimiters(o.Now)}
+		log: o.Logger, sendLimits: newSendBudget(o.Now)}
 	if s.stats == nil {
 		s.stats = func() map[peers.Key]PeerStats { return nil }
 	}
@@ -88,4 +90,34 @@ func New(o Options) http.Handler {
 		s.limits = peers.NewLimiters(nil)
 	}
 	return s.router()
+}
+
+// shutdowns tells long-lived handlers (the SSE stream) that the
+// *http.Server serving them began Shutdown. Shutdown does not cancel
+// request contexts; without this a connected stream held it until its
+// timeout.
+type shutdowns struct {
+	mu sync.Mutex
+	m  map[*http.Server]chan struct{}
+}
+
+// of returns a channel closed when r's server starts shutting down (nil,
+// never closed, when r was not served by an *http.Server).
+func (sd *shutdowns) of(r *http.Request) <-chan struct{} {
+	hs, _ := r.Context().Value(http.ServerContextKey).(*http.Server)
+	if hs == nil {
+		return nil
+	}
+	sd.mu.Lock()
+	defer sd.mu.Unlock()
+	if ch, ok := sd.m[hs]; ok {
+		return ch
+	}
+	if sd.m == nil {
+		sd.m = map[*http.Server]chan struct{}{}
+	}
+	ch := make(chan struct{})
+	sd.m[hs] = ch
+	hs.RegisterOnShutdown(func() { close(ch) })
+	return ch
 }
