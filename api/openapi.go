@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+
+	"waappliance/events"
 )
 
 // op documents one route. The document is written by hand, apart from the
@@ -15,6 +17,9 @@ type op struct {
 	response string // component schema name of the success body
 	status   string // success status, default "200"
 	query    []string
+	// stream: the success response is text/event-stream whose data lines
+	// are the response schema (Event), not JSON.
+	stream bool
 }
 
 var operations = map[string]op{
@@ -34,14 +39,14 @@ var operations = map[string]op{
 	"GET /v1/sessions":                         {summary: "Sessions on this peer's allow-list", scope: "read", response: "SessionList"},
 	"GET /v1/sessions/{session}":               {summary: "One session: state, JID, push name, last connected, last error", scope: "read", response: "Session"},
 	"DELETE /v1/sessions/{session}":            {summary: "Log out and remove the session, its device keys and its outbox", scope: "sessions", status: "204"},
-	"POST /v1/sessions/{session}/login":        {summary: "Start QR pairing; poll /qr for the code", scope: "sessions", response: "Session", status: "202"},
+	"POST /v1/sessions/{session}/login":        {summary: "Start QR pairing; poll /qr for the code. On a replaced session: take the connection back (no pairing)", scope: "sessions", response: "Session", status: "202"},
 	"GET /v1/sessions/{session}/qr":            {summary: "Current QR code (JSON, or a PNG with Accept: image/png); 409 when not pairing", scope: "sessions", response: "QR"},
 	"POST /v1/sessions/{session}/pair-code":    {summary: "Link by phone number: returns the 8-character code to type on the phone", scope: "sessions", request: "PairCodeRequest", response: "PairCode"},
 	"POST /v1/sessions/{session}/logout":       {summary: "Unlink the device at WhatsApp; the session row stays", scope: "sessions", response: "Session"},
 	"POST /v1/sessions/{session}/messages":     {summary: "Queue a text message; 202 only after it is committed to the outbox. Optional Idempotency-Key header", scope: "send", request: "SendRequest", response: "Message", status: "202"},
 	"GET /v1/sessions/{session}/messages/{id}": {summary: "A sent message's status and history", scope: "read", response: "Message"},
 	"GET /v1/events":                           {summary: "Events in order after the cursor; 410 when the cursor is older than retention", scope: "read", response: "EventList", query: []string{"session", "after", "limit"}},
-	"GET /v1/events/stream":                    {summary: "Server-Sent Events with id: lines; resumes from Last-Event-ID; heartbeat comments every 15 s", scope: "read", response: "Event", query: []string{"session", "after"}},
+	"GET /v1/events/stream":                    {summary: "Server-Sent Events with id: lines; resumes from Last-Event-ID; heartbeat comments every 15 s", scope: "read", response: "Event", query: []string{"session", "after"}, stream: true},
 
 	"POST /v1/sandbox/scan":                      {summary: "Sandbox only: complete a pending QR pairing as a simulated phone", scope: "admin", request: "SandboxScan", response: "Object"},
 	"POST /v1/sandbox/contacts":                  {summary: "Sandbox only: create a simulated contact", scope: "admin", request: "SandboxContact", response: "SandboxContact", status: "201"},
@@ -104,16 +109,17 @@ var schemas = map[string]any{
 		"status":   map[string]any{"type": "string", "enum": []string{"queued", "sent", "delivered", "read", "failed"}},
 		"attempts": integer, "error": str, "server_timestamp": dateTime, "created_at": dateTime, "updated_at": dateTime,
 		"history": map[string]any{"type": "array", "items": obj(map[string]any{"status": str, "at": dateTime, "detail": str})}}, "id", "status"),
-	"Event": obj(map[string]any{"id": integer, "at": dateTime, "session": str,
-		"type": map[string]any{"type": "string", "enum": []string{"message.received", "message.status", "session.state", "session.logged_out"}},
-		"data": map[string]any{"oneOf": []any{ref("MessageReceived"), ref("MessageStatus"), ref("SessionState"), ref("LoggedOut")}}}, "id", "type", "data"),
 	"EventList": obj(map[string]any{"events": map[string]any{"type": "array", "items": ref("Event")}, "next_after": integer}, "events"),
 	"MessageReceived": obj(map[string]any{"id": str, "from": str, "chat": str, "from_me": boolean, "push_name": str, "timestamp": dateTime,
 		"kind": map[string]any{"type": "string", "enum": []string{"text", "reaction", "image", "video", "audio", "document", "sticker", "location", "contact", "unsupported"}},
 		"text": str, "reply_to": str, "caption": str, "mimetype": str,
 		"reaction": obj(map[string]any{"to": str, "emoji": str})}, "id", "from", "kind"),
-	"MessageStatus":  obj(map[string]any{"id": str, "status": str, "error": str}, "id", "status"),
-	"SessionState":   obj(map[string]any{"state": str, "previous": str, "error": str}, "state"),
+	"MessageStatus": obj(map[string]any{"id": str,
+		"status": map[string]any{"type": "string", "enum": []string{"sent", "delivered", "read", "failed"}},
+		"error":  str}, "id", "status"),
+	"SessionState": obj(map[string]any{
+		"state":    map[string]any{"type": "string", "enum": []string{"new", "pairing", "connecting", "connected", "disconnected", "logged_out", "replaced", "deleted"}},
+		"previous": str, "error": str}, "state"),
 	"LoggedOut":      obj(map[string]any{"reason": str, "on_connect": boolean}, "reason"),
 	"SandboxScan":    obj(map[string]any{"session": str, "phone": str}, "session", "phone"),
 	"SandboxContact": obj(map[string]any{"phone": str, "name": str, "read_after": map[string]any{"type": "string", "description": "duration such as 2s, or never"}}, "phone"),
@@ -124,17 +130,49 @@ var schemas = map[string]any{
 		"id": integer, "at": dateTime, "peer": str, "method": str, "route": str, "target": str, "status": integer, "request_id": str})}}, "entries"),
 }
 
+// eventData names the schema of each event type's data. Every type in
+// events.Types needs one (TestOpenAPIEventTypes).
+var eventData = map[string]string{
+	events.TypeMessageReceived: "MessageReceived",
+	events.TypeMessageStatus:   "MessageStatus",
+	events.TypeSessionState:    "SessionState",
+	events.TypeLoggedOut:       "LoggedOut",
+}
+
+// eventSchemas adds one Event schema per type (its type a const, its data
+// that type's schema) and Event itself as their oneOf with a discriminator
+// on type, so each type's JSON shape is documented.
+func eventSchemas(into map[string]any) {
+	var oneOf []any
+	mapping := map[string]any{}
+	for _, typ := range events.Types {
+		data, ok := eventData[typ]
+		if !ok {
+			continue
+		}
+		name := data + "Event"
+		into[name] = obj(map[string]any{"id": integer, "at": dateTime, "session": str,
+			"type": map[string]any{"type": "string", "const": typ},
+			"data": ref(data)}, "id", "at", "session", "type", "data")
+		oneOf = append(oneOf, ref(name))
+		mapping[typ] = "#/components/schemas/" + name
+	}
+	into["Event"] = map[string]any{"oneOf": oneOf,
+		"discriminator": map[string]any{"propertyName": "type", "mapping": mapping}}
+}
+
 var errorResponses = map[string]string{
 	"400": "Malformed JSON, unknown field or invalid argument",
 	"403": "Missing scope, or not an enabled peer",
 	"404": "Unknown route or resource",
 	"405": "Method not allowed",
-	"409": "Conflict with the current state (exists, not pairing, not paired, logged out)",
+	"409": "Conflict with the current state (exists, not pairing, already paired, not paired, logged out, session replaced)",
 	"410": "Event cursor older than retention; X-Oldest-Event-Id gives the oldest id kept",
 	"413": "Request body or text too large",
 	"429": "Rate limited; see Retry-After and RateLimit-* headers",
 	"500": "Internal error; see the log with the request_id",
 	"502": "WhatsApp (or the sandbox simulator) cannot be reached",
+	"504": "WhatsApp did not answer in time (connecting, pairing refs, phone code)",
 }
 
 func buildOpenAPI(version string) map[string]any {
@@ -151,7 +189,13 @@ func buildOpenAPI(version string) map[string]any {
 			status = "200"
 		}
 		resp := map[string]any{"description": "Success"}
-		if o.response != "" {
+		switch {
+		case o.stream:
+			resp["description"] = "A Server-Sent Events stream. Each event is `id: <Event.id>`, `event: <Event.type>` and `data: <the Event as one line of JSON>` (schema " + o.response + "); lines starting with `:` are heartbeats."
+			resp["content"] = map[string]any{"text/event-stream": map[string]any{
+				"schema":       map[string]any{"type": "string"},
+				"x-event-data": ref(o.response)}}
+		case o.response != "":
 			resp["content"] = map[string]any{"application/json": map[string]any{"schema": ref(o.response)}}
 		}
 		responses := map[string]any{status: resp}
@@ -188,8 +232,17 @@ func buildOpenAPI(version string) map[string]any {
 			"description": "Reachable only inside the appliance's WireGuard tunnel. The peer is identified by its WireGuard key; no other credential is accepted."},
 		"servers":    []any{map[string]any{"url": "http://10.77.0.1"}},
 		"paths":      paths,
-		"components": map[string]any{"schemas": schemas},
+		"components": map[string]any{"schemas": allSchemas()},
 	}
+}
+
+func allSchemas() map[string]any {
+	out := make(map[string]any, len(schemas)+len(eventData)+1)
+	for k, v := range schemas {
+		out[k] = v
+	}
+	eventSchemas(out)
+	return out
 }
 
 var (

@@ -2,16 +2,25 @@ package api
 
 import (
 	"context"
+	"encoding/json"
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"io/fs"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 
+	"waappliance/events"
 	"waappliance/peers"
 	"waappliance/store"
+	"waappliance/whatsapp"
 )
 
 func newTestServer(t testing.TB) (http.Handler, *peers.Registry) {
@@ -114,7 +123,7 @@ func FuzzCreatePeer(f *testing.F) {
 		f.Add(s)
 	}
 	h, reg := newTestServer(f)
-	admin, err := reg.Add(context.Background(), peers.AddOptions{Name: "admin", Scopes: []peers.Scope{peers.ScopeAdmin}, Rate: 1e9, Burst: 1e9})
+	admin, err := reg.Add(context.Background(), peers.AddOptions{Name: "admin", Scopes: []peers.Scope{peers.ScopeAdmin}, Rate: 1e6, Burst: 1e6})
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -135,4 +144,119 @@ func FuzzCreatePeer(f *testing.F) {
 			}
 		}
 	})
+}
+
+// eventTypeConsts parses the events package for its Type* constants, so a
+// new event type fails TestOpenAPIEventTypes until it is documented, even
+// if nobody adds it to events.Types.
+func eventTypeConsts(t *testing.T) map[string]string {
+	t.Helper()
+	fset := token.NewFileSet()
+	pkgs, err := parser.ParseDir(fset, "../events", func(fi fs.FileInfo) bool { return !strings.HasSuffix(fi.Name(), "_test.go") }, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	for _, p := range pkgs {
+		for _, f := range p.Files {
+			for _, d := range f.Decls {
+				gd, ok := d.(*ast.GenDecl)
+				if !ok || gd.Tok != token.CONST {
+					continue
+				}
+				for _, spec := range gd.Specs {
+					vs := spec.(*ast.ValueSpec)
+					for i, n := range vs.Names {
+						if !strings.HasPrefix(n.Name, "Type") || i >= len(vs.Values) {
+							continue
+						}
+						if lit, ok := vs.Values[i].(*ast.BasicLit); ok && lit.Kind == token.STRING {
+							v, _ := strconv.Unquote(lit.Value)
+							out[n.Name] = v
+						}
+					}
+				}
+			}
+		}
+	}
+	if len(out) == 0 {
+		t.Fatal("found no event type constants in ../events")
+	}
+	return out
+}
+
+// TestOpenAPIEventTypes fails when an event type the engine can emit has no
+// schema tied to it by the discriminator, when a $ref dangles, or when the
+// stream is not documented as text/event-stream.
+func TestOpenAPIEventTypes(t *testing.T) {
+	doc := buildOpenAPI("test")
+	b, err := json.Marshal(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d struct {
+		Paths      map[string]map[string]map[string]any
+		Components struct {
+			Schemas map[string]json.RawMessage
+		}
+	}
+	if err := json.Unmarshal(b, &d); err != nil {
+		t.Fatal(err)
+	}
+	var event struct {
+		OneOf []struct {
+			Ref string `json:"$ref"`
+		}
+		Discriminator struct {
+			PropertyName string `json:"propertyName"`
+			Mapping      map[string]string
+		}
+	}
+	if err := json.Unmarshal(d.Components.Schemas["Event"], &event); err != nil {
+		t.Fatal(err)
+	}
+	if event.Discriminator.PropertyName != "type" {
+		t.Fatalf("Event has no discriminator on type: %s", d.Components.Schemas["Event"])
+	}
+	for name, typ := range eventTypeConsts(t) {
+		if !slices.Contains(events.Types, typ) {
+			t.Errorf("events.%s (%q) is missing from events.Types", name, typ)
+		}
+		ref, ok := event.Discriminator.Mapping[typ]
+		if !ok {
+			t.Errorf("event type %q has no schema in the OpenAPI document", typ)
+			continue
+		}
+		schema := d.Components.Schemas[strings.TrimPrefix(ref, "#/components/schemas/")]
+		var es struct {
+			Properties struct {
+				Type struct{ Const string }
+				Data struct {
+					Ref string `json:"$ref"`
+				}
+			}
+		}
+		if json.Unmarshal(schema, &es) != nil || es.Properties.Type.Const != typ || es.Properties.Data.Ref == "" {
+			t.Errorf("event type %q: schema %s does not tie type to its data: %s", typ, ref, schema)
+		}
+	}
+	// Every $ref resolves.
+	for _, m := range regexp.MustCompile(`"\$ref":"#/components/schemas/([^"]+)"`).FindAllStringSubmatch(string(b), -1) {
+		if _, ok := d.Components.Schemas[m[1]]; !ok {
+			t.Errorf("dangling $ref to %s", m[1])
+		}
+	}
+	content, _ := d.Paths["/v1/events/stream"]["get"]["responses"].(map[string]any)["200"].(map[string]any)["content"].(map[string]any)
+	if _, ok := content["text/event-stream"]; !ok || len(content) != 1 {
+		t.Errorf("the stream's response is not documented as text/event-stream: %v", content)
+	}
+	// The session states, in both places they appear, are the engine's.
+	for _, st := range []string{whatsapp.StateNew, whatsapp.StatePairing, whatsapp.StateConnecting, whatsapp.StateConnected,
+		whatsapp.StateDisconnected, whatsapp.StateLoggedOut, whatsapp.StateReplaced} {
+		for _, schema := range []string{"Session", "SessionState"} {
+			if !strings.Contains(string(d.Components.Schemas[schema]), `"`+st+`"`) {
+				t.Errorf("schema %s lacks the session state %q", schema, st)
+			}
+		}
+	}
 }
