@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"waappliance/app"
 	"waappliance/events"
 	"waappliance/internal/wgclient"
 	"waappliance/peers"
@@ -185,5 +186,28 @@ func TestEventsStaleCursorGets410(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 410 {
 		t.Fatalf("stream with a stale Last-Event-ID: %d", resp.StatusCode)
+	}
+}
+
+// TestCloseWithOpenStreamIsPrompt: an SSE client connected at shutdown
+// does not hold Close for the shutdown timeout: Shutdown waits for active
+// connections, so a prompt Close means the stream's handler ended. (Whether
+// the client sees the end is up to the tunnel, which Close takes down
+// right after.)
+func TestCloseWithOpenStreamIsPrompt(t *testing.T) {
+	ta := startAppliance(t)
+	cl := ta.client(t, ta.addPeer(t, "reader", peers.ScopeRead))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	_, resp := readSSE(t, ctx, cl, "", 0)
+	if resp.StatusCode != 200 {
+		t.Fatalf("stream: %d", resp.StatusCode)
+	}
+	t0 := time.Now()
+	if err := ta.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(t0); d > 2*time.Second {
+		t.Fatalf("Close took %v with a stream open (shutdown timeout %v)", d, app.ShutdownTimeout)
 	}
 }

@@ -9,9 +9,13 @@ import (
 	"testing"
 	"time"
 
+	"go.mau.fi/whatsmeow/types"
+
 	"waappliance/app"
+	"waappliance/internal/wasim"
 	"waappliance/internal/wgclient"
 	"waappliance/peers"
+	"waappliance/whatsapp"
 )
 
 // sandboxed serves dir in sandbox mode (the built-in wasim).
@@ -45,7 +49,8 @@ func eventually(t *testing.T, what string, fn func() bool) {
 }
 
 type sessionJSON struct {
-	Name, State, JID, LastError string
+	Name, State, JID string
+	LastError        string `json:"last_error"`
 }
 
 func getSession(t *testing.T, cl *wgclient.Client, name string) sessionJSON {
@@ -438,5 +443,212 @@ func TestSessionCLIThroughControlSocket(t *testing.T) {
 	_, audit := mustCLI(t, ta.dir, "audit", "--peer", "local-cli")
 	if strings.Count(audit, "/v1/sessions") < 3 {
 		t.Fatalf("audit of the control socket:\n%s", audit)
+	}
+}
+
+// errorMessage returns the message of an API error body.
+func errorMessage(t *testing.T, r *wgclient.Response) string {
+	t.Helper()
+	var b struct {
+		Error struct{ Code, Message string }
+	}
+	if err := r.JSON(&b); err != nil {
+		t.Fatalf("error body: %v: %s", err, r.Body)
+	}
+	return b.Error.Message
+}
+
+// TestReplacedSessionTakenBackByLogin: a session another client took over
+// does not reconnect on its own (not even after a restart) and says what
+// works; new sends fail fast with 409 session_replaced while a message
+// queued before stays queued; POST login takes the session back without
+// pairing, and the queued message is delivered once.
+func TestReplacedSessionTakenBackByLogin(t *testing.T) {
+	ta, cl := newSandbox(t)
+	s := pairSession(t, cl, "shop", "+15550001")
+	do(t, cl, "POST", "/v1/sandbox/contacts", map[string]string{"phone": "+15550002", "read_after": "never"})
+	srv := ta.SandboxServer()
+	dropped := make(chan string, 10)
+	srv.OnEvent(func(e wasim.Event) {
+		if e.Kind == wasim.EventSendDropped {
+			dropped <- e.MessageID
+		}
+	})
+	srv.DropSends(true) // the send is in flight, unacked, when the replace comes
+	queued := send(t, cl, "shop", "+15550002", "queued before the replace")
+	select {
+	case id := <-dropped:
+		if id != queued.ID {
+			t.Fatalf("dropped %s, want %s", id, queued.ID)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("the message never reached wasim")
+	}
+	jid, err := types.ParseJID(s.JID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !srv.Replace(jid) {
+		t.Fatal("wasim has no connection to replace")
+	}
+	eventually(t, "replaced", func() bool { return getSession(t, cl, "shop").State == "replaced" })
+	if e := getSession(t, cl, "shop").LastError; !strings.Contains(e, "POST /v1/sessions/shop/login") || !strings.Contains(e, "not reconnecting on its own") {
+		t.Fatalf("last_error does not say what works: %q", e)
+	}
+	r := do(t, cl, "POST", "/v1/sessions/shop/messages", map[string]string{"to": "+15550002", "text": "while replaced"})
+	wantError(t, r, 409, "session_replaced")
+	if msg := errorMessage(t, r); !strings.Contains(msg, "/login") {
+		t.Fatalf("409 does not say what works: %q", msg)
+	}
+
+	// No reconnect on its own, also not after a restart of the appliance.
+	dir := ta.dir
+	ta.Close()
+	ta = sandboxed(t, dir)
+	cl = ta.client(t, createdFromConfig(t, ta, "boss", mustConfigRotated(t, dir)))
+	time.Sleep(2 * time.Second)
+	if st := getSession(t, cl, "shop").State; st != "replaced" {
+		t.Fatalf("a replaced session is %s after a restart", st)
+	}
+	if m := getMessage(t, cl, "shop", queued.ID); m.Status != "queued" {
+		t.Fatalf("the queued message is %s (%s)", m.Status, m.Error)
+	}
+
+	// Take it back: no pairing, same device; the queued message goes out once.
+	if r := do(t, cl, "POST", "/v1/sessions/shop/login", nil); r.Status != 202 {
+		t.Fatalf("login on a replaced session: %d %s", r.Status, r.Body)
+	}
+	eventually(t, "connected again", func() bool { return getSession(t, cl, "shop").State == "connected" })
+	if got := getSession(t, cl, "shop").JID; got != s.JID {
+		t.Fatalf("JID %s after taking back, want %s (no new pairing)", got, s.JID)
+	}
+	eventually(t, "the queued message delivered", func() bool { return getMessage(t, cl, "shop", queued.ID).Status == "delivered" })
+	in := inbox(t, cl, "+15550002")
+	if len(in) != 1 || in[0].ID != queued.ID || in[0].Text != "queued before the replace" {
+		t.Fatalf("inbox %+v", in)
+	}
+	send(t, cl, "shop", "+15550002", "after taking it back")
+}
+
+// TestIdempotentReplayIsFreeAndOutlivesLogout: a replay with the same
+// Idempotency-Key returns the original message (200, Idempotent-Replayed)
+// without spending the message budget, and also after a logout.
+func TestIdempotentReplayIsFreeAndOutlivesLogout(t *testing.T) {
+	ta, cl := newSandbox(t)
+	pairSession(t, cl, "shop", "+15550001")
+	do(t, cl, "POST", "/v1/sandbox/contacts", map[string]string{"phone": "+15550002"})
+	c, err := ta.Peers().Add(context.Background(), peers.AddOptions{Name: "bot", Scopes: []peers.Scope{peers.ScopeSend, peers.ScopeRead}, Rate: 1000, Burst: 1000, SendPerMinute: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ta.Nudge()
+	bot := ta.client(t, c)
+	post := func(c *wgclient.Client, key, text string) (*wgclient.Response, messageJSON) {
+		t.Helper()
+		body, _ := json.Marshal(map[string]string{"to": "+15550002", "text": text})
+		r, err := c.DoWithHeader(context.Background(), "POST", "/v1/sessions/shop/messages", body, map[string]string{"Idempotency-Key": key})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m messageJSON
+		r.JSON(&m)
+		return r, m
+	}
+	r1, m1 := post(bot, "order-1", "one")
+	if r1.Status != 202 {
+		t.Fatalf("first send: %d %s", r1.Status, r1.Body)
+	}
+	for i := range 3 {
+		r, m := post(bot, "order-1", "one")
+		if r.Status != 200 || m.ID != m1.ID || r.Header.Get("Idempotent-Replayed") != "true" {
+			t.Fatalf("replay %d: %d %s", i, r.Status, r.Body)
+		}
+	}
+	r, _ := post(bot, "order-2", "two")
+	wantError(t, r, 429, "send_rate_limited") // the budget of 1 went to the one real send
+	r, _ = post(bot, "order-1", "not one")
+	wantError(t, r, 422, "idempotency_conflict")
+
+	// After a logout the replay still returns the original message.
+	ra, ma := post(cl, "admin-1", "from the admin")
+	if ra.Status != 202 {
+		t.Fatalf("admin send: %d %s", ra.Status, ra.Body)
+	}
+	if r := do(t, cl, "POST", "/v1/sessions/shop/logout", nil); r.Status != 200 {
+		t.Fatalf("logout: %d %s", r.Status, r.Body)
+	}
+	if r, m := post(cl, "admin-1", "from the admin"); r.Status != 200 || m.ID != ma.ID || r.Header.Get("Idempotent-Replayed") != "true" {
+		t.Fatalf("replay after logout: %d %s", r.Status, r.Body)
+	}
+	if r, m := post(bot, "order-1", "one"); r.Status != 200 || m.ID != m1.ID {
+		t.Fatalf("bot replay after logout: %d %s", r.Status, r.Body)
+	}
+	r, _ = post(cl, "admin-2", "new after logout")
+	wantError(t, r, 409, "logged_out")
+}
+
+// TestLoginUnreachableSaysSo: a login that cannot reach WhatsApp answers
+// 502 with a clean message (the dial error stays in the log).
+func TestLoginUnreachableSaysSo(t *testing.T) {
+	ta, cl := newSandbox(t)
+	do(t, cl, "POST", "/v1/sessions", map[string]string{"name": "shop"})
+	ta.SandboxServer().RefuseConnections(true)
+	r := do(t, cl, "POST", "/v1/sessions/shop/login", nil)
+	wantError(t, r, 502, "whatsapp_unreachable")
+	if msg := errorMessage(t, r); msg != whatsapp.ErrUnreachable.Error() {
+		t.Fatalf("502 message %q, want %q", msg, whatsapp.ErrUnreachable.Error())
+	}
+	s := getSession(t, cl, "shop")
+	if s.State != "new" || strings.Contains(s.LastError, "127.0.0.1") || strings.Contains(s.LastError, "dial") {
+		t.Fatalf("session after the failed login: %+v", s)
+	}
+}
+
+// TestOutboxPrunedWithEvents: the hourly pruner also deletes messages that
+// stopped moving (read, delivered, failed) longer ago than the retention,
+// with their Idempotency-Keys; queued messages stay.
+func TestOutboxPrunedWithEvents(t *testing.T) {
+	dir := initState(t, peers.Server{Endpoint: "127.0.0.1:51820"})
+	const retention = 2 * time.Second
+	ta := serveWith(t, dir, func(o *app.Options) { o.Sandbox = app.SandboxInProcess; o.Retention = retention })
+	c, err := ta.Peers().Add(context.Background(), peers.AddOptions{Name: "boss", Scopes: []peers.Scope{peers.ScopeAdmin}, Rate: 1000, Burst: 1000, SendPerMinute: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ta.Nudge()
+	cl := ta.client(t, c)
+	pairSession(t, cl, "shop", "+15550001")
+	do(t, cl, "POST", "/v1/sandbox/contacts", map[string]string{"phone": "+15550002", "read_after": "100ms"})
+	do(t, cl, "POST", "/v1/sandbox/contacts", map[string]string{"phone": "+15550003", "read_after": "never"})
+	keyed := func(key, to, text string) (*wgclient.Response, messageJSON) {
+		body, _ := json.Marshal(map[string]string{"to": to, "text": text})
+		r, err := cl.DoWithHeader(context.Background(), "POST", "/v1/sessions/shop/messages", body, map[string]string{"Idempotency-Key": key})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m messageJSON
+		r.JSON(&m)
+		return r, m
+	}
+	_, read := keyed("k-read", "+15550002", "will be read")
+	delivered := send(t, cl, "shop", "+15550003", "delivered, never read")
+	eventually(t, "read", func() bool { return getMessage(t, cl, "shop", read.ID).Status == "read" })
+	eventually(t, "delivered", func() bool { return getMessage(t, cl, "shop", delivered.ID).Status == "delivered" })
+	srv := ta.SandboxServer()
+	srv.RefuseConnections(true)
+	eventually(t, "disconnected", func() bool { return getSession(t, cl, "shop").State != "connected" })
+	queued := send(t, cl, "shop", "+15550002", "stays queued")
+	time.Sleep(retention + 500*time.Millisecond)
+	if _, err := ta.Events().Prune(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	wantError(t, do(t, cl, "GET", "/v1/sessions/shop/messages/"+read.ID, nil), 404, "not_found")
+	wantError(t, do(t, cl, "GET", "/v1/sessions/shop/messages/"+delivered.ID, nil), 404, "not_found")
+	if m := getMessage(t, cl, "shop", queued.ID); m.Status != "queued" {
+		t.Fatalf("queued message is %s after pruning", m.Status)
+	}
+	// The key went with its message: the same key now queues a new one.
+	if r, m := keyed("k-read", "+15550002", "will be read"); r.Status != 202 || m.ID == read.ID {
+		t.Fatalf("key of a pruned message: %d %s", r.Status, r.Body)
 	}
 }
