@@ -124,7 +124,9 @@ func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 	ae := toAPIError(err)
 	rid := requestID(r.Context())
 	if ae.Status >= 500 {
-		log.Error("request failed", "request_id", rid, "method", r.Method, "path", r.URL.Path, "err", ae.Err)
+		// Redacted: causes from the WhatsApp engine and sandbox paths can
+		// carry phone numbers, which never go to the log above debug.
+		log.Error("request failed", "request_id", rid, "method", r.Method, "path", whatsapp.Redact(r.URL.Path), "err", whatsapp.Redact(fmt.Sprint(ae.Err)))
 	} else if ae.Err != nil {
 		log.Debug("request refused", "request_id", rid, "code", ae.Code, "err", ae.Err)
 	}
