@@ -36,6 +36,7 @@ func commands() []command {
 		{"up", "[init flags] [serve flags]", "init if needed, create the first admin peer and print its config and QR, then serve", (*cli).up},
 		{"init", "[--endpoint HOST:PORT] [--listen-port 51820] [--subnet 10.77.0.0/24] [--mtu 1420]", "create the server key and config in the state dir", (*cli).init},
 		{"serve", "[--memory-limit SIZE] [--log-level info]", "run the appliance", (*cli).serve},
+		{"set", "[--endpoint HOST:PORT] [--listen-port N] [--rate R] [--burst B]", "change the settings of an initialized state", (*cli).set},
 		{"peer", "add|list|show|remove|disable|enable|rotate|config ...", "manage peers", (*cli).peer},
 		{"session", "add|list|login|logout|remove ...", "manage WhatsApp sessions of a running appliance", (*cli).session},
 		{"audit", "[--peer NAME] [--after ID] [--limit N] [--json]", "show the audit log", (*cli).auditCmd},
@@ -168,48 +169,48 @@ func setFlags(fs *flag.FlagSet) map[string]bool {
 // The endpoint, the listen port and the default rate and burst may change
 // (one line on stderr says what changed); the subnet and the MTU are fixed
 // at init, because every peer's address and config depend on them.
-func (c *cli) reconfigure(ctx context.Context, dir string, want peers.Server, set map[string]bool) error {
+func (c *cli) reconfigure(ctx context.Context, dir string, want peers.Server, set map[string]bool) (changed bool, err error) {
 	db, err := store.Open(ctx, dir, false)
 	if err != nil {
-		return err
+		return false, err
 	}
 	defer db.Close()
 	have, err := peers.LoadServer(ctx, db)
 	if err != nil {
-		return err
+		return false, err
 	}
 	if set["subnet"] && want.Subnet != have.Subnet {
-		return fmt.Errorf("--subnet %s: %s was initialized with subnet %s, which is fixed at init (peer addresses depend on it); use another --state to start over", want.Subnet, dir, have.Subnet)
+		return false, fmt.Errorf("--subnet %s: %s was initialized with subnet %s, which is fixed at init (peer addresses depend on it); use another --state to start over", want.Subnet, dir, have.Subnet)
 	}
 	if set["mtu"] && want.MTU != have.MTU {
-		return fmt.Errorf("--mtu %d: %s was initialized with MTU %d, which is fixed at init (every peer's config has it); use another --state to start over", want.MTU, dir, have.MTU)
+		return false, fmt.Errorf("--mtu %d: %s was initialized with MTU %d, which is fixed at init (every peer's config has it); use another --state to start over", want.MTU, dir, have.MTU)
 	}
 	var ch peers.ServerChange
-	var changed []string
+	var what []string
 	if set["endpoint"] && want.Endpoint != have.Endpoint {
 		ch.Endpoint = &want.Endpoint
-		changed = append(changed, fmt.Sprintf("endpoint %s (was %s)", orNone(want.Endpoint), orNone(have.Endpoint)))
+		what = append(what, fmt.Sprintf("endpoint %s (was %s)", orNone(want.Endpoint), orNone(have.Endpoint)))
 	}
 	if set["listen-port"] && want.ListenPort != have.ListenPort {
 		ch.ListenPort = &want.ListenPort
-		changed = append(changed, fmt.Sprintf("listen port %d (was %d)", want.ListenPort, have.ListenPort))
+		what = append(what, fmt.Sprintf("listen port %d (was %d)", want.ListenPort, have.ListenPort))
 	}
 	if set["rate"] && want.DefaultRate != have.DefaultRate {
 		ch.DefaultRate = &want.DefaultRate
-		changed = append(changed, fmt.Sprintf("default rate %g (was %g)", want.DefaultRate, have.DefaultRate))
+		what = append(what, fmt.Sprintf("default rate %g (was %g)", want.DefaultRate, have.DefaultRate))
 	}
 	if set["burst"] && want.DefaultBurst != have.DefaultBurst {
 		ch.DefaultBurst = &want.DefaultBurst
-		changed = append(changed, fmt.Sprintf("default burst %d (was %d)", want.DefaultBurst, have.DefaultBurst))
+		what = append(what, fmt.Sprintf("default burst %d (was %d)", want.DefaultBurst, have.DefaultBurst))
 	}
-	if len(changed) == 0 {
-		return nil
+	if len(what) == 0 {
+		return false, nil
 	}
 	if _, err := peers.UpdateServer(ctx, db, ch); err != nil {
-		return err
+		return false, err
 	}
-	fmt.Fprintf(c.stderr, "updated %s: %s\n", dir, strings.Join(changed, ", "))
-	return nil
+	fmt.Fprintf(c.stderr, "updated %s: %s\n", dir, strings.Join(what, ", "))
+	return true, nil
 }
 
 func orNone(s string) string {
@@ -255,7 +256,7 @@ func (c *cli) init(ctx context.Context, args []string) error {
 	}
 	fmt.Fprintf(c.stderr, "initialized %s: tunnel %s, appliance %s, UDP port %d\n", *state, s.Subnet, s.TunnelAddr(), s.ListenPort)
 	if s.Endpoint == "" {
-		fmt.Fprintf(c.stderr, "warning: no --endpoint given; peer configs will say Endpoint = %s until you set it with 'waappliance up --endpoint HOST:PORT'\n", peers.EndpointPlaceholder(s.ListenPort))
+		fmt.Fprintf(c.stderr, "warning: no --endpoint given; peer configs will say Endpoint = %s until you set it with 'waappliance set --endpoint HOST:PORT'\n", peers.EndpointPlaceholder(s.ListenPort))
 	}
 	fmt.Fprintf(c.stderr, "next: waappliance peer add NAME --scopes admin --state %s\n", *state)
 	return nil
@@ -347,6 +348,36 @@ func runServe(ctx context.Context, dir string, log *slog.Logger, sf serveFlags) 
 	return a.Close()
 }
 
+// set changes the stored settings of an initialized state, also while serve
+// runs: a serving appliance picks up the endpoint and the default limits
+// within a poll (peer configs rendered from then on carry the new endpoint);
+// a new listen port takes effect at its next start.
+func (c *cli) set(ctx context.Context, args []string) error {
+	fs := c.flags("set", "[flags]", "Change the settings of an initialized state: --endpoint, --listen-port, --rate and --burst\n(a running serve picks up the endpoint and limits within a second; a new listen port at its next start).\n--subnet and --mtu are fixed at init.")
+	state := stateFlag(fs)
+	f := addInitFlags(fs)
+	if err := noArgs(fs, args); err != nil {
+		return err
+	}
+	s, err := f.server()
+	if err != nil {
+		return err
+	}
+	given := setFlags(fs)
+	delete(given, "state")
+	if len(given) == 0 {
+		return usagef("nothing to set: give --endpoint, --listen-port, --rate or --burst")
+	}
+	changed, err := c.reconfigure(ctx, *state, s, given)
+	if err != nil {
+		return err
+	}
+	if !changed {
+		fmt.Fprintf(c.stderr, "%s already has these settings\n", *state)
+	}
+	return nil
+}
+
 func (c *cli) up(ctx context.Context, args []string) error {
 	fs := c.flags("up", "[flags]", "Initialize the state if needed, create a first peer 'admin' (scope admin) if there is none,\nprint its wg-quick config on stdout and its QR code on stderr, then serve.\nOn an initialized state, --endpoint, --listen-port, --rate and --burst replace the stored settings\n(a one-line notice says so); --subnet and --mtu are fixed at init.")
 	state := stateFlag(fs)
@@ -369,7 +400,7 @@ func (c *cli) up(ctx context.Context, args []string) error {
 	}
 	if !exists {
 		fmt.Fprintf(c.stderr, "initialized %s\n", *state)
-	} else if err := c.reconfigure(ctx, *state, s, setFlags(fs)); err != nil {
+	} else if _, err := c.reconfigure(ctx, *state, s, setFlags(fs)); err != nil {
 		return err
 	}
 	if err := c.firstAdmin(ctx, *state); err != nil {
@@ -408,7 +439,7 @@ func (c *cli) printConfig(s peers.Server, cr peers.Created) string {
 	cfg, placeholder := peers.RenderConfig(s, cr.Peer, cr.PrivateKey)
 	fmt.Fprint(c.stdout, cfg)
 	if placeholder {
-		fmt.Fprintf(c.stderr, "warning: no endpoint configured: edit the Endpoint line before use, or set it for every config with 'waappliance up --endpoint HOST:PORT'\n")
+		fmt.Fprintf(c.stderr, "warning: no endpoint configured: edit the Endpoint line before use, or set it for every config with 'waappliance set --endpoint HOST:PORT'\n")
 	}
 	return cfg
 }

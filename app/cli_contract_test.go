@@ -166,11 +166,11 @@ func TestUpSetsEndpointOnInitializedState(t *testing.T) {
 	port := freeUDPPort(t)
 	e, _ := mustCLI(t, dir, "init", "--listen-port", strconv.Itoa(port))
 	placeholder := "<your-server>:" + strconv.Itoa(port)
-	if !strings.Contains(e, placeholder) || !strings.Contains(e, "up --endpoint HOST:PORT") {
+	if !strings.Contains(e, placeholder) || !strings.Contains(e, "set --endpoint HOST:PORT") {
 		t.Errorf("init warning: %q", e)
 	}
 	e, cfg := mustCLI(t, dir, "peer", "add", "a")
-	if !strings.Contains(cfg, "Endpoint = "+placeholder+"\n") || !strings.Contains(e, "up --endpoint HOST:PORT") {
+	if !strings.Contains(cfg, "Endpoint = "+placeholder+"\n") || !strings.Contains(e, "set --endpoint HOST:PORT") {
 		t.Errorf("placeholder config:\n%s\nstderr %q", cfg, e)
 	}
 	for _, args := range [][]string{{"up", "--subnet", "10.5.0.0/24"}, {"up", "--mtu", "1400"}} {
@@ -224,5 +224,43 @@ func TestUpSetsEndpointOnInitializedState(t *testing.T) {
 	_, cfg = mustCLI(t, dir, "peer", "config", "a")
 	if !strings.Contains(cfg, "Endpoint = vpn.example.com:"+strconv.Itoa(port2)+"\n") {
 		t.Errorf("config after up --endpoint:\n%s", cfg)
+	}
+}
+
+// TestSetChangesSettings: `set` changes the endpoint, port and default limits
+// of an initialized state without serving, says what changed, refuses the
+// fixed settings and an empty call, and peer configs carry the new endpoint.
+func TestSetChangesSettings(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "state")
+	if code, _, e := cliRun(t, dir, "set", "--endpoint", "vpn.example.com:51820"); code != 1 || !strings.Contains(e, "not initialized") {
+		t.Errorf("set before init: exit %d %q, want 1 'not initialized'", code, e)
+	}
+	mustCLI(t, dir, "init")
+	mustCLI(t, dir, "peer", "add", "a")
+	if code, _, e := cliRun(t, dir, "set"); code != 2 || !strings.Contains(e, "nothing to set") {
+		t.Errorf("bare set: exit %d %q, want 2 'nothing to set'", code, e)
+	}
+	if code, _, e := cliRun(t, dir, "set", "--endpoint", "no port"); code != 2 {
+		t.Errorf("set with a bad endpoint: exit %d %q, want 2", code, e)
+	}
+	if code, _, e := cliRun(t, dir, "set", "--mtu", "1400"); code != 1 || !strings.Contains(e, "fixed at init") {
+		t.Errorf("set --mtu: exit %d %q, want 1 'fixed at init'", code, e)
+	}
+	e, _ := mustCLI(t, dir, "set", "--endpoint", "vpn.example.com:4000", "--listen-port", "4000", "--rate", "5")
+	want := "updated " + dir + ": endpoint vpn.example.com:4000 (was none), listen port 4000 (was 51820), default rate 5 (was 20)\n"
+	if e != want {
+		t.Errorf("set said %q, want %q", e, want)
+	}
+	if e, _ := mustCLI(t, dir, "set", "--endpoint", "vpn.example.com:4000"); !strings.Contains(e, "already has these settings") {
+		t.Errorf("repeated set said %q", e)
+	}
+	_, cfg := mustCLI(t, dir, "peer", "config", "a")
+	if !strings.Contains(cfg, "Endpoint = vpn.example.com:4000\n") {
+		t.Errorf("config after set:\n%s", cfg)
+	}
+	mustCLI(t, dir, "peer", "add", "b")
+	_, show := mustCLI(t, dir, "peer", "show", "b")
+	if !strings.Contains(show, `"rate": 5,`) {
+		t.Errorf("peer b did not get the new default rate 5:\n%s", show)
 	}
 }

@@ -64,7 +64,7 @@ func Doctor(ctx context.Context, dir string) []check {
 
 	if srv.Endpoint == "" {
 		add("endpoint", "not set; configs say "+peers.EndpointPlaceholder(srv.ListenPort),
-			fmt.Sprintf("set it with 'waappliance up --endpoint YOUR.PUBLIC.IP:%d --state %s' (it then serves), or edit Endpoint in each client config", srv.ListenPort, dir))
+			fmt.Sprintf("set it with 'waappliance set --endpoint YOUR.PUBLIC.IP:%d --state %s', or edit Endpoint in each client config", srv.ListenPort, dir))
 	} else {
 		add("endpoint", srv.Endpoint, "")
 	}
@@ -131,9 +131,9 @@ func udpPortCheck(port int) (string, string, string) {
 	case comm == "waappliance":
 		return name, fmt.Sprintf("%d held by waappliance (pid %d): the appliance is running", port, pid), ""
 	case pid > 0:
-		return name, fmt.Sprintf("%d held by %s (pid %d)", port, comm, pid), "stop that program, or move the appliance with 'waappliance up --listen-port N'"
+		return name, fmt.Sprintf("%d held by %s (pid %d)", port, comm, pid), "stop that program, or move the appliance with 'waappliance set --listen-port N' and restart it"
 	}
-	return name, fmt.Sprintf("%d is in use by a process this user cannot see", port), "if it is not waappliance, stop it, or move the appliance with 'waappliance up --listen-port N'"
+	return name, fmt.Sprintf("%d is in use by a process this user cannot see", port), "if it is not waappliance, stop it, or move the appliance with 'waappliance set --listen-port N' and restart it"
 }
 
 // udpOwner finds the process holding a UDP port through /proc.

@@ -12,7 +12,7 @@ import (
 const PrivateKeyPlaceholder = "<your private key>"
 
 // EndpointPlaceholder stands in the rendered config when no endpoint is
-// set (init or up --endpoint); port is the appliance's listen port.
+// set (init, set or up --endpoint); port is the appliance's listen port.
 func EndpointPlaceholder(port int) string { return fmt.Sprintf("<your-server>:%d", port) }
 
 // RenderConfig returns the wg-quick config for p. priv is the client's

@@ -271,7 +271,7 @@ if [ "$runnable" = 0 ]; then
 	echo "    sudo waappliance init --endpoint HOST:$listen_port --listen-port $listen_port && sudo waappliance peer add admin --scopes admin --qr && sudo systemctl restart $NAME"
 elif [ "$initialized" = 1 ]; then
 	say "state $STATE exists, so this is an upgrade: kept as it is (server key and peers unchanged), init skipped"
-	[ -z "$endpoint" ] || echo "    (--endpoint $endpoint ignored: the endpoint was set at the first install)"
+	[ -z "$endpoint" ] || echo "    (--endpoint is not applied on an upgrade; to change it: sudo waappliance set --endpoint $endpoint --state $STATE)"
 else
 	init_out=$(umask 077 && "$R$BIN" init --state "$R$STATE" --endpoint "$endpoint" --listen-port "$listen_port" 2>&1) ||
 		{ echo "$init_out" >&2; die "waappliance init failed"; }
