@@ -119,20 +119,36 @@ type Execer interface {
 // AppendTx appends an event inside the caller's transaction, so it commits
 // together with whatever caused it. The caller must call Notify after commit.
 func (l *Log) AppendTx(ctx context.Context, tx Execer, session, typ string, data any) (Event, error) {
+	e, _, err := l.appendTx(ctx, tx, session, typ, "", data)
+	return e, err
+}
+
+// appendTx inserts an event; with a key, an event of the same session, type
+// and key already in the log makes it a no-op (appended false). The unique
+// index events_dedupe decides that, not a read before the write.
+func (l *Log) appendTx(ctx context.Context, tx Execer, session, typ, key string, data any) (e Event, appended bool, err error) {
 	b, err := json.Marshal(data)
 	if err != nil {
-		return Event{}, fmt.Errorf("events: encode %s: %w", typ, err)
+		return Event{}, false, fmt.Errorf("events: encode %s: %w", typ, err)
+	}
+	var k any // NULL: no key, never a conflict
+	if key != "" {
+		k = key
 	}
 	at := l.now().UTC()
-	res, err := tx.ExecContext(ctx, `INSERT INTO events(at, session, type, data) VALUES (?,?,?,?)`, at.UnixNano(), session, typ, string(b))
+	res, err := tx.ExecContext(ctx, `INSERT INTO events(at, session, type, data, dedupe_key) VALUES (?,?,?,?,?)
+		ON CONFLICT(session, type, dedupe_key) WHERE dedupe_key IS NOT NULL DO NOTHING`, at.UnixNano(), session, typ, string(b), k)
 	if err != nil {
-		return Event{}, fmt.Errorf("events: append %s: %w", typ, err)
+		return Event{}, false, fmt.Errorf("events: append %s: %w", typ, err)
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 0 {
+		return Event{}, false, err
 	}
 	id, err := res.LastInsertId()
 	if err != nil {
-		return Event{}, err
+		return Event{}, false, err
 	}
-	return Event{ID: id, At: at, Session: session, Type: typ, Data: b}, nil
+	return Event{ID: id, At: at, Session: session, Type: typ, Data: b}, true, nil
 }
 
 // Append appends and commits one event, then wakes the streams. It returns
@@ -143,6 +159,56 @@ func (l *Log) Append(ctx context.Context, session, typ string, data any) (Event,
 		return e, err
 	}
 	l.Notify()
+	return e, nil
+}
+
+// errDuplicate rolls back AppendOnce's transaction when the key was taken.
+var errDuplicate = errors.New("events: duplicate key")
+
+// AppendOnce is Append made idempotent by key: when the log already holds an
+// event of the same session, type and key, it writes nothing and returns
+// that event with appended false (and a nil error: the caller may ack what
+// it is recording). A key is held by its event's row, so it is free again
+// once the event is pruned. The key is the caller's identity for what the
+// event records (for an inbound message: chat, sender, message id) and must
+// not be empty.
+func (l *Log) AppendOnce(ctx context.Context, session, typ, key string, data any) (e Event, appended bool, err error) {
+	if key == "" {
+		return Event{}, false, fmt.Errorf("events.AppendOnce %s: empty key", typ)
+	}
+	err = l.db.Tx(ctx, func(tx *sql.Tx) error {
+		var err error
+		if e, appended, err = l.appendTx(ctx, tx, session, typ, key, data); err != nil || appended {
+			return err
+		}
+		if e, err = byKey(ctx, tx, session, typ, key); err != nil {
+			return err
+		}
+		// Roll back: the ignored insert still took an id from the
+		// AUTOINCREMENT sequence, and a gap would make Latest name an
+		// event that never existed.
+		return errDuplicate
+	})
+	switch {
+	case errors.Is(err, errDuplicate):
+		return e, false, nil
+	case err != nil:
+		return Event{}, false, fmt.Errorf("events.AppendOnce: %w", err)
+	}
+	l.Notify()
+	return e, true, nil
+}
+
+func byKey(ctx context.Context, q queryRower, session, typ, key string) (Event, error) {
+	var e Event
+	var at int64
+	var data string
+	err := q.QueryRowContext(ctx, `SELECT id, at, session, type, data FROM events WHERE session = ? AND type = ? AND dedupe_key = ?`,
+		session, typ, key).Scan(&e.ID, &at, &e.Session, &e.Type, &data)
+	if err != nil {
+		return Event{}, fmt.Errorf("events: event of key: %w", err)
+	}
+	e.At, e.Data = time.Unix(0, at).UTC(), json.RawMessage(data)
 	return e, nil
 }
 

@@ -174,3 +174,89 @@ func TestPruneRunsOnPrune(t *testing.T) {
 		t.Fatalf("OnPrune calls %v, want one with cutoff %v", got, now.Add(-time.Hour))
 	}
 }
+
+// TestAppendOnceIdempotentUntilPruned: an event with a key is written once
+// per (session, type, key) — the repeat returns the first event, takes no
+// id, and wins no race — and the key goes with its event when it is pruned.
+func TestAppendOnceIdempotentUntilPruned(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	l := newLog(t, &now)
+	ctx := context.Background()
+	const key = "15550002@s.whatsapp.net 15550002@s.whatsapp.net 3EB0AA"
+	first, ok, err := l.AppendOnce(ctx, "shop", TypeMessageReceived, key, map[string]string{"text": "first copy"})
+	if err != nil || !ok {
+		t.Fatalf("first: %v %v", ok, err)
+	}
+	wake := l.Changed()
+	again, ok, err := l.AppendOnce(ctx, "shop", TypeMessageReceived, key, map[string]string{"text": "second copy"})
+	if err != nil || ok || again.ID != first.ID || string(again.Data) != `{"text":"first copy"}` || !again.At.Equal(first.At) {
+		t.Fatalf("repeat: appended %v, %+v, %v; want the first event %+v", ok, again, err, first)
+	}
+	select {
+	case <-wake:
+		t.Fatal("a repeat that wrote nothing woke the streams")
+	default:
+	}
+	if latest, _ := l.Latest(ctx); latest != first.ID {
+		t.Fatalf("the ignored repeat took an id: latest %d, first %d", latest, first.ID)
+	}
+	// The key is scoped by session and type; events without one never clash.
+	for _, c := range []struct{ session, typ, key string }{
+		{"support", TypeMessageReceived, key}, {"shop", TypeMessageStatus, key}, {"shop", TypeMessageReceived, key + "B"},
+	} {
+		if _, ok, err := l.AppendOnce(ctx, c.session, c.typ, c.key, 1); err != nil || !ok {
+			t.Errorf("%+v: appended %v, %v", c, ok, err)
+		}
+	}
+	for i := 0; i < 2; i++ {
+		if _, err := l.Append(ctx, "shop", TypeMessageReceived, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, _, err := l.AppendOnce(ctx, "shop", TypeMessageReceived, "", 1); err == nil {
+		t.Error("an empty key was taken")
+	}
+	all, _ := l.List(ctx, Filter{})
+	if len(all) != 6 || all[1].ID != first.ID+1 {
+		t.Fatalf("log: %d events, second id %d (first %d); want 6 without a gap", len(all), all[1].ID, first.ID)
+	}
+
+	// Concurrent copies (two clients of a session, a redelivery racing the
+	// first): one event.
+	const n = 8
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	won := 0
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, ok, err := l.AppendOnce(ctx, "shop", TypeMessageReceived, "race", i)
+			if err != nil {
+				t.Error(err)
+			}
+			if ok {
+				mu.Lock()
+				won++
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if won != 1 {
+		t.Fatalf("%d of %d concurrent copies appended, want 1", won, n)
+	}
+
+	// Pruned with its event: the keys are gone and the same key is new again.
+	now = now.Add(2 * time.Hour)
+	if _, err := l.Prune(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var keys int
+	if err := l.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM events WHERE dedupe_key IS NOT NULL`).Scan(&keys); err != nil || keys != 0 {
+		t.Fatalf("%d keys left after pruning every event (%v)", keys, err)
+	}
+	if e, ok, err := l.AppendOnce(ctx, "shop", TypeMessageReceived, key, 2); err != nil || !ok || e.ID <= first.ID {
+		t.Fatalf("after pruning: appended %v, id %d, %v", ok, e.ID, err)
+	}
+}
