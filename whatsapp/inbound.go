@@ -37,16 +37,34 @@ type Reaction struct {
 
 // recordInbound commits a message.received event and only then lets
 // whatsmeow ack the message (SynchronousAck). false = not durable, no ack.
+//
+// The event is written once per (session, chat, sender, message id): a
+// message WhatsApp delivers again — the appliance stopped after the commit
+// and before the ack went out, or the sender's phone resent it — finds its
+// event already in the log and is acked without a second one, so WhatsApp
+// stops redelivering it and a reader of the log sees it once.
 func (e *Engine) recordInbound(ctx context.Context, session string, m *waEvents.Message) bool {
 	in, ok := translate(m)
 	if !ok {
 		return true // protocol traffic, not a user message
 	}
-	if _, err := e.cfg.Events.Append(ctx, session, events.TypeMessageReceived, in); err != nil {
+	ev, appended, err := e.cfg.Events.AppendOnce(ctx, session, events.TypeMessageReceived, inboundKey(in), in)
+	if err != nil {
 		e.log.Error("inbound message not recorded; withholding the ack so WhatsApp redelivers it", "session", session, "id", m.Info.ID, "err", err)
 		return false
 	}
+	if !appended {
+		e.log.Info("inbound message delivered again; already in the event log, acking it without a second event", "session", session, "id", m.Info.ID, "event", ev.ID)
+	}
 	return true
+}
+
+// inboundKey identifies an inbound message for the event log's
+// de-duplication: WhatsApp's id is unique per sender, and a redelivery
+// carries the same chat, sender and id. JIDs hold no spaces, so the key
+// cannot be read two ways.
+func inboundKey(in InboundMessage) string {
+	return in.Chat + " " + in.From + " " + in.ID
 }
 
 func translate(m *waEvents.Message) (InboundMessage, bool) {

@@ -1,0 +1,133 @@
+package whatsapp
+
+import (
+	"context"
+	"encoding/json"
+	"testing"
+	"time"
+
+	"go.mau.fi/whatsmeow/proto/waE2E"
+	"go.mau.fi/whatsmeow/types"
+	waEvents "go.mau.fi/whatsmeow/types/events"
+	"google.golang.org/protobuf/proto"
+
+	"waappliance/events"
+)
+
+func inboundText(chat, sender, id, text string) *waEvents.Message {
+	c, s := types.NewJID(chat, types.DefaultUserServer), types.NewJID(sender, types.DefaultUserServer)
+	s.Device = 3 // a redelivery may come from another device of the sender; the key uses the user
+	return &waEvents.Message{
+		Info:    types.MessageInfo{MessageSource: types.MessageSource{Chat: c, Sender: s}, ID: types.MessageID(id), Timestamp: time.Unix(1_700_000_000, 0)},
+		Message: &waE2E.Message{Conversation: proto.String(text)},
+	}
+}
+
+// received lists the message.received events as "session chat-user id text".
+func received(t *testing.T, e *Engine) []string {
+	t.Helper()
+	evs, err := e.cfg.Events.List(context.Background(), events.Filter{Limit: events.MaxLimit})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, ev := range evs {
+		if ev.Type != events.TypeMessageReceived {
+			continue
+		}
+		var in InboundMessage
+		if err := json.Unmarshal(ev.Data, &in); err != nil {
+			t.Fatal(err)
+		}
+		chat, _ := types.ParseJID(in.Chat)
+		out = append(out, ev.Session+" "+chat.User+" "+in.ID+" "+in.Text)
+	}
+	return out
+}
+
+// TestInboundRecordedOncePerMessage: a message delivered again with the same
+// (session, chat, sender, id) is acked (the handler returns true) and
+// writes no second event; the same id from another chat or sender, or in
+// another session, is another message.
+func TestInboundRecordedOncePerMessage(t *testing.T) {
+	e, db := newTestEngine(t, nil)
+	ctx := context.Background()
+	if _, err := e.Create(ctx, "desk"); err != nil {
+		t.Fatal(err)
+	}
+	shop, _ := e.session("shop")
+	desk, _ := e.session("desk")
+	steps := []struct {
+		s                      *session
+		chat, sender, id, text string
+	}{
+		{shop, "15550002", "15550002", "3EB0A1", "hello"},
+		{shop, "15550002", "15550002", "3EB0A1", "hello"},        // redelivered: acked, not logged
+		{shop, "15550002", "15550002", "3EB0A1", "hello, again"}, // the id decides, not the content
+		{shop, "15550003", "15550003", "3EB0A1", "same id, another chat"},
+		{shop, "15550002", "15550004", "3EB0A1", "same chat and id, another sender"},
+		{desk, "15550002", "15550002", "3EB0A1", "same message, another session"},
+		{shop, "15550002", "15550002", "3EB0A2", "next"},
+	}
+	for i, st := range steps {
+		if !st.s.handle(nil, inboundText(st.chat, st.sender, st.id, st.text)) {
+			t.Fatalf("step %d: not acked", i)
+		}
+	}
+	want := []string{
+		"shop 15550002 3EB0A1 hello",
+		"shop 15550003 3EB0A1 same id, another chat",
+		"shop 15550002 3EB0A1 same chat and id, another sender",
+		"desk 15550002 3EB0A1 same message, another session",
+		"shop 15550002 3EB0A2 next",
+	}
+	got := received(t, e)
+	if len(got) != len(want) {
+		t.Fatalf("events:\n%q\nwant\n%q", got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("event %d: %q, want %q", i, got[i], want[i])
+		}
+	}
+
+	// Not durable: no ack, new message or repeat alike.
+	db.Close()
+	if shop.handle(nil, inboundText("15550002", "15550002", "3EB0A3", "lost?")) {
+		t.Fatal("a message that was not recorded would be acked")
+	}
+}
+
+// TestRepeatedReceiptsIdempotent: receipts need no de-duplication of their
+// own — a status only moves forward, in the transaction that writes its
+// event, so a receipt delivered again (or one overtaken by a later one)
+// changes nothing and writes no event, and is still acked.
+func TestRepeatedReceiptsIdempotent(t *testing.T) {
+	e, _ := newTestEngine(t, nil)
+	insertMessage(t, e, "3EB0OUT", StatusSent)
+	s, _ := e.session("shop")
+	rcpt := func(typ types.ReceiptType) *waEvents.Receipt {
+		return &waEvents.Receipt{Type: typ, MessageIDs: []types.MessageID{"3EB0OUT"}}
+	}
+	for _, typ := range []types.ReceiptType{types.ReceiptTypeDelivered, types.ReceiptTypeDelivered, types.ReceiptTypeRead,
+		types.ReceiptTypeRead, types.ReceiptTypeDelivered} {
+		if !s.handle(nil, rcpt(typ)) {
+			t.Fatalf("receipt %q not acked", typ)
+		}
+	}
+	if st, h := statusOf(t, e, "3EB0OUT"); st != StatusRead || len(h) != 3 {
+		t.Fatalf("status %s, history %v; want read after sent>delivered>read", st, h)
+	}
+	evs, _ := e.cfg.Events.List(context.Background(), events.Filter{})
+	var statuses []string
+	for _, ev := range evs {
+		if ev.Type == events.TypeMessageStatus {
+			var d struct{ Status string }
+			json.Unmarshal(ev.Data, &d)
+			statuses = append(statuses, d.Status)
+		}
+	}
+	if len(statuses) != 2 || statuses[0] != StatusDelivered || statuses[1] != StatusRead {
+		t.Fatalf("message.status events %v, want [delivered read]", statuses)
+	}
+}
