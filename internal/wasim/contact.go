@@ -208,16 +208,50 @@ func (ct *Contact) React(ctx context.Context, to types.JID, msgID, emoji string)
 }
 
 // SendMessage encrypts msg for each linked device of the account to.
+// It returns the message id.
 func (ct *Contact) SendMessage(ctx context.Context, to types.JID, msg *waE2E.Message) (string, error) {
-	a, ok := ct.srv.lookup(to.User)
-	if !ok {
-		return "", fmt.Errorf("%w: %s", errUnknown, to.User)
-	}
 	pt, err := proto.Marshal(msg)
 	if err != nil {
 		return "", err
 	}
 	id := newMessageID()
+	ts := time.Now().Unix()
+	if err := ct.sendTo(ctx, to, id, pt, ts, func() { ct.remember(id, pt, ts) }); err != nil {
+		return "", err
+	}
+	ct.srv.emit(Event{Kind: EventContactSent, Contact: ct.acc.jid, MessageID: id, Message: msg})
+	return id, nil
+}
+
+// Resend sends message id, which the contact sent to the account to
+// before, to every linked device of to once more, acked or not: the same id
+// and timestamp, encrypted anew on the current Signal session (a fresh
+// message counter and ciphertext), as a phone resends. A client can tell
+// the copy from the first only by its id — the case of WhatsApp delivering
+// a message again after the client's ack was lost. Devices that are offline
+// get it when they next log in.
+func (ct *Contact) Resend(ctx context.Context, to types.JID, id string) error {
+	ct.mu.Lock()
+	m, ok := ct.sent[id]
+	ct.mu.Unlock()
+	if !ok {
+		return fmt.Errorf("wasim: resend of %s, which contact %s did not send or no longer has", id, ct.acc.phone)
+	}
+	if err := ct.sendTo(ctx, to, id, m.plaintext, m.ts, nil); err != nil {
+		return err
+	}
+	ct.srv.emit(Event{Kind: EventContactResent, Contact: ct.acc.jid, MessageID: id})
+	return nil
+}
+
+// sendTo encrypts pt for each linked device of the account to and delivers
+// it as message id with timestamp ts; before sends, when set, runs once the
+// devices are known and before the first delivery.
+func (ct *Contact) sendTo(ctx context.Context, to types.JID, id string, pt []byte, ts int64, before func()) error {
+	a, ok := ct.srv.lookup(to.User)
+	if !ok {
+		return fmt.Errorf("%w: %s", errUnknown, to.User)
+	}
 	a.mu.Lock()
 	var comps []*companion
 	for _, c := range a.companions {
@@ -227,23 +261,23 @@ func (ct *Contact) SendMessage(ctx context.Context, to types.JID, msg *waE2E.Mes
 	}
 	a.mu.Unlock()
 	if len(comps) == 0 {
-		return "", fmt.Errorf("wasim: %s has no linked device", to.User)
+		return fmt.Errorf("wasim: %s has no linked device", to.User)
 	}
-	ts := time.Now().Unix()
-	ct.remember(id, pt, ts)
+	if before != nil {
+		before()
+	}
 	for _, comp := range comps {
 		dev := a.jid
 		dev.Device = comp.id
 		enc, err := ct.encryptFor(ctx, dev, comp, pt)
 		if err != nil {
-			return "", err
+			return err
 		}
 		node := waBinary.Node{Tag: "message", Attrs: waBinary.Attrs{"from": ct.acc.jid, "id": id, "t": ts, "type": "text", "notify": ct.Name},
 			Content: []waBinary.Node{enc}}
 		ct.srv.deliver(dev, node)
 	}
-	ct.srv.emit(Event{Kind: EventContactSent, Contact: ct.acc.jid, MessageID: id, Message: msg})
-	return id, nil
+	return nil
 }
 
 func (ct *Contact) encryptFor(ctx context.Context, dev types.JID, comp *companion, pt []byte) (waBinary.Node, error) {

@@ -175,3 +175,59 @@ func TestStandaloneOverTCP(t *testing.T) {
 		t.Fatal("an in-memory server served a control API")
 	}
 }
+
+// TestContactResendDeliversAgain: a contact's Resend delivers a message the
+// client already received and acked once more, with the same id, text and
+// timestamp but a new ciphertext, so the client decrypts it (it is not
+// dropped as a replayed Signal message) and acks it a second time: what a
+// client must de-duplicate by id.
+func TestContactResendDeliversAgain(t *testing.T) {
+	s := newServer(t)
+	tc := newClient(t, s)
+	pairByQR(t, s, tc, "15550901")
+	ct, _ := s.Contact("15550902")
+	ev := recordEvents(s)
+	ctx := context.Background()
+	me := tc.Store.ID.ToNonAD()
+	acks := func(id string) int {
+		return ev.count(EventClientReceipt, id) + ev.count(EventClientAck, id)
+	}
+	waitAcks := func(id string, n int) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for acks(id) < n {
+			if time.Now().After(deadline) {
+				t.Fatalf("wasim saw %s acked %d times, want %d", id, acks(id), n)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+
+	id, err := ct.Send(ctx, me, "only once, please")
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := tc.waitFor(t, "the message", is[*events.Message]).(*events.Message)
+	waitAcks(id, 1)
+	if err := ct.Resend(ctx, me, id); err != nil {
+		t.Fatal(err)
+	}
+	again := tc.waitFor(t, "the message again", func(e any) bool {
+		_, undecryptable := e.(*events.UndecryptableMessage)
+		if undecryptable {
+			t.Fatal("the resent copy could not be decrypted")
+		}
+		return is[*events.Message](e)
+	}).(*events.Message)
+	if again.Info.ID != id || again.Message.GetConversation() != "only once, please" || !again.Info.Timestamp.Equal(first.Info.Timestamp) {
+		t.Fatalf("resent copy %s %q at %v, want %s %q at %v", again.Info.ID, again.Message.GetConversation(), again.Info.Timestamp,
+			id, first.Message.GetConversation(), first.Info.Timestamp)
+	}
+	waitAcks(id, 2)
+	if ev.count(EventContactResent, id) != 1 || ev.count(EventContactSent, id) != 1 {
+		t.Fatalf("events: %d resent, %d sent; want 1, 1", ev.count(EventContactResent, id), ev.count(EventContactSent, id))
+	}
+	if err := ct.Resend(ctx, me, "3EB0NEVERSENT"); err == nil {
+		t.Fatal("resent a message the contact never sent")
+	}
+}

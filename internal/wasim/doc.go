@@ -42,7 +42,9 @@
 // "resends" (a resend that a retry receipt asked for is no duplicate);
 // delivered and read receipts; contacts sending texts, replies and
 // reactions, queued while the client is offline and redelivered until the
-// client acks them; retry receipts (a contact resends a message the client
+// client acks them, and sent once more on demand after the ack
+// (Contact.Resend: same id and timestamp, encrypted anew, which a client
+// can only de-duplicate by id); retry receipts (a contact resends a message the client
 // could not decrypt: on its session, then on a new one from the receipt's
 // keys or a fresh bundle; it keeps its last 1000 sent messages for this, in
 // memory only); images both ways (media_conn points at wasim, which stores

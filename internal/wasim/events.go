@@ -21,6 +21,7 @@ const (
 	EventContactReceived EventKind = "contact_received" // Contact decrypted MessageID from Device
 	EventContactRead     EventKind = "contact_read"     // Contact sent a read receipt for MessageID
 	EventContactSent     EventKind = "contact_sent"     // Contact sent MessageID
+	EventContactResent   EventKind = "contact_resent"   // Contact sent MessageID again, encrypted anew (Resend)
 	EventClientAck       EventKind = "client_ack"       // Device acked a node (Class message, receipt…)
 	EventClientReceipt   EventKind = "client_receipt"   // Device sent a receipt (Class = its type)
 	EventRetryRequested  EventKind = "retry_requested"  // Device could not decrypt Contact's MessageID; Contact resends it
