@@ -33,10 +33,22 @@ var ErrNotInitialized = errors.New("state directory is not initialized")
 //go:embed migrations/*.sql
 var migrationFS embed.FS
 
-// DB is the appliance database. It is safe for concurrent use.
+// DB is the appliance database. It is safe for concurrent use. Durable
+// writes that many callers make concurrently (an outbox insert, an audit
+// row, an inbound event) go through Batch, which commits them together.
 type DB struct {
 	*sql.DB
 	Path string
+
+	batch batcher
+}
+
+// Close stops Batch (callers still queued get ErrClosed, a batch being
+// committed finishes first) and then closes the database. Calling it again
+// is harmless.
+func (db *DB) Close() error {
+	db.batch.stop()
+	return db.DB.Close()
 }
 
 // ErrForeignDir is returned by Open with create when the directory is not

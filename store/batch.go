@@ -1,0 +1,260 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+)
+
+// ErrClosed is returned by Batch once Close has begun, to new callers and
+// to callers still queued then.
+var ErrClosed = errors.New("store: database is closed")
+
+// maxBatch bounds how many fns share one transaction, so one commit's
+// latency stays bounded under load.
+const maxBatch = 64
+
+// Batch runs fn in a write transaction shared with other concurrent Batch
+// callers (group commit: one COMMIT, hence one fsync, for all of them) and
+// returns once that transaction has committed, so what fn wrote is durable
+// when Batch returns nil.
+//
+// fn runs inside its own SAVEPOINT: when it returns an error (or panics),
+// only its own writes are rolled back and Batch returns that error (a
+// panic as an error). When the COMMIT fails, every caller of the batch
+// gets the commit error, even one whose fn failed: what a fn read may have
+// been a sibling's uncommitted write (a duplicate key, an idempotency
+// replay), so no outcome of the batch stands.
+//
+// A caller whose ctx ends before its fn has started gets ctx.Err() and fn
+// never runs. Once fn has started, Batch waits for the commit whatever ctx
+// does. fn is given ctx without its cancellation and must use that ctx and
+// tx only: interrupting a statement may roll back the whole shared
+// transaction, and calling another method of db (Batch, Tx, an Exec
+// outside tx) from fn deadlocks or waits for the write lock that this very
+// transaction holds. fn must not call tx.Commit or tx.Rollback, and should
+// be short: the other callers of the batch wait for it.
+//
+// A lone caller does not wait for company: the committer takes whatever is
+// queued when it becomes free, up to 64 fns.
+func (db *DB) Batch(ctx context.Context, fn func(ctx context.Context, tx *sql.Tx) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	r := &batchReq{ctx: ctx, fn: fn, done: make(chan error, 1)}
+	if err := db.batch.enqueue(db, r); err != nil {
+		return err
+	}
+	select {
+	case err := <-r.done:
+		return err
+	case <-ctx.Done():
+		if r.state.CompareAndSwap(reqQueued, reqCancelled) {
+			return ctx.Err()
+		}
+		return <-r.done // fn has started: its outcome is the commit's
+	}
+}
+
+// States of a batchReq: the committer claims a queued request just before
+// running its fn; a caller whose ctx ends claims it first to withdraw it.
+const (
+	reqQueued int32 = iota
+	reqStarted
+	reqCancelled
+)
+
+type batchReq struct {
+	ctx   context.Context
+	fn    func(context.Context, *sql.Tx) error
+	state atomic.Int32
+	done  chan error // buffered: the committer never blocks on it
+}
+
+// batcher is the group-commit queue of a DB and its one committer
+// goroutine, started by the first Batch and stopped by Close.
+type batcher struct {
+	mu      sync.Mutex
+	queue   []*batchReq
+	started bool
+	closed  bool
+	wake    chan struct{} // capacity 1: the queue may be non-empty
+	quit    chan struct{} // closed by stop
+	stopped chan struct{} // closed when the committer has returned
+
+	// onCommit, when set (tests, before the first Batch), is called after
+	// each successful commit with the number of fns that ran in it.
+	onCommit func(n int)
+}
+
+func (b *batcher) enqueue(db *DB, r *batchReq) error {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return fmt.Errorf("store.Batch: %w", ErrClosed)
+	}
+	if !b.started {
+		b.started = true
+		b.wake = make(chan struct{}, 1)
+		b.quit = make(chan struct{})
+		b.stopped = make(chan struct{})
+		go b.run(db)
+	}
+	b.queue = append(b.queue, r)
+	b.mu.Unlock()
+	b.signal()
+	return nil
+}
+
+func (b *batcher) signal() {
+	select {
+	case b.wake <- struct{}{}:
+	default:
+	}
+}
+
+// stop makes Batch refuse new callers, lets a batch in progress commit,
+// fails the callers still queued with ErrClosed and waits for the
+// committer to return. Safe to call more than once.
+func (b *batcher) stop() {
+	b.mu.Lock()
+	first := !b.closed
+	b.closed = true
+	started := b.started
+	b.mu.Unlock()
+	if !started {
+		return
+	}
+	if first {
+		close(b.quit)
+	}
+	<-b.stopped
+}
+
+// run is the committer: it takes what is queued (at most maxBatch) and
+// commits it as one transaction, until stop.
+func (b *batcher) run(db *DB) {
+	defer close(b.stopped)
+	for {
+		select {
+		case <-b.quit:
+			b.mu.Lock()
+			rest := b.queue
+			b.queue = nil
+			b.mu.Unlock()
+			for _, r := range rest {
+				if r.state.CompareAndSwap(reqQueued, reqStarted) {
+					r.done <- fmt.Errorf("store.Batch: %w", ErrClosed)
+				}
+			}
+			return
+		case <-b.wake:
+		}
+		select {
+		case <-b.quit:
+			continue // Close wins over queued work
+		default:
+		}
+		b.mu.Lock()
+		n := min(len(b.queue), maxBatch)
+		reqs := make([]*batchReq, n)
+		copy(reqs, b.queue)
+		clear(b.queue[:n])
+		b.queue = b.queue[n:]
+		if len(b.queue) == 0 {
+			b.queue = nil
+		}
+		more := b.queue != nil
+		b.mu.Unlock()
+		if more {
+			b.signal()
+		}
+		if n > 0 {
+			b.commit(db, reqs)
+		}
+	}
+}
+
+// commit runs reqs in one transaction, each fn in a savepoint, commits,
+// and only then answers each caller.
+func (b *batcher) commit(db *DB, reqs []*batchReq) {
+	ctx := context.Background()
+	errs := make([]error, len(reqs))
+	ran := make([]bool, len(reqs))
+	n := 0
+	// fail answers every caller that has not withdrawn (ran or not) with
+	// err: nothing of this batch is committed.
+	fail := func(err error) {
+		for i, r := range reqs {
+			if ran[i] || r.state.CompareAndSwap(reqQueued, reqStarted) {
+				r.done <- err
+			}
+		}
+	}
+	tx, err := db.BeginTx(ctx, nil) // BEGIN IMMEDIATE (the DSN's _txlock)
+	if err != nil {
+		fail(fmt.Errorf("store.Batch: begin: %w", err))
+		return
+	}
+	for i, r := range reqs {
+		if !r.state.CompareAndSwap(reqQueued, reqStarted) {
+			continue // its caller's ctx ended before its turn
+		}
+		ran[i] = true
+		n++
+		var txErr error
+		if errs[i], txErr = runSavepoint(ctx, tx, r); txErr != nil {
+			tx.Rollback()
+			fail(fmt.Errorf("store.Batch: transaction aborted: %w", txErr))
+			return
+		}
+	}
+	if n == 0 {
+		tx.Rollback()
+		return
+	}
+	if err := tx.Commit(); err != nil {
+		fail(fmt.Errorf("store.Batch: commit: %w", err))
+		return
+	}
+	if b.onCommit != nil {
+		b.onCommit(n)
+	}
+	for i, r := range reqs {
+		if ran[i] {
+			r.done <- errs[i]
+		}
+	}
+}
+
+// runSavepoint runs r.fn in a savepoint of tx and rolls back to it when fn
+// fails. fnErr is fn's own outcome; txErr means the savepoint could not be
+// set, rolled back or released, so the transaction can no longer be trusted.
+func runSavepoint(ctx context.Context, tx *sql.Tx, r *batchReq) (fnErr, txErr error) {
+	if _, err := tx.ExecContext(ctx, `SAVEPOINT batch_fn`); err != nil {
+		return nil, err
+	}
+	if fnErr = callFn(tx, r); fnErr != nil {
+		if _, err := tx.ExecContext(ctx, `ROLLBACK TO batch_fn`); err != nil {
+			return fnErr, err
+		}
+	}
+	if _, err := tx.ExecContext(ctx, `RELEASE batch_fn`); err != nil {
+		return fnErr, err
+	}
+	return fnErr, nil
+}
+
+// callFn runs r.fn, turning a panic into its caller's error so that the
+// committer carries on.
+func callFn(tx *sql.Tx, r *batchReq) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = fmt.Errorf("store.Batch: panic in fn: %v", v)
+		}
+	}()
+	return r.fn(context.WithoutCancel(r.ctx), tx)
+}
