@@ -152,17 +152,23 @@ func (l *Log) appendTx(ctx context.Context, tx Execer, session, typ, key string,
 }
 
 // Append appends and commits one event, then wakes the streams. It returns
-// only after the event is durable.
+// only after the event is durable. Concurrent appends share a commit
+// (store.DB.Batch).
 func (l *Log) Append(ctx context.Context, session, typ string, data any) (Event, error) {
-	e, err := l.AppendTx(ctx, l.db, session, typ, data)
+	var e Event
+	err := l.db.Batch(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		var err error
+		e, err = l.AppendTx(ctx, tx, session, typ, data)
+		return err
+	})
 	if err != nil {
-		return e, err
+		return Event{}, fmt.Errorf("events.Append: %w", err)
 	}
 	l.Notify()
 	return e, nil
 }
 
-// errDuplicate rolls back AppendOnce's transaction when the key was taken.
+// errDuplicate rolls back AppendOnce's savepoint when the key was taken.
 var errDuplicate = errors.New("events: duplicate key")
 
 // AppendOnce is Append made idempotent by key: when the log already holds an
@@ -171,12 +177,14 @@ var errDuplicate = errors.New("events: duplicate key")
 // it is recording). A key is held by its event's row, so it is free again
 // once the event is pruned. The key is the caller's identity for what the
 // event records (for an inbound message: chat, sender, message id) and must
-// not be empty.
+// not be empty. Concurrent appends share a commit (store.DB.Batch); the
+// event found for a repeat may have been written by another caller of the
+// same batch, and is returned only once that batch has committed.
 func (l *Log) AppendOnce(ctx context.Context, session, typ, key string, data any) (e Event, appended bool, err error) {
 	if key == "" {
 		return Event{}, false, fmt.Errorf("events.AppendOnce %s: empty key", typ)
 	}
-	err = l.db.Tx(ctx, func(tx *sql.Tx) error {
+	err = l.db.Batch(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		var err error
 		if e, appended, err = l.appendTx(ctx, tx, session, typ, key, data); err != nil || appended {
 			return err
@@ -184,9 +192,9 @@ func (l *Log) AppendOnce(ctx context.Context, session, typ, key string, data any
 		if e, err = byKey(ctx, tx, session, typ, key); err != nil {
 			return err
 		}
-		// Roll back: the ignored insert still took an id from the
-		// AUTOINCREMENT sequence, and a gap would make Latest name an
-		// event that never existed.
+		// Roll back to the savepoint: the ignored insert still took an id
+		// from the AUTOINCREMENT sequence, and a gap would make Latest
+		// name an event that never existed.
 		return errDuplicate
 	})
 	switch {

@@ -2,9 +2,11 @@ package events
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -258,5 +260,87 @@ func TestAppendOnceIdempotentUntilPruned(t *testing.T) {
 	}
 	if e, ok, err := l.AppendOnce(ctx, "shop", TypeMessageReceived, key, 2); err != nil || !ok || e.ID <= first.ID {
 		t.Fatalf("after pruning: appended %v, id %d, %v", ok, e.ID, err)
+	}
+}
+
+// TestBatchedAppendsNoGapWakeAfterCommit: appends that share one commit
+// (queued while another batch holds the committer) give contiguous ids,
+// repeats of a key inside the batch leave no gap and one event, and a
+// stream woken by any of them can already read it.
+func TestBatchedAppendsNoGapWakeAfterCommit(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	l := newLog(t, &now)
+	ctx := context.Background()
+	first, err := l.Append(ctx, "shop", TypeSessionState, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	woken := make(chan []Event, 1)
+	wake := l.Changed()
+	go func() {
+		<-wake
+		evs, err := l.List(ctx, Filter{After: first.ID, HasAfter: true})
+		if err != nil {
+			t.Error(err)
+		}
+		woken <- evs
+	}()
+	started, release := make(chan struct{}), make(chan struct{})
+	held := make(chan error, 1)
+	go func() {
+		held <- l.db.Batch(ctx, func(context.Context, *sql.Tx) error {
+			close(started)
+			<-release
+			return nil
+		})
+	}()
+	<-started
+	const copies, plain = 8, 4
+	var wg sync.WaitGroup
+	var appended atomic.Int32
+	for i := 0; i < copies; i++ {
+		wg.Go(func() {
+			if _, ok, err := l.AppendOnce(ctx, "shop", TypeMessageReceived, "k", i); err != nil {
+				t.Error(err)
+			} else if ok {
+				appended.Add(1)
+			}
+		})
+	}
+	for i := 0; i < plain; i++ {
+		wg.Go(func() {
+			if _, err := l.Append(ctx, "shop", TypeMessageStatus, i); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	time.Sleep(50 * time.Millisecond) // let them queue behind the held batch
+	select {
+	case <-wake:
+		t.Fatal("streams woken before anything committed")
+	default:
+	}
+	close(release)
+	wg.Wait()
+	if err := <-held; err != nil {
+		t.Fatal(err)
+	}
+	if appended.Load() != 1 {
+		t.Fatalf("%d of %d copies appended, want 1", appended.Load(), copies)
+	}
+	all, _ := l.List(ctx, Filter{After: first.ID, HasAfter: true})
+	if len(all) != 1+plain {
+		t.Fatalf("%d events, want %d", len(all), 1+plain)
+	}
+	for i, e := range all {
+		if e.ID != first.ID+1+int64(i) {
+			t.Fatalf("ids %d…: event %d has id %d, a gap", first.ID+1, i, e.ID)
+		}
+	}
+	if latest, _ := l.Latest(ctx); latest != all[len(all)-1].ID {
+		t.Fatalf("latest %d, last event %d", latest, all[len(all)-1].ID)
+	}
+	if evs := <-woken; len(evs) == 0 {
+		t.Fatal("a woken stream found nothing committed")
 	}
 }
