@@ -111,9 +111,13 @@ func (e *Engine) Send(ctx context.Context, session string, req SendRequest) (msg
 	if req.IdempotencyKey != "" {
 		idem = req.IdempotencyKey
 	}
-	err = e.cfg.DB.Tx(ctx, func(tx *sql.Tx) error {
+	// Batch: concurrent sends share one commit. fn must use its own ctx
+	// and tx only (see store.DB.Batch).
+	err = e.cfg.DB.Batch(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		// Again inside the write transaction: a concurrent request with the
-		// same key may have committed since the lookup above.
+		// same key may have committed since the lookup above, or be an
+		// earlier fn of this very batch (then its outcome is ours: a failed
+		// commit fails both).
 		if existing, ok, err := lookupKey(ctx, tx, session, req); err != nil {
 			return err
 		} else if ok {

@@ -3,6 +3,7 @@ package whatsapp
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -226,5 +227,69 @@ func TestWhatsmeowLogRedacted(t *testing.T) {
 	wl.Infof("raw %s", "4915123456789@s.whatsapp.net") // whatsmeow's info is our debug
 	if strings.Count(buf.String(), "4915123456789@") != 2 {
 		t.Fatalf("debug is not raw:\n%s", buf.String())
+	}
+}
+
+// TestConcurrentSendsSameKeyOneMessage: sends that share one commit
+// (store.DB.Batch) still re-check the Idempotency-Key inside it, so copies
+// of a request racing each other create one message and all get it.
+func TestConcurrentSendsSameKeyOneMessage(t *testing.T) {
+	e, db := newTestEngine(t, nil)
+	ctx := context.Background()
+	if err := e.setJID(ctx, "shop", types.NewJID("15550001", types.DefaultUserServer), ""); err != nil {
+		t.Fatal(err)
+	}
+	// Hold the committer so that the copies queue into one batch.
+	started, release := make(chan struct{}), make(chan struct{})
+	held := make(chan error, 1)
+	go func() {
+		held <- db.Batch(ctx, func(context.Context, *sql.Tx) error {
+			close(started)
+			<-release
+			return nil
+		})
+	}()
+	<-started
+	const n = 8
+	type result struct {
+		id      string
+		created bool
+		err     error
+	}
+	res := make(chan result, n+1)
+	req := SendRequest{To: "+15550002", Text: "once", Peer: "p", IdempotencyKey: "k1"}
+	for i := 0; i < n; i++ {
+		go func() {
+			m, created, err := e.Send(ctx, "shop", req)
+			res <- result{m.ID, created, err}
+		}()
+	}
+	go func() { // another message in the same batch
+		m, created, err := e.Send(ctx, "shop", SendRequest{To: "+15550002", Text: "other", Peer: "p", IdempotencyKey: "k2"})
+		res <- result{m.ID, created, err}
+	}()
+	time.Sleep(50 * time.Millisecond) // let them queue behind the held batch
+	close(release)
+	if err := <-held; err != nil {
+		t.Fatal(err)
+	}
+	ids := map[string]int{}
+	created := 0
+	for i := 0; i < n+1; i++ {
+		r := <-res
+		if r.err != nil {
+			t.Fatal(r.err)
+		}
+		ids[r.id]++
+		if r.created {
+			created++
+		}
+	}
+	var rows int
+	if err := db.QueryRow(`SELECT COUNT(*) FROM outbox`).Scan(&rows); err != nil {
+		t.Fatal(err)
+	}
+	if created != 2 || len(ids) != 2 || rows != 2 {
+		t.Fatalf("%d created, ids %v, %d rows; want 2 messages, one of them sent %d times", created, ids, rows, n)
 	}
 }
