@@ -4,6 +4,7 @@ package audit
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"time"
 
@@ -29,12 +30,17 @@ type Log struct{ db *store.DB }
 func New(db *store.DB) *Log { return &Log{db: db} }
 
 // Record appends e (its ID is assigned) and returns once it is committed.
+// Concurrent records share a commit with each other and with the other
+// durable writes of the moment (store.DB.Batch).
 func (l *Log) Record(ctx context.Context, e Entry) error {
 	if e.At.IsZero() {
 		e.At = time.Now()
 	}
-	_, err := l.db.ExecContext(ctx, `INSERT INTO audit(at, peer, method, route, target, status, request_id) VALUES (?,?,?,?,?,?,?)`,
-		e.At.UnixNano(), e.Peer, e.Method, e.Route, e.Target, e.Status, e.RequestID)
+	err := l.db.Batch(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO audit(at, peer, method, route, target, status, request_id) VALUES (?,?,?,?,?,?,?)`,
+			e.At.UnixNano(), e.Peer, e.Method, e.Route, e.Target, e.Status, e.RequestID)
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("audit.Record: %w", err)
 	}
