@@ -158,6 +158,15 @@ func (f initFlags) server() (peers.Server, error) {
 	return s, nil
 }
 
+// parse parses args into fs (no positional arguments allowed) and returns
+// the settings the init flags describe.
+func (f initFlags) parse(fs *flag.FlagSet, args []string) (peers.Server, error) {
+	if err := noArgs(fs, args); err != nil {
+		return peers.Server{}, err
+	}
+	return f.server()
+}
+
 // setFlags names the flags given on the command line.
 func setFlags(fs *flag.FlagSet) map[string]bool {
 	set := map[string]bool{}
@@ -240,10 +249,7 @@ func (c *cli) init(ctx context.Context, args []string) error {
 	fs := c.flags("init", "[flags]", "Create the server key and config in the state directory. Refuses an initialized state,\nand a non-empty directory that holds no waappliance state.")
 	state := stateFlag(fs)
 	f := addInitFlags(fs)
-	if err := noArgs(fs, args); err != nil {
-		return err
-	}
-	s, err := f.server()
+	s, err := f.parse(fs, args)
 	if err != nil {
 		return err
 	}
@@ -356,10 +362,7 @@ func (c *cli) set(ctx context.Context, args []string) error {
 	fs := c.flags("set", "[flags]", "Change the settings of an initialized state: --endpoint, --listen-port, --rate and --burst\n(a running serve picks up the endpoint and limits within a second; a new listen port at its next start).\n--subnet and --mtu are fixed at init.")
 	state := stateFlag(fs)
 	f := addInitFlags(fs)
-	if err := noArgs(fs, args); err != nil {
-		return err
-	}
-	s, err := f.server()
+	s, err := f.parse(fs, args)
 	if err != nil {
 		return err
 	}
@@ -383,10 +386,7 @@ func (c *cli) up(ctx context.Context, args []string) error {
 	state := stateFlag(fs)
 	f := addInitFlags(fs)
 	sf := addServeFlags(fs)
-	if err := noArgs(fs, args); err != nil {
-		return err
-	}
-	s, err := f.server()
+	s, err := f.parse(fs, args)
 	if err != nil {
 		return err
 	}

@@ -105,13 +105,7 @@ func TestAddressesUniqueUnderConcurrentAdds(t *testing.T) {
 			errs <- err
 		}(i)
 	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
+	waitErrs(t, &wg, errs)
 	r1.Refresh(ctx)
 	seen := map[netip.Addr]string{}
 	for _, p := range r1.List() {
@@ -339,4 +333,17 @@ func FuzzRenderConfig(f *testing.F) {
 			t.Fatalf("config shape broken by name %q endpoint %q:\n%s", name, ep, cfg)
 		}
 	})
+}
+
+// waitErrs waits for wg's goroutines, then fails the test on the first error
+// they sent to errs.
+func waitErrs(t testing.TB, wg *sync.WaitGroup, errs chan error) {
+	t.Helper()
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
 }

@@ -98,13 +98,7 @@ func TestConcurrentUpdatesKeepEachOthersFields(t *testing.T) {
 				errs <- err
 			}()
 		}
-		wg.Wait()
-		close(errs)
-		for err := range errs {
-			if err != nil {
-				t.Fatal(err)
-			}
-		}
+		waitErrs(t, &wg, errs)
 		serve.Refresh(ctx)
 		p, _ := serve.Get("x")
 		if p.Rate != rate || p.Burst != burst || p.SendPerMinute != spm || !slices.Equal(p.Scopes, scopes) ||
@@ -288,13 +282,7 @@ func TestConcurrentAddsAfterRemovalsUseFreshAddresses(t *testing.T) {
 			errs <- err
 		}()
 	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
+	waitErrs(t, &wg, errs)
 	r1.Refresh(ctx)
 	seen := map[netip.Addr]string{}
 	for _, p := range r1.List() {
