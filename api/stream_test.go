@@ -102,7 +102,11 @@ func TestSendBudgetForgetsGoneKeys(t *testing.T) {
 	if n := b.lim.Len(); n != 1 {
 		t.Fatalf("%d buckets after a removal and a rotation, want 1 (the new key's)", n)
 	}
-	if _, ok := b.keys[rot.Peer.PublicKey]; !ok {
-		t.Fatal("the rotated key's bucket is not tracked")
+	if err := reg.Remove(ctx, "k"); err != nil {
+		t.Fatal(err)
+	}
+	b.allow(a, reg) // a is gone from the registry too, but asks once more
+	if n := b.lim.Len(); n != 1 {
+		t.Fatalf("%d buckets after the rotated key's peer went, want 1 (the last caller's)", n)
 	}
 }

@@ -231,32 +231,26 @@ func writeReplay(w http.ResponseWriter, m whatsapp.Message) {
 	writeJSON(w, http.StatusOK, m)
 }
 
-// sendBudget is the per-peer messages-per-minute limit. It remembers which
-// keys it holds buckets for and, whenever the registry changed, forgets
-// those of keys that are gone (peers removed, keys rotated), so buckets do
-// not pile up.
+// sendBudget is the per-peer messages-per-minute limit. Whenever the
+// registry changed, it drops the buckets of keys no peer has any more
+// (peers removed, keys rotated), so buckets do not pile up.
 type sendBudget struct {
 	lim *peers.Limiters
 
-	mu   sync.Mutex
-	keys map[peers.Key]struct{}
-	gen  int64 // registry generation of the last sweep
+	mu  sync.Mutex
+	gen int64 // registry generation of the last sweep
 }
 
 func newSendBudget(now func() time.Time) *sendBudget {
-	return &sendBudget{lim: peers.NewLimiters(now), keys: map[peers.Key]struct{}{}, gen: -1}
+	return &sendBudget{lim: peers.NewLimiters(now), gen: -1}
 }
 
 func (b *sendBudget) allow(p *peers.Peer, reg *peers.Registry) peers.Decision {
 	b.sweep(reg)
-	b.mu.Lock()
-	b.keys[p.PublicKey] = struct{}{}
-	b.mu.Unlock()
 	return b.lim.Allow(p.PublicKey, float64(p.SendPerMinute)/60, p.SendPerMinute)
 }
 
-// sweep forgets the buckets of keys no peer has any more; it walks the
-// peers only when the registry's generation moved.
+// sweep walks the peers only when the registry's generation moved.
 func (b *sendBudget) sweep(reg *peers.Registry) {
 	if reg == nil {
 		return
@@ -268,19 +262,11 @@ func (b *sendBudget) sweep(reg *peers.Registry) {
 		return
 	}
 	b.gen = gen
-	if len(b.keys) == 0 {
-		return
-	}
 	live := map[peers.Key]bool{}
 	for _, p := range reg.List() {
 		live[p.PublicKey] = true
 	}
-	for k := range b.keys {
-		if !live[k] {
-			b.lim.Forget(k)
-			delete(b.keys, k)
-		}
-	}
+	b.lim.Retain(func(k peers.Key) bool { return live[k] })
 }
 
 func (s *server) getMessage(w http.ResponseWriter, r *http.Request) error {

@@ -94,6 +94,18 @@ func (l *Limiters) Forget(key Key) {
 	l.mu.Unlock()
 }
 
+// Retain drops the bucket of every key for which live is false (keys of
+// removed peers and rotated-away keys), so buckets do not pile up.
+func (l *Limiters) Retain(live func(Key) bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for k := range l.m {
+		if !live(k) {
+			delete(l.m, k)
+		}
+	}
+}
+
 // Len is the number of buckets held.
 func (l *Limiters) Len() int {
 	l.mu.Lock()

@@ -197,6 +197,24 @@ func TestRateLimitDurationsDoNotOverflow(t *testing.T) {
 	}
 }
 
+// TestLimitersRetain: Retain drops exactly the buckets of keys that are no
+// longer live.
+func TestLimitersRetain(t *testing.T) {
+	l := NewLimiters(nil)
+	a, b, c := mustKey(t, 1), mustKey(t, 2), mustKey(t, 3)
+	for _, k := range []Key{a, b, c} {
+		l.Allow(k, 1, 1)
+	}
+	l.Retain(func(k Key) bool { return k != b })
+	if n := l.Len(); n != 2 {
+		t.Fatalf("%d buckets, want 2", n)
+	}
+	// b starts with a full bucket again; a kept its spent one.
+	if !l.Allow(b, 1, 1).OK || l.Allow(a, 1, 1).OK {
+		t.Fatal("Retain dropped the wrong bucket")
+	}
+}
+
 // TestFreedAddressNotReusedAtOnce: a new peer gets the address after the
 // last one handed out, so an address freed a moment ago comes back only
 // once the rest of the subnet is used.
