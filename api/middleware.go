@@ -22,7 +22,6 @@ const (
 	peerKey ctxKey = iota
 	requestIDKey
 	localPeerKey
-	auditKey
 )
 
 // LocalRemoteAddr is the RemoteAddr of requests on the appliance's local
@@ -98,12 +97,12 @@ func (o *outerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// answer (403, 404, 405, 413 and 429 included), and the audit row is
 	// committed before the client sees a byte: the response waits in a
 	// buffer meanwhile. Mutating responses are small JSON documents.
+	// The route is matched here, not in the per-route layer, so that
+	// requests refused before routing (429) are named by it too.
 	route, vars := matchRoute(o.next, r)
-	info := &auditInfo{route: route, target: auditTarget(vars)}
-	r = r.WithContext(context.WithValue(r.Context(), auditKey, info))
 	bw := &bufferedResponse{header: w.Header()}
 	o.serve(bw, r, p, err)
-	s.record(r, p, info, bw.status())
+	s.record(r, p, route, auditTarget(vars), bw.status())
 	bw.sendTo(w)
 }
 
@@ -176,23 +175,19 @@ func safeMethod(method string) bool {
 	return false
 }
 
-// auditInfo is what the per-route layer tells the audit record: the
-// matched route's template and target. A request no route matched (404,
-// 405) keeps its raw path.
-type auditInfo struct{ route, target string }
-
-// record commits the audit row of a mutating request. A failure is logged
-// and the response still goes out: the change it describes has happened.
-func (s *server) record(r *http.Request, p *peers.Peer, info *auditInfo, status int) {
+// record commits the audit row of a mutating request: route is the matched
+// route's template, "" when none matched (404, 405: the raw path is kept).
+// A failure is logged and the response still goes out: the change it
+// describes has happened.
+func (s *server) record(r *http.Request, p *peers.Peer, route, target string, status int) {
 	if s.audit == nil {
 		return
 	}
-	route := info.route
 	if route == "" {
 		route = clip(r.URL.Path, 200)
 	}
 	e := audit.Entry{At: s.reg.Now(), Peer: p.Name, Method: clip(r.Method, 32), Route: route,
-		Target: info.target, Status: status, RequestID: requestID(r.Context())}
+		Target: target, Status: status, RequestID: requestID(r.Context())}
 	if err := s.audit.Record(context.WithoutCancel(r.Context()), e); err != nil {
 		s.log.Error("audit record failed", "request_id", e.RequestID, "err", err)
 	}
@@ -247,14 +242,10 @@ func (b *bufferedResponse) sendTo(w http.ResponseWriter) {
 	w.Write(b.body.Bytes())
 }
 
-// wrap adds the per-route layer: the scope check, and the route's name for
-// the audit record.
+// wrap adds the per-route layer: the scope check.
 func (s *server) wrap(rt route) http.Handler {
 	h := rt.h
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if info, ok := r.Context().Value(auditKey).(*auditInfo); ok {
-			info.route, info.target = rt.path, auditTarget(routeVars(r))
-		}
 		var err error
 		if p := PeerFrom(r.Context()); rt.scope != "" && !p.Has(rt.scope) {
 			err = errorf(http.StatusForbidden, "forbidden", "this peer lacks the %q scope", rt.scope)

@@ -93,9 +93,6 @@ func (s *server) router() http.Handler {
 // pathVar returns the route variable name of r ("" when absent).
 func pathVar(r *http.Request, name string) string { return mux.Vars(r)[name] }
 
-// routeVars returns all route variables of r.
-func routeVars(r *http.Request) map[string]string { return mux.Vars(r) }
-
 // matchRoute returns the path template and variables of the route r
 // matches in h (the router), or "" when none does. The audit names
 // requests refused before routing (429) with it.
@@ -113,16 +110,6 @@ func matchRoute(h http.Handler, r *http.Request) (string, map[string]string) {
 		return "", nil
 	}
 	return t, m.Vars
-}
-
-// routeTemplate returns the matched route's path template, for the audit log.
-func routeTemplate(r *http.Request) string {
-	if cr := mux.CurrentRoute(r); cr != nil {
-		if t, err := cr.GetPathTemplate(); err == nil {
-			return t
-		}
-	}
-	return r.URL.Path
 }
 
 // registeredRoutes lists "METHOD path" of every route the router serves;
