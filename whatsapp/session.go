@@ -150,7 +150,7 @@ func (s *session) connectLinked(ctx context.Context, jid string) error {
 		}
 		s.e.log.Warn("session connect failed; retrying", "session", s.name, "err", err)
 		if s.current(cli) {
-			s.e.setState(s.e.ctx, s.name, StateDisconnected, retryMessage(err))
+			s.e.setState(s.e.ctx, s.name, StateDisconnected, connectProblem(err)+"; retrying")
 		}
 		go s.retryConnect(cli)
 		return nil
@@ -161,13 +161,13 @@ func (s *session) connectLinked(ctx context.Context, jid string) error {
 	return nil
 }
 
-// retryMessage is a session's last_error while it retries: what happened,
-// without addresses or dial internals (the log has those).
-func retryMessage(err error) string {
-	if errors.Is(err, context.DeadlineExceeded) {
-		return "WhatsApp did not answer in time; retrying"
+// connectProblem says what stopped a connection attempt, for a session's
+// last_error: without addresses or dial internals (the log has those).
+func connectProblem(err error) string {
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, ErrTimeout) {
+		return "WhatsApp did not answer in time"
 	}
-	return "cannot reach WhatsApp; retrying"
+	return "cannot reach WhatsApp"
 }
 
 // current reports whether cli is the session's client.
@@ -198,7 +198,7 @@ func (s *session) retryConnect(cli *whatsmeow.Client) {
 			return
 		} else if s.e.ctx.Err() == nil && s.current(cli) {
 			s.e.log.Info("session connect failed; retrying", "session", s.name, "err", err, "in", min(delay*2, time.Minute))
-			s.e.setState(context.Background(), s.name, StateDisconnected, retryMessage(err))
+			s.e.setState(context.Background(), s.name, StateDisconnected, connectProblem(err)+"; retrying")
 		}
 		delay = min(delay*2, time.Minute)
 	}
@@ -243,13 +243,8 @@ func (s *session) login(ctx context.Context) error {
 	s.e.setState(ctx, s.name, StatePairing, "")
 	go s.watchQR(cli, qrCh, first)
 	if err := s.connect(ctx, cli); err != nil {
-		err = connectError(err)
-		msg := "cannot reach WhatsApp; start the login again"
-		if errors.Is(err, ErrTimeout) {
-			msg = "WhatsApp did not answer in time; start the login again"
-		}
-		s.endPairing(cli, StateNew, msg)
-		return fmt.Errorf("login %q: %w", s.name, err)
+		s.endPairing(cli, StateNew, connectProblem(err)+"; start the login again")
+		return fmt.Errorf("login %q: %w", s.name, connectError(err))
 	}
 	return nil
 }
