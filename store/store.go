@@ -65,21 +65,18 @@ var ErrForeignDir = errors.New("directory is not empty and holds no waappliance 
 // non-empty directory without a database is refused with ErrForeignDir.
 func Open(ctx context.Context, dir string, create bool) (*DB, error) {
 	path := filepath.Join(dir, FileName)
-	if create {
-		if err := prepareDir(dir, path); err != nil {
+	if !create {
+		if err := checkState(dir, path); err != nil {
 			return nil, err
 		}
-	} else if err := checkState(dir, path); err != nil {
+	} else if err := prepareDir(dir, path); err != nil {
 		return nil, err
-	}
-	if create {
-		if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
-			f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
-			if err != nil {
-				return nil, fmt.Errorf("store: create %s: %w", path, err)
-			}
-			f.Close()
+	} else if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+		f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+		if err != nil {
+			return nil, fmt.Errorf("store: create %s: %w", path, err)
 		}
+		f.Close()
 	}
 	db, err := OpenPath(ctx, path)
 	if err != nil {
