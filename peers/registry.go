@@ -155,33 +155,15 @@ func (r *Registry) reload(ctx context.Context) error {
 type scanner interface{ Scan(dest ...any) error }
 
 // changeableSettings returns r.server with the settings UpdateServer may
-// change read from tx; a value missing or unreadable keeps the loaded one.
+// change (endpoint, default rate and burst) as stored in tx now.
 func (r *Registry) changeableSettings(ctx context.Context, tx *sql.Tx) (Server, error) {
-	s := r.server
-	rows, err := tx.QueryContext(ctx, `SELECT key, value FROM settings WHERE key IN ('endpoint', 'default_rate', 'default_burst')`)
+	stored, err := loadServer(ctx, tx)
 	if err != nil {
-		return s, err
+		return Server{}, err
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var k, v string
-		if err := rows.Scan(&k, &v); err != nil {
-			return s, err
-		}
-		switch k {
-		case "endpoint":
-			s.Endpoint = v
-		case "default_rate":
-			if f, err := strconv.ParseFloat(v, 64); err == nil && ValidateRate(f) == nil {
-				s.DefaultRate = f
-			}
-		case "default_burst":
-			if n, err := strconv.Atoi(v); err == nil && ValidateBurst(n) == nil {
-				s.DefaultBurst = n
-			}
-		}
-	}
-	return s, rows.Err()
+	s := r.server
+	s.Endpoint, s.DefaultRate, s.DefaultBurst = stored.Endpoint, stored.DefaultRate, stored.DefaultBurst
+	return s, nil
 }
 
 func scanPeer(rows scanner) (*Peer, error) {
@@ -403,10 +385,9 @@ const lastAddrKey = "peers_last_addr"
 // connections may still be draining. It lives inside one write transaction;
 // the UNIQUE addr column remains the guarantee.
 type allocator struct {
-	first, last uint32 // the peers' host range: after the appliance, before broadcast
-	prev        uint32 // handed out last; first-1 when none
-	used        map[uint32]bool
-	inRange     int
+	first, last uint32          // the peers' host range: after the appliance, before broadcast
+	prev        uint32          // handed out last; first-1 when none
+	used        map[uint32]bool // the addresses in the range that peers hold
 }
 
 func (r *Registry) loadAllocator(ctx context.Context, tx *sql.Tx) (*allocator, error) {
@@ -433,7 +414,6 @@ func (r *Registry) loadAllocator(ctx context.Context, tx *sql.Tx) (*allocator, e
 		u := addrToU32(a)
 		if u >= al.first && u <= al.last && !al.used[u] {
 			al.used[u] = true
-			al.inRange++
 			highest = max(highest, u)
 		}
 	}
@@ -457,7 +437,7 @@ func (r *Registry) loadAllocator(ctx context.Context, tx *sql.Tx) (*allocator, e
 
 // next returns the next free address after prev, wrapping around.
 func (al *allocator) next() (netip.Addr, error) {
-	if al.last < al.first || al.inRange >= int(al.last-al.first+1) {
+	if al.last < al.first || len(al.used) >= int(al.last-al.first+1) {
 		return netip.Addr{}, ErrSubnetFull
 	}
 	a := al.prev
@@ -468,7 +448,6 @@ func (al *allocator) next() (netip.Addr, error) {
 		}
 		if !al.used[a] {
 			al.used[a], al.prev = true, a
-			al.inRange++
 			return u32ToAddr(a), nil
 		}
 	}
@@ -478,9 +457,7 @@ func (al *allocator) save(ctx context.Context, tx *sql.Tx) error {
 	if al.prev < al.first {
 		return nil
 	}
-	_, err := tx.ExecContext(ctx, `INSERT INTO settings(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value`,
-		lastAddrKey, u32ToAddr(al.prev).String())
-	return err
+	return setSetting(ctx, tx, lastAddrKey, u32ToAddr(al.prev).String())
 }
 
 func addrToU32(a netip.Addr) uint32 {

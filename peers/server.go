@@ -280,7 +280,7 @@ func UpdateServer(ctx context.Context, db *store.DB, ch ServerChange) (Server, e
 			"default_burst": strconv.Itoa(s.DefaultBurst),
 		}
 		for k, v := range vals {
-			if _, err := tx.ExecContext(ctx, `INSERT INTO settings(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value`, k, v); err != nil {
+			if err := setSetting(ctx, tx, k, v); err != nil {
 				return err
 			}
 		}
@@ -291,6 +291,15 @@ func UpdateServer(ctx context.Context, db *store.DB, ch ServerChange) (Server, e
 
 // SetSetting writes one settings value (used for the endpoint and the mode).
 func SetSetting(ctx context.Context, db *store.DB, key, value string) error {
+	return setSetting(ctx, db, key, value)
+}
+
+// settingsWriter is a *store.DB or a *sql.Tx.
+type settingsWriter interface {
+	ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error)
+}
+
+func setSetting(ctx context.Context, db settingsWriter, key, value string) error {
 	_, err := db.ExecContext(ctx, `INSERT INTO settings(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value`, key, value)
 	return err
 }
