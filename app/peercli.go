@@ -48,8 +48,8 @@ func (c *cli) peerAdd(ctx context.Context, args []string) error {
 	state := stateFlag(fs)
 	scopes := fs.String("scopes", "", "comma separated: admin, sessions, send, read")
 	pub := fs.String("public-key", "", "the client's own public key (base64); the config gets a PrivateKey placeholder")
-	rate := fs.Float64("rate", 0, fmt.Sprintf("requests per second, %g-%.0f (default: the appliance's, set with init or up --rate)", peers.MinRate, peers.MaxRate))
-	burst := fs.Int("burst", 0, fmt.Sprintf("burst size, 1-%d (default: the appliance's, set with init or up --burst)", peers.MaxBurst))
+	rate := fs.Float64("rate", 0, fmt.Sprintf("requests per second, %g-%.0f (default: the appliance's, set with init, set or up --rate)", peers.MinRate, peers.MaxRate))
+	burst := fs.Int("burst", 0, fmt.Sprintf("burst size, 1-%d (default: the appliance's, set with init, set or up --burst)", peers.MaxBurst))
 	sendPM := fs.Int("send-per-minute", 0, fmt.Sprintf("WhatsApp messages this peer may send per minute, 1-1000000 (default %d)", peers.DefaultSendPerMinute))
 	expires := fs.Duration("expires", 0, "stop working after this long, e.g. 720h; at most until "+peers.MaxExpiry.Format("2006-01-02")+" (default: never)")
 	sessions := fs.String("sessions", "", "comma separated WhatsApp sessions this peer may use (default: all)")
@@ -78,8 +78,10 @@ func (c *cli) peerAdd(ctx context.Context, args []string) error {
 			return usagef("--burst: %v", err)
 		}
 	}
-	if set["send-per-minute"] && (*sendPM < 1 || *sendPM > 1e6) {
-		return usagef("--send-per-minute %d: want 1-1000000", *sendPM)
+	if set["send-per-minute"] {
+		if err := peers.ValidateSendPerMinute(*sendPM); err != nil {
+			return usagef("--send-per-minute: %v", err)
+		}
 	}
 	var expiresAt time.Time
 	if set["expires"] {
@@ -89,7 +91,7 @@ func (c *cli) peerAdd(ctx context.Context, args []string) error {
 			return usagef("--expires %s: want a positive duration such as 720h, ending before %s", *expires, peers.MaxExpiry.Format("2006-01-02"))
 		}
 	}
-	o := peers.AddOptions{Name: name, Scopes: sc, Rate: *rate, Burst: *burst, SendPerMinute: *sendPM, Sessions: splitList(*sessions)}
+	o := peers.AddOptions{Name: name, Scopes: sc, Rate: *rate, Burst: *burst, SendPerMinute: *sendPM, Sessions: splitList(*sessions), ExpiresAt: expiresAt}
 	if *pub != "" {
 		if o.PublicKey, err = peers.ParseKey(*pub); err != nil {
 			return usagef("--public-key: %v", err)
@@ -100,10 +102,6 @@ func (c *cli) peerAdd(ctx context.Context, args []string) error {
 		return err
 	}
 	defer a.Close()
-	if !expiresAt.IsZero() {
-		// Counted from now, after opening the state, as before.
-		o.ExpiresAt = time.Now().Add(*expires).UTC()
-	}
 	cr, err := a.reg.Add(ctx, o)
 	if err != nil {
 		return err

@@ -301,7 +301,7 @@ func (r *Registry) prepare(o AddOptions) (Created, error) {
 	if err := ValidateLimit(o.Rate, o.Burst); err != nil {
 		return c, err
 	}
-	if err := validSendPerMinute(o.SendPerMinute); err != nil {
+	if err := ValidateSendPerMinute(o.SendPerMinute); err != nil {
 		return c, err
 	}
 	if err := validSessions(o.Sessions); err != nil {
@@ -569,7 +569,7 @@ func (r *Registry) Update(ctx context.Context, name string, o UpdateOptions) (Pe
 		if err := ValidateLimit(cur.Rate, cur.Burst); err != nil {
 			return err
 		}
-		if err := validSendPerMinute(cur.SendPerMinute); err != nil {
+		if err := ValidateSendPerMinute(cur.SendPerMinute); err != nil {
 			return err
 		}
 		if o.ExpiresAt != nil {

@@ -59,7 +59,9 @@ func ValidateExpiry(t, now time.Time) error {
 	return nil
 }
 
-func validSendPerMinute(n int) error {
+// ValidateSendPerMinute reports ErrBadLimit unless n messages a minute is
+// from 1 to 1,000,000.
+func ValidateSendPerMinute(n int) error {
 	if n < 1 || n > 1e6 {
 		return fmt.Errorf("%w (send_per_minute must be 1-1000000, got %d)", ErrBadLimit, n)
 	}
