@@ -122,7 +122,7 @@ type initFlags struct {
 
 func addInitFlags(fs *flag.FlagSet) initFlags {
 	return initFlags{
-		endpoint:   fs.String("endpoint", "", "HOST:PORT that clients dial (the server's public address and UDP port);\nwith up on an initialized state it replaces the stored one"),
+		endpoint:   fs.String("endpoint", "", "HOST:PORT that clients dial (the server's public address and UDP port);\nwith up or set on an initialized state it replaces the stored one"),
 		listenPort: fs.Int("listen-port", peers.DefaultListenPort, "WireGuard UDP port on the host, 1-65535"),
 		subnet:     fs.String("subnet", peers.DefaultSubnet.String(), "tunnel subnet, /8 to /30; the appliance takes its first host address (fixed at init)"),
 		mtu:        fs.Int("mtu", peers.DefaultMTU, "tunnel MTU, 1280-9000 (fixed at init)"),
@@ -174,7 +174,7 @@ func setFlags(fs *flag.FlagSet) map[string]bool {
 	return set
 }
 
-// reconfigure applies up's explicitly given flags to an initialized state.
+// reconfigure applies the flags given to up or set to an initialized state.
 // The endpoint, the listen port and the default rate and burst may change
 // (one line on stderr says what changed); the subnet and the MTU are fixed
 // at init, because every peer's address and config depend on them.
