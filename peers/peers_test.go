@@ -107,18 +107,26 @@ func TestAddressesUniqueUnderConcurrentAdds(t *testing.T) {
 	}
 	waitErrs(t, &wg, errs)
 	r1.Refresh(ctx)
+	uniqueAddrs(t, r1, n)
+}
+
+// uniqueAddrs fails the test unless r holds want peers, each with its own
+// host address of the subnet (not the appliance's).
+func uniqueAddrs(t testing.TB, r *Registry, want int) {
+	t.Helper()
+	srv := r.Server()
 	seen := map[netip.Addr]string{}
-	for _, p := range r1.List() {
+	for _, p := range r.List() {
 		if other, dup := seen[p.Addr]; dup {
 			t.Fatalf("%s and %s share %s", p.Name, other, p.Addr)
 		}
-		if p.Addr == s.TunnelAddr() || !s.Subnet.Contains(p.Addr) {
+		if p.Addr == srv.TunnelAddr() || !srv.Subnet.Contains(p.Addr) {
 			t.Fatalf("%s got %s", p.Name, p.Addr)
 		}
 		seen[p.Addr] = p.Name
 	}
-	if len(seen) != n {
-		t.Fatalf("%d peers, want %d", len(seen), n)
+	if len(seen) != want {
+		t.Fatalf("%d peers, want %d", len(seen), want)
 	}
 }
 

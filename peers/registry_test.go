@@ -302,16 +302,7 @@ func TestConcurrentAddsAfterRemovalsUseFreshAddresses(t *testing.T) {
 	}
 	waitErrs(t, &wg, errs)
 	r1.Refresh(ctx)
-	seen := map[netip.Addr]string{}
-	for _, p := range r1.List() {
-		if other, dup := seen[p.Addr]; dup {
-			t.Fatalf("%s and %s share %s", p.Name, other, p.Addr)
-		}
-		seen[p.Addr] = p.Name
-	}
-	if len(seen) != 10+n {
-		t.Fatalf("%d peers, want %d", len(seen), 10+n)
-	}
+	uniqueAddrs(t, r1, 10+n)
 }
 
 func TestUpdateServerReachesOtherProcess(t *testing.T) {
