@@ -200,3 +200,56 @@ func FuzzStrictJSON(f *testing.F) {
 		}
 	})
 }
+
+// TestGuardRefusalsAudited: a known peer's refused write (421, 403
+// cross_origin, 415) is audited like any other answer; a refused read is
+// not.
+func TestGuardRefusalsAudited(t *testing.T) {
+	_, reg := newTestServer(t)
+	admin, err := reg.Add(context.Background(), peers.AddOptions{Name: "admin", Scopes: []peers.Scope{peers.ScopeAdmin}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fa := &fakeAudit{}
+	h := New(Options{Registry: reg, Audit: fa})
+	for _, tc := range []struct {
+		method, host, origin, ctype string
+		want                        string
+	}{
+		{"POST", "rebind.attacker.example", "", "application/json", "admin POST /v1/peers 421"},
+		{"POST", "", "http://evil.example", "application/json", "admin POST /v1/peers 403"},
+		{"POST", "", "", "text/plain", "admin POST /v1/peers 415"},
+		{"GET", "rebind.attacker.example", "", "", ""},
+	} {
+		req := tunnelRequest(tc.method, "/v1/peers", `{"name":"x"}`)
+		req.RemoteAddr = admin.Peer.Addr.String() + ":1"
+		if tc.host != "" {
+			req.Host = tc.host
+		}
+		if tc.origin != "" {
+			req.Header.Set("Origin", tc.origin)
+		}
+		req.Header.Set("Content-Type", tc.ctype)
+		fa.entries = nil
+		h.ServeHTTP(httptest.NewRecorder(), req)
+		var got string
+		if len(fa.entries) == 1 {
+			e := fa.entries[0]
+			got = e.Peer + " " + e.Method + " " + e.Route + " " + itoa(e.Status)
+		}
+		if got != tc.want || len(fa.entries) > 1 {
+			t.Errorf("%s Host %q Origin %q: audited %q (%d rows), want %q", tc.method, tc.host, tc.origin, got, len(fa.entries), tc.want)
+		}
+	}
+	// A control character a refused request named is stored quoted, never
+	// as a terminal escape.
+	for _, path := range []string{"/v1/peers/a%1b%5b2Jb", "/v1/nothing/a%1b%5b2Jb"} {
+		req := tunnelRequest("DELETE", path, "")
+		req.RemoteAddr = admin.Peer.Addr.String() + ":1"
+		fa.entries = nil
+		h.ServeHTTP(httptest.NewRecorder(), req)
+		if len(fa.entries) != 1 || strings.ContainsRune(fa.entries[0].Target+fa.entries[0].Route, 0x1b) || !strings.Contains(fa.entries[0].Target+fa.entries[0].Route, `\x1b[2J`) {
+			t.Errorf("DELETE %s audited as %+v", path, fa.entries)
+		}
+	}
+}
