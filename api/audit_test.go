@@ -95,7 +95,7 @@ func TestAuditEveryMutatingAnswerBeforeTheResponse(t *testing.T) {
 		{admin, "GET", "/v1/nothing", ``, 404, ""},
 	}
 	for _, tc := range cases {
-		req := httptest.NewRequest(tc.method, tc.path, strings.NewReader(tc.body))
+		req := tunnelRequest(tc.method, tc.path, tc.body)
 		req.RemoteAddr = tc.from.Addr.String() + ":40000"
 		w := &wire{ResponseRecorder: httptest.NewRecorder()}
 		fa.mu.Lock()
@@ -121,7 +121,7 @@ func TestAuditEveryMutatingAnswerBeforeTheResponse(t *testing.T) {
 		t.Errorf("response sent before its audit row was committed: %v", fa.early)
 	}
 	// A source that is no peer at all is refused and not audited.
-	req := httptest.NewRequest("POST", "/v1/peers", strings.NewReader(`{}`))
+	req := tunnelRequest("POST", "/v1/peers", `{}`)
 	req.RemoteAddr = "10.77.0.250:1"
 	fa.entries = nil
 	h.ServeHTTP(httptest.NewRecorder(), req)

@@ -60,6 +60,7 @@ var sentinels = []struct {
 	{peers.ErrBadSession, http.StatusBadRequest, "invalid_argument"},
 	{peers.ErrBadLimit, http.StatusBadRequest, "invalid_argument"},
 	{peers.ErrBadKey, http.StatusBadRequest, "invalid_argument"},
+	{peers.ErrBadAPIHost, http.StatusBadRequest, "invalid_argument"},
 	{peers.ErrSubnetFull, http.StatusConflict, "subnet_full"},
 
 	{whatsapp.ErrSessionNotFound, http.StatusNotFound, "not_found"},
@@ -159,10 +160,22 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 const maxBody = 64 << 10
 
 // decodeJSON reads one JSON object into v, refusing unknown fields,
-// trailing data and bodies over maxBody.
+// trailing data, bodies over maxBody and what strictJSON refuses
+// (duplicate keys, invalid UTF-8, NUL). It is the one place request
+// bodies are decoded.
 func decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
-	r.Body = http.MaxBytesReader(w, r.Body, maxBody)
-	dec := json.NewDecoder(r.Body)
+	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	if err != nil {
+		return jsonError(err)
+	}
+	if err := decodeStrict(raw, v); err != nil {
+		return err
+	}
+	return strictJSON(raw)
+}
+
+func decodeStrict(raw []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		return jsonError(err)
@@ -173,8 +186,6 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
 	var extra json.RawMessage
 	if err := dec.Decode(&extra); err == nil {
 		return errorf(http.StatusBadRequest, "bad_json", "unexpected data after the JSON object")
-	} else if mbe := (*http.MaxBytesError)(nil); errors.As(err, &mbe) {
-		return jsonError(err)
 	}
 	return nil
 }

@@ -82,6 +82,7 @@ func (o *outerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ctx := context.WithValue(r.Context(), requestIDKey, newRequestID())
 	r = r.WithContext(ctx)
 	w.Header().Set("X-Request-Id", requestID(ctx))
+	setSecurityHeaders(w.Header()) // browser guard (guard.go)
 
 	p, err := s.identify(r)
 	if p == nil {
@@ -148,6 +149,12 @@ func (o *outerHandler) serve(w http.ResponseWriter, r *http.Request, p *peers.Pe
 		writeError(w, r, s.log, refused)
 		return
 	}
+	// The browser guard (guard.go): Host and cross-origin writes, before
+	// the rate limit so that a refused page spends no budget.
+	if err := s.guard(r); err != nil {
+		writeError(w, r, s.log, err)
+		return
+	}
 	d := s.limits.Allow(p.PublicKey, p.Rate, p.Burst)
 	h := w.Header()
 	h.Set("RateLimit-Limit", strconv.Itoa(d.Limit))
@@ -186,8 +193,8 @@ func (s *server) record(r *http.Request, p *peers.Peer, route, target string, st
 	if route == "" {
 		route = clip(r.URL.Path, 200)
 	}
-	e := audit.Entry{At: s.reg.Now(), Peer: p.Name, Method: clip(r.Method, 32), Route: route,
-		Target: target, Status: status, RequestID: requestID(r.Context())}
+	e := audit.Entry{At: s.reg.Now(), Peer: p.Name, Method: clip(r.Method, 32), Route: printable(route),
+		Target: printable(target), Status: status, RequestID: requestID(r.Context())}
 	if err := s.audit.Record(context.WithoutCancel(r.Context()), e); err != nil {
 		s.log.Error("audit record failed", "request_id", e.RequestID, "err", err)
 	}
@@ -242,14 +249,17 @@ func (b *bufferedResponse) sendTo(w http.ResponseWriter) {
 	w.Write(b.body.Bytes())
 }
 
-// wrap adds the per-route layer: the scope check.
+// wrap adds the per-route layer: the browser guard's body and name checks
+// (guard.go), then the scope check.
 func (s *server) wrap(rt route) http.Handler {
 	h := rt.h
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var err error
-		if p := PeerFrom(r.Context()); rt.scope != "" && !p.Has(rt.scope) {
+		err := checkRoute(r, rt)
+		switch p := PeerFrom(r.Context()); {
+		case err != nil:
+		case rt.scope != "" && !p.Has(rt.scope):
 			err = errorf(http.StatusForbidden, "forbidden", "this peer lacks the %q scope", rt.scope)
-		} else {
+		default:
 			err = h(w, r)
 		}
 		if err != nil {

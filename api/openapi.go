@@ -34,6 +34,8 @@ var operations = map[string]op{
 	"POST /v1/peers/{name}/rotate": {summary: "New generated key; the old one stops working", scope: "admin", response: "PeerCreated"},
 	"GET /v1/peers/{name}/config":  {summary: "The wg-quick config with a private key placeholder (JSON, text/plain or image/png QR)", scope: "admin", response: "PeerConfig"},
 	"GET /v1/audit":                {summary: "Mutating requests, oldest first", scope: "admin", response: "AuditList", query: []string{"peer", "after", "limit"}},
+	"GET /v1/settings":             {summary: "The appliance's settings (never its private key)", scope: "admin", response: "Settings"},
+	"PATCH /v1/settings":           {summary: "Change the API host names: the Host names, besides the tunnel address, under which the API answers", scope: "admin", request: "SettingsUpdate", response: "Settings"},
 
 	"POST /v1/sessions":                        {summary: "Create a WhatsApp session (state new)", scope: "sessions", request: "SessionCreate", response: "Session", status: "201"},
 	"GET /v1/sessions":                         {summary: "Sessions on this peer's allow-list", scope: "read", response: "SessionList"},
@@ -126,6 +128,11 @@ var schemas = map[string]any{
 	"SandboxSend":    obj(map[string]any{"session": str, "text": str, "reply_to": str}, "session", "text"),
 	"SandboxInbox": obj(map[string]any{"messages": map[string]any{"type": "array", "items": obj(map[string]any{
 		"id": str, "from": str, "text": str, "reply_to": str, "at": str})}}, "messages"),
+	"Settings": obj(map[string]any{"public_key": str, "tunnel_address": str, "subnet": str, "listen_port": integer, "mtu": integer,
+		"endpoint": str, "default_rate": number, "default_burst": integer,
+		"api_hosts": map[string]any{"type": "array", "items": str, "description": "host names or IP literals (no ports) besides the tunnel address that a request's Host may name"}},
+		"tunnel_address", "api_hosts"),
+	"SettingsUpdate": obj(map[string]any{"api_hosts": map[string]any{"type": "array", "items": str, "description": "replaces the list; [] clears it"}}),
 	"AuditList": obj(map[string]any{"next_after": integer, "entries": map[string]any{"type": "array", "items": obj(map[string]any{
 		"id": integer, "at": dateTime, "peer": str, "method": str, "route": str, "target": str, "status": integer, "request_id": str})}}, "entries"),
 }
@@ -162,8 +169,10 @@ func eventSchemas(into map[string]any) {
 }
 
 var errorResponses = map[string]string{
-	"400": "Malformed JSON, unknown field or invalid argument",
-	"403": "Missing scope, or not an enabled peer",
+	"400": "Malformed JSON, duplicate key, invalid UTF-8 or NUL, unknown field or invalid argument (control characters in names and ids included)",
+	"403": "Missing scope, not an enabled peer, or a cross-origin write (cross_origin)",
+	"415": "A request body without Content-Type: application/json",
+	"421": "The Host header is not the tunnel address or an API host name (misdirected_request)",
 	"404": "Unknown route or resource",
 	"405": "Method not allowed",
 	"409": "Conflict with the current state (exists, not pairing, already paired, not paired, logged out, session replaced)",

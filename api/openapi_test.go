@@ -42,6 +42,17 @@ func newTestServer(t testing.TB) (http.Handler, *peers.Registry) {
 	return New(Options{Registry: reg, Sandbox: fakeSandbox{}}), reg
 }
 
+// tunnelRequest is a request as a client inside the tunnel sends it: Host
+// the tunnel address (the default subnet's), a body declared as JSON.
+func tunnelRequest(method, path, body string) *http.Request {
+	req := httptest.NewRequest(method, path, strings.NewReader(body))
+	req.Host = "10.77.0.1"
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	return req
+}
+
 // fakeSandbox only lets the router register the sandbox routes.
 type fakeSandbox struct{ Sandbox }
 
@@ -86,7 +97,7 @@ func TestUnknownAddressRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	serve := func(remote string) int {
-		req := httptest.NewRequest("GET", "/v1/whoami", nil)
+		req := tunnelRequest("GET", "/v1/whoami", "")
 		req.RemoteAddr = remote
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, req)
@@ -128,7 +139,7 @@ func FuzzCreatePeer(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Fuzz(func(t *testing.T, body string) {
-		req := httptest.NewRequest("POST", "/v1/peers", strings.NewReader(body))
+		req := tunnelRequest("POST", "/v1/peers", body)
 		req.RemoteAddr = admin.Peer.Addr.String() + ":1"
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, req)

@@ -15,6 +15,11 @@ type route struct {
 	path   string
 	scope  peers.Scope
 	h      handlerFunc
+	// body lists the media types of a request body the route reads
+	// (jsonBody for JSON); a body of any other type is refused with 415
+	// (checkBody). nil: the route reads no body, and one sent anyway must
+	// be JSON.
+	body []string
 	// sandbox routes are served only in sandbox mode.
 	sandbox bool
 }
@@ -24,38 +29,40 @@ type route struct {
 // entry and a test keeps the two in step.
 func (s *server) routes() []route {
 	return []route{
-		{"GET", "/v1/health", "", s.health, false},
-		{"GET", "/v1/whoami", "", s.whoami, false},
-		{"GET", "/v1/openapi.json", "", s.openapi, false},
+		{method: "GET", path: "/v1/health", h: s.health},
+		{method: "GET", path: "/v1/whoami", h: s.whoami},
+		{method: "GET", path: "/v1/openapi.json", h: s.openapi},
 
-		{"GET", "/v1/peers", peers.ScopeAdmin, s.listPeers, false},
-		{"POST", "/v1/peers", peers.ScopeAdmin, s.createPeer, false},
-		{"GET", "/v1/peers/{name}", peers.ScopeAdmin, s.getPeer, false},
-		{"PATCH", "/v1/peers/{name}", peers.ScopeAdmin, s.updatePeer, false},
-		{"DELETE", "/v1/peers/{name}", peers.ScopeAdmin, s.deletePeer, false},
-		{"POST", "/v1/peers/{name}/rotate", peers.ScopeAdmin, s.rotatePeer, false},
-		{"GET", "/v1/peers/{name}/config", peers.ScopeAdmin, s.peerConfig, false},
+		{method: "GET", path: "/v1/peers", scope: peers.ScopeAdmin, h: s.listPeers},
+		{method: "POST", path: "/v1/peers", scope: peers.ScopeAdmin, h: s.createPeer, body: jsonBody},
+		{method: "GET", path: "/v1/peers/{name}", scope: peers.ScopeAdmin, h: s.getPeer},
+		{method: "PATCH", path: "/v1/peers/{name}", scope: peers.ScopeAdmin, h: s.updatePeer, body: jsonBody},
+		{method: "DELETE", path: "/v1/peers/{name}", scope: peers.ScopeAdmin, h: s.deletePeer},
+		{method: "POST", path: "/v1/peers/{name}/rotate", scope: peers.ScopeAdmin, h: s.rotatePeer},
+		{method: "GET", path: "/v1/peers/{name}/config", scope: peers.ScopeAdmin, h: s.peerConfig},
 
-		{"GET", "/v1/audit", peers.ScopeAdmin, s.listAudit, false},
+		{method: "GET", path: "/v1/audit", scope: peers.ScopeAdmin, h: s.listAudit},
+		{method: "GET", path: "/v1/settings", scope: peers.ScopeAdmin, h: s.getSettings},
+		{method: "PATCH", path: "/v1/settings", scope: peers.ScopeAdmin, h: s.updateSettings, body: jsonBody},
 
-		{"POST", "/v1/sessions", peers.ScopeSessions, s.needWA(s.createSession), false},
-		{"GET", "/v1/sessions", peers.ScopeRead, s.needWA(s.listSessions), false},
-		{"GET", "/v1/sessions/{session}", peers.ScopeRead, s.needWA(s.getSession), false},
-		{"DELETE", "/v1/sessions/{session}", peers.ScopeSessions, s.needWA(s.deleteSession), false},
-		{"POST", "/v1/sessions/{session}/login", peers.ScopeSessions, s.needWA(s.loginSession), false},
-		{"GET", "/v1/sessions/{session}/qr", peers.ScopeSessions, s.needWA(s.sessionQR), false},
-		{"POST", "/v1/sessions/{session}/pair-code", peers.ScopeSessions, s.needWA(s.pairCode), false},
-		{"POST", "/v1/sessions/{session}/logout", peers.ScopeSessions, s.needWA(s.logoutSession), false},
-		{"POST", "/v1/sessions/{session}/messages", peers.ScopeSend, s.needWA(s.sendMessage), false},
-		{"GET", "/v1/sessions/{session}/messages/{id}", peers.ScopeRead, s.needWA(s.getMessage), false},
+		{method: "POST", path: "/v1/sessions", scope: peers.ScopeSessions, h: s.needWA(s.createSession), body: jsonBody},
+		{method: "GET", path: "/v1/sessions", scope: peers.ScopeRead, h: s.needWA(s.listSessions)},
+		{method: "GET", path: "/v1/sessions/{session}", scope: peers.ScopeRead, h: s.needWA(s.getSession)},
+		{method: "DELETE", path: "/v1/sessions/{session}", scope: peers.ScopeSessions, h: s.needWA(s.deleteSession)},
+		{method: "POST", path: "/v1/sessions/{session}/login", scope: peers.ScopeSessions, h: s.needWA(s.loginSession)},
+		{method: "GET", path: "/v1/sessions/{session}/qr", scope: peers.ScopeSessions, h: s.needWA(s.sessionQR)},
+		{method: "POST", path: "/v1/sessions/{session}/pair-code", scope: peers.ScopeSessions, h: s.needWA(s.pairCode), body: jsonBody},
+		{method: "POST", path: "/v1/sessions/{session}/logout", scope: peers.ScopeSessions, h: s.needWA(s.logoutSession)},
+		{method: "POST", path: "/v1/sessions/{session}/messages", scope: peers.ScopeSend, h: s.needWA(s.sendMessage), body: jsonBody},
+		{method: "GET", path: "/v1/sessions/{session}/messages/{id}", scope: peers.ScopeRead, h: s.needWA(s.getMessage)},
 
-		{"GET", "/v1/events", peers.ScopeRead, s.needEvents(s.listEvents), false},
-		{"GET", "/v1/events/stream", peers.ScopeRead, s.needEvents(s.streamEvents), false},
+		{method: "GET", path: "/v1/events", scope: peers.ScopeRead, h: s.needEvents(s.listEvents)},
+		{method: "GET", path: "/v1/events/stream", scope: peers.ScopeRead, h: s.needEvents(s.streamEvents)},
 
-		{"POST", "/v1/sandbox/scan", peers.ScopeAdmin, s.sandboxScan, true},
-		{"POST", "/v1/sandbox/contacts", peers.ScopeAdmin, s.sandboxAddContact, true},
-		{"POST", "/v1/sandbox/contacts/{phone}/messages", peers.ScopeAdmin, s.sandboxContactSend, true},
-		{"GET", "/v1/sandbox/contacts/{phone}/inbox", peers.ScopeAdmin, s.sandboxInbox, true},
+		{method: "POST", path: "/v1/sandbox/scan", scope: peers.ScopeAdmin, h: s.sandboxScan, body: jsonBody, sandbox: true},
+		{method: "POST", path: "/v1/sandbox/contacts", scope: peers.ScopeAdmin, h: s.sandboxAddContact, body: jsonBody, sandbox: true},
+		{method: "POST", path: "/v1/sandbox/contacts/{phone}/messages", scope: peers.ScopeAdmin, h: s.sandboxContactSend, body: jsonBody, sandbox: true},
+		{method: "GET", path: "/v1/sandbox/contacts/{phone}/inbox", scope: peers.ScopeAdmin, h: s.sandboxInbox, sandbox: true},
 	}
 }
 
@@ -92,6 +99,9 @@ func (s *server) router() http.Handler {
 
 // pathVar returns the route variable name of r ("" when absent).
 func pathVar(r *http.Request, name string) string { return mux.Vars(r)[name] }
+
+// pathVars returns all route variables of r.
+func pathVars(r *http.Request) map[string]string { return mux.Vars(r) }
 
 // matchRoute returns the path template and variables of the route r
 // matches in h (the router), or "" when none does. The audit names

@@ -55,6 +55,9 @@ func (s *server) sandboxScan(w http.ResponseWriter, r *http.Request) error {
 	if err := decodeJSON(w, r, &req); err != nil {
 		return err
 	}
+	if err := cleanNames("session", req.Session, "phone", req.Phone); err != nil {
+		return err
+	}
 	if err := s.sb.Scan(r.Context(), req.Session, req.Phone); err != nil {
 		return err
 	}
@@ -65,6 +68,9 @@ func (s *server) sandboxScan(w http.ResponseWriter, r *http.Request) error {
 func (s *server) sandboxAddContact(w http.ResponseWriter, r *http.Request) error {
 	var req SandboxContact
 	if err := decodeJSON(w, r, &req); err != nil {
+		return err
+	}
+	if err := cleanNames("phone", req.Phone, "name", req.Name, "read_after", req.ReadAfter); err != nil {
 		return err
 	}
 	c, err := s.sb.AddContact(r.Context(), req)
@@ -82,6 +88,9 @@ func (s *server) sandboxContactSend(w http.ResponseWriter, r *http.Request) erro
 		ReplyTo string `json:"reply_to"`
 	}
 	if err := decodeJSON(w, r, &req); err != nil {
+		return err
+	}
+	if err := cleanNames("session", req.Session, "reply_to", req.ReplyTo); err != nil {
 		return err
 	}
 	id, err := s.sb.ContactSend(r.Context(), pathVar(r, "phone"), req.Session, req.Text, req.ReplyTo)

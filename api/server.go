@@ -69,6 +69,7 @@ type server struct {
 
 	sendLimits *sendBudget
 	shutdowns  shutdowns
+	origins    originGuard
 }
 
 // New returns the API handler. Identity is taken from r.RemoteAddr, which

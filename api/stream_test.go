@@ -34,6 +34,7 @@ func TestShutdownEndsStreams(t *testing.T) {
 	h := New(Options{Registry: reg, Events: quietLog{}})
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		r.RemoteAddr = c.Peer.Addr.String() + ":1" // as if through the tunnel
+		r.Host = "10.77.0.1"
 		h.ServeHTTP(w, r)
 	}))
 	defer srv.Close()

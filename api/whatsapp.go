@@ -200,6 +200,9 @@ func (s *server) sendMessage(w http.ResponseWriter, r *http.Request) error {
 	if len(key) > 200 {
 		return badArg("Idempotency-Key: at most 200 characters")
 	}
+	if err := cleanNames("Idempotency-Key", key, "to", req.To, "reply_to", req.ReplyTo); err != nil {
+		return err
+	}
 	sr := whatsapp.SendRequest{To: req.To, Text: req.Text, ReplyTo: req.ReplyTo, Peer: p.Name, IdempotencyKey: key}
 	// A replay is answered first, with the original message, whatever the
 	// session's state and without spending the message budget.
@@ -352,8 +355,7 @@ func (s *server) streamEvents(w http.ResponseWriter, r *http.Request) error {
 	}
 	flusher, _ := w.(http.Flusher)
 	h := w.Header()
-	h.Set("Content-Type", "text/event-stream")
-	h.Set("Cache-Control", "no-cache")
+	h.Set("Content-Type", "text/event-stream") // Cache-Control: no-store, as on every answer (guard.go)
 	h.Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
 	fmt.Fprintf(w, ": waappliance event stream\nretry: 2000\n\n")

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -36,7 +37,7 @@ func commands() []command {
 		{"up", "[init flags] [serve flags]", "init if needed, create the first admin peer and print its config and QR, then serve", (*cli).up},
 		{"init", "[--endpoint HOST:PORT] [--listen-port 51820] [--subnet 10.77.0.0/24] [--mtu 1420]", "create the server key and config in the state dir", (*cli).init},
 		{"serve", "[--memory-limit SIZE] [--log-level info]", "run the appliance", (*cli).serve},
-		{"set", "[--endpoint HOST:PORT] [--listen-port N] [--rate R] [--burst B]", "change the settings of an initialized state", (*cli).set},
+		{"set", "[--endpoint HOST:PORT] [--listen-port N] [--rate R] [--burst B] [--api-host NAME,...]", "change the settings of an initialized state", (*cli).set},
 		{"peer", "add|list|show|remove|disable|enable|rotate|config ...", "manage peers", (*cli).peer},
 		{"session", "add|list|login|logout|remove ...", "manage WhatsApp sessions of a running appliance", (*cli).session},
 		{"audit", "[--peer NAME] [--after ID] [--limit N] [--json]", "show the audit log", (*cli).auditCmd},
@@ -118,6 +119,7 @@ type initFlags struct {
 	mtu        *int
 	rate       *float64
 	burst      *int
+	apiHost    *string
 }
 
 func addInitFlags(fs *flag.FlagSet) initFlags {
@@ -128,6 +130,7 @@ func addInitFlags(fs *flag.FlagSet) initFlags {
 		mtu:        fs.Int("mtu", peers.DefaultMTU, "tunnel MTU, 1280-9000 (fixed at init)"),
 		rate:       fs.Float64("rate", peers.DefaultRate, fmt.Sprintf("default per-peer request rate, %g-%.0f requests/second", peers.MinRate, peers.MaxRate)),
 		burst:      fs.Int("burst", peers.DefaultBurst, fmt.Sprintf("default per-peer burst, 1-%d", peers.MaxBurst)),
+		apiHost:    fs.String("api-host", "", "NAME[,NAME...]: host names or IP addresses, besides the tunnel address, under which\nthe API answers (the Host a request names; no ports); \"\" clears them"),
 	}
 }
 
@@ -151,7 +154,11 @@ func (f initFlags) server() (peers.Server, error) {
 	if err := peers.ValidateBurst(*f.burst); err != nil {
 		return peers.Server{}, usagef("--burst: %v", err)
 	}
-	s := peers.Server{ListenPort: *f.listenPort, Subnet: sub, MTU: *f.mtu, Endpoint: *f.endpoint, DefaultRate: *f.rate, DefaultBurst: *f.burst}
+	hosts, err := peers.ParseAPIHosts(*f.apiHost)
+	if err != nil {
+		return peers.Server{}, usagef("--api-host: %v", err)
+	}
+	s := peers.Server{ListenPort: *f.listenPort, Subnet: sub, MTU: *f.mtu, Endpoint: *f.endpoint, DefaultRate: *f.rate, DefaultBurst: *f.burst, APIHosts: hosts}
 	if err := s.Validate(); err != nil {
 		return s, usagef("%v", err)
 	}
@@ -211,6 +218,10 @@ func (c *cli) reconfigure(ctx context.Context, dir string, want peers.Server, se
 	if set["burst"] && want.DefaultBurst != have.DefaultBurst {
 		ch.DefaultBurst = &want.DefaultBurst
 		what = append(what, fmt.Sprintf("default burst %d (was %d)", want.DefaultBurst, have.DefaultBurst))
+	}
+	if set["api-host"] && !slices.Equal(want.APIHosts, have.APIHosts) {
+		ch.APIHosts = &want.APIHosts
+		what = append(what, fmt.Sprintf("API hosts %s (was %s)", joinOr(want.APIHosts, "none"), joinOr(have.APIHosts, "none")))
 	}
 	if len(what) == 0 {
 		return false, nil
@@ -359,7 +370,7 @@ func runServe(ctx context.Context, dir string, log *slog.Logger, sf serveFlags) 
 // within a poll (peer configs rendered from then on carry the new endpoint);
 // a new listen port takes effect at its next start.
 func (c *cli) set(ctx context.Context, args []string) error {
-	fs := c.flags("set", "[flags]", "Change the settings of an initialized state: --endpoint, --listen-port, --rate and --burst\n(a running serve picks up the endpoint and limits within a second; a new listen port at its next start).\n--subnet and --mtu are fixed at init.")
+	fs := c.flags("set", "[flags]", "Change the settings of an initialized state: --endpoint, --listen-port, --rate, --burst and --api-host\n(a running serve picks up the endpoint, limits and API hosts within a second; a new listen port at its next start).\n--subnet and --mtu are fixed at init.")
 	state := stateFlag(fs)
 	f := addInitFlags(fs)
 	s, err := f.parse(fs, args)
@@ -369,7 +380,7 @@ func (c *cli) set(ctx context.Context, args []string) error {
 	given := setFlags(fs)
 	delete(given, "state")
 	if len(given) == 0 {
-		return usagef("nothing to set: give --endpoint, --listen-port, --rate or --burst")
+		return usagef("nothing to set: give --endpoint, --listen-port, --rate, --burst or --api-host")
 	}
 	changed, err := c.reconfigure(ctx, *state, s, given)
 	if err != nil {
@@ -382,7 +393,7 @@ func (c *cli) set(ctx context.Context, args []string) error {
 }
 
 func (c *cli) up(ctx context.Context, args []string) error {
-	fs := c.flags("up", "[flags]", "Initialize the state if needed, create a first peer 'admin' (scope admin) if there is none,\nprint its wg-quick config on stdout and its QR code on stderr, then serve.\nOn an initialized state, --endpoint, --listen-port, --rate and --burst replace the stored settings\n(a one-line notice says so); --subnet and --mtu are fixed at init.")
+	fs := c.flags("up", "[flags]", "Initialize the state if needed, create a first peer 'admin' (scope admin) if there is none,\nprint its wg-quick config on stdout and its QR code on stderr, then serve.\nOn an initialized state, --endpoint, --listen-port, --rate, --burst and --api-host replace the stored settings\n(a one-line notice says so); --subnet and --mtu are fixed at init.")
 	state := stateFlag(fs)
 	f := addInitFlags(fs)
 	sf := addServeFlags(fs)

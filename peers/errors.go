@@ -26,6 +26,10 @@ var (
 	// ErrBadExpiry is returned by ValidateExpiry (and so by Add and Update)
 	// for an expiry that is not in the future or is after MaxExpiry.
 	ErrBadExpiry = fmt.Errorf("invalid expiry: must be in the future and before %s", MaxExpiry.Format("2006-01-02"))
+	// ErrBadAPIHost is returned by NormalizeAPIHosts (and so by
+	// Server.Validate and UpdateServer) for a name that is not a host name
+	// or IP literal, or has a port or a wildcard.
+	ErrBadAPIHost = errors.New("invalid API host name")
 	// ErrSubnetFull is returned by Add when the subnet has no free address.
 	ErrSubnetFull = errors.New("no free address left in the tunnel subnet")
 	// ErrNotInitialized is returned by LoadServer when init has not run.

@@ -50,8 +50,8 @@ func NewRegistry(ctx context.Context, db *store.DB, server Server, now func() ti
 }
 
 // Server returns the appliance settings the registry was opened with; the
-// endpoint and the default rate and burst are as of the last reload
-// (`up` may change them while another process serves).
+// endpoint, the default rate and burst and the API host names are as of
+// the last reload (`set` may change them while another process serves).
 func (r *Registry) Server() Server { return r.snap.Load().server }
 
 // Now returns the registry's clock reading.
@@ -155,7 +155,8 @@ func (r *Registry) reload(ctx context.Context) error {
 type scanner interface{ Scan(dest ...any) error }
 
 // changeableSettings returns r.server with the settings UpdateServer may
-// change (endpoint, default rate and burst) as stored in tx now.
+// change (endpoint, default rate and burst, API host names) as stored in
+// tx now.
 func (r *Registry) changeableSettings(ctx context.Context, tx *sql.Tx) (Server, error) {
 	stored, err := loadServer(ctx, tx)
 	if err != nil {
@@ -163,7 +164,20 @@ func (r *Registry) changeableSettings(ctx context.Context, tx *sql.Tx) (Server, 
 	}
 	s := r.server
 	s.Endpoint, s.DefaultRate, s.DefaultBurst = stored.Endpoint, stored.DefaultRate, stored.DefaultBurst
+	s.APIHosts = stored.APIHosts
 	return s, nil
+}
+
+// UpdateServer changes the stored settings (see the function UpdateServer)
+// and reloads the snapshot, so Server has the change at once.
+func (r *Registry) UpdateServer(ctx context.Context, ch ServerChange) (Server, error) {
+	if _, err := UpdateServer(ctx, r.db, ch); err != nil {
+		return Server{}, err
+	}
+	if err := r.reload(ctx); err != nil {
+		return Server{}, err
+	}
+	return r.Server(), nil
 }
 
 func scanPeer(rows scanner) (*Peer, error) {

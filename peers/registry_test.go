@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -346,5 +347,51 @@ func TestPeerErrorNamesThePeer(t *testing.T) {
 		if !errors.As(err, &pe) || pe.Name != "bob" || !errors.Is(err, ErrNotFound) {
 			t.Errorf("missing peer: %#v", err)
 		}
+	}
+}
+
+// TestAPIHosts: names are checked and normalized before they are stored,
+// and a serving registry sees a change made by another process.
+func TestAPIHosts(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"", ""},
+		{"WA.Example.COM.", "wa.example.com"},
+		{" a.example , b.example,a.example ", "a.example,b.example"},
+		{"192.168.1.5", "192.168.1.5"},
+		{"[2001:DB8::1]", "2001:db8::1"},
+		{"2001:db8::1", "2001:db8::1"},
+		{"localhost", "localhost"},
+	} {
+		got, err := ParseAPIHosts(tc.in)
+		if err != nil || strings.Join(got, ",") != tc.want {
+			t.Errorf("ParseAPIHosts(%q) = %q, %v; want %q", tc.in, got, err, tc.want)
+		}
+	}
+	for _, in := range []string{"wa.example.com:80", "*.example.com", "10.77.0.1:80", "[::1]:80", "fe80::1%eth0", "bad name", "a..b", "-x.example", "x\x00y", "1.2.3", "ex\u00e4mple.com"} {
+		if got, err := ParseAPIHosts(in); !errors.Is(err, ErrBadAPIHost) {
+			t.Errorf("ParseAPIHosts(%q) = %q, %v; want ErrBadAPIHost", in, got, err)
+		}
+	}
+
+	serve, cli, _ := twoProcesses(t)
+	ctx := context.Background()
+	hosts := []string{"WA.example.com", "wa.example.com."}
+	if _, err := UpdateServer(ctx, cli.db, ServerChange{APIHosts: &hosts}); err != nil {
+		t.Fatal(err)
+	}
+	serve.Refresh(ctx)
+	if got := serve.Server().APIHosts; strings.Join(got, ",") != "wa.example.com" {
+		t.Fatalf("serving registry has API hosts %q", got)
+	}
+	bad := []string{"x.example:8080"}
+	if _, err := serve.UpdateServer(ctx, ServerChange{APIHosts: &bad}); !errors.Is(err, ErrBadAPIHost) {
+		t.Fatalf("bad host: %v", err)
+	}
+	none := []string{}
+	if s, err := serve.UpdateServer(ctx, ServerChange{APIHosts: &none}); err != nil || len(s.APIHosts) != 0 || len(serve.Server().APIHosts) != 0 {
+		t.Fatalf("clear: %q %v", s.APIHosts, err)
+	}
+	if l, _ := LoadServer(ctx, cli.db); len(l.APIHosts) != 0 {
+		t.Fatalf("stored after clearing: %q", l.APIHosts)
 	}
 }

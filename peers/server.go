@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -38,6 +39,11 @@ type Server struct {
 	// DefaultRate and DefaultBurst apply to peers added without their own.
 	DefaultRate  float64
 	DefaultBurst int
+	// APIHosts are the names (host names or IP literals, lowercase, no
+	// ports) besides the tunnel address under which the API answers: the
+	// Host header a request must carry (DNS rebinding). Empty: the tunnel
+	// address only. Shared by snapshots: never modify it in place.
+	APIHosts []string
 }
 
 // TunnelAddr is the appliance's address inside the tunnel: the subnet's first host.
@@ -79,6 +85,11 @@ func (s *Server) Validate() error {
 		return err
 	}
 	s.Subnet = s.Subnet.Masked()
+	hosts, err := NormalizeAPIHosts(s.APIHosts)
+	if err != nil {
+		return err
+	}
+	s.APIHosts = hosts
 	if s.Endpoint != "" {
 		if _, err := ParseEndpoint(s.Endpoint); err != nil {
 			return err
@@ -147,7 +158,68 @@ func validHostname(h string) bool {
 	return !allDigits(labels[len(labels)-1])
 }
 
-var serverKeys = []string{"private_key", "listen_port", "subnet", "mtu", "endpoint", "default_rate", "default_burst"}
+// MaxAPIHosts is how many API host names the operator may set.
+const MaxAPIHosts = 32
+
+// ParseAPIHosts reads a comma separated list of API host names, as the
+// command line takes it ("" is the empty list), and normalizes it.
+func ParseAPIHosts(list string) ([]string, error) {
+	var names []string
+	for _, n := range strings.Split(list, ",") {
+		if n = strings.TrimSpace(n); n != "" {
+			names = append(names, n)
+		}
+	}
+	return NormalizeAPIHosts(names)
+}
+
+// NormalizeAPIHosts checks API host names and returns them lowercase,
+// without a trailing dot, IP literals in canonical form, duplicates
+// dropped. A name is a DNS host name or an IP literal (IPv6 with or without
+// brackets); ports, zones and wildcards are refused with ErrBadAPIHost.
+func NormalizeAPIHosts(names []string) ([]string, error) {
+	var out []string
+	for _, n := range names {
+		h, err := normalizeAPIHost(n)
+		if err != nil {
+			return nil, err
+		}
+		if !slices.Contains(out, h) {
+			out = append(out, h)
+		}
+	}
+	if len(out) > MaxAPIHosts {
+		return nil, fmt.Errorf("%w: %d names, at most %d", ErrBadAPIHost, len(out), MaxAPIHosts)
+	}
+	return out, nil
+}
+
+func normalizeAPIHost(n string) (string, error) {
+	bad := func(why string) error { return fmt.Errorf("%w %q: %s", ErrBadAPIHost, n, why) }
+	h := n
+	if strings.HasPrefix(h, "[") && strings.HasSuffix(h, "]") {
+		h = h[1 : len(h)-1]
+	}
+	if a, err := netip.ParseAddr(h); err == nil {
+		if a.Zone() != "" {
+			return "", bad("an IPv6 zone is not allowed")
+		}
+		return a.Unmap().String(), nil
+	}
+	switch {
+	case h == "":
+		return "", bad("empty name")
+	case strings.Contains(h, "*"):
+		return "", bad("wildcards are not allowed; list each name")
+	case strings.Contains(h, ":"):
+		return "", bad("want a host name or IP address without a port")
+	case !validHostname(h):
+		return "", bad("want a host name or IP address")
+	}
+	return strings.ToLower(strings.TrimSuffix(h, ".")), nil
+}
+
+var serverKeys = []string{"private_key", "listen_port", "subnet", "mtu", "endpoint", "default_rate", "default_burst", "api_hosts"}
 
 // InitServer stores a new server identity. It fails with
 // ErrAlreadyInitialized when one exists.
@@ -178,6 +250,7 @@ func InitServer(ctx context.Context, db *store.DB, s Server) (Server, error) {
 			"endpoint":      s.Endpoint,
 			"default_rate":  strconv.FormatFloat(s.DefaultRate, 'g', -1, 64),
 			"default_burst": strconv.Itoa(s.DefaultBurst),
+			"api_hosts":     strings.Join(s.APIHosts, ","),
 		}
 		for _, k := range serverKeys {
 			if _, err := tx.ExecContext(ctx, `INSERT INTO settings(key, value) VALUES (?, ?)`, k, vals[k]); err != nil {
@@ -231,6 +304,9 @@ func loadServer(ctx context.Context, db settingsReader) (Server, error) {
 	s.Endpoint = vals["endpoint"]
 	s.DefaultRate, _ = strconv.ParseFloat(vals["default_rate"], 64)
 	s.DefaultBurst, _ = strconv.Atoi(vals["default_burst"])
+	if v := vals["api_hosts"]; v != "" {
+		s.APIHosts = strings.Split(v, ",")
+	}
 	if err := s.Validate(); err != nil {
 		return s, fmt.Errorf("peers.LoadServer: %w", err)
 	}
@@ -245,12 +321,14 @@ type ServerChange struct {
 	ListenPort   *int
 	DefaultRate  *float64
 	DefaultBurst *int
+	// APIHosts replaces the API host names (an empty list clears them).
+	APIHosts *[]string
 }
 
 // UpdateServer applies ch to the stored settings in one write transaction
 // and returns the result. It bumps the peers generation, so a serving
-// appliance uses the new endpoint and default limits within a poll; a new
-// listen port takes effect at its next start.
+// appliance uses the new endpoint, default limits and API host names
+// within a poll; a new listen port takes effect at its next start.
 func UpdateServer(ctx context.Context, db *store.DB, ch ServerChange) (Server, error) {
 	var s Server
 	err := db.Tx(ctx, func(tx *sql.Tx) error {
@@ -270,6 +348,9 @@ func UpdateServer(ctx context.Context, db *store.DB, ch ServerChange) (Server, e
 		if ch.DefaultBurst != nil {
 			s.DefaultBurst = *ch.DefaultBurst
 		}
+		if ch.APIHosts != nil {
+			s.APIHosts = *ch.APIHosts
+		}
 		if err := s.Validate(); err != nil {
 			return err
 		}
@@ -278,6 +359,7 @@ func UpdateServer(ctx context.Context, db *store.DB, ch ServerChange) (Server, e
 			"endpoint":      s.Endpoint,
 			"default_rate":  strconv.FormatFloat(s.DefaultRate, 'g', -1, 64),
 			"default_burst": strconv.Itoa(s.DefaultBurst),
+			"api_hosts":     strings.Join(s.APIHosts, ","),
 		}
 		for k, v := range vals {
 			if err := setSetting(ctx, tx, k, v); err != nil {

@@ -141,7 +141,8 @@ type Response struct {
 // JSON decodes the body into v.
 func (r *Response) JSON(v any) error { return json.Unmarshal(r.Body, v) }
 
-// DoWithHeader is Do with extra request headers.
+// DoWithHeader is Do with extra request headers; "Host" sets the Host
+// header, an empty value removes a header (e.g. Content-Type).
 func (c *Client) DoWithHeader(ctx context.Context, method, path string, body any, h map[string]string) (*Response, error) {
 	return c.do(ctx, method, path, body, h)
 }
@@ -175,7 +176,14 @@ func (c *Client) do(ctx context.Context, method, path string, body any, h map[st
 		req.Header.Set("Content-Type", "application/json")
 	}
 	for k, v := range h {
-		req.Header.Set(k, v)
+		switch {
+		case k == "Host":
+			req.Host = v
+		case v == "":
+			req.Header.Del(k)
+		default:
+			req.Header.Set(k, v)
+		}
 	}
 	resp, err := c.HTTP.Do(req)
 	if err != nil {
