@@ -334,12 +334,25 @@ func (c *cli) serve(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	// First thing: a second serve on this state stops before it touches
+	// anything.
+	lock, err := store.LockState(*state, false)
+	if err != nil {
+		return err
+	}
+	defer lock.Unlock()
 	return runServe(ctx, *state, log, sf)
 }
 
+// runServe serves dir until ctx ends; the caller holds the state's lock.
+// A state that group or others may read is refused (the chmod to run is in
+// the message).
 func runServe(ctx context.Context, dir string, log *slog.Logger, sf serveFlags) error {
 	if *sf.retention <= 0 {
 		return usagef("--event-retention must be positive")
+	}
+	if err := store.CheckPrivate(dir); err != nil {
+		return err
 	}
 	a, err := Open(ctx, Options{StateDir: dir, Logger: log, Retention: *sf.retention, Sandbox: sf.sandbox.v})
 	if err != nil {
@@ -393,6 +406,20 @@ func (c *cli) up(ctx context.Context, args []string) error {
 	log, err := sf.apply(c.stderr)
 	if err != nil {
 		return err
+	}
+	// The lock comes first (a missing dir is created 0700 for it); an
+	// existing state with loose modes is refused before anything tightens
+	// or writes it, while a new or empty dir is made private as before.
+	existed := store.HasState(*state)
+	lock, err := store.LockState(*state, true)
+	if err != nil {
+		return err
+	}
+	defer lock.Unlock()
+	if existed {
+		if err := store.CheckPrivate(*state); err != nil {
+			return err
+		}
 	}
 	exists, err := initialize(ctx, *state, s)
 	if err != nil {
