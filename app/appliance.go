@@ -280,13 +280,11 @@ func (a *Appliance) Start(ctx context.Context) error {
 	case a.opts.ListenPort < 0:
 		port = 0
 	}
+	// The peers go onto the device before it binds the port (see
+	// netstack.Config.Peers).
 	dev, err := netstack.New(netstack.Config{PrivateKey: a.server.PrivateKey, ListenPort: port,
-		Addr: a.server.TunnelAddr(), MTU: a.server.MTU, Bind: a.opts.Bind, Logger: a.log})
+		Addr: a.server.TunnelAddr(), MTU: a.server.MTU, Bind: a.opts.Bind, Logger: a.log, Peers: a.activePeers()})
 	if err != nil {
-		return fail(err)
-	}
-	if _, err := dev.Apply(a.activePeers()); err != nil {
-		dev.Close()
 		return fail(err)
 	}
 	a.appliedGen, a.nextExpiry = a.reg.Generation(), a.earliestExpiry(a.opts.Now())

@@ -36,6 +36,10 @@ type Config struct {
 	MTU    int
 	Bind   conn.Bind
 	Logger *slog.Logger
+	// Peers are on the device before its UDP port is bound, so a client's
+	// handshake that arrives first thing (a restart under a connected
+	// client) is answered, not dropped into a 5 s retry. nil: none yet.
+	Peers []PeerConfig
 }
 
 // PeerConfig is what the device needs to know of one peer.
@@ -58,7 +62,8 @@ type Device struct {
 	conns *tracker
 }
 
-// New creates the device, configures its key and port and brings it up.
+// New creates the device, configures its key, port and cfg.Peers, and only
+// then brings it up (binds the UDP port).
 func New(cfg Config) (*Device, error) {
 	if cfg.MTU == 0 {
 		cfg.MTU = peers.DefaultMTU
@@ -80,13 +85,20 @@ func New(cfg Config) (*Device, error) {
 	uapi := fmt.Sprintf("private_key=%s\nlisten_port=%d\n", cfg.PrivateKey.Hex(), cfg.ListenPort)
 	if err := dev.IpcSet(uapi); err != nil {
 		dev.Close()
-		return nil, fmt.Errorf("netstack: configure device (is UDP port %d free?): %w", cfg.ListenPort, err)
+		return nil, fmt.Errorf("netstack: configure device: %w", err)
+	}
+	d := &Device{dev: dev, tnet: tdev, log: cfg.Logger, applied: map[peers.Key]PeerConfig{}, conns: newTracker()}
+	// A device that is down binds nothing (wireguard-go's BindUpdate
+	// returns early), so the peers are there before the first packet.
+	if _, err := d.Apply(cfg.Peers); err != nil {
+		dev.Close()
+		return nil, err
 	}
 	if err := dev.Up(); err != nil {
 		dev.Close()
-		return nil, fmt.Errorf("netstack: up: %w", err)
+		return nil, fmt.Errorf("netstack: up (is UDP port %d free?): %w", cfg.ListenPort, err)
 	}
-	return &Device{dev: dev, tnet: tdev, log: cfg.Logger, applied: map[peers.Key]PeerConfig{}, conns: newTracker()}, nil
+	return d, nil
 }
 
 func deviceLogger(l *slog.Logger) *device.Logger {
