@@ -127,7 +127,8 @@ var schemas = map[string]any{
 	"SandboxInbox": obj(map[string]any{"messages": map[string]any{"type": "array", "items": obj(map[string]any{
 		"id": str, "from": str, "text": str, "reply_to": str, "at": str})}}, "messages"),
 	"AuditList": obj(map[string]any{"next_after": integer, "entries": map[string]any{"type": "array", "items": obj(map[string]any{
-		"id": integer, "at": dateTime, "peer": str, "method": str, "route": str, "target": str, "status": integer, "request_id": str})}}, "entries"),
+		"id": integer, "at": dateTime, "peer": str, "method": str, "route": str, "target": str, "status": integer, "request_id": str,
+		"count": integer, "last_at": dateTime})}}, "entries"),
 }
 
 // eventData names the schema of each event type's data. Every type in

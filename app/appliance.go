@@ -49,6 +49,10 @@ type Options struct {
 	Bind       conn.Bind
 	// Retention is how long events are kept; 0 means 7 days.
 	Retention time.Duration
+	// AuditRetention is how long audit rows are kept; 0 means 90 days.
+	// AuditInterval is how long refusals are counted before their
+	// aggregated rows are written; 0 means a minute.
+	AuditRetention, AuditInterval time.Duration
 	// NoWhatsApp starts only the tunnel and the peer API (the WhatsApp
 	// routes answer 503). Bench helpers and selftest use it.
 	NoWhatsApp bool
@@ -82,6 +86,8 @@ type Appliance struct {
 	nudge   chan struct{}
 	done    chan struct{}
 	closed  bool
+	// flushDone is closed when the audit flusher has returned.
+	flushDone chan struct{}
 
 	// What was last applied to the device, guarded by reconcileMu (the
 	// reconcile loop and Sync both reconcile).
@@ -94,6 +100,11 @@ type Appliance struct {
 func Open(ctx context.Context, o Options) (*Appliance, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
+	} else {
+		// The one place the appliance's logger is set: repeated
+		// identical lines (a failing disk fails every request alike) are
+		// rate-limited.
+		o.Logger = slog.New(newLogLimiter(o.Logger.Handler(), logBurst, logInterval, nil))
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -120,7 +131,8 @@ func openDB(ctx context.Context, o Options, db *store.DB) (*Appliance, error) {
 		return nil, err
 	}
 	a := &Appliance{opts: o, log: o.Logger, db: db, server: srv, reg: reg,
-		limits: peers.NewLimiters(o.Now), audit: audit.New(db), nudge: make(chan struct{}, 1),
+		limits: peers.NewLimiters(o.Now), nudge: make(chan struct{}, 1),
+		audit:  audit.New(db, audit.Options{Retention: o.AuditRetention, Interval: o.AuditInterval, Now: o.Now}),
 		events: events.New(db, events.Options{Retention: o.Retention, Now: o.Now})}
 	return a, nil
 }
@@ -263,8 +275,19 @@ func (a *Appliance) Start(ctx context.Context) error {
 			return err
 		}
 		a.wa = wa
-		go a.events.RunPruner(bg, time.Hour, func(err error) { a.log.Warn("event pruning failed", "err", err) })
 	}
+	// One hourly pruner for the event log and the audit log (each with its
+	// own retention).
+	unprune := a.events.OnPrune(a.audit.Prune)
+	go func() {
+		a.events.RunPruner(bg, time.Hour, func(err error) { a.log.Warn("pruning failed", "err", err) })
+		unprune()
+	}()
+	a.flushDone = make(chan struct{})
+	go func() {
+		defer close(a.flushDone)
+		a.audit.RunFlusher(bg, func(err error) { a.log.Error("audit refusal counts not written", "err", err) })
+	}()
 	a.handler = a.buildHandler()
 	port := a.server.ListenPort
 	fail := func(err error) error {
@@ -422,7 +445,7 @@ func (a *Appliance) Close() error {
 	}
 	a.closed = true
 	srv, dev, done, wa, cancel := a.httpSrv, a.dev, a.done, a.wa, a.cancel
-	ctl := a.ctlSrv
+	ctl, flushDone := a.ctlSrv, a.flushDone
 	a.mu.Unlock()
 	var errs []error
 	if ctl != nil {
@@ -438,6 +461,14 @@ func (a *Appliance) Close() error {
 	}
 	if done != nil {
 		close(done)
+	}
+	// No request is served any more: write the refusals counted so far.
+	if cancel != nil && flushDone != nil {
+		cancel()
+		<-flushDone
+	}
+	if err := a.audit.Flush(context.Background()); err != nil {
+		a.log.Error("audit refusal counts not written", "err", err)
 	}
 	if wa != nil {
 		errs = append(errs, wa.Close())

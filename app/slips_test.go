@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"waappliance/app"
+	"waappliance/audit"
+	"waappliance/peers"
 	"waappliance/store"
 )
 
@@ -211,4 +213,92 @@ func mode(t *testing.T, p string) os.FileMode {
 		t.Fatal(err)
 	}
 	return st.Mode().Perm()
+}
+
+// TestAuditRetentionPrunes: the serving appliance prunes audit rows older
+// than --audit-retention with its hourly pruner (which runs at start),
+// keeping newer ones; the clock is injected.
+func TestAuditRetentionPrunes(t *testing.T) {
+	ctx := context.Background()
+	dir := initState(t, peers.Server{Endpoint: "127.0.0.1:51820"})
+	now := time.Now()
+	db, err := store.Open(ctx, dir, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := audit.New(db, audit.Options{})
+	for _, e := range []audit.Entry{
+		{At: now.Add(-100 * 24 * time.Hour), Peer: "old", Method: "POST", Route: "/v1/peers", Status: 201},
+		{At: now.Add(-89 * 24 * time.Hour), Peer: "kept", Method: "POST", Route: "/v1/peers", Status: 201},
+	} {
+		if err := l.Record(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db.Close()
+	ta := serveWith(t, dir, func(o *app.Options) {
+		o.NoWhatsApp = true
+		o.Now = func() time.Time { return now }
+	})
+	list := func() []string {
+		es, err := audit.New(ta.DB(), audit.Options{}).List(ctx, "", 0, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, e := range es {
+			names = append(names, e.Peer)
+		}
+		return names
+	}
+	eventually(t, "the 100-day-old row pruned at start", func() bool { return len(list()) == 1 })
+	if got := list(); got[0] != "kept" {
+		t.Fatalf("left %v, want [kept]", got)
+	}
+}
+
+// TestAuditAggregatesRefusalFlood: a peer hammering past its rate limit
+// costs one audit row per route and status, with the count, not a row a
+// request; the counts of the interval in progress are written at Close.
+func TestAuditAggregatesRefusalFlood(t *testing.T) {
+	ctx := context.Background()
+	dir := initState(t, peers.Server{Endpoint: "127.0.0.1:51820"})
+	ta := serveWith(t, dir, func(o *app.Options) { o.NoWhatsApp = true }) // the default minute
+	c, err := ta.Peers().Add(ctx, peers.AddOptions{Name: "slow", Scopes: []peers.Scope{peers.ScopeAdmin}, Rate: peers.MinRate, Burst: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ta.Sync()
+	slow := ta.client(t, c)
+	const n = 50
+	statuses := map[int]int{}
+	for range n {
+		statuses[do(t, slow, "DELETE", "/v1/peers/ghost", nil).Status]++
+	}
+	if statuses[404] != 1 || statuses[429] != n-1 {
+		t.Fatalf("answers %v", statuses)
+	}
+	if err := ta.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db, err := store.Open(ctx, dir, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	es, err := audit.New(db, audit.Options{}).List(ctx, "slow", 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[int]audit.Entry{}
+	for _, e := range es {
+		got[e.Status] = e
+	}
+	if len(es) != 2 || got[404].Count != 1 || got[429].Count != n-1 || got[429].Route != "/v1/peers/{name}" || got[429].Target != "ghost" || got[429].LastAt == nil {
+		t.Fatalf("audit rows of the flood: %+v", es)
+	}
+	_, out := mustCLI(t, dir, "audit", "--peer", "slow")
+	if !strings.Contains(out, "COUNT") || !strings.Contains(out, fmt.Sprintf("429     %d", n-1)) {
+		t.Errorf("waappliance audit:\n%s", out)
+	}
 }
