@@ -88,6 +88,9 @@ type Appliance struct {
 	closed  bool
 	// flushDone is closed when the audit flusher has returned.
 	flushDone chan struct{}
+	// endpoints saves the live peers' endpoints (under endpointsMu).
+	endpoints   *endpointSaver
+	endpointsMu sync.Mutex
 
 	// What was last applied to the device, guarded by reconcileMu (the
 	// reconcile loop and Sync both reconcile).
@@ -332,6 +335,12 @@ func (a *Appliance) Start(ctx context.Context) error {
 			a.log.Error("api server stopped", "err", err)
 		}
 	}()
+	// Clients whose session died with the previous process get a
+	// handshake now (see EndpointsFile).
+	a.endpoints = &endpointSaver{dir: a.opts.StateDir, last: loadEndpoints(a.opts.StateDir)}
+	if err := dev.Reach(a.endpoints.last); err != nil {
+		a.log.Warn("reaching the peers of the last run failed", "err", err)
+	}
 	go a.reconcileLoop(a.done)
 	p, _ := dev.Port()
 	a.log.Info("appliance up", "udp_port", p, "tunnel_addr", a.server.TunnelAddr(), "api", fmt.Sprintf("http://%s:%d", a.server.TunnelAddr(), APIPort), "peers", len(a.reg.List()), "version", Version())
@@ -355,14 +364,34 @@ func (a *Appliance) Port() int {
 func (a *Appliance) reconcileLoop(done chan struct{}) {
 	t := time.NewTicker(PollInterval)
 	defer t.Stop()
+	eps := time.NewTicker(endpointsEvery)
+	defer eps.Stop()
 	for {
 		select {
 		case <-done:
 			return
 		case <-t.C:
 		case <-a.nudge:
+		case <-eps.C:
+			a.saveEndpoints()
+			continue
 		}
 		a.reconcile()
+	}
+}
+
+// saveEndpoints keeps the live peers' endpoints for the next start.
+func (a *Appliance) saveEndpoints() {
+	a.mu.Lock()
+	dev, s := a.dev, a.endpoints
+	a.mu.Unlock()
+	if dev == nil || s == nil {
+		return
+	}
+	a.endpointsMu.Lock()
+	defer a.endpointsMu.Unlock()
+	if err := s.save(dev, time.Now()); err != nil {
+		a.log.Warn("saving peer endpoints failed", "err", err)
 	}
 }
 
@@ -480,6 +509,7 @@ func (a *Appliance) Close() error {
 		cancel()
 	}
 	if dev != nil {
+		a.saveEndpoints() // the sessions a restart should revive
 		errs = append(errs, dev.Close())
 	}
 	errs = append(errs, a.db.Close())

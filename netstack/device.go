@@ -164,6 +164,42 @@ func (d *Device) Apply(want []PeerConfig) (gone []PeerConfig, err error) {
 	return gone, nil
 }
 
+// Reach sends a handshake initiation to each given peer (by key) at its
+// last known endpoint ("IP:port", as Stats reports it), so that a client
+// whose session died with the appliance's previous process gets a new one
+// now instead of after WireGuard's 15 s data timeout. It does so the way
+// wireguard-go allows: turning persistent keepalive on sends one keepalive
+// at once (which needs, hence starts, a handshake); it is turned off again
+// right after. Keys not on the device and bad endpoints are skipped.
+func (d *Device) Reach(endpoints map[peers.Key]string) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return net.ErrClosed
+	}
+	var on, off strings.Builder
+	for k, ep := range endpoints {
+		if _, ok := d.applied[k]; !ok {
+			continue
+		}
+		if _, err := netip.ParseAddrPort(ep); err != nil {
+			continue
+		}
+		fmt.Fprintf(&on, "public_key=%s\nendpoint=%s\npersistent_keepalive_interval=1\n", k.Hex(), ep)
+		fmt.Fprintf(&off, "public_key=%s\npersistent_keepalive_interval=0\n", k.Hex())
+	}
+	if on.Len() == 0 {
+		return nil
+	}
+	if err := d.dev.IpcSet(on.String()); err != nil {
+		return fmt.Errorf("netstack: reach peers: %w", err)
+	}
+	if err := d.dev.IpcSet(off.String()); err != nil {
+		return fmt.Errorf("netstack: reach peers: %w", err)
+	}
+	return nil
+}
+
 // UAPI renders a complete wireguard-go set-config for a device with key,
 // port and peers. It exists for bench helpers that run the same appliance on
 // a kernel TUN; the product itself applies peers incrementally with Apply.
