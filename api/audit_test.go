@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -24,23 +25,45 @@ func (w *wire) WriteHeader(code int) { w.sent = true; w.ResponseRecorder.WriteHe
 
 func (w *wire) Write(b []byte) (int, error) { w.sent = true; return w.ResponseRecorder.Write(b) }
 
-// fakeAudit records entries and whether the response was already on the
-// wire when each was committed.
+// fakeAudit records the final entries (Finish and Refused), whether a row
+// was begun, and whether the response was already on the wire when each
+// was recorded.
 type fakeAudit struct {
 	mu      sync.Mutex
 	entries []audit.Entry
+	begun   int
 	current *wire
 	early   []string
+	failing error // Begin fails with it
 }
 
-func (f *fakeAudit) Record(ctx context.Context, e audit.Entry) error {
+func (f *fakeAudit) Begin(ctx context.Context, e audit.Entry) (int64, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.failing != nil {
+		return 0, f.failing
+	}
+	f.begun++
+	if f.current != nil && f.current.sent {
+		f.early = append(f.early, "begin "+e.Method+" "+e.Route)
+	}
+	return int64(f.begun), nil
+}
+
+func (f *fakeAudit) Finish(ctx context.Context, id int64, e audit.Entry) error {
+	f.record(e)
+	return nil
+}
+
+func (f *fakeAudit) Refused(e audit.Entry) { f.record(e) }
+
+func (f *fakeAudit) record(e audit.Entry) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.entries = append(f.entries, e)
 	if f.current != nil && f.current.sent {
 		f.early = append(f.early, e.Method+" "+e.Route)
 	}
-	return nil
 }
 
 func (f *fakeAudit) List(ctx context.Context, peer string, after int64, limit int) ([]audit.Entry, error) {
@@ -80,26 +103,27 @@ func TestAuditEveryMutatingAnswerBeforeTheResponse(t *testing.T) {
 		body         string
 		status       int
 		audited      string // "" when not audited
+		begun        bool   // a row was committed before the handler ran
 	}{
-		{admin, "POST", "/v1/peers", `{"name":"x"}`, 201, "admin POST /v1/peers  201"},
-		{admin, "PATCH", "/v1/peers/x", `{"rate":3}`, 200, "admin PATCH /v1/peers/{name} x 200"},
-		{admin, "DELETE", "/v1/peers/ghost", ``, 404, "admin DELETE /v1/peers/{name} ghost 404"},
-		{admin, "POST", "/v1/nothing", `{}`, 404, "admin POST /v1/nothing  404"},
-		{admin, "PUT", "/v1/whoami", `{}`, 405, "admin PUT /v1/whoami  405"},
-		{admin, "POST", "/v1/peers", big, 413, "admin POST /v1/peers  413"},
-		{reader, "POST", "/v1/peers", `{"name":"y"}`, 403, "reader POST /v1/peers  403"},
-		{slow, "DELETE", "/v1/peers/ghost", ``, 404, "slow DELETE /v1/peers/{name} ghost 404"},
-		{slow, "DELETE", "/v1/peers/ghost", ``, 429, "slow DELETE /v1/peers/{name} ghost 429"},
-		{gone, "POST", "/v1/peers", `{"name":"z"}`, 403, "gone POST /v1/peers  403"},
-		{admin, "GET", "/v1/peers", ``, 200, ""},
-		{admin, "GET", "/v1/nothing", ``, 404, ""},
+		{admin, "POST", "/v1/peers", `{"name":"x"}`, 201, "admin POST /v1/peers  201", true},
+		{admin, "PATCH", "/v1/peers/x", `{"rate":3}`, 200, "admin PATCH /v1/peers/{name} x 200", true},
+		{admin, "DELETE", "/v1/peers/ghost", ``, 404, "admin DELETE /v1/peers/{name} ghost 404", true},
+		{admin, "POST", "/v1/nothing", `{}`, 404, "admin POST /v1/nothing  404", false},
+		{admin, "PUT", "/v1/whoami", `{}`, 405, "admin PUT /v1/whoami  405", false},
+		{admin, "POST", "/v1/peers", big, 413, "admin POST /v1/peers  413", true},
+		{reader, "POST", "/v1/peers", `{"name":"y"}`, 403, "reader POST /v1/peers  403", false},
+		{slow, "DELETE", "/v1/peers/ghost", ``, 404, "slow DELETE /v1/peers/{name} ghost 404", true},
+		{slow, "DELETE", "/v1/peers/ghost", ``, 429, "slow DELETE /v1/peers/{name} ghost 429", false},
+		{gone, "POST", "/v1/peers", `{"name":"z"}`, 403, "gone POST /v1/peers  403", false},
+		{admin, "GET", "/v1/peers", ``, 200, "", false},
+		{admin, "GET", "/v1/nothing", ``, 404, "", false},
 	}
 	for _, tc := range cases {
 		req := tunnelRequest(tc.method, tc.path, tc.body)
 		req.RemoteAddr = tc.from.Addr.String() + ":40000"
 		w := &wire{ResponseRecorder: httptest.NewRecorder()}
 		fa.mu.Lock()
-		fa.current, fa.entries = w, nil
+		fa.current, fa.entries, fa.begun = w, nil, 0
 		fa.mu.Unlock()
 		h.ServeHTTP(w, req)
 		if w.Code != tc.status {
@@ -112,6 +136,9 @@ func TestAuditEveryMutatingAnswerBeforeTheResponse(t *testing.T) {
 		}
 		if len(fa.entries) > 1 || got != tc.audited {
 			t.Errorf("%s %s by %s: audited %q (%d entries), want %q", tc.method, tc.path, tc.from.Name, got, len(fa.entries), tc.audited)
+		}
+		if (fa.begun == 1) != tc.begun || fa.begun > 1 {
+			t.Errorf("%s %s by %s: %d rows begun, want begun=%v", tc.method, tc.path, tc.from.Name, fa.begun, tc.begun)
 		}
 		if tc.audited != "" && (w.Body.Len() == 0) != (tc.status == http.StatusNoContent) {
 			t.Errorf("%s %s: the buffered response body was lost", tc.method, tc.path)
@@ -136,4 +163,45 @@ func itoa(i int) string {
 		return digits[i : i+1]
 	}
 	return itoa(i/10) + digits[i%10:i%10+1]
+}
+
+// TestAuditFailureRefusesTheRequest: when the audit row cannot be
+// committed, a mutating request is answered 503 storage_unavailable and its
+// handler never runs; safe requests are still served.
+func TestAuditFailureRefusesTheRequest(t *testing.T) {
+	ctx := context.Background()
+	db, err := store.Open(ctx, filepath.Join(t.TempDir(), "s"), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	srv, _ := peers.InitServer(ctx, db, peers.Server{})
+	reg, _ := peers.NewRegistry(ctx, db, srv, nil)
+	c, err := reg.Add(ctx, peers.AddOptions{Name: "admin", Scopes: []peers.Scope{peers.ScopeAdmin}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fa := &fakeAudit{failing: errors.New("disk full")}
+	h := New(Options{Registry: reg, Audit: fa})
+	req := httptest.NewRequest("POST", "/v1/peers", strings.NewReader(`{"name":"x"}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.RemoteAddr = c.Peer.Addr.String() + ":40000"
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, req)
+	if w.Code != http.StatusServiceUnavailable || !strings.Contains(w.Body.String(), `"storage_unavailable"`) {
+		t.Fatalf("POST /v1/peers with a failing audit: %d %s", w.Code, w.Body)
+	}
+	if _, err := reg.Get("x"); !errors.Is(err, peers.ErrNotFound) {
+		t.Fatalf("the peer was created anyway: %v", err)
+	}
+	if len(fa.entries) != 1 || fa.entries[0].Status != http.StatusServiceUnavailable {
+		t.Errorf("the refusal was not counted: %+v", fa.entries)
+	}
+	req = httptest.NewRequest("GET", "/v1/peers", nil)
+	req.RemoteAddr = c.Peer.Addr.String() + ":40000"
+	w = httptest.NewRecorder()
+	h.ServeHTTP(w, req)
+	if w.Code != http.StatusOK {
+		t.Errorf("GET with a failing audit: %d", w.Code)
+	}
 }

@@ -22,6 +22,7 @@ const (
 	peerKey ctxKey = iota
 	requestIDKey
 	localPeerKey
+	auditKey
 )
 
 // LocalRemoteAddr is the RemoteAddr of requests on the appliance's local
@@ -95,15 +96,19 @@ func (o *outerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// Every mutating request of a known peer is audited, whatever the
-	// answer (403, 404, 405, 413 and 429 included), and the audit row is
-	// committed before the client sees a byte: the response waits in a
-	// buffer meanwhile. Mutating responses are small JSON documents.
-	// The route is matched here, not in the per-route layer, so that
-	// requests refused before routing (429) are named by it too.
+	// answer (403, 404, 405, 413 and 429 included): one that reaches its
+	// handler has its row committed before the handler runs (beginAudit)
+	// and its status committed before the client sees a byte (the
+	// response waits in a buffer meanwhile; mutating responses are small
+	// JSON documents); refusals are counted (finishAudit). The route is
+	// matched here, not in the per-route layer, so that requests refused
+	// before routing (429) are named by it too.
 	route, vars := matchRoute(o.next, r)
+	ar := s.newAuditReq(r, p, route, auditTarget(vars))
+	r = r.WithContext(context.WithValue(r.Context(), auditKey, ar))
 	bw := &bufferedResponse{header: w.Header()}
 	o.serve(bw, r, p, err)
-	s.record(r, p, route, auditTarget(vars), bw.status())
+	s.finishAudit(r, ar, bw.status())
 	bw.sendTo(w)
 }
 
@@ -182,21 +187,64 @@ func safeMethod(method string) bool {
 	return false
 }
 
-// record commits the audit row of a mutating request: route is the matched
+// auditReq is the audit of one mutating request: its entry (without the
+// status) and, once beginAudit committed its row, the row's id.
+type auditReq struct {
+	entry audit.Entry
+	id    int64
+}
+
+// newAuditReq names a mutating request for the audit: route is the matched
 // route's template, "" when none matched (404, 405: the raw path is kept).
-// A failure is logged and the response still goes out: the change it
-// describes has happened.
-func (s *server) record(r *http.Request, p *peers.Peer, route, target string, status int) {
-	if s.audit == nil {
-		return
-	}
+func (s *server) newAuditReq(r *http.Request, p *peers.Peer, route, target string) *auditReq {
 	if route == "" {
 		route = clip(r.URL.Path, 200)
 	}
-	e := audit.Entry{At: s.reg.Now(), Peer: p.Name, Method: clip(r.Method, 32), Route: printable(route),
-		Target: printable(target), Status: status, RequestID: requestID(r.Context())}
-	if err := s.audit.Record(context.WithoutCancel(r.Context()), e); err != nil {
-		s.log.Error("audit record failed", "request_id", e.RequestID, "err", err)
+	return &auditReq{entry: audit.Entry{At: s.reg.Now(), Peer: p.Name, Method: clip(r.Method, 32), Route: printable(route),
+		Target: printable(target), RequestID: requestID(r.Context())}}
+}
+
+// errStorageUnavailable refuses a mutating request whose audit row could
+// not be committed (disk full, a failing disk): nothing was done.
+func errStorageUnavailable(err error) error {
+	return &apiError{Status: http.StatusServiceUnavailable, Code: "storage_unavailable",
+		Message: "the appliance cannot write its database (disk full?); nothing was done, retry later", Err: err}
+}
+
+// beginAudit commits the row of a mutating request before its handler
+// runs, so no action goes unrecorded; when that fails the request is
+// refused with 503 storage_unavailable and the handler never runs. Safe
+// requests have no auditReq and pass.
+func (s *server) beginAudit(r *http.Request) error {
+	ar, _ := r.Context().Value(auditKey).(*auditReq)
+	if ar == nil || s.audit == nil {
+		return nil
+	}
+	id, err := s.audit.Begin(context.WithoutCancel(r.Context()), ar.entry)
+	if err != nil {
+		return errStorageUnavailable(err)
+	}
+	ar.id = id
+	return nil
+}
+
+// finishAudit commits the final status of a request whose handler ran, or
+// counts a refusal that never reached a handler (rate limit, router,
+// scope, a failed beginAudit). A failure is logged and the response still
+// goes out: the change it describes has happened, and its row shows the
+// attempt.
+func (s *server) finishAudit(r *http.Request, ar *auditReq, status int) {
+	if s.audit == nil {
+		return
+	}
+	e := ar.entry
+	e.Status = status
+	if ar.id == 0 {
+		s.audit.Refused(e)
+		return
+	}
+	if err := s.audit.Finish(context.WithoutCancel(r.Context()), ar.id, e); err != nil {
+		s.log.Error("audit status not recorded", "request_id", e.RequestID, "status", status, "err", err)
 	}
 }
 
@@ -250,7 +298,8 @@ func (b *bufferedResponse) sendTo(w http.ResponseWriter) {
 }
 
 // wrap adds the per-route layer: the browser guard's body and name checks
-// (guard.go), then the scope check.
+// (guard.go), the scope check, then the audit row of a mutating request,
+// then the handler.
 func (s *server) wrap(rt route) http.Handler {
 	h := rt.h
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -260,7 +309,9 @@ func (s *server) wrap(rt route) http.Handler {
 		case rt.scope != "" && !p.Has(rt.scope):
 			err = errorf(http.StatusForbidden, "forbidden", "this peer lacks the %q scope", rt.scope)
 		default:
-			err = h(w, r)
+			if err = s.beginAudit(r); err == nil {
+				err = h(w, r)
+			}
 		}
 		if err != nil {
 			writeError(w, r, s.log, err)

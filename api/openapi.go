@@ -134,7 +134,8 @@ var schemas = map[string]any{
 		"tunnel_address", "api_hosts"),
 	"SettingsUpdate": obj(map[string]any{"api_hosts": map[string]any{"type": "array", "items": str, "description": "replaces the list; [] clears it"}}),
 	"AuditList": obj(map[string]any{"next_after": integer, "entries": map[string]any{"type": "array", "items": obj(map[string]any{
-		"id": integer, "at": dateTime, "peer": str, "method": str, "route": str, "target": str, "status": integer, "request_id": str})}}, "entries"),
+		"id": integer, "at": dateTime, "peer": str, "method": str, "route": str, "target": str, "status": integer, "request_id": str,
+		"count": integer, "last_at": dateTime})}}, "entries"),
 }
 
 // eventData names the schema of each event type's data. Every type in

@@ -18,7 +18,9 @@ import (
 // AuditLog is the subset of *audit.Log the API uses; an interface so the
 // handlers can be tested without a database.
 type AuditLog interface {
-	Record(ctx context.Context, e audit.Entry) error
+	Begin(ctx context.Context, e audit.Entry) (int64, error)
+	Finish(ctx context.Context, id int64, e audit.Entry) error
+	Refused(e audit.Entry)
 	List(ctx context.Context, peer string, after int64, limit int) ([]audit.Entry, error)
 }
 

@@ -49,6 +49,10 @@ type Options struct {
 	Bind       conn.Bind
 	// Retention is how long events are kept; 0 means 7 days.
 	Retention time.Duration
+	// AuditRetention is how long audit rows are kept; 0 means 90 days.
+	// AuditInterval is how long refusals are counted before their
+	// aggregated rows are written; 0 means a minute.
+	AuditRetention, AuditInterval time.Duration
 	// NoWhatsApp starts only the tunnel and the peer API (the WhatsApp
 	// routes answer 503). Bench helpers and selftest use it.
 	NoWhatsApp bool
@@ -82,6 +86,11 @@ type Appliance struct {
 	nudge   chan struct{}
 	done    chan struct{}
 	closed  bool
+	// flushDone is closed when the audit flusher has returned.
+	flushDone chan struct{}
+	// endpoints saves the live peers' endpoints (under endpointsMu).
+	endpoints   *endpointSaver
+	endpointsMu sync.Mutex
 
 	// What was last applied to the device, guarded by reconcileMu (the
 	// reconcile loop and Sync both reconcile).
@@ -94,6 +103,11 @@ type Appliance struct {
 func Open(ctx context.Context, o Options) (*Appliance, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
+	} else {
+		// The one place the appliance's logger is set: repeated
+		// identical lines (a failing disk fails every request alike) are
+		// rate-limited.
+		o.Logger = slog.New(newLogLimiter(o.Logger.Handler(), logBurst, logInterval, nil))
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -120,7 +134,8 @@ func openDB(ctx context.Context, o Options, db *store.DB) (*Appliance, error) {
 		return nil, err
 	}
 	a := &Appliance{opts: o, log: o.Logger, db: db, server: srv, reg: reg,
-		limits: peers.NewLimiters(o.Now), audit: audit.New(db), nudge: make(chan struct{}, 1),
+		limits: peers.NewLimiters(o.Now), nudge: make(chan struct{}, 1),
+		audit:  audit.New(db, audit.Options{Retention: o.AuditRetention, Interval: o.AuditInterval, Now: o.Now}),
 		events: events.New(db, events.Options{Retention: o.Retention, Now: o.Now})}
 	return a, nil
 }
@@ -263,8 +278,19 @@ func (a *Appliance) Start(ctx context.Context) error {
 			return err
 		}
 		a.wa = wa
-		go a.events.RunPruner(bg, time.Hour, func(err error) { a.log.Warn("event pruning failed", "err", err) })
 	}
+	// One hourly pruner for the event log and the audit log (each with its
+	// own retention).
+	unprune := a.events.OnPrune(a.audit.Prune)
+	go func() {
+		a.events.RunPruner(bg, time.Hour, func(err error) { a.log.Warn("pruning failed", "err", err) })
+		unprune()
+	}()
+	a.flushDone = make(chan struct{})
+	go func() {
+		defer close(a.flushDone)
+		a.audit.RunFlusher(bg, func(err error) { a.log.Error("audit refusal counts not written", "err", err) })
+	}()
 	a.handler = a.buildHandler()
 	port := a.server.ListenPort
 	fail := func(err error) error {
@@ -280,13 +306,11 @@ func (a *Appliance) Start(ctx context.Context) error {
 	case a.opts.ListenPort < 0:
 		port = 0
 	}
+	// The peers go onto the device before it binds the port (see
+	// netstack.Config.Peers).
 	dev, err := netstack.New(netstack.Config{PrivateKey: a.server.PrivateKey, ListenPort: port,
-		Addr: a.server.TunnelAddr(), MTU: a.server.MTU, Bind: a.opts.Bind, Logger: a.log})
+		Addr: a.server.TunnelAddr(), MTU: a.server.MTU, Bind: a.opts.Bind, Logger: a.log, Peers: a.activePeers()})
 	if err != nil {
-		return fail(err)
-	}
-	if _, err := dev.Apply(a.activePeers()); err != nil {
-		dev.Close()
 		return fail(err)
 	}
 	a.appliedGen, a.nextExpiry = a.reg.Generation(), a.earliestExpiry(a.opts.Now())
@@ -311,6 +335,12 @@ func (a *Appliance) Start(ctx context.Context) error {
 			a.log.Error("api server stopped", "err", err)
 		}
 	}()
+	// Clients whose session died with the previous process get a
+	// handshake now (see EndpointsFile).
+	a.endpoints = &endpointSaver{dir: a.opts.StateDir, last: loadEndpoints(a.opts.StateDir)}
+	if err := dev.Reach(a.endpoints.last); err != nil {
+		a.log.Warn("reaching the peers of the last run failed", "err", err)
+	}
 	go a.reconcileLoop(a.done)
 	p, _ := dev.Port()
 	a.log.Info("appliance up", "udp_port", p, "tunnel_addr", a.server.TunnelAddr(), "api", fmt.Sprintf("http://%s:%d", a.server.TunnelAddr(), APIPort), "peers", len(a.reg.List()), "version", Version())
@@ -334,14 +364,34 @@ func (a *Appliance) Port() int {
 func (a *Appliance) reconcileLoop(done chan struct{}) {
 	t := time.NewTicker(PollInterval)
 	defer t.Stop()
+	eps := time.NewTicker(endpointsEvery)
+	defer eps.Stop()
 	for {
 		select {
 		case <-done:
 			return
 		case <-t.C:
 		case <-a.nudge:
+		case <-eps.C:
+			a.saveEndpoints()
+			continue
 		}
 		a.reconcile()
+	}
+}
+
+// saveEndpoints keeps the live peers' endpoints for the next start.
+func (a *Appliance) saveEndpoints() {
+	a.mu.Lock()
+	dev, s := a.dev, a.endpoints
+	a.mu.Unlock()
+	if dev == nil || s == nil {
+		return
+	}
+	a.endpointsMu.Lock()
+	defer a.endpointsMu.Unlock()
+	if err := s.save(dev, time.Now()); err != nil {
+		a.log.Warn("saving peer endpoints failed", "err", err)
 	}
 }
 
@@ -424,7 +474,7 @@ func (a *Appliance) Close() error {
 	}
 	a.closed = true
 	srv, dev, done, wa, cancel := a.httpSrv, a.dev, a.done, a.wa, a.cancel
-	ctl := a.ctlSrv
+	ctl, flushDone := a.ctlSrv, a.flushDone
 	a.mu.Unlock()
 	var errs []error
 	if ctl != nil {
@@ -441,6 +491,14 @@ func (a *Appliance) Close() error {
 	if done != nil {
 		close(done)
 	}
+	// No request is served any more: write the refusals counted so far.
+	if cancel != nil && flushDone != nil {
+		cancel()
+		<-flushDone
+	}
+	if err := a.audit.Flush(context.Background()); err != nil {
+		a.log.Error("audit refusal counts not written", "err", err)
+	}
 	if wa != nil {
 		errs = append(errs, wa.Close())
 	}
@@ -451,6 +509,7 @@ func (a *Appliance) Close() error {
 		cancel()
 	}
 	if dev != nil {
+		a.saveEndpoints() // the sessions a restart should revive
 		errs = append(errs, dev.Close())
 	}
 	errs = append(errs, a.db.Close())

@@ -36,7 +36,7 @@ func commands() []command {
 	return []command{
 		{"up", "[init flags] [serve flags]", "init if needed, create the first admin peer and print its config and QR, then serve", (*cli).up},
 		{"init", "[--endpoint HOST:PORT] [--listen-port 51820] [--subnet 10.77.0.0/24] [--mtu 1420]", "create the server key and config in the state dir", (*cli).init},
-		{"serve", "[--memory-limit SIZE] [--log-level info]", "run the appliance", (*cli).serve},
+		{"serve", "[--memory-limit SIZE] [--log-level info] [--event-retention 168h] [--audit-retention 2160h]", "run the appliance", (*cli).serve},
 		{"set", "[--endpoint HOST:PORT] [--listen-port N] [--rate R] [--burst B] [--api-host NAME,...]", "change the settings of an initialized state", (*cli).set},
 		{"peer", "add|list|show|remove|disable|enable|rotate|config ...", "manage peers", (*cli).peer},
 		{"session", "add|list|login|logout|remove ...", "manage WhatsApp sessions of a running appliance", (*cli).session},
@@ -281,10 +281,11 @@ func (c *cli) init(ctx context.Context, args []string) error {
 
 // serveFlags are shared by serve and up.
 type serveFlags struct {
-	memLimit  *string
-	logLevel  *string
-	retention *time.Duration
-	sandbox   *sandboxFlag
+	memLimit       *string
+	logLevel       *string
+	retention      *time.Duration
+	auditRetention *time.Duration
+	sandbox        *sandboxFlag
 }
 
 // sandboxFlag is --sandbox (in-process wasim) or --sandbox=HOST:PORT (a
@@ -313,7 +314,9 @@ func addServeFlags(fs *flag.FlagSet) serveFlags {
 		memLimit:  fs.String("memory-limit", "", "soft memory limit such as 64MiB (sets the Go runtime's GOMEMLIMIT)"),
 		logLevel:  fs.String("log-level", "info", "log level: debug, info, warn, error"),
 		retention: fs.Duration("event-retention", 7*24*time.Hour, "how long events are kept"),
-		sandbox:   &sandboxFlag{},
+		auditRetention: fs.Duration("audit-retention", audit.DefaultRetention,
+			"how long audit rows are kept (pruned hourly); refusals are one row per peer, route and status a minute"),
+		sandbox: &sandboxFlag{},
 	}
 	fs.Var(sf.sandbox, "sandbox", "sandbox mode: WhatsApp sessions talk to the built-in simulator (wasim), or with =HOST:PORT to a standalone one;\na state dir is bound to its mode the first time it serves")
 	return sf
@@ -323,6 +326,12 @@ func (f serveFlags) apply(stderr io.Writer) (*slog.Logger, error) {
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(*f.logLevel)); err != nil {
 		return nil, usagef("--log-level %q: want debug, info, warn or error", *f.logLevel)
+	}
+	if *f.retention <= 0 {
+		return nil, usagef("--event-retention must be positive")
+	}
+	if *f.auditRetention <= 0 {
+		return nil, usagef("--audit-retention must be positive")
 	}
 	if *f.memLimit != "" {
 		n, err := parseSize(*f.memLimit)
@@ -345,14 +354,24 @@ func (c *cli) serve(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	// First thing: a second serve on this state stops before it touches
+	// anything.
+	lock, err := store.LockState(*state, false)
+	if err != nil {
+		return err
+	}
+	defer lock.Unlock()
 	return runServe(ctx, *state, log, sf)
 }
 
+// runServe serves dir until ctx ends; the caller holds the state's lock.
+// A state that group or others may read is refused (the chmod to run is in
+// the message).
 func runServe(ctx context.Context, dir string, log *slog.Logger, sf serveFlags) error {
-	if *sf.retention <= 0 {
-		return usagef("--event-retention must be positive")
+	if err := store.CheckPrivate(dir); err != nil {
+		return err
 	}
-	a, err := Open(ctx, Options{StateDir: dir, Logger: log, Retention: *sf.retention, Sandbox: sf.sandbox.v})
+	a, err := Open(ctx, Options{StateDir: dir, Logger: log, Retention: *sf.retention, AuditRetention: *sf.auditRetention, Sandbox: sf.sandbox.v})
 	if err != nil {
 		return err
 	}
@@ -404,6 +423,20 @@ func (c *cli) up(ctx context.Context, args []string) error {
 	log, err := sf.apply(c.stderr)
 	if err != nil {
 		return err
+	}
+	// The lock comes first (a missing dir is created 0700 for it); an
+	// existing state with loose modes is refused before anything tightens
+	// or writes it, while a new or empty dir is made private as before.
+	existed := store.HasState(*state)
+	lock, err := store.LockState(*state, true)
+	if err != nil {
+		return err
+	}
+	defer lock.Unlock()
+	if existed {
+		if err := store.CheckPrivate(*state); err != nil {
+			return err
+		}
 	}
 	exists, err := initialize(ctx, *state, s)
 	if err != nil {
@@ -473,7 +506,7 @@ func (c *cli) auditCmd(ctx context.Context, args []string) error {
 		return err
 	}
 	defer db.Close()
-	es, err := audit.New(db).List(ctx, *peer, *after, *limit)
+	es, err := audit.New(db, audit.Options{}).List(ctx, *peer, *after, *limit)
 	if err != nil {
 		return err
 	}
@@ -481,9 +514,13 @@ func (c *cli) auditCmd(ctx context.Context, args []string) error {
 		return json.NewEncoder(c.stdout).Encode(es)
 	}
 	tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tTIME\tPEER\tMETHOD\tROUTE\tTARGET\tSTATUS")
+	fmt.Fprintln(tw, "ID\tTIME\tPEER\tMETHOD\tROUTE\tTARGET\tSTATUS\tCOUNT")
 	for _, e := range es {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%d\n", e.ID, e.At.Format(time.RFC3339), e.Peer, e.Method, e.Route, e.Target, e.Status)
+		at := e.At.Format(time.RFC3339)
+		if e.LastAt != nil { // an aggregated row: the span of its requests
+			at += ".." + e.LastAt.Format(time.RFC3339)
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%d\t%d\n", e.ID, at, e.Peer, e.Method, e.Route, e.Target, e.Status, e.Count)
 	}
 	return tw.Flush()
 }

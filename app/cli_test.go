@@ -39,6 +39,9 @@ func TestCLIExitCodes(t *testing.T) {
 		{[]string{"peer", "explode", "--state", dir}, 2, "unknown subcommand"},
 		{[]string{"serve", "--log-level", "loud", "--state", dir}, 2, "--log-level"},
 		{[]string{"serve", "--memory-limit", "lots", "--state", dir}, 2, "--memory-limit"},
+		{[]string{"serve", "--audit-retention", "0", "--state", dir}, 2, "--audit-retention must be positive"},
+		{[]string{"serve", "--audit-retention", "-1h", "--state", dir}, 2, "--audit-retention must be positive"},
+		{[]string{"up", "--audit-retention", "0", "--state", dir}, 2, "--audit-retention must be positive"},
 		{[]string{"audit", "--limit", "0", "--state", dir}, 2, "--limit"},
 		{[]string{"version", "extra"}, 2, "unexpected argument"},
 	}

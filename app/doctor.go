@@ -26,27 +26,36 @@ func Doctor(ctx context.Context, dir string) []check {
 	var out []check
 	add := func(name, detail, fix string) { out = append(out, check{name, detail, fix}) }
 
-	st, err := os.Stat(dir)
-	switch {
-	case err != nil:
+	// The same check as serve's refusal (store.LooseModes): no group or
+	// world bit on the dir or any file in it.
+	if _, err := os.Stat(dir); err != nil {
 		add("state dir", dir, fmt.Sprintf("it does not exist: run 'waappliance init --endpoint HOST:PORT --state %s'", dir))
 		return out
-	case st.Mode().Perm() != 0o700:
-		add("state dir", fmt.Sprintf("%s has mode %v", dir, st.Mode().Perm()), fmt.Sprintf("chmod 700 %s", dir))
-	default:
-		add("state dir", dir+" (0700)", "")
 	}
-	ents, _ := os.ReadDir(dir)
-	var loose []string
-	for _, e := range ents {
-		if info, err := e.Info(); err == nil && info.Mode().IsRegular() && info.Mode().Perm() != 0o600 {
-			loose = append(loose, e.Name())
+	loose, err := store.LooseModes(dir)
+	if err != nil {
+		add("state dir", err.Error(), "check that this user may read the state dir")
+		return out
+	}
+	var looseDir, looseFiles []store.LoosePath
+	var names []string
+	for _, l := range loose {
+		if l.Dir {
+			looseDir = append(looseDir, l)
+		} else {
+			looseFiles = append(looseFiles, l)
+			names = append(names, fmt.Sprintf("%s (%04o)", filepath.Base(l.Path), l.Mode))
 		}
 	}
-	if len(loose) > 0 {
-		add("file modes", strings.Join(loose, ", ")+" not 0600", fmt.Sprintf("chmod 600 %s/*", dir))
+	if len(looseDir) > 0 {
+		add("state dir", fmt.Sprintf("%s has mode %04o", dir, looseDir[0].Mode), store.ChmodFix(looseDir))
 	} else {
-		add("file modes", fmt.Sprintf("%d files, all 0600", len(ents)), "")
+		add("state dir", dir+" (private)", "")
+	}
+	if len(looseFiles) > 0 {
+		add("file modes", strings.Join(names, ", ")+" readable by group or others", store.ChmodFix(looseFiles))
+	} else {
+		add("file modes", "no file readable by group or others", "")
 	}
 
 	db, err := store.Open(ctx, dir, false)

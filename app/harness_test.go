@@ -85,6 +85,9 @@ func serveWith(t testing.TB, dir string, mod func(*app.Options)) *testAppliance 
 	return &testAppliance{Appliance: a, dir: dir, port: a.Port()}
 }
 
+// shortAuditInterval makes refusals reach the audit log within 50 ms.
+func shortAuditInterval(o *app.Options) { o.AuditInterval = 50 * time.Millisecond }
+
 // addPeer adds a peer through the registry (like the API would).
 func (ta *testAppliance) addPeer(t testing.TB, name string, scopes ...peers.Scope) peers.Created {
 	t.Helper()

@@ -1,51 +1,301 @@
-// Package audit records every mutating API request durably: when, which
+// Package audit records the mutating API requests durably: when, which
 // peer, what route and target, and the resulting status.
+//
+// What a request did is never left unrecorded: a request that reaches its
+// handler has a row committed first (Begin, status 0 while it runs) and
+// its final status committed before the response goes out (Finish); when
+// the first commit fails, the request is refused and nothing is done.
+// Refusals (nothing was done) are not one row each: they are counted in
+// memory per peer, method, route and status and written as one row with a
+// count per interval (Refused, Flush), so a flood of refused requests costs
+// a row a minute instead of a row a request.
 package audit
 
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"waappliance/store"
 )
 
-// Entry is one recorded request.
+// Entry is one recorded request, or, with Count > 1, the refusals of one
+// peer, method, route and status in one interval, from At to LastAt.
 type Entry struct {
-	ID        int64     `json:"id"`
-	At        time.Time `json:"at"`
-	Peer      string    `json:"peer"`
-	Method    string    `json:"method"`
-	Route     string    `json:"route"`
-	Target    string    `json:"target"`
-	Status    int       `json:"status"`
-	RequestID string    `json:"request_id"`
+	ID     int64     `json:"id"`
+	At     time.Time `json:"at"`
+	Peer   string    `json:"peer"`
+	Method string    `json:"method"`
+	Route  string    `json:"route"`
+	// Target is what the request acted on; "*" on an aggregated row whose
+	// requests named different targets.
+	Target string `json:"target"`
+	// Status is the answer's HTTP status; 0 while the request runs (a row
+	// left at 0 means the appliance stopped before it answered).
+	Status    int    `json:"status"`
+	RequestID string `json:"request_id"`
+	// Count is how many requests the row stands for: 1 for a single row.
+	Count int `json:"count"`
+	// LastAt is the time of the last request of an aggregated row; nil on
+	// a single row.
+	LastAt *time.Time `json:"last_at,omitempty"`
+}
+
+// Defaults of Options.
+const (
+	DefaultInterval  = time.Minute
+	DefaultMaxKeys   = 1024
+	DefaultRetention = 90 * 24 * time.Hour
+)
+
+// Options configure a Log. Zero values: Interval DefaultInterval, MaxKeys
+// DefaultMaxKeys, Retention DefaultRetention, Now time.Now.
+type Options struct {
+	// Interval is how long refusals are counted before their rows are
+	// written.
+	Interval time.Duration
+	// MaxKeys bounds the distinct (peer, method, route, status) counted in
+	// one interval; past it, a peer's further refusals are folded into its
+	// catch-all key (method and route "*", per status).
+	MaxKeys int
+	// Retention is how long rows are kept (Prune).
+	Retention time.Duration
+	Now       func() time.Time
 }
 
 // Log is the audit log in the appliance database.
-type Log struct{ db *store.DB }
+type Log struct {
+	db        *store.DB
+	interval  time.Duration
+	maxKeys   int
+	retention time.Duration
+	now       func() time.Time
+
+	mu      sync.Mutex
+	pending map[refusalKey]*refusal
+}
+
+type refusalKey struct {
+	peer, method, route string
+	status              int
+}
+
+type refusal struct {
+	first, last time.Time
+	target      string
+	requestID   string
+	count       int
+}
 
 // New returns the audit log stored in db.
-func New(db *store.DB) *Log { return &Log{db: db} }
-
-// Record appends e (its ID is assigned) and returns once it is committed.
-// Concurrent records share a commit with each other and with the other
-// durable writes of the moment (store.DB.Batch).
-func (l *Log) Record(ctx context.Context, e Entry) error {
-	if e.At.IsZero() {
-		e.At = time.Now()
+func New(db *store.DB, o Options) *Log {
+	if o.Interval <= 0 {
+		o.Interval = DefaultInterval
 	}
-	err := l.db.Batch(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO audit(at, peer, method, route, target, status, request_id) VALUES (?,?,?,?,?,?,?)`,
-			e.At.UnixNano(), e.Peer, e.Method, e.Route, e.Target, e.Status, e.RequestID)
-		return err
-	})
-	if err != nil {
+	if o.MaxKeys <= 0 {
+		o.MaxKeys = DefaultMaxKeys
+	}
+	if o.Retention <= 0 {
+		o.Retention = DefaultRetention
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return &Log{db: db, interval: o.Interval, maxKeys: o.MaxKeys, retention: o.Retention, now: o.Now,
+		pending: map[refusalKey]*refusal{}}
+}
+
+// Record appends e as a single row (its ID is assigned) and returns once it
+// is committed. Concurrent records share a commit with each other and with
+// the other durable writes of the moment (store.DB.Batch).
+func (l *Log) Record(ctx context.Context, e Entry) error {
+	if _, err := l.insert(ctx, e); err != nil {
 		return fmt.Errorf("audit.Record: %w", err)
 	}
 	return nil
 }
+
+// Begin commits e's row with status 0 before its request is served and
+// returns the row's id for Finish. An error means no row: the caller must
+// refuse the request without doing anything.
+func (l *Log) Begin(ctx context.Context, e Entry) (int64, error) {
+	e.Status = 0
+	id, err := l.insert(ctx, e)
+	if err != nil {
+		return 0, fmt.Errorf("audit.Begin: %w", err)
+	}
+	return id, nil
+}
+
+func (l *Log) insert(ctx context.Context, e Entry) (int64, error) {
+	if e.At.IsZero() {
+		e.At = l.now()
+	}
+	var id int64
+	err := l.db.Batch(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `INSERT INTO audit(at, peer, method, route, target, status, request_id, count) VALUES (?,?,?,?,?,?,?,1)`,
+			e.At.UnixNano(), e.Peer, e.Method, e.Route, e.Target, e.Status, e.RequestID)
+		if err != nil {
+			return err
+		}
+		id, err = res.LastInsertId()
+		return err
+	})
+	return id, err
+}
+
+// Finish sets the final status of the row Begin committed as id, and
+// returns once that is committed. A client error (4xx: nothing was done)
+// takes the row back out and counts the request with the other refusals
+// instead (Refused).
+func (l *Log) Finish(ctx context.Context, id int64, e Entry) error {
+	refused := isRefusal(e.Status)
+	err := l.db.Batch(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		if refused {
+			_, err := tx.ExecContext(ctx, `DELETE FROM audit WHERE id = ?`, id)
+			return err
+		}
+		_, err := tx.ExecContext(ctx, `UPDATE audit SET status = ? WHERE id = ?`, e.Status, id)
+		return err
+	})
+	if refused {
+		l.Refused(e) // counted even if the row could not be taken out
+	}
+	if err != nil {
+		return fmt.Errorf("audit.Finish: %w", err)
+	}
+	return nil
+}
+
+// isRefusal reports whether a handler's status says nothing was done: the
+// 4xx answers. A 5xx after the handler ran keeps its own row: the action may
+// have been partly done (a WhatsApp call that timed out may have gone
+// through).
+func isRefusal(status int) bool { return status >= 400 && status < 500 }
+
+// Refused counts a request that was refused before anything was done (by
+// the rate limit, the router, a scope or a failed Begin) in the current
+// interval's row of its peer, method, route and status. It never blocks on
+// the database.
+func (l *Log) Refused(e Entry) {
+	if e.At.IsZero() {
+		e.At = l.now()
+	}
+	k := refusalKey{e.Peer, e.Method, e.Route, e.Status}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.countLocked(k, &refusal{first: e.At, last: e.At, target: e.Target, requestID: e.RequestID, count: 1})
+}
+
+// countLocked adds r to key k, or to k's catch-all key when k is new and
+// the map is full. Catch-all keys are not capped: there is at most one per
+// peer and status.
+func (l *Log) countLocked(k refusalKey, r *refusal) {
+	cur, ok := l.pending[k]
+	if !ok && len(l.pending) >= l.maxKeys {
+		k = refusalKey{k.peer, "*", "*", k.status}
+		r.target = "*"
+		cur, ok = l.pending[k]
+	}
+	if !ok {
+		cp := *r
+		l.pending[k] = &cp
+		return
+	}
+	if r.first.Before(cur.first) {
+		cur.first = r.first
+	}
+	if r.last.After(cur.last) {
+		cur.last, cur.requestID = r.last, r.requestID
+	}
+	if cur.target != r.target {
+		cur.target = "*"
+	}
+	cur.count += r.count
+}
+
+// Flush writes the refusals counted so far, one row per key, and returns
+// once they are committed. When the commit fails the counts are kept for
+// the next Flush (within MaxKeys).
+func (l *Log) Flush(ctx context.Context) error {
+	l.mu.Lock()
+	batch := l.pending
+	l.pending = map[refusalKey]*refusal{}
+	l.mu.Unlock()
+	if len(batch) == 0 {
+		return nil
+	}
+	err := l.db.Batch(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		for k, r := range batch {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO audit(at, peer, method, route, target, status, request_id, count, last_at) VALUES (?,?,?,?,?,?,?,?,?)`,
+				r.first.UnixNano(), k.peer, k.method, k.route, r.target, k.status, r.requestID, r.count, r.last.UnixNano()); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		l.mu.Lock()
+		for k, r := range batch {
+			l.countLocked(k, r)
+		}
+		l.mu.Unlock()
+		return fmt.Errorf("audit.Flush: %w", err)
+	}
+	return nil
+}
+
+// Pending is the number of refusal keys counted and not yet flushed.
+func (l *Log) Pending() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.pending)
+}
+
+// RunFlusher flushes the refusal counts every Interval until ctx ends. The
+// owner flushes once more after it stopped, when no request can be refused
+// any more (the appliance's Close).
+func (l *Log) RunFlusher(ctx context.Context, onErr func(error)) {
+	t := time.NewTicker(l.interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if err := l.Flush(context.WithoutCancel(ctx)); err != nil && onErr != nil && !errors.Is(err, store.ErrClosed) {
+			onErr(err)
+		}
+	}
+}
+
+// Prune deletes the rows older than the retention (by the time of their
+// last request) and returns how many. It has the shape of an
+// events.PruneFunc but keeps its own cutoff, so one pruner serves both.
+func (l *Log) Prune(ctx context.Context, _ time.Time) (int64, error) {
+	cutoff := l.now().Add(-l.retention).UnixNano()
+	var total int64
+	for {
+		// In chunks, so that the write lock is never held for long after a
+		// flood.
+		res, err := l.db.ExecContext(ctx, `DELETE FROM audit WHERE id IN (SELECT id FROM audit WHERE at < ? AND COALESCE(last_at, at) < ? LIMIT ?)`, cutoff, cutoff, pruneChunk)
+		if err != nil {
+			return total, fmt.Errorf("audit.Prune: %w", err)
+		}
+		n, _ := res.RowsAffected()
+		total += n
+		if n < pruneChunk {
+			return total, nil
+		}
+	}
+}
+
+// pruneChunk is how many rows one DELETE of Prune takes at most.
+const pruneChunk = 5000
 
 // MaxLimit caps List's limit.
 const MaxLimit = 1000
@@ -57,7 +307,7 @@ func (l *Log) List(ctx context.Context, peer string, after int64, limit int) ([]
 		limit = 100
 	}
 	limit = min(limit, MaxLimit)
-	q := `SELECT id, at, peer, method, route, target, status, request_id FROM audit WHERE id > ?`
+	q := `SELECT id, at, peer, method, route, target, status, request_id, count, last_at FROM audit WHERE id > ?`
 	args := []any{after}
 	if peer != "" {
 		q += ` AND peer = ?`
@@ -74,10 +324,15 @@ func (l *Log) List(ctx context.Context, peer string, after int64, limit int) ([]
 	for rows.Next() {
 		var e Entry
 		var at int64
-		if err := rows.Scan(&e.ID, &at, &e.Peer, &e.Method, &e.Route, &e.Target, &e.Status, &e.RequestID); err != nil {
+		var last sql.NullInt64
+		if err := rows.Scan(&e.ID, &at, &e.Peer, &e.Method, &e.Route, &e.Target, &e.Status, &e.RequestID, &e.Count, &last); err != nil {
 			return nil, fmt.Errorf("audit.List: %w", err)
 		}
 		e.At = time.Unix(0, at).UTC()
+		if last.Valid {
+			t := time.Unix(0, last.Int64).UTC()
+			e.LastAt = &t
+		}
 		out = append(out, e)
 	}
 	return out, rows.Err()

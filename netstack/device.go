@@ -36,6 +36,10 @@ type Config struct {
 	MTU    int
 	Bind   conn.Bind
 	Logger *slog.Logger
+	// Peers are on the device before its UDP port is bound, so a client's
+	// handshake that arrives first thing (a restart under a connected
+	// client) is answered, not dropped into a 5 s retry. nil: none yet.
+	Peers []PeerConfig
 }
 
 // PeerConfig is what the device needs to know of one peer.
@@ -58,7 +62,8 @@ type Device struct {
 	conns *tracker
 }
 
-// New creates the device, configures its key and port and brings it up.
+// New creates the device, configures its key, port and cfg.Peers, and only
+// then brings it up (binds the UDP port).
 func New(cfg Config) (*Device, error) {
 	if cfg.MTU == 0 {
 		cfg.MTU = peers.DefaultMTU
@@ -80,13 +85,20 @@ func New(cfg Config) (*Device, error) {
 	uapi := fmt.Sprintf("private_key=%s\nlisten_port=%d\n", cfg.PrivateKey.Hex(), cfg.ListenPort)
 	if err := dev.IpcSet(uapi); err != nil {
 		dev.Close()
-		return nil, fmt.Errorf("netstack: configure device (is UDP port %d free?): %w", cfg.ListenPort, err)
+		return nil, fmt.Errorf("netstack: configure device: %w", err)
+	}
+	d := &Device{dev: dev, tnet: tdev, log: cfg.Logger, applied: map[peers.Key]PeerConfig{}, conns: newTracker()}
+	// A device that is down binds nothing (wireguard-go's BindUpdate
+	// returns early), so the peers are there before the first packet.
+	if _, err := d.Apply(cfg.Peers); err != nil {
+		dev.Close()
+		return nil, err
 	}
 	if err := dev.Up(); err != nil {
 		dev.Close()
-		return nil, fmt.Errorf("netstack: up: %w", err)
+		return nil, fmt.Errorf("netstack: up (is UDP port %d free?): %w", cfg.ListenPort, err)
 	}
-	return &Device{dev: dev, tnet: tdev, log: cfg.Logger, applied: map[peers.Key]PeerConfig{}, conns: newTracker()}, nil
+	return d, nil
 }
 
 func deviceLogger(l *slog.Logger) *device.Logger {
@@ -150,6 +162,42 @@ func (d *Device) Apply(want []PeerConfig) (gone []PeerConfig, err error) {
 	}
 	d.applied = wantByKey
 	return gone, nil
+}
+
+// Reach sends a handshake initiation to each given peer (by key) at its
+// last known endpoint ("IP:port", as Stats reports it), so that a client
+// whose session died with the appliance's previous process gets a new one
+// now instead of after WireGuard's 15 s data timeout. It does so the way
+// wireguard-go allows: turning persistent keepalive on sends one keepalive
+// at once (which needs, hence starts, a handshake); it is turned off again
+// right after. Keys not on the device and bad endpoints are skipped.
+func (d *Device) Reach(endpoints map[peers.Key]string) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return net.ErrClosed
+	}
+	var on, off strings.Builder
+	for k, ep := range endpoints {
+		if _, ok := d.applied[k]; !ok {
+			continue
+		}
+		if _, err := netip.ParseAddrPort(ep); err != nil {
+			continue
+		}
+		fmt.Fprintf(&on, "public_key=%s\nendpoint=%s\npersistent_keepalive_interval=1\n", k.Hex(), ep)
+		fmt.Fprintf(&off, "public_key=%s\npersistent_keepalive_interval=0\n", k.Hex())
+	}
+	if on.Len() == 0 {
+		return nil
+	}
+	if err := d.dev.IpcSet(on.String()); err != nil {
+		return fmt.Errorf("netstack: reach peers: %w", err)
+	}
+	if err := d.dev.IpcSet(off.String()); err != nil {
+		return fmt.Errorf("netstack: reach peers: %w", err)
+	}
+	return nil
 }
 
 // UAPI renders a complete wireguard-go set-config for a device with key,

@@ -1,9 +1,15 @@
 package netstack
 
 import (
+	"context"
+	"log/slog"
 	"net/netip"
 	"slices"
+	"strings"
+	"sync"
 	"testing"
+
+	"golang.zx2c4.com/wireguard/conn"
 
 	"waappliance/peers"
 )
@@ -65,5 +71,76 @@ func TestParseStats(t *testing.T) {
 	}
 	if got := st[k2]; !got.LastHandshake.IsZero() {
 		t.Fatalf("k2 never handshook: %+v", got)
+	}
+}
+
+// logCount counts log records whose message contains a substring.
+type logCount struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (c *logCount) Enabled(context.Context, slog.Level) bool { return true }
+func (c *logCount) Handle(_ context.Context, r slog.Record) error {
+	c.mu.Lock()
+	c.lines = append(c.lines, r.Message)
+	c.mu.Unlock()
+	return nil
+}
+func (c *logCount) WithAttrs([]slog.Attr) slog.Handler { return c }
+func (c *logCount) WithGroup(string) slog.Handler      { return c }
+func (c *logCount) count(sub string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for _, l := range c.lines {
+		if strings.Contains(l, sub) {
+			n++
+		}
+	}
+	return n
+}
+
+// openSpy is a Bind that records, at the moment the port is bound, how
+// many peers the device had created by then.
+type openSpy struct {
+	conn.Bind
+	log         *logCount
+	peersAtOpen int
+	opened      bool
+}
+
+func (b *openSpy) Open(port uint16) ([]conn.ReceiveFunc, uint16, error) {
+	b.opened = true
+	b.peersAtOpen = b.log.count("UAPI: Created")
+	return b.Bind.Open(port)
+}
+
+// TestPeersBeforeBind: every peer given to New is on the device before
+// the UDP port is bound, so a handshake arriving as the very first packet
+// after a (re)start finds its peer instead of being dropped (the client
+// would wait 5 s for its retry).
+func TestPeersBeforeBind(t *testing.T) {
+	lc := &logCount{}
+	spy := &openSpy{Bind: conn.NewDefaultBind(), log: lc}
+	priv, _ := peers.GeneratePrivateKey()
+	ps := []PeerConfig{peerCfg(t, "10.9.0.2"), peerCfg(t, "10.9.0.3"), peerCfg(t, "10.9.0.4")}
+	d, err := New(Config{PrivateKey: priv, Addr: netip.MustParseAddr("10.9.0.1"), Bind: spy, Logger: slog.New(lc), Peers: ps})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if !spy.opened {
+		t.Fatal("the bind was never opened")
+	}
+	if spy.peersAtOpen != len(ps) {
+		t.Fatalf("%d of %d peers were on the device when the port was bound", spy.peersAtOpen, len(ps))
+	}
+	// And they are the applied set: a later Apply of the same set is a no-op.
+	if gone, err := d.Apply(ps); err != nil || len(gone) != 0 {
+		t.Fatalf("re-apply: %v %v", gone, err)
+	}
+	if st, _ := d.Stats(); len(st) != len(ps) {
+		t.Fatalf("device has %d peers", len(st))
 	}
 }

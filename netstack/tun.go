@@ -75,7 +75,9 @@ func newNetTun(addr netip.Addr, mtu int) (*netTun, error) {
 		return nil, fmt.Errorf("netstack: address %s: %v", addr, err)
 	}
 	t.stack.AddRoute(tcpip.Route{Destination: header.IPv4EmptySubnet, NIC: 1})
-	t.events <- tun.EventUp
+	// No tun.EventUp here: wireguard-go would bring the device up (bind
+	// the UDP port) from its event goroutine at once, racing New's
+	// configuration of the key and peers. New calls Up itself, last.
 	return t, nil
 }
 

@@ -153,21 +153,36 @@ func prepareDir(dir, path string) error {
 	case !st.IsDir():
 		return fmt.Errorf("store: state dir %s is not a directory", dir)
 	}
-	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
-		ents, err := os.ReadDir(dir)
-		if err != nil {
-			return fmt.Errorf("store: state dir: %w", err)
-		}
-		if len(ents) > 0 {
-			return fmt.Errorf("%s: %w; refusing to use it (give --state a new or empty directory)", dir, ErrForeignDir)
-		}
-	} else if err != nil {
-		return fmt.Errorf("store: %w", err)
+	if err := refuseForeign(dir, path); err != nil {
+		return err
 	}
 	if st.Mode().Perm() != 0o700 {
 		return os.Chmod(dir, 0o700)
 	}
 	return nil
+}
+
+// refuseForeign refuses (ErrForeignDir) a directory that is not empty and
+// holds no database at path.
+func refuseForeign(dir, path string) error {
+	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+		ents, err := os.ReadDir(dir)
+		if err != nil {
+			return fmt.Errorf("store: state dir: %w", err)
+		}
+		if !onlyLock(ents) {
+			return fmt.Errorf("%s: %w; refusing to use it (give --state a new or empty directory)", dir, ErrForeignDir)
+		}
+	} else if err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	return nil
+}
+
+// onlyLock reports whether a directory without a database holds nothing
+// but our lock file (up locks a new state dir before it initializes it).
+func onlyLock(ents []os.DirEntry) bool {
+	return len(ents) == 0 || len(ents) == 1 && ents[0].Name() == LockFile
 }
 
 type migration struct {

@@ -1,0 +1,162 @@
+package audit
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"waappliance/store"
+)
+
+func openDB(t *testing.T) *store.DB {
+	t.Helper()
+	db, err := store.Open(context.Background(), filepath.Join(t.TempDir(), "s"), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+type clock struct{ t time.Time }
+
+func (c *clock) now() time.Time { return c.t }
+
+// TestBeginFinish: Begin commits a row with status 0; Finish sets a
+// success's status and takes a refusal's row back out into the counts.
+func TestBeginFinish(t *testing.T) {
+	ctx := context.Background()
+	l := New(openDB(t), Options{})
+	e := Entry{Peer: "a", Method: "POST", Route: "/v1/peers", RequestID: "r1"}
+	id, err := l.Begin(ctx, e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	es, _ := l.List(ctx, "", 0, 0)
+	if len(es) != 1 || es[0].Status != 0 || es[0].Count != 1 || es[0].LastAt != nil {
+		t.Fatalf("after Begin: %+v", es)
+	}
+	e.Status = 201
+	if err := l.Finish(ctx, id, e); err != nil {
+		t.Fatal(err)
+	}
+	id2, _ := l.Begin(ctx, e)
+	e.Status = 404
+	if err := l.Finish(ctx, id2, e); err != nil {
+		t.Fatal(err)
+	}
+	es, _ = l.List(ctx, "", 0, 0)
+	if len(es) != 1 || es[0].Status != 201 {
+		t.Fatalf("after Finish: %+v", es)
+	}
+	if l.Pending() != 1 {
+		t.Fatalf("the 404 was not counted: %d keys", l.Pending())
+	}
+	// A 5xx after the handler ran keeps its row: it may have done part.
+	id3, _ := l.Begin(ctx, e)
+	e.Status = 504
+	l.Finish(ctx, id3, e)
+	es, _ = l.List(ctx, "", 0, 0)
+	if len(es) != 2 || es[1].Status != 504 {
+		t.Fatalf("a 504 lost its row: %+v", es)
+	}
+}
+
+// TestRefusalsAggregated: refusals become one row per peer, method, route
+// and status per flush, with the count and the first and last time; the
+// map is capped, the overflow folded into the peer's catch-all key.
+func TestRefusalsAggregated(t *testing.T) {
+	ctx := context.Background()
+	c := &clock{time.Unix(1_700_000_000, 0).UTC()}
+	l := New(openDB(t), Options{MaxKeys: 3, Now: c.now})
+	first := c.t
+	for i := range 68000 {
+		c.t = first.Add(time.Duration(i) * time.Millisecond)
+		l.Refused(Entry{Peer: "flood", Method: "DELETE", Route: "/v1/peers/{name}", Target: fmt.Sprint("t", i%2), Status: 429, RequestID: fmt.Sprint(i)})
+	}
+	last := c.t
+	l.Refused(Entry{Peer: "flood", Method: "POST", Route: "/v1/peers", Status: 403})
+	l.Refused(Entry{Peer: "other", Method: "POST", Route: "/v1/peers", Target: "x", Status: 404})
+	// The map is full (3 keys): new keys fold into their peer's catch-all.
+	for i := range 100 {
+		l.Refused(Entry{Peer: "flood", Method: "POST", Route: fmt.Sprint("/v1/random/", i), Status: 404})
+	}
+	if n := l.Pending(); n != 4 {
+		t.Fatalf("%d keys held, want 3 + one catch-all", n)
+	}
+	if err := l.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if l.Pending() != 0 {
+		t.Fatal("Flush kept keys")
+	}
+	es, _ := l.List(ctx, "", 0, 0)
+	got := map[string]Entry{}
+	for _, e := range es {
+		got[fmt.Sprintf("%s %s %s %d", e.Peer, e.Method, e.Route, e.Status)] = e
+	}
+	f := got["flood DELETE /v1/peers/{name} 429"]
+	if f.Count != 68000 || !f.At.Equal(first) || f.LastAt == nil || !f.LastAt.Equal(last) || f.Target != "*" || f.RequestID != "67999" {
+		t.Errorf("flood row: %+v", f)
+	}
+	if o := got["other POST /v1/peers 404"]; o.Count != 1 || o.Target != "x" {
+		t.Errorf("other row: %+v", o)
+	}
+	if ca := got["flood * * 404"]; ca.Count != 100 {
+		t.Errorf("catch-all row: %+v (rows %v)", ca, got)
+	}
+	if len(es) != 4 {
+		t.Errorf("%d rows, want 4: %v", len(es), got)
+	}
+	if err := l.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if es2, _ := l.List(ctx, "", 0, 0); len(es2) != 4 {
+		t.Errorf("an empty flush wrote rows")
+	}
+}
+
+// TestFlushFailureKeepsCounts: counts a failed flush could not write stay
+// for the next one.
+func TestFlushFailureKeepsCounts(t *testing.T) {
+	db := openDB(t)
+	l := New(db, Options{})
+	l.Refused(Entry{Peer: "a", Method: "POST", Route: "/x", Status: 429})
+	l.Refused(Entry{Peer: "a", Method: "POST", Route: "/x", Status: 429})
+	db.Close()
+	if err := l.Flush(context.Background()); err == nil {
+		t.Fatal("flush to a closed database succeeded")
+	}
+	if l.Pending() != 1 {
+		t.Fatalf("counts lost: %d keys", l.Pending())
+	}
+}
+
+// TestPruneRetention: rows whose last request is older than the retention
+// go; newer ones and aggregated rows that ran into the window stay.
+func TestPruneRetention(t *testing.T) {
+	ctx := context.Background()
+	c := &clock{time.Unix(1_700_000_000, 0).UTC()}
+	l := New(openDB(t), Options{Retention: 24 * time.Hour, Now: c.now})
+	start := c.t
+	l.Record(ctx, Entry{At: start, Peer: "old", Method: "POST", Route: "/x", Status: 201})
+	l.Refused(Entry{At: start.Add(-time.Minute), Peer: "span", Method: "POST", Route: "/x", Status: 429})
+	l.Refused(Entry{At: start.Add(13 * time.Hour), Peer: "span", Method: "POST", Route: "/x", Status: 429})
+	l.Flush(ctx)
+	l.Record(ctx, Entry{At: start.Add(12 * time.Hour), Peer: "new", Method: "POST", Route: "/x", Status: 201})
+	c.t = start.Add(25 * time.Hour)
+	n, err := l.Prune(ctx, time.Time{})
+	if err != nil || n != 1 {
+		t.Fatalf("pruned %d (%v), want 1", n, err)
+	}
+	es, _ := l.List(ctx, "", 0, 0)
+	if len(es) != 2 || es[0].Peer != "span" || es[1].Peer != "new" {
+		t.Fatalf("left: %+v", es)
+	}
+	c.t = start.Add(48 * time.Hour)
+	if n, _ := l.Prune(ctx, time.Time{}); n != 2 {
+		t.Fatalf("second prune: %d", n)
+	}
+}
