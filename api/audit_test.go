@@ -183,8 +183,7 @@ func TestAuditFailureRefusesTheRequest(t *testing.T) {
 	}
 	fa := &fakeAudit{failing: errors.New("disk full")}
 	h := New(Options{Registry: reg, Audit: fa})
-	req := httptest.NewRequest("POST", "/v1/peers", strings.NewReader(`{"name":"x"}`))
-	req.Header.Set("Content-Type", "application/json")
+	req := tunnelRequest("POST", "/v1/peers", `{"name":"x"}`)
 	req.RemoteAddr = c.Peer.Addr.String() + ":40000"
 	w := httptest.NewRecorder()
 	h.ServeHTTP(w, req)
@@ -197,7 +196,7 @@ func TestAuditFailureRefusesTheRequest(t *testing.T) {
 	if len(fa.entries) != 1 || fa.entries[0].Status != http.StatusServiceUnavailable {
 		t.Errorf("the refusal was not counted: %+v", fa.entries)
 	}
-	req = httptest.NewRequest("GET", "/v1/peers", nil)
+	req = tunnelRequest("GET", "/v1/peers", "")
 	req.RemoteAddr = c.Peer.Addr.String() + ":40000"
 	w = httptest.NewRecorder()
 	h.ServeHTTP(w, req)
