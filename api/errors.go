@@ -59,6 +59,7 @@ var sentinels = []struct {
 	{peers.ErrBadScope, http.StatusBadRequest, "invalid_argument"},
 	{peers.ErrBadSession, http.StatusBadRequest, "invalid_argument"},
 	{peers.ErrBadLimit, http.StatusBadRequest, "invalid_argument"},
+	{peers.ErrBadCap, http.StatusBadRequest, "invalid_argument"},
 	{peers.ErrBadKey, http.StatusBadRequest, "invalid_argument"},
 	{peers.ErrSubnetFull, http.StatusConflict, "subnet_full"},
 

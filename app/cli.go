@@ -37,7 +37,7 @@ func commands() []command {
 		{"init", "[--endpoint HOST:PORT] [--listen-port 51820] [--subnet 10.77.0.0/24] [--mtu 1420]", "create the server key and config in the state dir", (*cli).init},
 		{"serve", "[--memory-limit SIZE] [--log-level info]", "run the appliance", (*cli).serve},
 		{"set", "[--endpoint HOST:PORT] [--listen-port N] [--rate R] [--burst B]", "change the settings of an initialized state", (*cli).set},
-		{"peer", "add|list|show|remove|disable|enable|rotate|config ...", "manage peers", (*cli).peer},
+		{"peer", "add|list|show|set|remove|disable|enable|rotate|config ...", "manage peers", (*cli).peer},
 		{"session", "add|list|login|logout|remove ...", "manage WhatsApp sessions of a running appliance", (*cli).session},
 		{"audit", "[--peer NAME] [--after ID] [--limit N] [--json]", "show the audit log", (*cli).auditCmd},
 		{"selftest", "", "prove this binary works: a throwaway appliance and client over loopback", (*cli).selftest},
