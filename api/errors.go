@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
+	"time"
 
 	"waappliance/peers"
 	"waappliance/whatsapp"
@@ -159,6 +161,58 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 // maxBody is the request body limit for every route.
 const maxBody = 64 << 10
 
+// DefaultBodyTimeout bounds the reading of a request body: a maxBody body
+// in 10 s is 6.5 KiB/s, far below any working tunnel, while a client that
+// drips a byte every few seconds is cut instead of holding its connection.
+const DefaultBodyTimeout = 10 * time.Second
+
+// limitBody is the one check of a request body before any handler runs. A
+// declared Content-Length over maxBody is refused with 413 without reading
+// a byte of it (with Expect: 100-continue the client never gets its 100
+// Continue: net/http sends that only when a handler reads the body). A
+// body must then arrive within s.bodyTimeout: the connection's read
+// deadline is set for it and lifted once the body is read to its end, so
+// net/http's background read of a long request (which would cancel the
+// request's context at the deadline) is not cut. Requests without a body
+// (SSE streams included) get no deadline.
+func (s *server) limitBody(w http.ResponseWriter, r *http.Request) error {
+	if r.ContentLength > maxBody {
+		return errorf(http.StatusRequestEntityTooLarge, "too_large", "request body over %d bytes", maxBody)
+	}
+	if r.Body == nil || r.Body == http.NoBody {
+		return nil
+	}
+	rc := http.NewResponseController(w)
+	if err := rc.SetReadDeadline(time.Now().Add(s.bodyTimeout)); err != nil {
+		return nil // not a served connection (handler tests): nothing to bound
+	}
+	r.Body = &deadlineBody{ReadCloser: r.Body, rc: rc}
+	return nil
+}
+
+// deadlineBody lifts the connection's read deadline once the body is read
+// to its end.
+type deadlineBody struct {
+	io.ReadCloser
+	rc   *http.ResponseController
+	done bool
+}
+
+func (b *deadlineBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err == io.EOF && !b.done {
+		b.done = true
+		b.rc.SetReadDeadline(time.Time{})
+	}
+	return n, err
+}
+
+// isTimeout reports whether err is a read deadline passing.
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
 // decodeJSON reads one JSON object into v, refusing unknown fields,
 // trailing data and bodies over maxBody.
 func decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
@@ -187,6 +241,8 @@ func jsonError(err error) *apiError {
 		te  *json.UnmarshalTypeError
 	)
 	switch {
+	case isTimeout(err):
+		return &apiError{Status: http.StatusRequestTimeout, Code: "request_timeout", Message: "request body not received in time", Err: err}
 	case errors.As(err, &mbe):
 		return &apiError{Status: http.StatusRequestEntityTooLarge, Code: "too_large", Message: fmt.Sprintf("request body over %d bytes", mbe.Limit), Err: err}
 	case errors.Is(err, io.EOF):

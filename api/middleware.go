@@ -100,7 +100,7 @@ func (o *outerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// The route is matched here, not in the per-route layer, so that
 	// requests refused before routing (429) are named by it too.
 	route, vars := matchRoute(o.next, r)
-	bw := &bufferedResponse{header: w.Header()}
+	bw := &bufferedResponse{header: w.Header(), rw: w}
 	o.serve(bw, r, p, err)
 	s.record(r, p, route, auditTarget(vars), bw.status())
 	bw.sendTo(w)
@@ -158,6 +158,10 @@ func (o *outerHandler) serve(w http.ResponseWriter, r *http.Request, p *peers.Pe
 		writeError(w, r, s.log, errorf(http.StatusTooManyRequests, "rate_limited", "rate limit of %g requests/s (burst %d) exceeded; retry later", p.Rate, p.Burst))
 		return
 	}
+	if err := s.limitBody(w, r); err != nil { // front door: body size and read deadline
+		writeError(w, r, s.log, err)
+		return
+	}
 	o.next.ServeHTTP(w, r)
 }
 
@@ -207,9 +211,13 @@ type bufferedResponse struct {
 	header http.Header
 	code   int
 	body   bytes.Buffer
+	rw     http.ResponseWriter // the real writer, for http.ResponseController
 }
 
 func (b *bufferedResponse) Header() http.Header { return b.header }
+
+// Unwrap lets http.ResponseController reach the connection (read deadlines).
+func (b *bufferedResponse) Unwrap() http.ResponseWriter { return b.rw }
 
 func (b *bufferedResponse) WriteHeader(code int) {
 	if b.code == 0 && code >= 200 {

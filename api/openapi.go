@@ -172,6 +172,7 @@ var errorResponses = map[string]string{
 	"403": "Missing scope, or not an enabled peer",
 	"404": "Unknown route or resource",
 	"405": "Method not allowed",
+	"408": "Request body not received in time (request_timeout)",
 	"409": "Conflict with the current state (exists, not pairing, already paired, not paired, logged out, session replaced)",
 	"410": "Event cursor older than retention; X-Oldest-Event-Id gives the oldest id kept",
 	"413": "Request body or text too large",

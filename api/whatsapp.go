@@ -346,6 +346,11 @@ func (s *server) streamEvents(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	f.Limit = 500
+	release, err := s.streams.acquire(PeerFrom(r.Context()))
+	if err != nil {
+		return err
+	}
+	defer release()
 	first, err := s.ev.List(r.Context(), f) // validates the cursor before the stream starts
 	if err != nil {
 		return err

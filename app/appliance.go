@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/netip"
 	"os"
@@ -55,6 +56,50 @@ type Options struct {
 	// Sandbox is "" for real WhatsApp, SandboxInProcess for a built-in
 	// wasim, or the HOST:PORT of a standalone wasim.
 	Sandbox string
+	// Limits bound what peers may hold open; zero fields take the defaults.
+	Limits Limits
+}
+
+// Limits bound what peers may hold open at once, so one peer cannot
+// exhaust the appliance. PeerConns and PeerStreams are the defaults of
+// peers without their own max_conns and max_streams; Conns and Streams cap
+// all peers together. Zero values take the Default* constants below.
+type Limits struct {
+	PeerConns, Conns     int
+	PeerStreams, Streams int
+	// BodyTimeout bounds reading a request body (0: api.DefaultBodyTimeout).
+	BodyTimeout time.Duration
+}
+
+// The default limits fit a Raspberry Pi with the unit's MemoryMax=256M:
+// see README ("Resource bounds") for what they cost.
+const (
+	DefaultPeerConns   = 32
+	DefaultConns       = 1024
+	DefaultPeerStreams = 4
+	DefaultStreams     = 256
+)
+
+// HTTP server bounds: headers must arrive within ReadHeaderTimeout and fit
+// MaxHeaderBytes (the API's requests have a few short headers); an idle
+// keep-alive connection is closed after IdleTimeout.
+const (
+	ReadHeaderTimeout = 10 * time.Second
+	IdleTimeout       = 60 * time.Second
+	MaxHeaderBytes    = 16 << 10
+)
+
+func (l Limits) withDefaults() Limits {
+	def := func(v *int, d int) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	def(&l.PeerConns, DefaultPeerConns)
+	def(&l.Conns, DefaultConns)
+	def(&l.PeerStreams, DefaultPeerStreams)
+	def(&l.Streams, DefaultStreams)
+	return l
 }
 
 // SandboxInProcess selects the built-in simulator.
@@ -98,6 +143,7 @@ func Open(ctx context.Context, o Options) (*Appliance, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	o.Limits = o.Limits.withDefaults()
 	db, err := store.Open(ctx, o.StateDir, false)
 	if err != nil {
 		return nil, err
@@ -127,7 +173,8 @@ func openDB(ctx context.Context, o Options, db *store.DB) (*Appliance, error) {
 
 func (a *Appliance) buildHandler() http.Handler {
 	opts := api.Options{Registry: a.reg, Limiters: a.limits, Audit: a.audit, Stats: a.stats,
-		Changed: a.Nudge, Version: Version(), Logger: a.log, Events: a.events, Now: a.opts.Now}
+		Changed: a.Nudge, Version: Version(), Logger: a.log, Events: a.events, Now: a.opts.Now,
+		PeerStreams: a.opts.Limits.PeerStreams, Streams: a.opts.Limits.Streams, BodyTimeout: a.opts.Limits.BodyTimeout}
 	if a.wa != nil {
 		opts.WhatsApp = a.wa
 	}
@@ -281,7 +328,7 @@ func (a *Appliance) Start(ctx context.Context) error {
 		port = 0
 	}
 	dev, err := netstack.New(netstack.Config{PrivateKey: a.server.PrivateKey, ListenPort: port,
-		Addr: a.server.TunnelAddr(), MTU: a.server.MTU, Bind: a.opts.Bind, Logger: a.log})
+		Addr: a.server.TunnelAddr(), MTU: a.server.MTU, Bind: a.opts.Bind, Logger: a.log, Limits: a.connLimits()})
 	if err != nil {
 		return fail(err)
 	}
@@ -303,8 +350,8 @@ func (a *Appliance) Start(ctx context.Context) error {
 	}
 	a.ctlSrv = ctl
 	a.dev = dev
-	a.httpSrv = &http.Server{Handler: a.handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
-		ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelDebug)}
+	a.httpSrv = &http.Server{Handler: a.handler, ReadHeaderTimeout: ReadHeaderTimeout, IdleTimeout: IdleTimeout,
+		MaxHeaderBytes: MaxHeaderBytes, ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelDebug)}
 	a.done = make(chan struct{})
 	go func() {
 		if err := a.httpSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -315,6 +362,23 @@ func (a *Appliance) Start(ctx context.Context) error {
 	p, _ := dev.Port()
 	a.log.Info("appliance up", "udp_port", p, "tunnel_addr", a.server.TunnelAddr(), "api", fmt.Sprintf("http://%s:%d", a.server.TunnelAddr(), APIPort), "peers", len(a.reg.List()), "version", Version())
 	return nil
+}
+
+// connLimits are the API listener's connection caps: a peer's own
+// max_conns, else the default, looked up in the registry's snapshot on
+// every accept; refusals are answered with the API's JSON 429.
+func (a *Appliance) connLimits() netstack.ConnLimits {
+	def := a.opts.Limits.PeerConns
+	return netstack.ConnLimits{
+		PerPeer: func(addr netip.Addr) int {
+			if p, ok := a.reg.Lookup(addr); ok && p.MaxConns > 0 {
+				return p.MaxConns
+			}
+			return def
+		},
+		Total:  a.opts.Limits.Conns,
+		Refuse: func(c net.Conn, r netstack.Refusal) { api.RefuseConn(c, r.Total, r.Limit) },
+	}
 }
 
 // Port is the UDP port the device listens on (0 before Start).

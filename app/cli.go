@@ -274,6 +274,7 @@ type serveFlags struct {
 	logLevel  *string
 	retention *time.Duration
 	sandbox   *sandboxFlag
+	limits    limitFlags
 }
 
 // sandboxFlag is --sandbox (in-process wasim) or --sandbox=HOST:PORT (a
@@ -304,6 +305,7 @@ func addServeFlags(fs *flag.FlagSet) serveFlags {
 		retention: fs.Duration("event-retention", 7*24*time.Hour, "how long events are kept"),
 		sandbox:   &sandboxFlag{},
 	}
+	sf.limits = addLimitFlags(fs)
 	fs.Var(sf.sandbox, "sandbox", "sandbox mode: WhatsApp sessions talk to the built-in simulator (wasim), or with =HOST:PORT to a standalone one;\na state dir is bound to its mode the first time it serves")
 	return sf
 }
@@ -341,7 +343,11 @@ func runServe(ctx context.Context, dir string, log *slog.Logger, sf serveFlags) 
 	if *sf.retention <= 0 {
 		return usagef("--event-retention must be positive")
 	}
-	a, err := Open(ctx, Options{StateDir: dir, Logger: log, Retention: *sf.retention, Sandbox: sf.sandbox.v})
+	lim, err := sf.limits.parse()
+	if err != nil {
+		return err
+	}
+	a, err := Open(ctx, Options{StateDir: dir, Logger: log, Retention: *sf.retention, Sandbox: sf.sandbox.v, Limits: lim})
 	if err != nil {
 		return err
 	}

@@ -36,6 +36,8 @@ type Config struct {
 	MTU    int
 	Bind   conn.Bind
 	Logger *slog.Logger
+	// Limits cap the connections Listen accepts (zero: no caps).
+	Limits ConnLimits
 }
 
 // PeerConfig is what the device needs to know of one peer.
@@ -55,7 +57,8 @@ type Device struct {
 	applied map[peers.Key]PeerConfig
 	closed  bool
 
-	conns *tracker
+	conns  *tracker
+	limits ConnLimits
 }
 
 // New creates the device, configures its key and port and brings it up.
@@ -86,7 +89,7 @@ func New(cfg Config) (*Device, error) {
 		dev.Close()
 		return nil, fmt.Errorf("netstack: up: %w", err)
 	}
-	return &Device{dev: dev, tnet: tdev, log: cfg.Logger, applied: map[peers.Key]PeerConfig{}, conns: newTracker()}, nil
+	return &Device{dev: dev, tnet: tdev, log: cfg.Logger, applied: map[peers.Key]PeerConfig{}, conns: newTracker(), limits: cfg.Limits}, nil
 }
 
 func deviceLogger(l *slog.Logger) *device.Logger {
@@ -165,13 +168,14 @@ func UAPI(priv peers.Key, port int, ps []PeerConfig) string {
 }
 
 // Listen returns a TCP listener inside the tunnel on the device's address.
-// Its connections are tracked so CloseConns can cut a peer off.
+// Its connections are tracked so CloseConns can cut a peer off, and capped
+// by Config.Limits.
 func (d *Device) Listen(addr netip.AddrPort) (net.Listener, error) {
 	l, err := d.tnet.listenTCP(addr)
 	if err != nil {
 		return nil, fmt.Errorf("netstack: listen %s: %w", addr, err)
 	}
-	return &trackingListener{Listener: l, t: d.conns}, nil
+	return &trackingListener{Listener: l, t: d.conns, limits: d.limits, refusing: make(chan struct{}, maxRefusing)}, nil
 }
 
 // CloseConns closes every accepted connection from addr and returns how many.
