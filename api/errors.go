@@ -170,11 +170,14 @@ const DefaultBodyTimeout = 10 * time.Second
 // declared Content-Length over maxBody is refused with 413 without reading
 // a byte of it (with Expect: 100-continue the client never gets its 100
 // Continue: net/http sends that only when a handler reads the body). A
-// body must then arrive within s.bodyTimeout: the connection's read
-// deadline is set for it and lifted once the body is read to its end, so
-// net/http's background read of a long request (which would cancel the
-// request's context at the deadline) is not cut. Requests without a body
-// (SSE streams included) get no deadline.
+// body must then arrive within s.bodyTimeout, from the end of the headers:
+// the connection's read deadline is set for it. net/http lifts the deadline
+// itself once the body is read to its end (its background read, which
+// watches for the client going away, starts without one), so a handler
+// that runs long after reading is not cut. Requests without a body (SSE
+// streams included) get no deadline. A per-request deadline rather than
+// http.Server.ReadTimeout lets routes with larger bodies (media uploads)
+// have their own later.
 func (s *server) limitBody(w http.ResponseWriter, r *http.Request) error {
 	if r.ContentLength > maxBody {
 		return errorf(http.StatusRequestEntityTooLarge, "too_large", "request body over %d bytes", maxBody)
@@ -182,29 +185,10 @@ func (s *server) limitBody(w http.ResponseWriter, r *http.Request) error {
 	if r.Body == nil || r.Body == http.NoBody {
 		return nil
 	}
-	rc := http.NewResponseController(w)
-	if err := rc.SetReadDeadline(time.Now().Add(s.bodyTimeout)); err != nil {
-		return nil // not a served connection (handler tests): nothing to bound
-	}
-	r.Body = &deadlineBody{ReadCloser: r.Body, rc: rc}
+	// An error means no connection to bound (handler tests, httptest's
+	// recorder): nothing to do.
+	http.NewResponseController(w).SetReadDeadline(time.Now().Add(s.bodyTimeout))
 	return nil
-}
-
-// deadlineBody lifts the connection's read deadline once the body is read
-// to its end.
-type deadlineBody struct {
-	io.ReadCloser
-	rc   *http.ResponseController
-	done bool
-}
-
-func (b *deadlineBody) Read(p []byte) (int, error) {
-	n, err := b.ReadCloser.Read(p)
-	if err == io.EOF && !b.done {
-		b.done = true
-		b.rc.SetReadDeadline(time.Time{})
-	}
-	return n, err
 }
 
 // isTimeout reports whether err is a read deadline passing.
