@@ -37,6 +37,9 @@ type Engine interface {
 type EventLog interface {
 	List(ctx context.Context, f events.Filter) ([]events.Event, error)
 	Changed() <-chan struct{}
+	// Newer is false when no event after the cursor was appended, so a
+	// woken stream can skip its query.
+	Newer(after int64) bool
 }
 
 var errNoEngine = errorf(http.StatusServiceUnavailable, "unavailable", "WhatsApp is not running on this appliance")
@@ -387,10 +390,16 @@ func (s *server) streamEvents(w http.ResponseWriter, r *http.Request) error {
 			}
 			continue
 		}
+		// Every appended event wakes every stream: skip the query when
+		// nothing past this stream's cursor was appended (another stream's
+		// wake-up), so streams × appends do not all become queries.
 		changed := s.ev.Changed()
-		batch, err = s.ev.List(r.Context(), f) // anything that landed before Changed was taken
-		if err != nil {
-			return nil
+		batch = nil
+		if s.ev.Newer(f.After) {
+			batch, err = s.ev.List(r.Context(), f) // anything that landed before Changed was taken
+			if err != nil {
+				return nil
+			}
 		}
 		if len(batch) > 0 {
 			continue
@@ -409,10 +418,7 @@ func (s *server) streamEvents(w http.ResponseWriter, r *http.Request) error {
 			}
 		case <-changed:
 		}
-		batch, err = s.ev.List(r.Context(), f)
-		if err != nil {
-			return nil
-		}
+		batch = nil // the query at the top of the loop reads what woke us
 	}
 }
 
