@@ -35,7 +35,8 @@ import (
 // the appliance's RSS idle and under peer 1's load (and the peak), peer 2's
 // whoami p50/p99 idle and under load, and the p99 ratio. WAA_BENCH_PEER_CONNS
 // raises the per-peer connection cap (serve --peer-max-conns) to see what
-// the total cap bounds.
+// the total cap bounds; WAA_BENCH_MEMORY_LIMIT passes serve --memory-limit
+// (the systemd unit's GOMEMLIMIT is 192MiB).
 func BenchmarkFrontDoor(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		benchFrontDoor(b)
@@ -57,7 +58,11 @@ func benchFrontDoor(b *testing.B) {
 	c1, c2 := createdFromCLI(b, dir, "p1", cfg1), createdFromCLI(b, dir, "p2", cfg2)
 
 	lf, _ := os.Create(filepath.Join(b.TempDir(), "serve.log"))
-	cmd := exec.Command(os.Args[0], "serve", "--state", dir, "--log-level", "warn", "--peer-max-conns", strconv.Itoa(peerConns))
+	args := []string{"serve", "--state", dir, "--log-level", "warn", "--peer-max-conns", strconv.Itoa(peerConns)}
+	if v := os.Getenv("WAA_BENCH_MEMORY_LIMIT"); v != "" {
+		args = append(args, "--memory-limit", v)
+	}
+	cmd := exec.Command(os.Args[0], args...)
 	cmd.Env = append(os.Environ(), "WAAPPLIANCE_TEST_AS_MAIN=1")
 	cmd.Stdout, cmd.Stderr = lf, lf
 	if err := cmd.Start(); err != nil {
