@@ -358,6 +358,9 @@ func (s *server) streamEvents(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	// Registered before the client sees a byte: a Shutdown that begins
+	// after the client saw the stream start then always ends it.
+	closing := s.shutdowns.of(r)
 	flusher, _ := w.(http.Flusher)
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
@@ -370,7 +373,6 @@ func (s *server) streamEvents(w http.ResponseWriter, r *http.Request) error {
 	}
 	tick := time.NewTicker(heartbeat)
 	defer tick.Stop()
-	closing := s.shutdowns.of(r)
 	batch := first
 	for {
 		for _, e := range batch {
