@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/netip"
 	"os"
@@ -58,48 +57,6 @@ type Options struct {
 	Sandbox string
 	// Limits bound what peers may hold open; zero fields take the defaults.
 	Limits Limits
-}
-
-// Limits bound what peers may hold open at once, so one peer cannot
-// exhaust the appliance. PeerConns and PeerStreams are the defaults of
-// peers without their own max_conns and max_streams; Conns and Streams cap
-// all peers together. Zero values take the Default* constants below.
-type Limits struct {
-	PeerConns, Conns     int
-	PeerStreams, Streams int
-	// BodyTimeout bounds reading a request body (0: api.DefaultBodyTimeout).
-	BodyTimeout time.Duration
-}
-
-// The default limits fit a Raspberry Pi with the unit's MemoryMax=256M:
-// see README ("Resource bounds") for what they cost.
-const (
-	DefaultPeerConns   = 32
-	DefaultConns       = 1024
-	DefaultPeerStreams = 4
-	DefaultStreams     = 256
-)
-
-// HTTP server bounds: headers must arrive within ReadHeaderTimeout and fit
-// MaxHeaderBytes (the API's requests have a few short headers); an idle
-// keep-alive connection is closed after IdleTimeout.
-const (
-	ReadHeaderTimeout = 10 * time.Second
-	IdleTimeout       = 60 * time.Second
-	MaxHeaderBytes    = 16 << 10
-)
-
-func (l Limits) withDefaults() Limits {
-	def := func(v *int, d int) {
-		if *v <= 0 {
-			*v = d
-		}
-	}
-	def(&l.PeerConns, DefaultPeerConns)
-	def(&l.Conns, DefaultConns)
-	def(&l.PeerStreams, DefaultPeerStreams)
-	def(&l.Streams, DefaultStreams)
-	return l
 }
 
 // SandboxInProcess selects the built-in simulator.
@@ -350,8 +307,7 @@ func (a *Appliance) Start(ctx context.Context) error {
 	}
 	a.ctlSrv = ctl
 	a.dev = dev
-	a.httpSrv = &http.Server{Handler: a.handler, ReadHeaderTimeout: ReadHeaderTimeout, IdleTimeout: IdleTimeout,
-		MaxHeaderBytes: MaxHeaderBytes, ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelDebug)}
+	a.httpSrv = newHTTPServer(a.handler, a.log)
 	a.done = make(chan struct{})
 	go func() {
 		if err := a.httpSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -362,23 +318,6 @@ func (a *Appliance) Start(ctx context.Context) error {
 	p, _ := dev.Port()
 	a.log.Info("appliance up", "udp_port", p, "tunnel_addr", a.server.TunnelAddr(), "api", fmt.Sprintf("http://%s:%d", a.server.TunnelAddr(), APIPort), "peers", len(a.reg.List()), "version", Version())
 	return nil
-}
-
-// connLimits are the API listener's connection caps: a peer's own
-// max_conns, else the default, looked up in the registry's snapshot on
-// every accept; refusals are answered with the API's JSON 429.
-func (a *Appliance) connLimits() netstack.ConnLimits {
-	def := a.opts.Limits.PeerConns
-	return netstack.ConnLimits{
-		PerPeer: func(addr netip.Addr) int {
-			if p, ok := a.reg.Lookup(addr); ok && p.MaxConns > 0 {
-				return p.MaxConns
-			}
-			return def
-		},
-		Total:  a.opts.Limits.Conns,
-		Refuse: func(c net.Conn, r netstack.Refusal) { api.RefuseConn(c, r.Total, r.Limit) },
-	}
 }
 
 // Port is the UDP port the device listens on (0 before Start).

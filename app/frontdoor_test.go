@@ -329,3 +329,21 @@ func TestPeerCapOverrides(t *testing.T) {
 		t.Fatalf("stored caps: %d %d", p.MaxConns, p.MaxStreams)
 	}
 }
+
+// TestCloseWithHeldNewConnsIsPrompt: connections that never sent a request
+// (a peer holding its cap) do not hold Close for the shutdown timeout:
+// http.Server.Shutdown counts them as busy for their first 5 s unless the
+// appliance closes them.
+func TestCloseWithHeldNewConnsIsPrompt(t *testing.T) {
+	ta := serveLimited(t, app.Limits{})
+	a := ta.client(t, ta.addPeer(t, "a", peers.ScopeRead))
+	held := holdConns(t, ta, a, 3)
+	t0 := time.Now()
+	if err := ta.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(t0); d > 2*time.Second {
+		t.Fatalf("Close took %v with 3 new connections held (shutdown timeout %v)", d, app.ShutdownTimeout)
+	}
+	expectClosed(t, held[0])
+}
