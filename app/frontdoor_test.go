@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"strings"
@@ -122,11 +123,21 @@ func expectServed(t *testing.T, c net.Conn) {
 // one is answered with the JSON 429 and closed, uncounted, while A's held
 // connections and peer B are still served.
 func TestConnCapPerPeer(t *testing.T) {
-	ta := serveLimited(t, app.Limits{PeerConns: 3, Conns: 100})
+	var logs syncBuffer
+	dir := initState(t, peers.Server{Endpoint: "127.0.0.1:51820"})
+	ta := serveWith(t, dir, func(o *app.Options) {
+		o.Limits = app.Limits{PeerConns: 3, Conns: 100}
+		o.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	})
 	a := ta.client(t, ta.addPeer(t, "a", peers.ScopeRead))
 	b := ta.client(t, ta.addPeer(t, "b", peers.ScopeRead))
 	held := holdConns(t, ta, a, 3)
 	expectRefusedConn(t, dialAPI(t, ta, a), "this peer already holds its maximum of 3 connections")
+	expectRefusedConn(t, dialAPI(t, ta, a), "this peer already holds its maximum of 3 connections")
+	// A flood shows in the log, in aggregate: one line per peer a minute.
+	if got := strings.Count(logs.String(), "connections refused"); got != 1 || !strings.Contains(logs.String(), "peer=a ") {
+		t.Fatalf("%d log lines for two refusals, want 1 naming peer a:\n%s", got, logs.String())
+	}
 	if n := ta.OpenConns(a.Addr()); n != 3 {
 		t.Fatalf("peer A has %d connections counted after the refusal, want 3", n)
 	}

@@ -10,6 +10,7 @@ import (
 
 	"waappliance/api"
 	"waappliance/netstack"
+	"waappliance/peers"
 )
 
 // Limits bound what peers may hold open at once, so one peer cannot
@@ -56,9 +57,11 @@ func (l Limits) withDefaults() Limits {
 
 // connLimits are the API listener's connection caps: a peer's own
 // max_conns, else the default, looked up in the registry's snapshot on
-// every accept; refusals are answered with the API's JSON 429.
+// every accept; refusals are answered with the API's JSON 429 and logged
+// in aggregate.
 func (a *Appliance) connLimits() netstack.ConnLimits {
 	def := a.opts.Limits.PeerConns
+	rl := &refusalLog{log: a.log, now: a.opts.Now, reg: a.reg}
 	return netstack.ConnLimits{
 		PerPeer: func(addr netip.Addr) int {
 			if p, ok := a.reg.Lookup(addr); ok && p.MaxConns > 0 {
@@ -66,9 +69,64 @@ func (a *Appliance) connLimits() netstack.ConnLimits {
 			}
 			return def
 		},
-		Total:  a.opts.Limits.Conns,
-		Refuse: func(c net.Conn, r netstack.Refusal) { api.RefuseConn(c, r.Total, r.Limit) },
+		Total:   a.opts.Limits.Conns,
+		Refuse:  func(c net.Conn, r netstack.Refusal) { api.RefuseConn(c, r.Total, r.Limit) },
+		Refused: rl.note,
 	}
+}
+
+// refusalInterval is how often the log says, per peer, how many of its
+// connections were refused.
+const refusalInterval = time.Minute
+
+// refusalLog logs refused connections per peer address: the first at once,
+// then at most one line per refusalInterval with the count since, so a
+// flood shows in the log without becoming one. (Refused connections never
+// reach the API, so the audit does not see them.)
+type refusalLog struct {
+	log *slog.Logger
+	now func() time.Time
+	reg interface {
+		Lookup(netip.Addr) (*peers.Peer, bool)
+	}
+
+	mu sync.Mutex
+	m  map[netip.Addr]*refusalCount
+}
+
+type refusalCount struct {
+	last time.Time // of the last line
+	n    int       // refused since
+}
+
+func (l *refusalLog) note(r netstack.Refusal) {
+	now := l.now()
+	l.mu.Lock()
+	if l.m == nil {
+		l.m = map[netip.Addr]*refusalCount{}
+	}
+	c := l.m[r.Addr]
+	if c == nil {
+		c = &refusalCount{}
+		l.m[r.Addr] = c
+	}
+	c.n++
+	if !c.last.IsZero() && now.Sub(c.last) < refusalInterval {
+		l.mu.Unlock()
+		return
+	}
+	n := c.n
+	c.last, c.n = now, 0
+	l.mu.Unlock()
+	name := ""
+	if p, ok := l.reg.Lookup(r.Addr); ok {
+		name = p.Name
+	}
+	which := "peer"
+	if r.Total {
+		which = "total"
+	}
+	l.log.Warn("connections refused over the connection cap (count since the last such line; at most one a minute per peer)", "peer", name, "addr", r.Addr, "cap", which, "limit", r.Limit, "refused", n)
 }
 
 // newHTTPServer is the API's server inside the tunnel, with the header,

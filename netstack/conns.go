@@ -23,6 +23,9 @@ type ConnLimits struct {
 	// deadline of RefuseTimeout already set. The connection is not
 	// counted.
 	Refuse func(c net.Conn, r Refusal)
+	// Refused, when set, is told of every refusal (answered or not) in the
+	// accept loop, so it must be quick: for counting and logging.
+	Refused func(Refusal)
 }
 
 // Refusal says why a connection was refused: the peer's own cap (Total
@@ -151,6 +154,9 @@ func (l *trackingListener) Accept() (net.Conn, error) {
 		r, ok := l.t.add(tc, perPeer, l.limits.Total)
 		if ok {
 			return tc, nil
+		}
+		if l.limits.Refused != nil {
+			l.limits.Refused(r)
 		}
 		l.refuse(c, r)
 	}
