@@ -36,7 +36,8 @@ import (
 // whoami p50/p99 idle and under load, and the p99 ratio. WAA_BENCH_PEER_CONNS
 // raises the per-peer connection cap (serve --peer-max-conns) to see what
 // the total cap bounds; WAA_BENCH_MEMORY_LIMIT passes serve --memory-limit
-// (the systemd unit's GOMEMLIMIT is 192MiB).
+// (the systemd unit's GOMEMLIMIT is 192MiB); WAA_BENCH_IDLE=1 makes every
+// connection but the streams idle, to see what an idle connection costs.
 func BenchmarkFrontDoor(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		benchFrontDoor(b)
@@ -128,6 +129,9 @@ func benchFrontDoor(b *testing.B) {
 			io.WriteString(c, "POST /v1/peers HTTP/1.1\r\nHost: 10.77.0.1\r\nContent-Type: application/json\r\nContent-Length: 65536\r\n\r\n"+strings.Repeat(" ", 60<<10))
 			drip(loadCtx, c)
 		},
+	}
+	if os.Getenv("WAA_BENCH_IDLE") == "1" {
+		kinds = kinds[:1]
 	}
 	holders := peerConns - streams
 	for i := 0; i < holders; i++ {
