@@ -322,6 +322,9 @@ func (f serveFlags) apply(stderr io.Writer) (*slog.Logger, error) {
 		}
 		debug.SetMemoryLimit(n)
 	}
+	if _, err := f.limits.parse(); err != nil { // before up initializes anything
+		return nil, err
+	}
 	return slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lvl})), nil
 }
 

@@ -309,6 +309,15 @@ func TestPeerCapOverrides(t *testing.T) {
 	if code, _, e := cliRun(t, ta.dir, "peer", "set", "a", "--max-conns", "-1"); code != 2 || !strings.Contains(e, "max-conns") {
 		t.Fatalf("peer set --max-conns -1: exit %d: %s", code, e)
 	}
+	if code, _, e := cliRun(t, ta.dir, "peer", "set", "a"); code != 2 || !strings.Contains(e, "nothing to set") {
+		t.Fatalf("peer set without flags: exit %d: %s", code, e)
+	}
+	if code, _, e := cliRun(t, ta.dir, "peer", "set", "nobody", "--max-conns", "2"); code != 1 || !strings.Contains(e, "not found") {
+		t.Fatalf("peer set of an unknown peer: exit %d: %s", code, e)
+	}
+	if code, _, e := cliRun(t, ta.dir, "serve", "--peer-max-streams", "0"); code != 2 || !strings.Contains(e, "peer-max-streams") {
+		t.Fatalf("serve --peer-max-streams 0: exit %d: %s", code, e)
+	}
 	mustCLI(t, ta.dir, "peer", "set", "a", "--max-conns", "0")
 	ta.Sync()
 	a.HTTP.CloseIdleConnections()

@@ -28,11 +28,11 @@ func (p *Peer) View(now time.Time) View {
 	v := View{Name: p.Name, PublicKey: p.PublicKey.String(), Address: p.Addr.String(), Scopes: p.ScopeStrings(),
 		Sessions: p.Sessions, Rate: p.Rate, Burst: p.Burst, SendPerMinute: p.SendPerMinute, Disabled: p.Disabled,
 		State: p.State(now), CreatedAt: p.CreatedAt, UpdatedAt: p.UpdatedAt}
-	if p.MaxConns > 0 {
-		v.MaxConns = &p.MaxConns
+	if n := p.MaxConns; n > 0 {
+		v.MaxConns = &n
 	}
-	if p.MaxStreams > 0 {
-		v.MaxStreams = &p.MaxStreams
+	if n := p.MaxStreams; n > 0 {
+		v.MaxStreams = &n
 	}
 	if v.Sessions == nil {
 		v.Sessions = []string{}
