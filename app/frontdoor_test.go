@@ -138,8 +138,24 @@ func TestConnCapPerPeer(t *testing.T) {
 	if got := strings.Count(logs.String(), "connections refused"); got != 1 || !strings.Contains(logs.String(), "peer=a ") {
 		t.Fatalf("%d log lines for two refusals, want 1 naming peer a:\n%s", got, logs.String())
 	}
+	// A client that sends nothing gets the answer too, and Go's own HTTP
+	// client reads it as the response to its request.
+	silent := dialAPI(t, ta, a)
+	silent.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if resp, e := readResponse(t, bufio.NewReader(silent)); resp.StatusCode != 429 || e.Error.Code != "too_many_connections" {
+		t.Fatalf("silent connection over the cap: %d %+v", resp.StatusCode, e)
+	}
+	hc := &http.Client{Transport: &http.Transport{DialContext: a.DialContext, DisableKeepAlives: true}}
+	resp, err := hc.Get("http://10.77.0.1/v1/whoami")
+	if err != nil {
+		t.Fatalf("net/http client over the cap: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 429 {
+		t.Fatalf("net/http client over the cap: %d", resp.StatusCode)
+	}
 	if n := ta.OpenConns(a.Addr()); n != 3 {
-		t.Fatalf("peer A has %d connections counted after the refusal, want 3", n)
+		t.Fatalf("peer A has %d connections counted after the refusals, want 3", n)
 	}
 	expectServed(t, held[0])
 	if r := do(t, b, "GET", "/v1/whoami", nil); r.Status != 200 {

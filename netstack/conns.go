@@ -20,8 +20,8 @@ type ConnLimits struct {
 	Total   int
 	// Refuse answers a refused connection (e.g. with an HTTP 429) before
 	// it is closed; it runs in its own goroutine with a read and write
-	// deadline of RefuseTimeout already set. The connection is not
-	// counted.
+	// deadline of RefuseTimeout already set (it may set shorter ones of its
+	// own; it must bound its time). The connection is not counted.
 	Refuse func(c net.Conn, r Refusal)
 	// Refused, when set, is told of every refusal (answered or not) in the
 	// accept loop, so it must be quick: for counting and logging.
@@ -36,8 +36,9 @@ type Refusal struct {
 	Limit int
 }
 
-// RefuseTimeout bounds the time a refused connection is held to answer it.
-const RefuseTimeout = time.Second
+// RefuseTimeout is the deadline a refused connection gets before Refuse
+// runs.
+const RefuseTimeout = 2 * time.Second
 
 // maxRefusing bounds the refused connections answered at once; beyond it a
 // refused connection is closed without an answer (the client sees a reset),
