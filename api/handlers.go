@@ -83,6 +83,8 @@ type createPeerRequest struct {
 	Rate      float64    `json:"rate"`
 	Burst     int        `json:"burst"`
 	SendPM    int        `json:"send_per_minute"`
+	MaxConns  int        `json:"max_conns"`
+	MaxStream int        `json:"max_streams"`
 	ExpiresIn string     `json:"expires_in"`
 	ExpiresAt *time.Time `json:"expires_at"`
 	Sessions  []string   `json:"sessions"`
@@ -128,7 +130,8 @@ func (s *server) createPeer(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	o := peers.AddOptions{Name: req.Name, Scopes: scopes, Rate: req.Rate, Burst: req.Burst, SendPerMinute: req.SendPM, Sessions: req.Sessions}
+	o := peers.AddOptions{Name: req.Name, Scopes: scopes, Rate: req.Rate, Burst: req.Burst, SendPerMinute: req.SendPM,
+		MaxConns: req.MaxConns, MaxStreams: req.MaxStream, Sessions: req.Sessions}
 	if req.PublicKey != "" {
 		if o.PublicKey, err = peers.ParseKey(req.PublicKey); err != nil {
 			return badArg("public_key: %v", err)
@@ -169,6 +172,8 @@ type updatePeerRequest struct {
 	Rate      *float64        `json:"rate"`
 	Burst     *int            `json:"burst"`
 	SendPM    *int            `json:"send_per_minute"`
+	MaxConns  *int            `json:"max_conns"`
+	MaxStream *int            `json:"max_streams"`
 	ExpiresIn *string         `json:"expires_in"`
 	ExpiresAt json.RawMessage `json:"expires_at"`
 	Disabled  *bool           `json:"disabled"`
@@ -188,6 +193,7 @@ func (s *server) updatePeer(w http.ResponseWriter, r *http.Request) error {
 		o.Scopes = &sc
 	}
 	o.Sessions, o.Rate, o.Burst, o.SendPerMinute, o.Disabled = req.Sessions, req.Rate, req.Burst, req.SendPM, req.Disabled
+	o.MaxConns, o.MaxStreams = req.MaxConns, req.MaxStream
 	switch {
 	case req.ExpiresIn != nil && req.ExpiresAt != nil:
 		return badArg("give expires_in or expires_at, not both")

@@ -106,7 +106,7 @@ func (o *outerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	route, vars := matchRoute(o.next, r)
 	ar := s.newAuditReq(r, p, route, auditTarget(vars))
 	r = r.WithContext(context.WithValue(r.Context(), auditKey, ar))
-	bw := &bufferedResponse{header: w.Header()}
+	bw := &bufferedResponse{header: w.Header(), rw: w}
 	o.serve(bw, r, p, err)
 	s.finishAudit(r, ar, bw.status())
 	bw.sendTo(w)
@@ -168,6 +168,10 @@ func (o *outerHandler) serve(w http.ResponseWriter, r *http.Request, p *peers.Pe
 	if !d.OK {
 		h.Set("Retry-After", strconv.Itoa(max(1, ceilSeconds(d.RetryAfter))))
 		writeError(w, r, s.log, errorf(http.StatusTooManyRequests, "rate_limited", "rate limit of %g requests/s (burst %d) exceeded; retry later", p.Rate, p.Burst))
+		return
+	}
+	if err := s.limitBody(w, r); err != nil { // front door: body size and read deadline
+		writeError(w, r, s.log, err)
 		return
 	}
 	o.next.ServeHTTP(w, r)
@@ -262,9 +266,13 @@ type bufferedResponse struct {
 	header http.Header
 	code   int
 	body   bytes.Buffer
+	rw     http.ResponseWriter // the real writer, for http.ResponseController
 }
 
 func (b *bufferedResponse) Header() http.Header { return b.header }
+
+// Unwrap lets http.ResponseController reach the connection (read deadlines).
+func (b *bufferedResponse) Unwrap() http.ResponseWriter { return b.rw }
 
 func (b *bufferedResponse) WriteHeader(code int) {
 	if b.code == 0 && code >= 200 {

@@ -74,6 +74,9 @@ var (
 	dateTime = map[string]any{"type": "string", "format": "date-time"}
 	strList  = map[string]any{"type": "array", "items": str}
 	nullTime = map[string]any{"type": []string{"string", "null"}, "format": "date-time"}
+	// capInt is a per-peer cap: null (in views) or 0 (in requests) means
+	// the appliance's default.
+	capInt = map[string]any{"type": []string{"integer", "null"}, "minimum": 0}
 )
 
 var schemas = map[string]any{
@@ -84,6 +87,7 @@ var schemas = map[string]any{
 	"Peer": obj(map[string]any{
 		"name": str, "public_key": str, "address": str, "scopes": strList, "sessions": strList,
 		"rate": number, "burst": integer, "send_per_minute": integer, "expires_at": nullTime, "disabled": boolean,
+		"max_conns": capInt, "max_streams": capInt,
 		"state":      map[string]any{"type": "string", "enum": []string{"enabled", "disabled", "expired"}},
 		"created_at": dateTime, "updated_at": dateTime,
 		"last_handshake": dateTime, "rx_bytes": integer, "tx_bytes": integer, "connected": boolean,
@@ -92,9 +96,11 @@ var schemas = map[string]any{
 	"PeerList": obj(map[string]any{"peers": map[string]any{"type": "array", "items": ref("Peer")}}, "peers"),
 	"PeerCreate": obj(map[string]any{
 		"name": str, "scopes": strList, "public_key": str, "rate": number, "burst": integer, "send_per_minute": integer,
+		"max_conns": capInt, "max_streams": capInt,
 		"expires_in": str, "expires_at": dateTime, "sessions": strList}, "name"),
 	"PeerUpdate": obj(map[string]any{
 		"scopes": strList, "sessions": strList, "rate": number, "burst": integer, "send_per_minute": integer,
+		"max_conns": capInt, "max_streams": capInt,
 		"expires_in": str, "expires_at": nullTime, "disabled": boolean}),
 	"PeerCreated":   obj(map[string]any{"peer": ref("Peer"), "config": str, "private_key": str, "warning": str}, "peer", "config"),
 	"PeerConfig":    obj(map[string]any{"name": str, "config": str}, "name", "config"),
@@ -176,10 +182,11 @@ var errorResponses = map[string]string{
 	"421": "The Host header is not the tunnel address or an API host name (misdirected_request)",
 	"404": "Unknown route or resource",
 	"405": "Method not allowed",
+	"408": "Request body not received in time (request_timeout)",
 	"409": "Conflict with the current state (exists, not pairing, already paired, not paired, logged out, session replaced)",
 	"410": "Event cursor older than retention; X-Oldest-Event-Id gives the oldest id kept",
 	"413": "Request body or text too large",
-	"429": "Rate limited; see Retry-After and RateLimit-* headers",
+	"429": "Rate limited (rate_limited, see Retry-After and RateLimit-* headers), or too many streams (too_many_streams)",
 	"500": "Internal error; see the log with the request_id",
 	"502": "WhatsApp (or the sandbox simulator) cannot be reached",
 	"504": "WhatsApp did not answer in time (connecting, pairing refs, phone code)",

@@ -54,6 +54,12 @@ type Options struct {
 	Logger  *slog.Logger
 	// Now is the clock for the message budget; nil is time.Now.
 	Now func() time.Time
+	// PeerStreams caps each peer's concurrent event streams (a peer's own
+	// max_streams overrides it) and Streams all of them; 0 means no cap.
+	PeerStreams, Streams int
+	// BodyTimeout bounds the reading of a request body, from the end of
+	// its headers; 0 means DefaultBodyTimeout.
+	BodyTimeout time.Duration
 }
 
 type server struct {
@@ -69,9 +75,11 @@ type server struct {
 	ev      EventLog
 	log     *slog.Logger
 
-	sendLimits *sendBudget
-	shutdowns  shutdowns
-	origins    originGuard
+	sendLimits  *sendBudget
+	shutdowns   shutdowns
+	origins     originGuard
+	streams     streamCaps
+	bodyTimeout time.Duration
 }
 
 // New returns the API handler. Identity is taken from r.RemoteAddr, which
@@ -79,7 +87,11 @@ type server struct {
 func New(o Options) http.Handler {
 	s := &server{reg: o.Registry, limits: o.Limiters, audit: o.Audit, stats: o.Stats,
 		changed: o.Changed, version: o.Version, sandbox: o.Sandbox != nil, sb: o.Sandbox, wa: o.WhatsApp, ev: o.Events,
-		log: o.Logger, sendLimits: newSendBudget(o.Now)}
+		log: o.Logger, sendLimits: newSendBudget(o.Now),
+		streams: streamCaps{perPeer: o.PeerStreams, total: o.Streams}, bodyTimeout: o.BodyTimeout}
+	if s.bodyTimeout <= 0 {
+		s.bodyTimeout = DefaultBodyTimeout
+	}
 	if s.stats == nil {
 		s.stats = func() map[peers.Key]PeerStats { return nil }
 	}

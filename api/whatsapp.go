@@ -37,6 +37,9 @@ type Engine interface {
 type EventLog interface {
 	List(ctx context.Context, f events.Filter) ([]events.Event, error)
 	Changed() <-chan struct{}
+	// Newer is false when no event after the cursor was appended, so a
+	// woken stream can skip its query.
+	Newer(after int64) bool
 }
 
 var errNoEngine = errorf(http.StatusServiceUnavailable, "unavailable", "WhatsApp is not running on this appliance")
@@ -349,10 +352,18 @@ func (s *server) streamEvents(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	f.Limit = 500
+	release, err := s.streams.acquire(PeerFrom(r.Context()))
+	if err != nil {
+		return err
+	}
+	defer release()
 	first, err := s.ev.List(r.Context(), f) // validates the cursor before the stream starts
 	if err != nil {
 		return err
 	}
+	// Registered before the client sees a byte: a Shutdown that begins
+	// after the client saw the stream start then always ends it.
+	closing := s.shutdowns.of(r)
 	flusher, _ := w.(http.Flusher)
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream") // Cache-Control: no-store, as on every answer (guard.go)
@@ -364,7 +375,6 @@ func (s *server) streamEvents(w http.ResponseWriter, r *http.Request) error {
 	}
 	tick := time.NewTicker(heartbeat)
 	defer tick.Stop()
-	closing := s.shutdowns.of(r)
 	batch := first
 	for {
 		for _, e := range batch {
@@ -384,10 +394,16 @@ func (s *server) streamEvents(w http.ResponseWriter, r *http.Request) error {
 			}
 			continue
 		}
+		// Every appended event wakes every stream: skip the query when
+		// nothing past this stream's cursor was appended (another stream's
+		// wake-up), so streams × appends do not all become queries.
 		changed := s.ev.Changed()
-		batch, err = s.ev.List(r.Context(), f) // anything that landed before Changed was taken
-		if err != nil {
-			return nil
+		batch = nil
+		if s.ev.Newer(f.After) {
+			batch, err = s.ev.List(r.Context(), f) // anything that landed before Changed was taken
+			if err != nil {
+				return nil
+			}
 		}
 		if len(batch) > 0 {
 			continue
@@ -406,10 +422,7 @@ func (s *server) streamEvents(w http.ResponseWriter, r *http.Request) error {
 			}
 		case <-changed:
 		}
-		batch, err = s.ev.List(r.Context(), f)
-		if err != nil {
-			return nil
-		}
+		batch = nil // the query at the top of the loop reads what woke us
 	}
 }
 

@@ -59,6 +59,8 @@ type Options struct {
 	// Sandbox is "" for real WhatsApp, SandboxInProcess for a built-in
 	// wasim, or the HOST:PORT of a standalone wasim.
 	Sandbox string
+	// Limits bound what peers may hold open; zero fields take the defaults.
+	Limits Limits
 }
 
 // SandboxInProcess selects the built-in simulator.
@@ -112,6 +114,7 @@ func Open(ctx context.Context, o Options) (*Appliance, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	o.Limits = o.Limits.withDefaults()
 	db, err := store.Open(ctx, o.StateDir, false)
 	if err != nil {
 		return nil, err
@@ -142,7 +145,8 @@ func openDB(ctx context.Context, o Options, db *store.DB) (*Appliance, error) {
 
 func (a *Appliance) buildHandler() http.Handler {
 	opts := api.Options{Registry: a.reg, Limiters: a.limits, Audit: a.audit, Stats: a.stats,
-		Changed: a.Nudge, Version: Version(), Logger: a.log, Events: a.events, Now: a.opts.Now}
+		Changed: a.Nudge, Version: Version(), Logger: a.log, Events: a.events, Now: a.opts.Now,
+		PeerStreams: a.opts.Limits.PeerStreams, Streams: a.opts.Limits.Streams, BodyTimeout: a.opts.Limits.BodyTimeout}
 	if a.wa != nil {
 		opts.WhatsApp = a.wa
 	}
@@ -309,7 +313,7 @@ func (a *Appliance) Start(ctx context.Context) error {
 	// The peers go onto the device before it binds the port (see
 	// netstack.Config.Peers).
 	dev, err := netstack.New(netstack.Config{PrivateKey: a.server.PrivateKey, ListenPort: port,
-		Addr: a.server.TunnelAddr(), MTU: a.server.MTU, Bind: a.opts.Bind, Logger: a.log, Peers: a.activePeers()})
+		Addr: a.server.TunnelAddr(), MTU: a.server.MTU, Bind: a.opts.Bind, Logger: a.log, Peers: a.activePeers(), Limits: a.connLimits()})
 	if err != nil {
 		return fail(err)
 	}
@@ -327,8 +331,7 @@ func (a *Appliance) Start(ctx context.Context) error {
 	}
 	a.ctlSrv = ctl
 	a.dev = dev
-	a.httpSrv = &http.Server{Handler: a.handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
-		ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelDebug)}
+	a.httpSrv = newHTTPServer(a.handler, a.log)
 	a.done = make(chan struct{})
 	go func() {
 		if err := a.httpSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {

@@ -38,7 +38,7 @@ func commands() []command {
 		{"init", "[--endpoint HOST:PORT] [--listen-port 51820] [--subnet 10.77.0.0/24] [--mtu 1420]", "create the server key and config in the state dir", (*cli).init},
 		{"serve", "[--memory-limit SIZE] [--log-level info] [--event-retention 168h] [--audit-retention 2160h]", "run the appliance", (*cli).serve},
 		{"set", "[--endpoint HOST:PORT] [--listen-port N] [--rate R] [--burst B] [--api-host NAME,...]", "change the settings of an initialized state", (*cli).set},
-		{"peer", "add|list|show|remove|disable|enable|rotate|config ...", "manage peers", (*cli).peer},
+		{"peer", "add|list|show|set|remove|disable|enable|rotate|config ...", "manage peers", (*cli).peer},
 		{"session", "add|list|login|logout|remove ...", "manage WhatsApp sessions of a running appliance", (*cli).session},
 		{"audit", "[--peer NAME] [--after ID] [--limit N] [--json]", "show the audit log", (*cli).auditCmd},
 		{"selftest", "", "prove this binary works: a throwaway appliance and client over loopback", (*cli).selftest},
@@ -286,6 +286,7 @@ type serveFlags struct {
 	retention      *time.Duration
 	auditRetention *time.Duration
 	sandbox        *sandboxFlag
+	limits         limitFlags
 }
 
 // sandboxFlag is --sandbox (in-process wasim) or --sandbox=HOST:PORT (a
@@ -318,6 +319,7 @@ func addServeFlags(fs *flag.FlagSet) serveFlags {
 			"how long audit rows are kept (pruned hourly); refusals are one row per peer, route and status a minute"),
 		sandbox: &sandboxFlag{},
 	}
+	sf.limits = addLimitFlags(fs)
 	fs.Var(sf.sandbox, "sandbox", "sandbox mode: WhatsApp sessions talk to the built-in simulator (wasim), or with =HOST:PORT to a standalone one;\na state dir is bound to its mode the first time it serves")
 	return sf
 }
@@ -339,6 +341,9 @@ func (f serveFlags) apply(stderr io.Writer) (*slog.Logger, error) {
 			return nil, usagef("--memory-limit: %v", err)
 		}
 		debug.SetMemoryLimit(n)
+	}
+	if _, err := f.limits.parse(); err != nil { // before up initializes anything
+		return nil, err
 	}
 	return slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lvl})), nil
 }
@@ -371,7 +376,11 @@ func runServe(ctx context.Context, dir string, log *slog.Logger, sf serveFlags) 
 	if err := store.CheckPrivate(dir); err != nil {
 		return err
 	}
-	a, err := Open(ctx, Options{StateDir: dir, Logger: log, Retention: *sf.retention, AuditRetention: *sf.auditRetention, Sandbox: sf.sandbox.v})
+	lim, err := sf.limits.parse()
+	if err != nil {
+		return err
+	}
+	a, err := Open(ctx, Options{StateDir: dir, Logger: log, Retention: *sf.retention, AuditRetention: *sf.auditRetention, Sandbox: sf.sandbox.v, Limits: lim})
 	if err != nil {
 		return err
 	}

@@ -119,3 +119,27 @@ func noArgs(fs *flag.FlagSet, args []string) error {
 	}
 	return nil
 }
+
+// limitFlags are serve's resource bounds (see Limits).
+type limitFlags struct{ peerConns, conns, peerStreams, streams *int }
+
+func addLimitFlags(fs *flag.FlagSet) limitFlags {
+	return limitFlags{
+		peerConns:   fs.Int("peer-max-conns", DefaultPeerConns, "concurrent TCP connections to the API a peer may hold, unless it has its own (peer set --max-conns)"),
+		conns:       fs.Int("max-conns", DefaultConns, "concurrent TCP connections to the API of all peers together"),
+		peerStreams: fs.Int("peer-max-streams", DefaultPeerStreams, "concurrent event streams a peer may hold, unless it has its own (peer set --max-streams)"),
+		streams:     fs.Int("max-streams", DefaultStreams, "concurrent event streams of all peers together"),
+	}
+}
+
+func (f limitFlags) parse() (Limits, error) {
+	for _, v := range []struct {
+		name string
+		n    int
+	}{{"peer-max-conns", *f.peerConns}, {"max-conns", *f.conns}, {"peer-max-streams", *f.peerStreams}, {"max-streams", *f.streams}} {
+		if v.n < 1 || v.n > 1_000_000 {
+			return Limits{}, usagef("--%s: want 1-1000000, got %d", v.name, v.n)
+		}
+	}
+	return Limits{PeerConns: *f.peerConns, Conns: *f.conns, PeerStreams: *f.peerStreams, Streams: *f.streams}, nil
+}

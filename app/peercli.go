@@ -16,12 +16,13 @@ func (c *cli) peer(ctx context.Context, args []string) error {
 	subs := map[string]func(context.Context, []string) error{
 		"add": c.peerAdd, "list": c.peerList, "show": c.peerShow, "remove": c.peerRemove,
 		"disable": c.peerDisable, "enable": c.peerEnable, "rotate": c.peerRotate, "config": c.peerConfig,
+		"set": c.peerSet,
 	}
 	if len(args) == 0 {
-		return usagef("missing subcommand: add, list, show, remove, disable, enable, rotate or config")
+		return usagef("missing subcommand: add, list, show, set, remove, disable, enable, rotate or config")
 	}
 	if args[0] == "--help" || args[0] == "-h" || args[0] == "help" {
-		fmt.Fprintf(c.stderr, "Usage: waappliance peer add|list|show|remove|disable|enable|rotate|config [NAME] [flags]\n")
+		fmt.Fprintf(c.stderr, "Usage: waappliance peer add|list|show|set|remove|disable|enable|rotate|config [NAME] [flags]\n")
 		return flag.ErrHelp
 	}
 	run, ok := subs[args[0]]
@@ -51,6 +52,7 @@ func (c *cli) peerAdd(ctx context.Context, args []string) error {
 	rate := fs.Float64("rate", 0, fmt.Sprintf("requests per second, %g-%.0f (default: the appliance's, set with init, set or up --rate)", peers.MinRate, peers.MaxRate))
 	burst := fs.Int("burst", 0, fmt.Sprintf("burst size, 1-%d (default: the appliance's, set with init, set or up --burst)", peers.MaxBurst))
 	sendPM := fs.Int("send-per-minute", 0, fmt.Sprintf("WhatsApp messages this peer may send per minute, 1-1000000 (default %d)", peers.DefaultSendPerMinute))
+	caps := addCapFlags(fs)
 	expires := fs.Duration("expires", 0, "stop working after this long, e.g. 720h; at most until "+peers.MaxExpiry.Format("2006-01-02")+" (default: never)")
 	sessions := fs.String("sessions", "", "comma separated WhatsApp sessions this peer may use (default: all)")
 	qr := fs.Bool("qr", false, "also print the config as a terminal QR code (on stderr)")
@@ -83,6 +85,9 @@ func (c *cli) peerAdd(ctx context.Context, args []string) error {
 			return usagef("--send-per-minute: %v", err)
 		}
 	}
+	if err := caps.check(set); err != nil {
+		return err
+	}
 	var expiresAt time.Time
 	if set["expires"] {
 		now := time.Now()
@@ -91,7 +96,8 @@ func (c *cli) peerAdd(ctx context.Context, args []string) error {
 			return usagef("--expires %s: want a positive duration such as 720h, ending before %s", *expires, peers.MaxExpiry.Format("2006-01-02"))
 		}
 	}
-	o := peers.AddOptions{Name: name, Scopes: sc, Rate: *rate, Burst: *burst, SendPerMinute: *sendPM, Sessions: splitList(*sessions), ExpiresAt: expiresAt}
+	o := peers.AddOptions{Name: name, Scopes: sc, Rate: *rate, Burst: *burst, SendPerMinute: *sendPM,
+		MaxConns: *caps.conns, MaxStreams: *caps.streams, Sessions: splitList(*sessions), ExpiresAt: expiresAt}
 	if *pub != "" {
 		if o.PublicKey, err = peers.ParseKey(*pub); err != nil {
 			return usagef("--public-key: %v", err)
@@ -258,4 +264,88 @@ func (c *cli) peerConfig(ctx context.Context, args []string) error {
 		fmt.Fprint(c.stderr, q)
 		return nil
 	})
+}
+
+// capFlags are --max-conns and --max-streams, shared by peer add and set.
+type capFlags struct{ conns, streams *int }
+
+func addCapFlags(fs *flag.FlagSet) capFlags {
+	return capFlags{
+		conns:   fs.Int("max-conns", 0, fmt.Sprintf("concurrent TCP connections this peer may hold to the API, 1-%d; 0: the appliance default (serve --peer-max-conns)", peers.MaxPeerConns)),
+		streams: fs.Int("max-streams", 0, fmt.Sprintf("concurrent event streams this peer may hold, 1-%d; 0: the appliance default (serve --peer-max-streams)", peers.MaxPeerStreams)),
+	}
+}
+
+// check validates the cap flags given, with the registry's own rules.
+func (f capFlags) check(set map[string]bool) error {
+	if set["max-conns"] {
+		if err := peers.ValidateMaxConns(*f.conns); err != nil {
+			return usagef("--max-conns: %v", err)
+		}
+	}
+	if set["max-streams"] {
+		if err := peers.ValidateMaxStreams(*f.streams); err != nil {
+			return usagef("--max-streams: %v", err)
+		}
+	}
+	return nil
+}
+
+// peerSet changes a peer's limits; a running appliance applies them within
+// a poll (connection and stream caps count from the next connection or
+// stream: nothing already open is cut).
+func (c *cli) peerSet(ctx context.Context, args []string) error {
+	fs := c.flags("peer set", "NAME [--rate R] [--burst B] [--send-per-minute N] [--max-conns N] [--max-streams N]",
+		"Change a peer's limits; flags left out stay as they are. --max-conns 0 and --max-streams 0 return to the appliance default.")
+	state := stateFlag(fs)
+	rate := fs.Float64("rate", 0, fmt.Sprintf("requests per second, %g-%.0f", peers.MinRate, peers.MaxRate))
+	burst := fs.Int("burst", 0, fmt.Sprintf("burst size, 1-%d", peers.MaxBurst))
+	sendPM := fs.Int("send-per-minute", 0, "WhatsApp messages this peer may send per minute, 1-1000000")
+	caps := addCapFlags(fs)
+	name, err := oneName(fs, args)
+	if err != nil {
+		return err
+	}
+	set := setFlags(fs)
+	var o peers.UpdateOptions
+	if set["rate"] {
+		if err := peers.ValidateRate(*rate); err != nil {
+			return usagef("--rate: %v", err)
+		}
+		o.Rate = rate
+	}
+	if set["burst"] {
+		if err := peers.ValidateBurst(*burst); err != nil {
+			return usagef("--burst: %v", err)
+		}
+		o.Burst = burst
+	}
+	if set["send-per-minute"] {
+		if err := peers.ValidateSendPerMinute(*sendPM); err != nil {
+			return usagef("--send-per-minute: %v", err)
+		}
+		o.SendPerMinute = sendPM
+	}
+	if err := caps.check(set); err != nil {
+		return err
+	}
+	if set["max-conns"] {
+		o.MaxConns = caps.conns
+	}
+	if set["max-streams"] {
+		o.MaxStreams = caps.streams
+	}
+	if o == (peers.UpdateOptions{}) {
+		return usagef("nothing to set: give --rate, --burst, --send-per-minute, --max-conns or --max-streams")
+	}
+	a, err := openState(ctx, *state)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	if _, err := a.reg.Update(ctx, name, o); err != nil {
+		return err
+	}
+	fmt.Fprintf(c.stderr, "updated peer %s\n", name)
+	return nil
 }

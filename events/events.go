@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"waappliance/store"
@@ -67,6 +68,10 @@ type Log struct {
 	db        *store.DB
 	retention time.Duration
 	now       func() time.Time
+
+	// appended is the highest id appended through this Log, committed or
+	// not yet; see Newer.
+	appended atomic.Int64
 
 	mu     sync.Mutex
 	wake   chan struct{} // closed and replaced on every append
@@ -148,6 +153,8 @@ func (l *Log) appendTx(ctx context.Context, tx Execer, session, typ, key string,
 	if err != nil {
 		return Event{}, false, err
 	}
+	for cur := l.appended.Load(); id > cur && !l.appended.CompareAndSwap(cur, id); cur = l.appended.Load() {
+	}
 	return Event{ID: id, At: at, Session: session, Type: typ, Data: b}, true, nil
 }
 
@@ -227,6 +234,15 @@ func (l *Log) Notify() {
 	l.wake = make(chan struct{})
 	l.mu.Unlock()
 }
+
+// Newer reports whether an event with an id above after may have been
+// appended through this Log. False means none was: a stream that has read
+// the log up to after (a List shorter than its limit) can skip its next
+// query when woken by another stream's event. Every event either existed
+// before this process (and that List saw it) or was appended here, and its
+// id is counted before its commit, so false is never wrong; true may be (a
+// rolled-back append, an event of another session), which costs a query.
+func (l *Log) Newer(after int64) bool { return l.appended.Load() > after }
 
 // Changed returns a channel that is closed at the next append.
 func (l *Log) Changed() <-chan struct{} {

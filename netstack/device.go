@@ -40,6 +40,8 @@ type Config struct {
 	// handshake that arrives first thing (a restart under a connected
 	// client) is answered, not dropped into a 5 s retry. nil: none yet.
 	Peers []PeerConfig
+	// Limits cap the connections Listen accepts (zero: no caps).
+	Limits ConnLimits
 }
 
 // PeerConfig is what the device needs to know of one peer.
@@ -59,7 +61,8 @@ type Device struct {
 	applied map[peers.Key]PeerConfig
 	closed  bool
 
-	conns *tracker
+	conns  *tracker
+	limits ConnLimits
 }
 
 // New creates the device, configures its key, port and cfg.Peers, and only
@@ -87,7 +90,7 @@ func New(cfg Config) (*Device, error) {
 		dev.Close()
 		return nil, fmt.Errorf("netstack: configure device: %w", err)
 	}
-	d := &Device{dev: dev, tnet: tdev, log: cfg.Logger, applied: map[peers.Key]PeerConfig{}, conns: newTracker()}
+	d := &Device{dev: dev, tnet: tdev, log: cfg.Logger, applied: map[peers.Key]PeerConfig{}, conns: newTracker(), limits: cfg.Limits}
 	// A device that is down binds nothing (wireguard-go's BindUpdate
 	// returns early), so the peers are there before the first packet.
 	if _, err := d.Apply(cfg.Peers); err != nil {
@@ -213,13 +216,14 @@ func UAPI(priv peers.Key, port int, ps []PeerConfig) string {
 }
 
 // Listen returns a TCP listener inside the tunnel on the device's address.
-// Its connections are tracked so CloseConns can cut a peer off.
+// Its connections are tracked so CloseConns can cut a peer off, and capped
+// by Config.Limits.
 func (d *Device) Listen(addr netip.AddrPort) (net.Listener, error) {
 	l, err := d.tnet.listenTCP(addr)
 	if err != nil {
 		return nil, fmt.Errorf("netstack: listen %s: %w", addr, err)
 	}
-	return &trackingListener{Listener: l, t: d.conns}, nil
+	return &trackingListener{Listener: l, t: d.conns, limits: d.limits, refusing: make(chan struct{}, maxRefusing)}, nil
 }
 
 // CloseConns closes every accepted connection from addr and returns how many.

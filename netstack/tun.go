@@ -4,7 +4,7 @@
  * Copyright (C) 2017-2025 WireGuard LLC. All Rights Reserved.
  * Changed for the appliance: packets leave the gVisor stack in batches
  * instead of through a synchronous one-packet hand-off, and only the parts
- * the appliance uses (a TCP listener) are kept.
+ * the appliance uses (a TCP listener) are kept, and TCP buffers are bounded.
  */
 
 package netstack
@@ -31,6 +31,26 @@ import (
 // encrypts and sends them as a batch.
 const batchSize = 64
 
+// TCP buffer sizes per connection. gVisor's defaults (1 MiB each way,
+// receive auto-tuning up to 4 MiB) let every connection hold megabytes a
+// peer never reads or that the appliance has not read yet; thousands of
+// connections then outgrow a Pi. 64 KiB each way takes a maximal request
+// body (64 KiB) in one or two round trips, and even a window of 40 KiB moves
+// 40 MB/s at a LAN round trip of 1 ms; API answers are small. Auto-tuning
+// is off so the receive window stays at the default. At the default total
+// cap (1024 connections) the buffers can then hold at most 128 MiB of
+// payload in the very worst case (every connection full both ways), a peer
+// at its default cap (32) 4 MiB.
+const (
+	tcpBufferMin     = 4 << 10
+	tcpBufferDefault = 64 << 10
+	tcpBufferMax     = 64 << 10
+)
+
+// outboundQueue is how many packets the stack may queue for wireguard-go
+// (each at most the MTU): about 6 MiB, shared by every connection.
+const outboundQueue = 4096
+
 // netTun is a tun.Device whose other side is a gVisor stack. The stack's
 // outbound packets queue in the channel endpoint; WriteNotify only wakes the
 // reader, which drains up to a batch at a time.
@@ -51,7 +71,7 @@ func newNetTun(addr netip.Addr, mtu int) (*netTun, error) {
 		return nil, fmt.Errorf("netstack: %s: only IPv4 tunnel addresses", addr)
 	}
 	t := &netTun{
-		ep: channel.New(4096, uint32(mtu), ""),
+		ep: channel.New(outboundQueue, uint32(mtu), ""),
 		stack: stack.New(stack.Options{
 			NetworkProtocols:   []stack.NetworkProtocolFactory{ipv4.NewProtocol},
 			TransportProtocols: []stack.TransportProtocolFactory{tcp.NewProtocol},
@@ -63,8 +83,13 @@ func newNetTun(addr netip.Addr, mtu int) (*netTun, error) {
 		mtu:    mtu,
 	}
 	sack := tcpip.TCPSACKEnabled(true)
-	if err := t.stack.SetTransportProtocolOption(tcp.ProtocolNumber, &sack); err != nil {
-		return nil, fmt.Errorf("netstack: SACK: %v", err)
+	rcv := tcpip.TCPReceiveBufferSizeRangeOption{Min: tcpBufferMin, Default: tcpBufferDefault, Max: tcpBufferMax}
+	snd := tcpip.TCPSendBufferSizeRangeOption{Min: tcpBufferMin, Default: tcpBufferDefault, Max: tcpBufferMax}
+	moderate := tcpip.TCPModerateReceiveBufferOption(false)
+	for name, opt := range map[string]tcpip.SettableTransportProtocolOption{"SACK": &sack, "receive buffer": &rcv, "send buffer": &snd, "receive auto-tuning": &moderate} {
+		if err := t.stack.SetTransportProtocolOption(tcp.ProtocolNumber, opt); err != nil {
+			return nil, fmt.Errorf("netstack: %s: %v", name, err)
+		}
 	}
 	t.ep.AddNotify(t)
 	if err := t.stack.CreateNIC(1, t.ep); err != nil {

@@ -23,6 +23,9 @@ var (
 	// ErrBadLimit is returned by ValidateLimit (and so by Add, Update and
 	// Server.Validate) for a rate or burst out of range, NaN or infinite.
 	ErrBadLimit = fmt.Errorf("invalid rate limit: rate must be a number from %g to %.0f requests/second, burst an integer from 1 to %d", MinRate, MaxRate, MaxBurst)
+	// ErrBadCap is returned by ValidateMaxConns and ValidateMaxStreams (and
+	// so by Add and Update) for a connection or stream cap out of range.
+	ErrBadCap = errors.New("invalid cap")
 	// ErrBadExpiry is returned by ValidateExpiry (and so by Add and Update)
 	// for an expiry that is not in the future or is after MaxExpiry.
 	ErrBadExpiry = fmt.Errorf("invalid expiry: must be in the future and before %s", MaxExpiry.Format("2006-01-02"))

@@ -65,6 +65,11 @@ type Peer struct {
 	Burst int
 	// SendPerMinute is the separate budget for WhatsApp messages sent.
 	SendPerMinute int
+	// MaxConns caps the peer's concurrent TCP connections to the API and
+	// MaxStreams its concurrent event streams; 0 means the appliance's
+	// default.
+	MaxConns   int
+	MaxStreams int
 	// ExpiresAt is when the peer stops working; zero means never.
 	ExpiresAt time.Time
 	Disabled  bool

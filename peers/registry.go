@@ -111,7 +111,7 @@ func (r *Registry) generation(ctx context.Context, q queryer) (int64, error) {
 	return strconv.ParseInt(v, 10, 64)
 }
 
-const peerCols = `name, public_key, preshared_key, addr, scopes, sessions, rate, burst, expires_at, disabled, created_at, updated_at, send_per_minute`
+const peerCols = `name, public_key, preshared_key, addr, scopes, sessions, rate, burst, expires_at, disabled, created_at, updated_at, send_per_minute, max_conns, max_streams`
 
 func (r *Registry) reload(ctx context.Context) error {
 	r.mu.Lock()
@@ -185,10 +185,11 @@ func scanPeer(rows scanner) (*Peer, error) {
 		p                        Peer
 		pub, psk, addr, sc, sess string
 		expires                  sql.NullInt64
+		maxConns, maxStreams     sql.NullInt64
 		disabled                 int
 		created, updated         int64
 	)
-	if err := rows.Scan(&p.Name, &pub, &psk, &addr, &sc, &sess, &p.Rate, &p.Burst, &expires, &disabled, &created, &updated, &p.SendPerMinute); err != nil {
+	if err := rows.Scan(&p.Name, &pub, &psk, &addr, &sc, &sess, &p.Rate, &p.Burst, &expires, &disabled, &created, &updated, &p.SendPerMinute, &maxConns, &maxStreams); err != nil {
 		return nil, err
 	}
 	var err error
@@ -211,6 +212,7 @@ func scanPeer(rows scanner) (*Peer, error) {
 		p.ExpiresAt = time.Unix(0, expires.Int64).UTC()
 	}
 	p.Disabled = disabled != 0
+	p.MaxConns, p.MaxStreams = int(maxConns.Int64), int(maxStreams.Int64)
 	p.CreatedAt = time.Unix(0, created).UTC()
 	p.UpdatedAt = time.Unix(0, updated).UTC()
 	return &p, nil
@@ -234,6 +236,10 @@ type AddOptions struct {
 	Burst     int
 	// SendPerMinute is the message budget; 0 means DefaultSendPerMinute.
 	SendPerMinute int
+	// MaxConns and MaxStreams cap the peer's connections and event
+	// streams; 0 means the appliance's default.
+	MaxConns   int
+	MaxStreams int
 	// ExpiresAt, when non-zero, is when the peer stops working.
 	ExpiresAt time.Time
 	Sessions  []string
@@ -318,6 +324,9 @@ func (r *Registry) prepare(o AddOptions) (Created, error) {
 	if err := ValidateSendPerMinute(o.SendPerMinute); err != nil {
 		return c, err
 	}
+	if err := validateCaps(o.MaxConns, o.MaxStreams); err != nil {
+		return c, err
+	}
 	if err := validSessions(o.Sessions); err != nil {
 		return c, err
 	}
@@ -341,7 +350,7 @@ func (r *Registry) prepare(o AddOptions) (Created, error) {
 		return c, err
 	}
 	c.Peer = Peer{Name: o.Name, PublicKey: pub, PresharedKey: psk, Scopes: o.Scopes, Sessions: o.Sessions,
-		Rate: o.Rate, Burst: o.Burst, SendPerMinute: o.SendPerMinute, ExpiresAt: o.ExpiresAt.UTC(), CreatedAt: now, UpdatedAt: now}
+		Rate: o.Rate, Burst: o.Burst, SendPerMinute: o.SendPerMinute, MaxConns: o.MaxConns, MaxStreams: o.MaxStreams, ExpiresAt: o.ExpiresAt.UTC(), CreatedAt: now, UpdatedAt: now}
 	if o.ExpiresAt.IsZero() {
 		c.Peer.ExpiresAt = time.Time{}
 	}
@@ -368,9 +377,9 @@ func (r *Registry) insert(ctx context.Context, tx *sql.Tx, p *Peer, al *allocato
 		return err
 	}
 	p.Addr = addr
-	_, err = tx.ExecContext(ctx, `INSERT INTO peers(`+peerCols+`) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)`,
+	_, err = tx.ExecContext(ctx, `INSERT INTO peers(`+peerCols+`) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
 		p.Name, p.PublicKey.String(), p.PresharedKey.String(), addr.String(), joinScopes(p.Scopes), strings.Join(p.Sessions, ","),
-		p.Rate, p.Burst, nullTime(p.ExpiresAt), 0, p.CreatedAt.UnixNano(), p.UpdatedAt.UnixNano(), p.SendPerMinute)
+		p.Rate, p.Burst, nullTime(p.ExpiresAt), 0, p.CreatedAt.UnixNano(), p.UpdatedAt.UnixNano(), p.SendPerMinute, nullCap(p.MaxConns), nullCap(p.MaxStreams))
 	return err
 }
 
@@ -381,6 +390,17 @@ func joinScopes(sc []Scope) string {
 	}
 	return strings.Join(s, ",")
 }
+
+// validateCaps checks the per-peer connection and stream caps.
+func validateCaps(conns, streams int) error {
+	if err := ValidateMaxConns(conns); err != nil {
+		return err
+	}
+	return ValidateMaxStreams(streams)
+}
+
+// nullCap stores a cap of 0 (the appliance's default) as NULL.
+func nullCap(n int) sql.NullInt64 { return sql.NullInt64{Int64: int64(n), Valid: n > 0} }
 
 func nullTime(t time.Time) sql.NullInt64 {
 	if t.IsZero() {
@@ -536,8 +556,11 @@ type UpdateOptions struct {
 	Rate          *float64
 	Burst         *int
 	SendPerMinute *int
-	ExpiresAt     *time.Time
-	Disabled      *bool
+	// MaxConns and MaxStreams: 0 resets to the appliance's default.
+	MaxConns   *int
+	MaxStreams *int
+	ExpiresAt  *time.Time
+	Disabled   *bool
 }
 
 // Update changes the peer called name and returns it. It reads the current
@@ -586,6 +609,15 @@ func (r *Registry) Update(ctx context.Context, name string, o UpdateOptions) (Pe
 		if err := ValidateSendPerMinute(cur.SendPerMinute); err != nil {
 			return err
 		}
+		if o.MaxConns != nil {
+			cur.MaxConns = *o.MaxConns
+		}
+		if o.MaxStreams != nil {
+			cur.MaxStreams = *o.MaxStreams
+		}
+		if err := validateCaps(cur.MaxConns, cur.MaxStreams); err != nil {
+			return err
+		}
 		if o.ExpiresAt != nil {
 			cur.ExpiresAt = o.ExpiresAt.UTC()
 			if o.ExpiresAt.IsZero() {
@@ -596,8 +628,8 @@ func (r *Registry) Update(ctx context.Context, name string, o UpdateOptions) (Pe
 			cur.Disabled = *o.Disabled
 		}
 		cur.UpdatedAt = now
-		_, err = tx.ExecContext(ctx, `UPDATE peers SET scopes=?, sessions=?, rate=?, burst=?, send_per_minute=?, expires_at=?, disabled=?, updated_at=? WHERE name=?`,
-			joinScopes(cur.Scopes), strings.Join(cur.Sessions, ","), cur.Rate, cur.Burst, cur.SendPerMinute, nullTime(cur.ExpiresAt), boolInt(cur.Disabled), now.UnixNano(), name)
+		_, err = tx.ExecContext(ctx, `UPDATE peers SET scopes=?, sessions=?, rate=?, burst=?, send_per_minute=?, max_conns=?, max_streams=?, expires_at=?, disabled=?, updated_at=? WHERE name=?`,
+			joinScopes(cur.Scopes), strings.Join(cur.Sessions, ","), cur.Rate, cur.Burst, cur.SendPerMinute, nullCap(cur.MaxConns), nullCap(cur.MaxStreams), nullTime(cur.ExpiresAt), boolInt(cur.Disabled), now.UnixNano(), name)
 		out = clonePeer(cur)
 		return err
 	})

@@ -67,3 +67,28 @@ func ValidateSendPerMinute(n int) error {
 	}
 	return nil
 }
+
+// Bounds of the per-peer caps on connections and event streams (0 means
+// the appliance's default).
+const (
+	MaxPeerConns   = 100_000
+	MaxPeerStreams = 10_000
+)
+
+// ValidateMaxConns reports ErrBadCap unless n is 0 (the appliance's
+// default) or from 1 to MaxPeerConns.
+func ValidateMaxConns(n int) error {
+	if n < 0 || n > MaxPeerConns {
+		return fmt.Errorf("%w: max_conns must be 0 (the appliance default) or 1-%d, got %d", ErrBadCap, MaxPeerConns, n)
+	}
+	return nil
+}
+
+// ValidateMaxStreams reports ErrBadCap unless n is 0 (the appliance's
+// default) or from 1 to MaxPeerStreams.
+func ValidateMaxStreams(n int) error {
+	if n < 0 || n > MaxPeerStreams {
+		return fmt.Errorf("%w: max_streams must be 0 (the appliance default) or 1-%d, got %d", ErrBadCap, MaxPeerStreams, n)
+	}
+	return nil
+}
