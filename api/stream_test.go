@@ -157,6 +157,7 @@ func TestStreamSkipsQueryWhenNothingNewer(t *testing.T) {
 	h := New(Options{Registry: reg, Events: log})
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		r.RemoteAddr = c.Peer.Addr.String() + ":1"
+		r.Host = srvCfg.TunnelAddr().String()
 		h.ServeHTTP(w, r)
 	}))
 	defer srv.Close()
