@@ -67,12 +67,19 @@ func (s Settings) All(ctx context.Context) (map[string]string, error) {
 }
 
 // Add adds delta to the integer under key (an unset key counts as 0) and
-// returns the new value. In a write transaction it is an atomic counter.
+// returns the new value; a value that is not an integer is an error. In a
+// write transaction it is an atomic counter.
 func (s Settings) Add(ctx context.Context, key string, delta int64) (int64, error) {
 	var v string
 	err := s.q.QueryRowContext(ctx, `INSERT INTO settings(key, value) VALUES ($1, CAST(CAST($2 AS BIGINT) AS TEXT))
 		ON CONFLICT(key) DO UPDATE SET value = CAST(CAST(settings.value AS BIGINT) + CAST($2 AS BIGINT) AS TEXT)
+		WHERE CAST(CAST(settings.value AS BIGINT) AS TEXT) = settings.value
 		RETURNING value`, key, delta).Scan(&v)
+	// SQLite reads a non-number as 0, so the WHERE skips it (no row);
+	// PostgreSQL's cast fails.
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, fmt.Errorf("store: setting %s is not an integer", key)
+	}
 	if err != nil {
 		return 0, fmt.Errorf("store: add to %s: %w", key, err)
 	}

@@ -110,12 +110,7 @@ func Open(ctx context.Context, dir string, create bool) (*DB, error) {
 // appliance acknowledges (202 for a send, the event ack to WhatsApp, the
 // audit row before the response) only after a commit.
 func OpenPath(ctx context.Context, path string) (*DB, error) {
-	q := url.Values{}
-	for _, p := range []string{"foreign_keys(1)", "journal_mode(WAL)", "busy_timeout(10000)", "synchronous(FULL)"} {
-		q.Add("_pragma", p)
-	}
-	q.Set("_txlock", "immediate")
-	sdb, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
+	sdb, err := sql.Open("sqlite", sqliteDSN(path))
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
@@ -126,6 +121,17 @@ func OpenPath(ctx context.Context, path string) (*DB, error) {
 		return nil, err
 	}
 	return db, nil
+}
+
+// sqliteDSN is modernc's DSN for the file at path, with OpenPath's pragmas
+// and BEGIN IMMEDIATE for every transaction (the write lock, see WriteTx).
+func sqliteDSN(path string) string {
+	q := url.Values{}
+	for _, p := range []string{"foreign_keys(1)", "journal_mode(WAL)", "busy_timeout(10000)", "synchronous(FULL)"} {
+		q.Add("_pragma", p)
+	}
+	q.Set("_txlock", "immediate")
+	return "file:" + path + "?" + q.Encode()
 }
 
 // checkState checks that dir holds a database, changing nothing.

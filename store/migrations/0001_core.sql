@@ -9,7 +9,7 @@ CREATE TABLE settings (
 -- peers can never share an AllowedIPs prefix (wireguard-go would silently
 -- move it to the newer one).
 --
--- Lines marked "-- only: sqlite|postgres" are for one engine (store's
+-- Lines marked "only: sqlite" or "only: postgres" are for one engine (store's
 -- migrate, the go.mau.fi/util/dbutil convention): SQLite's INTEGER is 64
 -- bits and its REAL a double, so PostgreSQL gets BIGINT and DOUBLE
 -- PRECISION; timestamps are Unix nanoseconds. BY DEFAULT lets a move
