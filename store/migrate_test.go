@@ -142,7 +142,9 @@ func sqliteSchema(t *testing.T, db *DB) []string {
 }
 
 func postgresSchema(t *testing.T, db *DB) []string {
-	canon := map[string]string{"integer": "int", "bigint": "int", "text": "text", "double precision": "float"}
+	// int4 and float4 have no SQLite twin: pgTypes makes every integer
+	// BIGINT and every REAL a double.
+	canon := map[string]string{"integer": "int4", "bigint": "int", "text": "text", "double precision": "float", "real": "float4"}
 	var out []string
 	for _, tbl := range rowsOf(t, db, `SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema() ORDER BY 1`) {
 		for _, c := range rowsOf(t, db, `SELECT c.column_name, c.data_type, c.is_nullable = 'NO', c.column_default IS NOT NULL,
@@ -270,6 +272,66 @@ CREATE INDEX t_c ON t(c);
 	} {
 		if _, err := filterSQL(bad, SQLite); err == nil {
 			t.Errorf("no error for %q", bad)
+		}
+	}
+}
+
+// TestPlainAdditions: a migration written in SQLite's words only, as the
+// next ones are (new nullable integer columns, nanosecond timestamps, a
+// float, a blob, an index), runs on both engines and stores what SQLite
+// stores: 64-bit integers, doubles, bytes.
+func TestPlainAdditions(t *testing.T) {
+	forEngines(t, func(t *testing.T, e engine) {
+		db := e.open(t)
+		ctx := context.Background()
+		extra := []migration{{9001, "9001_plain.sql", `-- new limits, and when a refusal was first and last seen
+ALTER TABLE peers ADD COLUMN max_sessions INTEGER;
+ALTER TABLE audit ADD COLUMN count INTEGER NOT NULL DEFAULT 1;
+ALTER TABLE audit ADD COLUMN first_at INTEGER;
+ALTER TABLE audit ADD COLUMN last_at integer;
+CREATE TABLE blobs (k TEXT PRIMARY KEY, v BLOB NOT NULL, f REAL, n INT, note TEXT DEFAULT 'INTEGER stays a word here');
+CREATE INDEX audit_last ON audit(last_at) WHERE last_at IS NOT NULL;
+`}}
+		if err := db.apply(ctx, extra); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.apply(ctx, extra); err != nil {
+			t.Fatalf("applied again: %v", err)
+		}
+		now := time.Now().UnixNano()
+		if _, err := db.ExecContext(ctx, `INSERT INTO audit(at, peer, method, route, status, count, first_at, last_at) VALUES ($1, 'p', 'POST', '/', 429, $2, $1, $1)`, now, int64(1)<<40); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.ExecContext(ctx, `INSERT INTO blobs(k, v, f, n) VALUES ('a', $1, $2, $3)`, []byte{0, 1, 0xff}, 0.1+0.2, int64(-1)<<62); err != nil {
+			t.Fatal(err)
+		}
+		var first, count, n int64
+		var v []byte
+		var f float64
+		var note string
+		if err := db.QueryRowContext(ctx, `SELECT first_at, count FROM audit`).Scan(&first, &count); err != nil || first != now || count != 1<<40 {
+			t.Fatalf("audit: %d %d %v", first, count, err)
+		}
+		if err := db.QueryRowContext(ctx, `SELECT v, f, n, note FROM blobs`).Scan(&v, &f, &n, &note); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(v, []byte{0, 1, 0xff}) || f != 0.1+0.2 || n != -1<<62 || note != "INTEGER stays a word here" {
+			t.Fatalf("blobs: %x %v %d %q", v, f, n, note)
+		}
+	})
+}
+
+func TestPGTypes(t *testing.T) {
+	for in, want := range map[string]string{
+		"a INTEGER NOT NULL, b integer, c INT, d REAL, e BLOB":   "a BIGINT NOT NULL, b BIGINT, c BIGINT, d DOUBLE PRECISION, e BYTEA",
+		"INTEGERS int4 interval pint x_int":                      "INTEGERS int4 interval pint x_int",
+		"DEFAULT 'REAL' -- an INTEGER\nCAST(x AS INTEGER)":       "DEFAULT 'REAL' -- an INTEGER\nCAST(x AS BIGINT)",
+		`"int" /* BLOB */ BLOB 'it''s INT' INT`:                  `"int" /* BLOB */ BYTEA 'it''s INT' BIGINT`,
+		"unterminated 'INT":                                      "unterminated 'INT",
+		"CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT) -- INT": "CREATE TABLE t (id BIGINT PRIMARY KEY, v TEXT) -- INT",
+	} {
+		if got := pgTypes(in); got != want {
+			t.Errorf("pgTypes(%q) = %q, want %q", in, got, want)
 		}
 	}
 }
