@@ -67,6 +67,30 @@ func (db *DB) WriteTx(ctx context.Context, fn func(ctx context.Context, tx *sql.
 	return tx.Commit()
 }
 
+// ReadTx runs fn in a read-only transaction that sees one snapshot: every
+// statement of fn reads the same committed state (a mark and the rows it
+// guards, such as events_pruned_through and the events after a cursor).
+// SQLite: a deferred read transaction (WAL keeps its snapshot and lets
+// writers go on). PostgreSQL: REPEATABLE READ READ ONLY, since READ
+// COMMITTED would take a new snapshot per statement. It takes no lock and
+// never waits for WriteTx. fn must not write (PostgreSQL refuses it;
+// SQLite may fail it with SQLITE_BUSY_SNAPSHOT).
+func (db *DB) ReadTx(ctx context.Context, fn func(ctx context.Context, tx *sql.Tx) error) error {
+	opts := &sql.TxOptions{ReadOnly: true}
+	if db.Dialect == Postgres {
+		opts.Isolation = sql.LevelRepeatableRead
+	}
+	tx, err := db.BeginTx(ctx, opts)
+	if err != nil {
+		return fmt.Errorf("store: begin: %w", err)
+	}
+	defer tx.Rollback()
+	if err := fn(ctx, tx); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
 // Tx is WriteTx for callers that need no ctx in fn.
 func (db *DB) Tx(ctx context.Context, fn func(*sql.Tx) error) error {
 	return db.WriteTx(ctx, func(_ context.Context, tx *sql.Tx) error { return fn(tx) })

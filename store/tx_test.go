@@ -212,3 +212,37 @@ func TestAppendLockKeepsIDsInCommitOrder(t *testing.T) {
 		}
 	})
 }
+
+// TestReadTxSnapshot: a ReadTx reads the same state in each statement
+// while a writer commits in between, and does not hold the writer up.
+func TestReadTxSnapshot(t *testing.T) {
+	forEngines(t, func(t *testing.T, e engine) {
+		db := e.open(t)
+		ctx := context.Background()
+		if _, err := db.ExecContext(ctx, `CREATE TABLE t(id INTEGER PRIMARY KEY)`); err != nil {
+			t.Fatal(err)
+		}
+		err := db.ReadTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+			var before, after int
+			if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM t`).Scan(&before); err != nil {
+				return err
+			}
+			if err := db.WriteTx(ctx, insert(1)); err != nil {
+				return err
+			}
+			if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM t`).Scan(&after); err != nil {
+				return err
+			}
+			if before != 0 || after != 0 {
+				t.Errorf("counts %d then %d in one ReadTx, want 0 and 0", before, after)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := ids(t, db); !slices.Equal(got, []int{1}) {
+			t.Fatalf("rows %v, want [1]", got)
+		}
+	})
+}
