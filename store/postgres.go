@@ -44,8 +44,11 @@ func OpenDSN(ctx context.Context, dsn string, o Options) (*DB, error) {
 	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
 		return openPostgres(ctx, dsn, o)
 	}
-	scheme, _, _ := strings.Cut(dsn, ":")
-	return nil, fmt.Errorf("store: unsupported database URL scheme %q (want postgres:// or none for SQLite in the state directory)", scheme)
+	const want = "want a postgres:// URL, or none for SQLite in the state directory"
+	if scheme, _, ok := strings.Cut(dsn, "://"); ok && !strings.ContainsAny(scheme, " =@:/") {
+		return nil, fmt.Errorf("store: unsupported database URL scheme %q (%s)", scheme, want)
+	}
+	return nil, errors.New("store: the database is not named by a URL (" + want + ")") // not echoed: it may hold a password
 }
 
 // pgLookup, when set (tests), resolves host names for PostgreSQL links.

@@ -101,8 +101,10 @@ func TestLinkRule(t *testing.T) {
 	if _, err := OpenDSN(context.Background(), "mysql://u@h/db", Options{}); err == nil || !strings.Contains(err.Error(), `"mysql"`) {
 		t.Errorf("a mysql URL: %v", err)
 	}
-	if _, err := OpenDSN(context.Background(), "postgres://u:secret@[::1/db", Options{}); err == nil || strings.Contains(err.Error(), "secret") {
-		t.Errorf("a bad URL: %v (must not echo it)", err)
+	for _, bad := range []string{"postgres://u:secret@[::1/db", "host=db password=secret", "u:secret@db/x"} {
+		if _, err := OpenDSN(context.Background(), bad, Options{}); err == nil || strings.Contains(err.Error(), "secret") {
+			t.Errorf("%q: %v (must fail without echoing it)", bad, err)
+		}
 	}
 }
 
