@@ -40,6 +40,13 @@ const maxBatch = 64
 //
 // A lone caller does not wait for company: the committer takes whatever is
 // queued when it becomes free, up to 64 fns.
+//
+// The transaction holds the write lock of WriteTx, on both engines, so a
+// fn may read-modify-write as in WriteTx. PostgreSQL keeps the group
+// commit too (one WAL flush for the batch, one lock hand-over). There a
+// failed statement aborts the transaction until its savepoint is rolled
+// back, so a fn must return the errors of its statements: one that
+// swallows an error and returns nil fails the whole batch.
 func (db *DB) Batch(ctx context.Context, fn func(ctx context.Context, tx *sql.Tx) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -194,9 +201,9 @@ func (b *batcher) commit(db *DB, reqs []*batchReq) {
 			}
 		}
 	}
-	tx, err := db.BeginTx(ctx, nil) // BEGIN IMMEDIATE (the DSN's _txlock)
+	tx, err := db.beginWrite(ctx) // the write lock, as WriteTx
 	if err != nil {
-		fail(fmt.Errorf("store.Batch: begin: %w", err))
+		fail(fmt.Errorf("store.Batch: %w", err))
 		return
 	}
 	for i, r := range reqs {

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"math/rand/v2"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -14,15 +13,11 @@ import (
 	"time"
 )
 
-// batchDB opens a database with a table t and records the size of each
-// committed batch.
-func batchDB(t *testing.T) (*DB, func() []int) {
+// batchDB opens a database of e with a table t and records the size of
+// each committed batch.
+func batchDB(t *testing.T, e engine) (*DB, func() []int) {
 	t.Helper()
-	db, err := Open(context.Background(), filepath.Join(t.TempDir(), "s"), true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	db := e.open(t)
 	if _, err := db.Exec(`CREATE TABLE t(id INTEGER PRIMARY KEY)`); err != nil {
 		t.Fatal(err)
 	}
@@ -42,7 +37,7 @@ func batchDB(t *testing.T) (*DB, func() []int) {
 
 func insert(id int) func(context.Context, *sql.Tx) error {
 	return func(ctx context.Context, tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO t(id) VALUES (?)`, id)
+		_, err := tx.ExecContext(ctx, `INSERT INTO t(id) VALUES ($1)`, id)
 		return err
 	}
 }
@@ -101,33 +96,35 @@ func waitQueued(t *testing.T, db *DB, n int) {
 // on its own; callers that queue while a commit is under way share the
 // next one, at most maxBatch to a transaction.
 func TestBatchCommitsConcurrentCallersTogether(t *testing.T) {
-	db, sizes := batchDB(t)
-	ctx := context.Background()
-	if err := db.Batch(ctx, insert(1000)); err != nil {
-		t.Fatal(err)
-	}
-	release, held := hold(t, db)
-	const n = 100
-	errs := make(chan error, n)
-	for i := 1; i <= n; i++ {
-		go func() { errs <- db.Batch(ctx, insert(i)) }()
-	}
-	waitQueued(t, db, n)
-	release()
-	if err := <-held; err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; i < n; i++ {
-		if err := <-errs; err != nil {
+	forEngines(t, func(t *testing.T, e engine) {
+		db, sizes := batchDB(t, e)
+		ctx := context.Background()
+		if err := db.Batch(ctx, insert(1000)); err != nil {
 			t.Fatal(err)
 		}
-	}
-	if got := sizes(); !slices.Equal(got, []int{1, 1, maxBatch, n - maxBatch}) {
-		t.Fatalf("batch sizes %v, want [1 1 %d %d]", got, maxBatch, n-maxBatch)
-	}
-	if got := ids(t, db); len(got) != n+2 {
-		t.Fatalf("%d rows committed, want %d", len(got), n+2)
-	}
+		release, held := hold(t, db)
+		const n = 100
+		errs := make(chan error, n)
+		for i := 1; i <= n; i++ {
+			go func() { errs <- db.Batch(ctx, insert(i)) }()
+		}
+		waitQueued(t, db, n)
+		release()
+		if err := <-held; err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i < n; i++ {
+			if err := <-errs; err != nil {
+				t.Fatal(err)
+			}
+		}
+		if got := sizes(); !slices.Equal(got, []int{1, 1, maxBatch, n - maxBatch}) {
+			t.Fatalf("batch sizes %v, want [1 1 %d %d]", got, maxBatch, n-maxBatch)
+		}
+		if got := ids(t, db); len(got) != n+2 {
+			t.Fatalf("%d rows committed, want %d", len(got), n+2)
+		}
+	})
 }
 
 // TestBatchFnErrorsStayTheirOwn: in one batch, a fn that returns an error
@@ -135,247 +132,257 @@ func TestBatchCommitsConcurrentCallersTogether(t *testing.T) {
 // rolled back and gets its own error; the others commit. The committer
 // carries on after a panic.
 func TestBatchFnErrorsStayTheirOwn(t *testing.T) {
-	db, sizes := batchDB(t)
-	ctx := context.Background()
-	errBoom := errors.New("boom")
-	fns := map[string]func(context.Context, *sql.Tx) error{
-		"ok1": insert(1),
-		"own error": func(ctx context.Context, tx *sql.Tx) error {
-			insert(2)(ctx, tx)
-			return errBoom
-		},
-		"constraint": func(ctx context.Context, tx *sql.Tx) error {
-			if err := insert(3)(ctx, tx); err != nil {
-				return err
-			}
-			return insert(3)(ctx, tx)
-		},
-		"panic": func(ctx context.Context, tx *sql.Tx) error {
-			insert(4)(ctx, tx)
-			panic("bad fn")
-		},
-		"ok5": insert(5),
-	}
-	release, held := hold(t, db)
-	var mu sync.Mutex
-	got := map[string]error{}
-	var wg sync.WaitGroup
-	for name, fn := range fns {
-		wg.Go(func() {
-			err := db.Batch(ctx, fn)
-			mu.Lock()
-			got[name] = err
-			mu.Unlock()
-		})
-	}
-	waitQueued(t, db, len(fns))
-	release()
-	wg.Wait()
-	<-held
-	if got["ok1"] != nil || got["ok5"] != nil {
-		t.Fatalf("the good fns failed: %v, %v", got["ok1"], got["ok5"])
-	}
-	if !errors.Is(got["own error"], errBoom) {
-		t.Fatalf("own error: %v", got["own error"])
-	}
-	if err := got["constraint"]; err == nil || !strings.Contains(err.Error(), "UNIQUE") {
-		t.Fatalf("constraint: %v", err)
-	}
-	if err := got["panic"]; err == nil || !strings.Contains(err.Error(), "panic in fn: bad fn") {
-		t.Fatalf("panic: %v", err)
-	}
-	if r := ids(t, db); !slices.Equal(r, []int{0, 1, 5}) {
-		t.Fatalf("rows %v, want [0 1 5]", r)
-	}
-	if s := sizes(); !slices.Equal(s, []int{1, len(fns)}) {
-		t.Fatalf("batch sizes %v, want [1 %d]", s, len(fns))
-	}
-	if err := db.Batch(ctx, insert(6)); err != nil {
-		t.Fatalf("after a panic: %v", err)
-	}
+	forEngines(t, func(t *testing.T, e engine) {
+		db, sizes := batchDB(t, e)
+		ctx := context.Background()
+		errBoom := errors.New("boom")
+		fns := map[string]func(context.Context, *sql.Tx) error{
+			"ok1": insert(1),
+			"own error": func(ctx context.Context, tx *sql.Tx) error {
+				insert(2)(ctx, tx)
+				return errBoom
+			},
+			"constraint": func(ctx context.Context, tx *sql.Tx) error {
+				if err := insert(3)(ctx, tx); err != nil {
+					return err
+				}
+				return insert(3)(ctx, tx)
+			},
+			"panic": func(ctx context.Context, tx *sql.Tx) error {
+				insert(4)(ctx, tx)
+				panic("bad fn")
+			},
+			"ok5": insert(5),
+		}
+		release, held := hold(t, db)
+		var mu sync.Mutex
+		got := map[string]error{}
+		var wg sync.WaitGroup
+		for name, fn := range fns {
+			wg.Go(func() {
+				err := db.Batch(ctx, fn)
+				mu.Lock()
+				got[name] = err
+				mu.Unlock()
+			})
+		}
+		waitQueued(t, db, len(fns))
+		release()
+		wg.Wait()
+		<-held
+		if got["ok1"] != nil || got["ok5"] != nil {
+			t.Fatalf("the good fns failed: %v, %v", got["ok1"], got["ok5"])
+		}
+		if !errors.Is(got["own error"], errBoom) {
+			t.Fatalf("own error: %v", got["own error"])
+		}
+		if err := got["constraint"]; err == nil || !strings.Contains(strings.ToLower(err.Error()), "unique") {
+			t.Fatalf("constraint: %v", err)
+		}
+		if err := got["panic"]; err == nil || !strings.Contains(err.Error(), "panic in fn: bad fn") {
+			t.Fatalf("panic: %v", err)
+		}
+		if r := ids(t, db); !slices.Equal(r, []int{0, 1, 5}) {
+			t.Fatalf("rows %v, want [0 1 5]", r)
+		}
+		if s := sizes(); !slices.Equal(s, []int{1, len(fns)}) {
+			t.Fatalf("batch sizes %v, want [1 %d]", s, len(fns))
+		}
+		if err := db.Batch(ctx, insert(6)); err != nil {
+			t.Fatalf("after a panic: %v", err)
+		}
+	})
 }
 
 // TestBatchCommitErrorForAll: when the COMMIT fails (here a deferred
 // foreign key), every caller of the batch gets the commit error, also one
 // whose fn failed on its own, and nothing of the batch is kept.
 func TestBatchCommitErrorForAll(t *testing.T) {
-	db, _ := batchDB(t)
-	ctx := context.Background()
-	if _, err := db.Exec(`CREATE TABLE p(id INTEGER PRIMARY KEY);
-		CREATE TABLE c(id INTEGER PRIMARY KEY, p INTEGER REFERENCES p(id) DEFERRABLE INITIALLY DEFERRED)`); err != nil {
-		t.Fatal(err)
-	}
-	errBoom := errors.New("boom")
-	fns := []func(context.Context, *sql.Tx) error{
-		func(ctx context.Context, tx *sql.Tx) error {
-			_, err := tx.ExecContext(ctx, `INSERT INTO c(id, p) VALUES (1, 42)`) // no p 42: fails at COMMIT
-			return err
-		},
-		insert(7),
-		func(context.Context, *sql.Tx) error { return errBoom },
-	}
-	release, held := hold(t, db)
-	errs := make(chan error, len(fns))
-	for _, fn := range fns {
-		go func() { errs <- db.Batch(ctx, fn) }()
-	}
-	waitQueued(t, db, len(fns))
-	release()
-	<-held
-	for range fns {
-		if err := <-errs; err == nil || errors.Is(err, errBoom) || !strings.Contains(err.Error(), "commit") {
-			t.Fatalf("got %v, want the commit error", err)
+	forEngines(t, func(t *testing.T, e engine) {
+		db, _ := batchDB(t, e)
+		ctx := context.Background()
+		if _, err := db.Exec(`CREATE TABLE p(id INTEGER PRIMARY KEY);
+			CREATE TABLE c(id INTEGER PRIMARY KEY, p INTEGER REFERENCES p(id) DEFERRABLE INITIALLY DEFERRED)`); err != nil {
+			t.Fatal(err)
 		}
-	}
-	if r := ids(t, db); !slices.Equal(r, []int{0}) {
-		t.Fatalf("rows %v, want [0]", r)
-	}
-	if err := db.Batch(ctx, insert(8)); err != nil {
-		t.Fatalf("after a failed commit: %v", err)
-	}
+		errBoom := errors.New("boom")
+		fns := []func(context.Context, *sql.Tx) error{
+			func(ctx context.Context, tx *sql.Tx) error {
+				_, err := tx.ExecContext(ctx, `INSERT INTO c(id, p) VALUES (1, 42)`) // no p 42: fails at COMMIT
+				return err
+			},
+			insert(7),
+			func(context.Context, *sql.Tx) error { return errBoom },
+		}
+		release, held := hold(t, db)
+		errs := make(chan error, len(fns))
+		for _, fn := range fns {
+			go func() { errs <- db.Batch(ctx, fn) }()
+		}
+		waitQueued(t, db, len(fns))
+		release()
+		<-held
+		for range fns {
+			if err := <-errs; err == nil || errors.Is(err, errBoom) || !strings.Contains(err.Error(), "commit") {
+				t.Fatalf("got %v, want the commit error", err)
+			}
+		}
+		if r := ids(t, db); !slices.Equal(r, []int{0}) {
+			t.Fatalf("rows %v, want [0]", r)
+		}
+		if err := db.Batch(ctx, insert(8)); err != nil {
+			t.Fatalf("after a failed commit: %v", err)
+		}
+	})
 }
 
 // TestBatchCancel: a caller whose ctx ends before its fn starts gets
 // ctx.Err() at once and its fn never runs; one whose fn has started gets
 // the commit's outcome, and fn's own ctx is not cancelled.
 func TestBatchCancel(t *testing.T) {
-	db, sizes := batchDB(t)
-	done, cancelNow := context.WithCancel(context.Background())
-	cancelNow()
-	var ran atomic.Bool
-	mark := func(context.Context, *sql.Tx) error { ran.Store(true); return nil }
-	if err := db.Batch(done, mark); !errors.Is(err, context.Canceled) {
-		t.Fatalf("a done ctx: %v", err)
-	}
+	forEngines(t, func(t *testing.T, e engine) {
+		db, sizes := batchDB(t, e)
+		done, cancelNow := context.WithCancel(context.Background())
+		cancelNow()
+		var ran atomic.Bool
+		mark := func(context.Context, *sql.Tx) error { ran.Store(true); return nil }
+		if err := db.Batch(done, mark); !errors.Is(err, context.Canceled) {
+			t.Fatalf("a done ctx: %v", err)
+		}
 
-	release, held := hold(t, db)
-	ctx, cancel := context.WithCancel(context.Background())
-	res := make(chan error, 1)
-	go func() { res <- db.Batch(ctx, mark) }()
-	waitQueued(t, db, 1)
-	cancel()
-	if err := <-res; !errors.Is(err, context.Canceled) {
-		t.Fatalf("cancelled while queued: %v", err)
-	}
-	release()
-	if err := <-held; err != nil {
-		t.Fatal(err)
-	}
-	// The withdrawn request is skipped: no empty commit.
-	if err := db.Batch(context.Background(), insert(1)); err != nil {
-		t.Fatal(err)
-	}
-	if ran.Load() {
-		t.Fatal("the fn of a cancelled caller ran")
-	}
-	if s := sizes(); !slices.Equal(s, []int{1, 1}) {
-		t.Fatalf("batch sizes %v, want [1 1]", s)
-	}
-
-	ctx, cancel = context.WithCancel(context.Background())
-	err := db.Batch(ctx, func(fctx context.Context, tx *sql.Tx) error {
+		release, held := hold(t, db)
+		ctx, cancel := context.WithCancel(context.Background())
+		res := make(chan error, 1)
+		go func() { res <- db.Batch(ctx, mark) }()
+		waitQueued(t, db, 1)
 		cancel()
-		return insert(2)(fctx, tx)
+		if err := <-res; !errors.Is(err, context.Canceled) {
+			t.Fatalf("cancelled while queued: %v", err)
+		}
+		release()
+		if err := <-held; err != nil {
+			t.Fatal(err)
+		}
+		// The withdrawn request is skipped: no empty commit.
+		if err := db.Batch(context.Background(), insert(1)); err != nil {
+			t.Fatal(err)
+		}
+		if ran.Load() {
+			t.Fatal("the fn of a cancelled caller ran")
+		}
+		if s := sizes(); !slices.Equal(s, []int{1, 1}) {
+			t.Fatalf("batch sizes %v, want [1 1]", s)
+		}
+
+		ctx, cancel = context.WithCancel(context.Background())
+		err := db.Batch(ctx, func(fctx context.Context, tx *sql.Tx) error {
+			cancel()
+			return insert(2)(fctx, tx)
+		})
+		if err != nil {
+			t.Fatalf("cancelled after its fn started: %v", err)
+		}
+		if r := ids(t, db); !slices.Equal(r, []int{0, 1, 2}) {
+			t.Fatalf("rows %v, want [0 1 2]", r)
+		}
 	})
-	if err != nil {
-		t.Fatalf("cancelled after its fn started: %v", err)
-	}
-	if r := ids(t, db); !slices.Equal(r, []int{0, 1, 2}) {
-		t.Fatalf("rows %v, want [0 1 2]", r)
-	}
 }
 
 // TestBatchClose: Close lets the batch in progress commit, fails the
 // callers still queued with ErrClosed, stops the committer and refuses
 // new callers.
 func TestBatchClose(t *testing.T) {
-	db, _ := batchDB(t)
-	ctx := context.Background()
-	release, held := hold(t, db)
-	const n = 3
-	errs := make(chan error, n)
-	for i := 1; i <= n; i++ {
-		go func() { errs <- db.Batch(ctx, insert(i)) }()
-	}
-	waitQueued(t, db, n)
-	closed := make(chan error, 1)
-	go func() { closed <- db.Close() }()
-	for {
-		db.batch.mu.Lock()
-		c := db.batch.closed
-		db.batch.mu.Unlock()
-		if c {
-			break
+	forEngines(t, func(t *testing.T, e engine) {
+		db, _ := batchDB(t, e)
+		ctx := context.Background()
+		release, held := hold(t, db)
+		const n = 3
+		errs := make(chan error, n)
+		for i := 1; i <= n; i++ {
+			go func() { errs <- db.Batch(ctx, insert(i)) }()
 		}
-		time.Sleep(time.Millisecond)
-	}
-	select {
-	case err := <-closed:
-		t.Fatalf("Close returned (%v) during a commit", err)
-	case <-time.After(20 * time.Millisecond):
-	}
-	release()
-	if err := <-held; err != nil {
-		t.Fatalf("the batch under way at Close: %v", err)
-	}
-	for i := 0; i < n; i++ {
-		if err := <-errs; !errors.Is(err, ErrClosed) {
-			t.Fatalf("queued at Close: %v", err)
+		waitQueued(t, db, n)
+		closed := make(chan error, 1)
+		go func() { closed <- db.Close() }()
+		for {
+			db.batch.mu.Lock()
+			c := db.batch.closed
+			db.batch.mu.Unlock()
+			if c {
+				break
+			}
+			time.Sleep(time.Millisecond)
 		}
-	}
-	if err := <-closed; err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-db.batch.stopped:
-	default:
-		t.Fatal("the committer is still running")
-	}
-	if err := db.Batch(ctx, insert(9)); !errors.Is(err, ErrClosed) {
-		t.Fatalf("after Close: %v", err)
-	}
-	if err := db.Close(); err != nil {
-		t.Fatalf("second Close: %v", err)
-	}
+		select {
+		case err := <-closed:
+			t.Fatalf("Close returned (%v) during a commit", err)
+		case <-time.After(20 * time.Millisecond):
+		}
+		release()
+		if err := <-held; err != nil {
+			t.Fatalf("the batch under way at Close: %v", err)
+		}
+		for i := 0; i < n; i++ {
+			if err := <-errs; !errors.Is(err, ErrClosed) {
+				t.Fatalf("queued at Close: %v", err)
+			}
+		}
+		if err := <-closed; err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-db.batch.stopped:
+		default:
+			t.Fatal("the committer is still running")
+		}
+		if err := db.Batch(ctx, insert(9)); !errors.Is(err, ErrClosed) {
+			t.Fatalf("after Close: %v", err)
+		}
+		if err := db.Close(); err != nil {
+			t.Fatalf("second Close: %v", err)
+		}
+	})
 }
 
 // TestBatchOutcomesMatchCommits: under concurrency with contexts ending at
 // random moments, a caller got nil exactly when its row was committed.
 func TestBatchOutcomesMatchCommits(t *testing.T) {
-	db, sizes := batchDB(t)
-	const workers, each = 8, 100
-	var mu sync.Mutex
-	var okIDs []int
-	var wg sync.WaitGroup
-	for w := 0; w < workers; w++ {
-		wg.Go(func() {
-			for j := 0; j < each; j++ {
-				id := 1 + w*each + j
-				ctx, cancel := context.WithTimeout(context.Background(), time.Duration(rand.IntN(2000))*time.Microsecond)
-				err := db.Batch(ctx, insert(id))
-				cancel()
-				switch {
-				case err == nil:
-					mu.Lock()
-					okIDs = append(okIDs, id)
-					mu.Unlock()
-				case !errors.Is(err, context.DeadlineExceeded):
-					t.Errorf("id %d: %v", id, err)
+	forEngines(t, func(t *testing.T, e engine) {
+		db, sizes := batchDB(t, e)
+		const workers, each = 8, 100
+		var mu sync.Mutex
+		var okIDs []int
+		var wg sync.WaitGroup
+		for w := 0; w < workers; w++ {
+			wg.Go(func() {
+				for j := 0; j < each; j++ {
+					id := 1 + w*each + j
+					ctx, cancel := context.WithTimeout(context.Background(), time.Duration(rand.IntN(2000))*time.Microsecond)
+					err := db.Batch(ctx, insert(id))
+					cancel()
+					switch {
+					case err == nil:
+						mu.Lock()
+						okIDs = append(okIDs, id)
+						mu.Unlock()
+					case !errors.Is(err, context.DeadlineExceeded):
+						t.Errorf("id %d: %v", id, err)
+					}
 				}
-			}
-		})
-	}
-	wg.Wait()
-	slices.Sort(okIDs)
-	if got := ids(t, db); !slices.Equal(got, okIDs) {
-		t.Fatalf("committed %d rows, %d callers got nil", len(got), len(okIDs))
-	}
-	total := 0
-	for _, n := range sizes() {
-		total += n
-	}
-	t.Logf("%d of %d calls committed in %d transactions", len(okIDs), workers*each, len(sizes()))
-	if total < len(okIDs) {
-		t.Fatalf("%d fns ran in commits, %d succeeded", total, len(okIDs))
-	}
+			})
+		}
+		wg.Wait()
+		slices.Sort(okIDs)
+		if got := ids(t, db); !slices.Equal(got, okIDs) {
+			t.Fatalf("committed %d rows, %d callers got nil", len(got), len(okIDs))
+		}
+		total := 0
+		for _, n := range sizes() {
+			total += n
+		}
+		t.Logf("%d of %d calls committed in %d transactions", len(okIDs), workers*each, len(sizes()))
+		if total < len(okIDs) {
+			t.Fatalf("%d fns ran in commits, %d succeeded", total, len(okIDs))
+		}
+	})
 }

@@ -1,23 +1,22 @@
-// Package store opens the appliance's one SQLite database (pure Go, via
-// modernc.org/sqlite) and applies the embedded, numbered migrations.
+// Package store opens the appliance's one database and applies the
+// embedded, numbered migrations: SQLite in the state directory (pure Go, via
+// modernc.org/sqlite) by default, or PostgreSQL (pgx) when a database URL
+// names one.
 //
-// The same *sql.DB is shared by every package of the appliance and, later, by
-// whatsmeow's sqlstore, so it is opened once per process.
+// The same *sql.DB is shared by every package of the appliance and by
+// whatsmeow's sqlstore, so it is opened once per process. SQL is written
+// once, with $N placeholders, for both engines; what must be serialised
+// goes through WriteTx or Batch, which take the same lock on either.
 package store
 
 import (
 	"context"
 	"database/sql"
-	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
 	"net/url"
 	"os"
 	"path/filepath"
-	"sort"
-	"strconv"
-	"strings"
 	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
@@ -30,24 +29,35 @@ const FileName = "waappliance.db"
 // database and create is false.
 var ErrNotInitialized = errors.New("state directory is not initialized")
 
-//go:embed migrations/*.sql
-var migrationFS embed.FS
-
 // DB is the appliance database. It is safe for concurrent use. Durable
 // writes that many callers make concurrently (an outbox insert, an audit
 // row, an inbound event) go through Batch, which commits them together.
 type DB struct {
 	*sql.DB
+	// Path is the SQLite file; "" on PostgreSQL.
 	Path string
+	// Dialect is the engine, as whatsmeow's sqlstore wants it named.
+	Dialect Dialect
 
-	batch batcher
+	batch  batcher
+	notify notifier
 }
 
+// Dialect names a database engine.
+type Dialect string
+
+// The engines store opens.
+const (
+	SQLite   Dialect = "sqlite"
+	Postgres Dialect = "postgres"
+)
+
 // Close stops Batch (callers still queued get ErrClosed, a batch being
-// committed finishes first) and then closes the database. Calling it again
-// is harmless.
+// committed finishes first) and the wake-ups (Wait returns ErrClosed), then
+// closes the database. Calling it again is harmless.
 func (db *DB) Close() error {
 	db.batch.stop()
+	db.notify.stop()
 	return db.DB.Close()
 }
 
@@ -100,22 +110,28 @@ func Open(ctx context.Context, dir string, create bool) (*DB, error) {
 // appliance acknowledges (202 for a send, the event ack to WhatsApp, the
 // audit row before the response) only after a commit.
 func OpenPath(ctx context.Context, path string) (*DB, error) {
-	q := url.Values{}
-	for _, p := range []string{"foreign_keys(1)", "journal_mode(WAL)", "busy_timeout(10000)", "synchronous(FULL)"} {
-		q.Add("_pragma", p)
-	}
-	q.Set("_txlock", "immediate")
-	sdb, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
+	sdb, err := sql.Open("sqlite", sqliteDSN(path))
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
 	sdb.SetConnMaxIdleTime(time.Minute)
-	db := &DB{DB: sdb, Path: path}
+	db := &DB{DB: sdb, Path: path, Dialect: SQLite}
 	if err := db.migrate(ctx); err != nil {
 		sdb.Close()
 		return nil, err
 	}
 	return db, nil
+}
+
+// sqliteDSN is modernc's DSN for the file at path, with OpenPath's pragmas
+// and BEGIN IMMEDIATE for every transaction (the write lock, see WriteTx).
+func sqliteDSN(path string) string {
+	q := url.Values{}
+	for _, p := range []string{"foreign_keys(1)", "journal_mode(WAL)", "busy_timeout(10000)", "synchronous(FULL)"} {
+		q.Add("_pragma", p)
+	}
+	q.Set("_txlock", "immediate")
+	return "file:" + path + "?" + q.Encode()
 }
 
 // checkState checks that dir holds a database, changing nothing.
@@ -183,82 +199,4 @@ func refuseForeign(dir, path string) error {
 // but our lock file (up locks a new state dir before it initializes it).
 func onlyLock(ents []os.DirEntry) bool {
 	return len(ents) == 0 || len(ents) == 1 && ents[0].Name() == LockFile
-}
-
-type migration struct {
-	version int
-	name    string
-	sql     string
-}
-
-func loadMigrations() ([]migration, error) {
-	entries, err := fs.ReadDir(migrationFS, "migrations")
-	if err != nil {
-		return nil, err
-	}
-	var ms []migration
-	for _, e := range entries {
-		num, _, ok := strings.Cut(e.Name(), "_")
-		v, err := strconv.Atoi(num)
-		if !ok || err != nil {
-			return nil, fmt.Errorf("store: bad migration name %q", e.Name())
-		}
-		b, err := migrationFS.ReadFile("migrations/" + e.Name())
-		if err != nil {
-			return nil, err
-		}
-		ms = append(ms, migration{v, e.Name(), string(b)})
-	}
-	sort.Slice(ms, func(i, j int) bool { return ms[i].version < ms[j].version })
-	return ms, nil
-}
-
-func (db *DB) migrate(ctx context.Context) error {
-	ms, err := loadMigrations()
-	if err != nil {
-		return err
-	}
-	if _, err := db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)`); err != nil {
-		return fmt.Errorf("store: migrations table: %w", err)
-	}
-	for _, m := range ms {
-		tx, err := db.BeginTx(ctx, nil)
-		if err != nil {
-			return fmt.Errorf("store: migrate: %w", err)
-		}
-		var n int
-		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM schema_migrations WHERE version = ?`, m.version).Scan(&n); err != nil {
-			tx.Rollback()
-			return fmt.Errorf("store: migrate: %w", err)
-		}
-		if n > 0 {
-			tx.Rollback()
-			continue
-		}
-		if _, err := tx.ExecContext(ctx, m.sql); err != nil {
-			tx.Rollback()
-			return fmt.Errorf("store: migration %s: %w", m.name, err)
-		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations(version, name, applied_at) VALUES (?, ?, ?)`, m.version, m.name, time.Now().Unix()); err != nil {
-			tx.Rollback()
-			return fmt.Errorf("store: migration %s: %w", m.name, err)
-		}
-		if err := tx.Commit(); err != nil {
-			return fmt.Errorf("store: migration %s: %w", m.name, err)
-		}
-	}
-	return nil
-}
-
-// Tx runs fn in a transaction and commits it when fn returns nil.
-func (db *DB) Tx(ctx context.Context, fn func(*sql.Tx) error) error {
-	tx, err := db.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	if err := fn(tx); err != nil {
-		tx.Rollback()
-		return err
-	}
-	return tx.Commit()
 }

@@ -30,6 +30,7 @@ var allowed = map[string][]string{
 	"internal/wgclient":  {"peers"},
 	"internal/wasim":     {},
 	"internal/elfcheck":  {},
+	"internal/pgtest":    {},
 	"internal/archtest":  {},
 	"cmd/wasim":          {"internal/wasim"},
 	"internal/cmd/*":     {"*"},
