@@ -286,11 +286,11 @@ func TestPlainAdditions(t *testing.T) {
 		ctx := context.Background()
 		extra := []migration{{9001, "9001_plain.sql", `-- new limits, and when a refusal was first and last seen
 ALTER TABLE peers ADD COLUMN max_sessions INTEGER;
-ALTER TABLE audit ADD COLUMN count INTEGER NOT NULL DEFAULT 1;
-ALTER TABLE audit ADD COLUMN first_at INTEGER;
-ALTER TABLE audit ADD COLUMN last_at integer;
+ALTER TABLE audit ADD COLUMN x_count INTEGER NOT NULL DEFAULT 1;
+ALTER TABLE audit ADD COLUMN x_first_at INTEGER;
+ALTER TABLE audit ADD COLUMN x_last_at integer;
 CREATE TABLE blobs (k TEXT PRIMARY KEY, v BLOB NOT NULL, f REAL, n INT, note TEXT DEFAULT 'INTEGER stays a word here');
-CREATE INDEX audit_last ON audit(last_at) WHERE last_at IS NOT NULL;
+CREATE INDEX audit_x_last ON audit(x_last_at) WHERE x_last_at IS NOT NULL;
 `}}
 		if err := db.apply(ctx, extra); err != nil {
 			t.Fatal(err)
@@ -299,7 +299,7 @@ CREATE INDEX audit_last ON audit(last_at) WHERE last_at IS NOT NULL;
 			t.Fatalf("applied again: %v", err)
 		}
 		now := time.Now().UnixNano()
-		if _, err := db.ExecContext(ctx, `INSERT INTO audit(at, peer, method, route, status, count, first_at, last_at) VALUES ($1, 'p', 'POST', '/', 429, $2, $1, $1)`, now, int64(1)<<40); err != nil {
+		if _, err := db.ExecContext(ctx, `INSERT INTO audit(at, peer, method, route, status, x_count, x_first_at, x_last_at) VALUES ($1, 'p', 'POST', '/', 429, $2, $1, $1)`, now, int64(1)<<40); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := db.ExecContext(ctx, `INSERT INTO blobs(k, v, f, n) VALUES ('a', $1, $2, $3)`, []byte{0, 1, 0xff}, 0.1+0.2, int64(-1)<<62); err != nil {
@@ -309,7 +309,7 @@ CREATE INDEX audit_last ON audit(last_at) WHERE last_at IS NOT NULL;
 		var v []byte
 		var f float64
 		var note string
-		if err := db.QueryRowContext(ctx, `SELECT first_at, count FROM audit`).Scan(&first, &count); err != nil || first != now || count != 1<<40 {
+		if err := db.QueryRowContext(ctx, `SELECT x_first_at, x_count FROM audit`).Scan(&first, &count); err != nil || first != now || count != 1<<40 {
 			t.Fatalf("audit: %d %d %v", first, count, err)
 		}
 		if err := db.QueryRowContext(ctx, `SELECT v, f, n, note FROM blobs`).Scan(&v, &f, &n, &note); err != nil {
