@@ -43,6 +43,7 @@ type Contact struct {
 
 	mu      sync.Mutex
 	policy  ReceiptPolicy
+	byPhone bool // addresses the account by phone number (SetAddressing)
 	inbox   []Received
 	seenIDs map[string]bool
 	// deliveries counts every decrypted copy of each id, retries included.
@@ -86,6 +87,57 @@ func (r Received) Text() string {
 	return r.Message.GetExtendedTextMessage().GetText()
 }
 
+// Addressing is how a contact addresses the accounts it writes to.
+type Addressing int
+
+const (
+	// AddressingLID, the default, is WhatsApp's today: the contact's
+	// messages come from its LID with its phone number beside it
+	// (sender_pn), so a client decrypts them on its LID session.
+	AddressingLID Addressing = iota
+	// AddressingPN is the older form: from the phone number, with the LID
+	// beside it (sender_lid).
+	AddressingPN
+)
+
+// SetAddressing sets the address form of the contact's messages (and of
+// receipts for messages it was sent by phone number; receipts otherwise
+// answer in the form the sender used).
+func (ct *Contact) SetAddressing(a Addressing) {
+	ct.mu.Lock()
+	ct.byPhone = a == AddressingPN
+	ct.mu.Unlock()
+	ct.srv.save()
+}
+
+// fromAttrs are the from attribute of a node the account sends in the
+// form of like (LID or phone number), and the other form beside it
+// (sender_pn or sender_lid).
+func (a *account) fromAttrs(like types.JID) waBinary.Attrs {
+	if like.Server == types.HiddenUserServer {
+		return waBinary.Attrs{"from": a.lid, "sender_pn": a.jid}
+	}
+	return waBinary.Attrs{"from": a.jid, "sender_lid": a.lid}
+}
+
+// messageAttrs are the attributes of a message the contact sends.
+func (ct *Contact) messageAttrs(id string, ts int64) waBinary.Attrs {
+	ct.mu.Lock()
+	defer ct.mu.Unlock()
+	return ct.messageAttrsLocked(id, ts)
+}
+
+// messageAttrsLocked is messageAttrs with ct.mu held.
+func (ct *Contact) messageAttrsLocked(id string, ts int64) waBinary.Attrs {
+	like, name := ct.acc.lid, ct.Name
+	if ct.byPhone {
+		like = ct.acc.jid
+	}
+	attrs := ct.acc.fromAttrs(like)
+	attrs["id"], attrs["t"], attrs["type"], attrs["notify"] = id, ts, "text", name
+	return attrs
+}
+
 // Contact returns the simulated contact of number, creating it on first use.
 func (s *Server) Contact(number string) (*Contact, error) {
 	a, err := s.account(context.Background(), number)
@@ -120,6 +172,9 @@ func (s *Server) HasContact(number string) bool {
 
 // JID is the contact's user JID.
 func (ct *Contact) JID() types.JID { return ct.acc.jid }
+
+// LID is the contact's LID.
+func (ct *Contact) LID() types.JID { return ct.acc.lid }
 
 // SetReceipts changes how the contact acknowledges messages.
 func (ct *Contact) SetReceipts(p ReceiptPolicy) {
@@ -248,7 +303,7 @@ func (ct *Contact) Resend(ctx context.Context, to types.JID, id string) error {
 // it as message id with timestamp ts; before sends, when set, runs once the
 // devices are known and before the first delivery.
 func (ct *Contact) sendTo(ctx context.Context, to types.JID, id string, pt []byte, ts int64, before func()) error {
-	a, ok := ct.srv.lookup(to.User)
+	a, ok := ct.srv.lookupJID(to)
 	if !ok {
 		return fmt.Errorf("%w: %s", errUnknown, to.User)
 	}
@@ -273,8 +328,7 @@ func (ct *Contact) sendTo(ctx context.Context, to types.JID, id string, pt []byt
 		if err != nil {
 			return err
 		}
-		node := waBinary.Node{Tag: "message", Attrs: waBinary.Attrs{"from": ct.acc.jid, "id": id, "t": ts, "type": "text", "notify": ct.Name},
-			Content: []waBinary.Node{enc}}
+		node := waBinary.Node{Tag: "message", Attrs: ct.messageAttrs(id, ts), Content: []waBinary.Node{enc}}
 		ct.srv.deliver(dev, node)
 	}
 	return nil
@@ -350,7 +404,7 @@ func (ct *Contact) remember(id string, pt []byte, ts int64) {
 // the receipt carries, or from a fresh bundle when it has none and the count
 // is 2 or more (or there is no session); a first retry reuses the session.
 func (ct *Contact) retry(ctx context.Context, dev types.JID, id string, count int, receipt *waBinary.Node) error {
-	a, ok := ct.srv.lookup(dev.User)
+	a, ok := ct.srv.lookupJID(dev)
 	if !ok {
 		return fmt.Errorf("%w: %s", errUnknown, dev.User)
 	}
@@ -390,8 +444,7 @@ func (ct *Contact) retry(ctx context.Context, dev types.JID, id string, count in
 		return err
 	}
 	enc.Attrs["count"] = strconv.Itoa(count)
-	ct.srv.deliver(dev, waBinary.Node{Tag: "message", Attrs: waBinary.Attrs{"from": ct.acc.jid, "id": id, "t": m.ts, "type": "text", "notify": ct.Name},
-		Content: []waBinary.Node{enc}})
+	ct.srv.deliver(dev, waBinary.Node{Tag: "message", Attrs: ct.messageAttrsLocked(id, m.ts), Content: []waBinary.Node{enc}})
 	return nil
 }
 

@@ -150,7 +150,7 @@ func TestPairByPhoneCode(t *testing.T) {
 		t.Fatal(err)
 	}
 	<-qr // the connection is up
-	code, err := tc.PairPhone(context.Background(), "+1 555 0404", true, 1, "Chrome (Linux)")
+	code, err := tc.PairPhone(context.Background(), "+1 555 0404", true, whatsmeow.PairClientChrome, "Chrome (Linux)")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -232,7 +232,8 @@ func TestRetryReceiptResends(t *testing.T) {
 	}
 	// Forget the session: the contact's next prekey message names a one-time
 	// prekey the client has already used up.
-	if err := tc.Store.Sessions.DeleteSession(ctx, ct.JID().SignalAddress().String()); err != nil {
+	// The client keeps it under the contact's LID, which the contact writes from.
+	if err := tc.Store.Sessions.DeleteSession(ctx, ct.LID().SignalAddress().String()); err != nil {
 		t.Fatal(err)
 	}
 	second, err := ct.Send(ctx, me, "second")

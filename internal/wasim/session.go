@@ -202,7 +202,9 @@ func (c *session) login(cp *waWa6.ClientPayload) bool {
 		old.streamError("", "replaced")
 	}
 	now := strconv.FormatInt(time.Now().Unix(), 10)
-	c.send(waBinary.Node{Tag: "success", Attrs: waBinary.Attrs{"t": now, "props": "1", "abprops": "1", "location": "wasim", "creation": now}})
+	lid := acc.lid
+	lid.Device = comp.id
+	c.send(waBinary.Node{Tag: "success", Attrs: waBinary.Attrs{"t": now, "props": "1", "abprops": "1", "location": "wasim", "creation": now, "lid": lid}})
 	s.emit(Event{Kind: EventLoggedIn, Device: c.jid})
 	go s.flushOffline(c)
 	return true
@@ -339,7 +341,7 @@ func (c *session) handleReceipt(n *waBinary.Node) {
 // message) to the simulated contact that sent the message, which resends it.
 func (s *Server) retryToContact(dev types.JID, n *waBinary.Node) {
 	to, _ := n.Attrs["to"].(types.JID)
-	a, ok := s.lookup(to.User)
+	a, ok := s.lookupJID(to)
 	if !ok || a.contact == nil || dev.IsEmpty() {
 		return
 	}
