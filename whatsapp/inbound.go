@@ -67,6 +67,19 @@ func inboundKey(in InboundMessage) string {
 	return in.Chat + " " + in.From + " " + in.ID
 }
 
+// phoneForm is the phone-number JID of j when j is a LID and whatsmeow
+// knows the number (alt: the message's SenderAlt or RecipientAlt), else j.
+// WhatsApp addresses most one-to-one chats by LID now; a user of the API
+// knows the phone number, and a message delivered again under the other
+// address form keeps its de-duplication key.
+func phoneForm(j, alt types.JID) types.JID {
+	if j.Server == types.HiddenUserServer && alt.Server == types.DefaultUserServer && alt.User != "" {
+		alt.Device = j.Device
+		return alt
+	}
+	return j
+}
+
 func translate(m *waEvents.Message) (InboundMessage, bool) {
 	msg := m.Message
 	if msg == nil {
@@ -78,7 +91,15 @@ func translate(m *waEvents.Message) (InboundMessage, bool) {
 	if inner := msg.GetViewOnceMessage().GetMessage(); inner != nil {
 		msg = inner
 	}
-	in := InboundMessage{ID: m.Info.ID, From: m.Info.Sender.ToNonAD().String(), Chat: m.Info.Chat.String(),
+	from, chat := phoneForm(m.Info.Sender, m.Info.SenderAlt), m.Info.Chat
+	if !m.Info.IsGroup {
+		chatAlt := m.Info.SenderAlt
+		if m.Info.IsFromMe {
+			chatAlt = m.Info.RecipientAlt
+		}
+		chat = phoneForm(chat, chatAlt)
+	}
+	in := InboundMessage{ID: m.Info.ID, From: from.ToNonAD().String(), Chat: chat.String(),
 		FromMe: m.Info.IsFromMe, PushName: m.Info.PushName, Timestamp: m.Info.Timestamp.UTC()}
 	var ctxInfo *waE2E.ContextInfo
 	switch {

@@ -3,6 +3,7 @@ package whatsapp
 import (
 	"context"
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
@@ -21,6 +22,17 @@ func inboundText(chat, sender, id, text string) *waEvents.Message {
 		Info:    types.MessageInfo{MessageSource: types.MessageSource{Chat: c, Sender: s}, ID: types.MessageID(id), Timestamp: time.Unix(1_700_000_000, 0)},
 		Message: &waE2E.Message{Conversation: proto.String(text)},
 	}
+}
+
+// inboundLID is inboundText as WhatsApp sends it today: from the sender's
+// LID, with the phone number beside it (SenderAlt).
+func inboundLID(lid, phone, id, text string) *waEvents.Message {
+	m := inboundText(phone, phone, id, text)
+	pn := m.Info.Sender
+	m.Info.Chat, m.Info.Sender = types.NewJID(lid, types.HiddenUserServer), types.NewJID(lid, types.HiddenUserServer)
+	m.Info.Sender.Device = pn.Device
+	m.Info.SenderAlt = pn.ToNonAD()
+	return m
 }
 
 // received lists the message.received events as "session chat-user id text".
@@ -68,9 +80,15 @@ func TestInboundRecordedOncePerMessage(t *testing.T) {
 		{shop, "15550002", "15550004", "3EB0A1", "same chat and id, another sender"},
 		{desk, "15550002", "15550002", "3EB0A1", "same message, another session"},
 		{shop, "15550002", "15550002", "3EB0A2", "next"},
+		{shop, "lid:123456789012345", "15550002", "3EB0A2", "next"}, // the same, addressed by LID: not logged again
+		{shop, "lid:123456789012345", "15550002", "3EB0A4", "by LID"},
 	}
 	for i, st := range steps {
-		if !st.s.handle(nil, inboundText(st.chat, st.sender, st.id, st.text)) {
+		m := inboundText(st.chat, st.sender, st.id, st.text)
+		if lid, ok := strings.CutPrefix(st.chat, "lid:"); ok {
+			m = inboundLID(lid, st.sender, st.id, st.text)
+		}
+		if !st.s.handle(nil, m) {
 			t.Fatalf("step %d: not acked", i)
 		}
 	}
@@ -80,6 +98,7 @@ func TestInboundRecordedOncePerMessage(t *testing.T) {
 		"shop 15550002 3EB0A1 same chat and id, another sender",
 		"desk 15550002 3EB0A1 same message, another session",
 		"shop 15550002 3EB0A2 next",
+		"shop 15550002 3EB0A4 by LID", // events name the phone number whatsmeow gives beside the LID
 	}
 	got := received(t, e)
 	if len(got) != len(want) {
@@ -89,6 +108,13 @@ func TestInboundRecordedOncePerMessage(t *testing.T) {
 		if got[i] != want[i] {
 			t.Fatalf("event %d: %q, want %q", i, got[i], want[i])
 		}
+	}
+
+	if in, _ := translate(inboundLID("123456789012345", "15550002", "3EB0A5", "x")); in.From != "15550002@s.whatsapp.net" || in.Chat != "15550002@s.whatsapp.net" {
+		t.Fatalf("a LID-addressed message with its phone number: from %s chat %s", in.From, in.Chat)
+	}
+	if in, _ := translate(inboundLID("123456789012345", "", "3EB0A6", "x")); in.From != "123456789012345@lid" {
+		t.Fatalf("a LID-addressed message without its phone number: from %s", in.From)
 	}
 
 	// Not durable: no ack, new message or repeat alike.
