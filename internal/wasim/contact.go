@@ -488,3 +488,36 @@ func newMessageID() string {
 	rand.Read(b[:])
 	return fmt.Sprintf("3EB0%X", b)
 }
+
+// RequestRetry makes the contact's phone ask for message id again, as a
+// phone that could not decrypt it does: a retry receipt (count 1, with its
+// registration id) goes to the client device that sent the message, which
+// should encrypt the original again and send it with a count (see
+// Deliveries; Inbox still lists it once). It is how a test checks that a
+// client answers a retry receipt after a restart has emptied its memory.
+func (ct *Contact) RequestRetry(ctx context.Context, id string) error {
+	ct.mu.Lock()
+	var from types.JID
+	for _, r := range ct.inbox {
+		if r.ID == id {
+			from = r.From
+		}
+	}
+	like := ct.acc.lid
+	if ct.byPhone {
+		like = ct.acc.jid
+	}
+	ct.mu.Unlock()
+	if from.IsEmpty() {
+		return fmt.Errorf("wasim: retry of %s, which contact %s did not receive", id, ct.acc.phone)
+	}
+	now := strconv.FormatInt(time.Now().Unix(), 10)
+	attrs := ct.acc.fromAttrs(like)
+	attrs["id"], attrs["type"], attrs["t"] = id, "retry", now
+	ct.srv.deliver(from, waBinary.Node{Tag: "receipt", Attrs: attrs, Content: []waBinary.Node{
+		{Tag: "retry", Attrs: waBinary.Attrs{"count": "1", "id": id, "t": now, "v": "1"}},
+		{Tag: "registration", Content: u32b(ct.acc.primary.RegistrationID)},
+	}})
+	ct.srv.emit(Event{Kind: EventContactAskedRetry, Device: from, Contact: ct.acc.jid, MessageID: id})
+	return nil
+}

@@ -59,7 +59,9 @@
 // id); retry receipts (a contact resends a message the client could not
 // decrypt: on its session, then on a new one from the receipt's keys or a
 // fresh bundle; it keeps its last 1000 sent messages for this, in memory
-// only); images both ways (media_conn points at wasim, which stores
+// only); a contact asking the client for a message again
+// (Contact.RequestRetry: a retry receipt the client must answer from what
+// it still has, after a restart from GetMessageForRetry); images both ways (media_conn points at wasim, which stores
 // encrypted uploads and serves downloads); stream errors 401 (device
 // removed), 440 (replaced) and dropped connections, with a 2 s grace for the
 // client to hang up first; faults: refuse connections, fail sends with an
@@ -76,8 +78,9 @@
 // sync and history sync, LID addressing beyond one-to-one chats (LID groups,
 // an account's LID changing, hosted and username accounts, the LID-PN
 // mappings a history sync carries), video, audio and documents (only images
-// are exercised), retry receipts sent by a contact (one that cannot decrypt
-// logs it), the client's re-requests of a message from its own phone,
+// are exercised), retry receipts a contact sends on its own (one that
+// cannot decrypt logs it; RequestRetry sends one on demand), the client's
+// re-requests of a message from its own phone,
 // message edits and revokes, privacy tokens (issuance is acked, no token is
 // given or checked), business features, rate limits and bans, multi-device
 // fan-out to the sender's own phone (its envelopes are accepted and

@@ -253,3 +253,95 @@ func TestRetryReceiptResends(t *testing.T) {
 		}
 	}
 }
+
+// TestRetryRequestedAfterRestart: the contact asks again for a message the
+// client sent, once the client has restarted (a new whatsmeow.Client on the
+// same store, whose memory of recent sends is empty). The client answers
+// only from what GetMessageForRetry gives it; the contact then has the
+// message twice (Deliveries) and lists it once, with its original text.
+func TestRetryRequestedAfterRestart(t *testing.T) {
+	s := newServer(t)
+	tc := newClient(t, s)
+	pairByQR(t, s, tc, "15550711")
+	ct, _ := s.Contact("15550712")
+	ctx := context.Background()
+	tokens := make(chan struct{}, 1)
+	s.OnEvent(func(e Event) {
+		if e.Kind == EventPrivacyTokens {
+			select {
+			case tokens <- struct{}{}:
+			default:
+			}
+		}
+	})
+	resp, err := tc.SendMessage(ctx, ct.JID(), &waE2E.Message{Conversation: proto.String("keep me")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := string(resp.ID)
+	if ct.Deliveries(id) != 1 {
+		t.Fatalf("deliveries %d", ct.Deliveries(id))
+	}
+	// The client issues a privacy token in the background after a first
+	// send; it must have its answer before the socket closes. An iq sent
+	// after it is answered after it, on the same ordered stream.
+	select {
+	case <-tokens:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no privacy token issued after the first send")
+	}
+	if _, err := tc.IsOnWhatsApp(ctx, []string{"+15550712"}); err != nil {
+		t.Fatal(err)
+	}
+	tc.Disconnect()
+
+	asked := make(chan types.MessageID, 1)
+	cli := whatsmeow.NewClient(tc.Store, failLog{t: t, module: "restarted", ended: new(testEnd)})
+	s.Prepare(cli)
+	cli.GetMessageForRetry = func(requester, to types.JID, mid types.MessageID) *waE2E.Message {
+		asked <- mid
+		if mid != resp.ID {
+			return nil
+		}
+		return &waE2E.Message{Conversation: proto.String("keep me")}
+	}
+	connected := make(chan struct{}, 1)
+	cli.AddEventHandler(func(e any) {
+		if _, ok := e.(*events.Connected); ok {
+			connected <- struct{}{}
+		}
+	})
+	if err := cli.Connect(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cli.Disconnect)
+	select {
+	case <-connected:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the restarted client did not connect")
+	}
+	if err := ct.RequestRetry(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case got := <-asked:
+		if got != resp.ID {
+			t.Fatalf("asked for %s, want %s", got, id)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the client never looked the message up")
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for ct.Deliveries(id) < 2 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := ct.Deliveries(id); n != 2 {
+		t.Fatalf("deliveries after the retry: %d, want 2", n)
+	}
+	if in := ct.Inbox(); len(in) != 1 || in[0].ID != id || in[0].Text() != "keep me" {
+		t.Fatalf("inbox %+v", in)
+	}
+	if err := ct.RequestRetry(ctx, "3EB0NOTSENT"); err == nil {
+		t.Fatal("a retry of a message the contact never got")
+	}
+}

@@ -273,6 +273,13 @@ func (c *session) handleIQ(n *waBinary.Node) {
 	case "w":
 		c.result(n, waBinary.Node{Tag: "props", Attrs: waBinary.Attrs{"protocol": "2", "hash": "wasim"}})
 	case "privacy":
+		if first == "tokens" {
+			// A client issues a trusted-contact token after its first send
+			// to a user; wasim gives none back and checks none.
+			c.result(n)
+			c.srv.emit(Event{Kind: EventPrivacyTokens, Device: c.jid})
+			return
+		}
 		if first == "privacy" || first == "" {
 			c.result(n, waBinary.Node{Tag: "privacy"})
 			return
