@@ -21,6 +21,7 @@ import (
 	"go.mau.fi/whatsmeow/proto/waE2E"
 	"go.mau.fi/whatsmeow/store"
 	"go.mau.fi/whatsmeow/types"
+	"go.mau.fi/whatsmeow/util/keys"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -520,4 +521,61 @@ func (ct *Contact) RequestRetry(ctx context.Context, id string) error {
 	}})
 	ct.srv.emit(Event{Kind: EventContactAskedRetry, Device: from, Contact: ct.acc.jid, MessageID: id})
 	return nil
+}
+
+// SendUndecryptable sends text as SendMessage does, except that the first
+// copy every device gets is ciphertext no session opens — the lost first
+// message of a new contact, whose client sees it undecryptable. Only the
+// client's re-request makes it arrive: its retry receipt, which the
+// contact answers with the message properly encrypted under the same id
+// and timestamp (see retry).
+func (ct *Contact) SendUndecryptable(ctx context.Context, to types.JID, text string) (string, error) {
+	pt, err := proto.Marshal(&waE2E.Message{Conversation: proto.String(text)})
+	if err != nil {
+		return "", err
+	}
+	a, ok := ct.srv.lookupJID(to)
+	if !ok {
+		return "", fmt.Errorf("%w: %s", errUnknown, to.User)
+	}
+	devs := a.linkedDevices()
+	if len(devs) == 0 {
+		return "", fmt.Errorf("wasim: %s has no linked device", to.User)
+	}
+	id, ts := newMessageID(), time.Now().Unix()
+	ct.remember(id, pt, ts)
+	for _, dev := range devs {
+		// A well-formed Signal message on a ratchet and MAC key of no
+		// session: it fails in decryption, as a lost session does.
+		bogus, macKey, body := keys.NewKeyPair(), make([]byte, 32), make([]byte, 48)
+		rand.Read(macKey)
+		rand.Read(body)
+		a.mu.Lock()
+		peer := a.companions[dev.Device].identity
+		a.mu.Unlock()
+		sm, err := protocol.NewSignalMessage(protocol.CurrentVersion, 0, 0, macKey, ecc.NewDjbECPublicKey(*bogus.Pub), body,
+			identity.NewKey(ecc.NewDjbECPublicKey(*ct.acc.primary.IdentityKey.Pub)), identity.NewKey(ecc.NewDjbECPublicKey(peer)), pb.SignalMessage)
+		if err != nil {
+			return "", err
+		}
+		enc := waBinary.Node{Tag: "enc", Attrs: waBinary.Attrs{"v": "2", "type": "msg"}, Content: sm.Serialize()}
+		ct.srv.deliver(dev, waBinary.Node{Tag: "message", Attrs: ct.messageAttrs(id, ts), Content: []waBinary.Node{enc}})
+	}
+	ct.srv.emit(Event{Kind: EventContactSent, Contact: ct.acc.jid, MessageID: id, Message: &waE2E.Message{Conversation: proto.String(text)}})
+	return id, nil
+}
+
+// linkedDevices are the device JIDs of the account's linked companions.
+func (a *account) linkedDevices() []types.JID {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var out []types.JID
+	for id, c := range a.companions {
+		if !c.removed {
+			d := a.jid
+			d.Device = id
+			out = append(out, d)
+		}
+	}
+	return out
 }

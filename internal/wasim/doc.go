@@ -59,7 +59,9 @@
 // id); retry receipts (a contact resends a message the client could not
 // decrypt: on its session, then on a new one from the receipt's keys or a
 // fresh bundle; it keeps its last 1000 sent messages for this, in memory
-// only); a contact asking the client for a message again
+// only); a first message the client cannot decrypt until its retry
+// receipt is answered (Contact.SendUndecryptable, the lost first message of
+// a new contact); a contact asking the client for a message again
 // (Contact.RequestRetry: a retry receipt the client must answer from what
 // it still has, after a restart from GetMessageForRetry); images both ways (media_conn points at wasim, which stores
 // encrypted uploads and serves downloads); stream errors 401 (device

@@ -345,3 +345,51 @@ func TestRetryRequestedAfterRestart(t *testing.T) {
 		t.Fatal("a retry of a message the contact never got")
 	}
 }
+
+// TestUndecryptableUntilRetried: the contact's first message cannot be
+// decrypted (SendUndecryptable); the client reports it undecryptable, asks
+// again with a retry receipt, and then receives it under the same id.
+func TestUndecryptableUntilRetried(t *testing.T) {
+	s := newServer(t)
+	tc := newClient(t, s)
+	pairByQR(t, s, tc, "15550721")
+	ct, _ := s.Contact("15550722")
+	retries := make(chan Event, 10)
+	s.OnEvent(func(e Event) {
+		if e.Kind == EventRetryRequested {
+			retries <- e
+		}
+	})
+	id, err := ct.SendUndecryptable(context.Background(), tc.Store.ID.ToNonAD(), "lost first")
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := tc.waitFor(t, "undecryptable", func(e any) bool { _, ok := e.(*events.UndecryptableMessage); return ok }).(*events.UndecryptableMessage)
+	if u.Info.ID != id || u.Info.Sender != ct.LID() {
+		t.Fatalf("undecryptable %+v", u.Info)
+	}
+	ev := tc.waitFor(t, "the message after the retry", is[*events.Message]).(*events.Message)
+	if ev.Info.ID != id || ev.Message.GetConversation() != "lost first" {
+		t.Fatalf("got %s %q", ev.Info.ID, ev.Message.GetConversation())
+	}
+	select {
+	case e := <-retries:
+		if e.MessageID != id {
+			t.Fatalf("retry for %s", e.MessageID)
+		}
+	default:
+		t.Fatal("delivered without a retry receipt")
+	}
+	// Again, now that the client has a session with the contact.
+	id2, err := ct.SendUndecryptable(context.Background(), tc.Store.ID.ToNonAD(), "lost again")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc.waitFor(t, "undecryptable on a session", func(e any) bool {
+		u, ok := e.(*events.UndecryptableMessage)
+		return ok && u.Info.ID == id2
+	})
+	if ev := tc.waitFor(t, "the second after its retry", is[*events.Message]).(*events.Message); ev.Info.ID != id2 || ev.Message.GetConversation() != "lost again" {
+		t.Fatalf("got %s %q", ev.Info.ID, ev.Message.GetConversation())
+	}
+}
