@@ -32,6 +32,10 @@ type account struct {
 	primary *store.Device
 	contact *Contact // set for simulated contacts
 
+	// phoneMu guards the primary's Signal state in its own traffic with
+	// companions (phone.go); a contact's traffic holds Contact.mu.
+	phoneMu sync.Mutex
+
 	mu         sync.Mutex
 	companions map[uint16]*companion
 	nextDevice uint16

@@ -42,11 +42,12 @@ type Contact struct {
 	acc  *account
 	Name string
 
-	mu      sync.Mutex
-	policy  ReceiptPolicy
-	byPhone bool // addresses the account by phone number (SetAddressing)
-	inbox   []Received
-	seenIDs map[string]bool
+	mu        sync.Mutex
+	policy    ReceiptPolicy
+	byPhone   bool // addresses the account by phone number (SetAddressing)
+	noRetries bool // ignores retry receipts (IgnoreRetries)
+	inbox     []Received
+	seenIDs   map[string]bool
 	// deliveries counts every decrypted copy of each id, retries included.
 	deliveries map[string]int
 	// sent keeps the latest messages the contact sent (sentOrder bounds it
@@ -109,6 +110,16 @@ func (ct *Contact) SetAddressing(a Addressing) {
 	ct.byPhone = a == AddressingPN
 	ct.mu.Unlock()
 	ct.srv.save()
+}
+
+// IgnoreRetries makes the contact's phone ignore retry receipts (true), as
+// one that is offline or no longer has the message: a client that cannot
+// decrypt a message then gets it only from its own phone (a placeholder
+// resend request, which wasim's phone answers).
+func (ct *Contact) IgnoreRetries(ignore bool) {
+	ct.mu.Lock()
+	ct.noRetries = ignore
+	ct.mu.Unlock()
 }
 
 // fromAttrs are the from attribute of a node the account sends in the
@@ -417,6 +428,9 @@ func (ct *Contact) retry(ctx context.Context, dev types.JID, id string, count in
 	}
 	ct.mu.Lock()
 	defer ct.mu.Unlock()
+	if ct.noRetries {
+		return nil
+	}
 	m, ok := ct.sent[id]
 	if !ok {
 		return fmt.Errorf("wasim: retry for %s, which contact %s no longer has", id, ct.acc.phone)

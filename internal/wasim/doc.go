@@ -59,37 +59,43 @@
 // id); retry receipts (a contact resends a message the client could not
 // decrypt: on its session, then on a new one from the receipt's keys or a
 // fresh bundle; it keeps its last 1000 sent messages for this, in memory
-// only); a first message the client cannot decrypt until its retry
-// receipt is answered (Contact.SendUndecryptable, the lost first message of
-// a new contact); a contact asking the client for a message again
-// (Contact.RequestRetry: a retry receipt the client must answer from what
-// it still has, after a restart from GetMessageForRetry); images both ways (media_conn points at wasim, which stores
-// encrypted uploads and serves downloads); stream errors 401 (device
-// removed), 440 (replaced) and dropped connections, with a 2 s grace for the
-// client to hang up first; faults: refuse connections, fail sends with an
-// error code (FailSends), delay acks (DelayAcks), lose sends whole
-// (DropSends: nothing delivered, nothing acked), and lose only the ack
-// (WithholdAcks: delivered, never acked). State (accounts, linked devices,
-// contacts, Signal keys) can live in a SQLite file (Options.DBPath) so a
-// standalone wasim (cmd/wasim) survives restarts; its control API
-// (ControlHandler, Dial) drives it, faults included, from another process.
+// only); a first message the client cannot decrypt until its retry receipt
+// is answered (Contact.SendUndecryptable, the lost first message of a new
+// contact), or, when the contact ignores retries (Contact.IgnoreRetries),
+// until the client's own phone answers its placeholder resend request
+// (whatsmeow's AutomaticMessageRerequestFromPhone); the phone's Signal
+// session with each companion, opened at its first login with a protocol
+// message nothing acts on, on which the phone decrypts the copies and peer
+// messages a client sends it; a contact asking the client for a message
+// again (Contact.RequestRetry: a retry receipt the client must answer from
+// what it still has, after a restart from GetMessageForRetry); images both
+// ways (media_conn points at wasim, which stores encrypted uploads and
+// serves downloads); stream errors 401 (device removed), 440 (replaced) and
+// dropped connections, with a 2 s grace for the client to hang up first;
+// faults: refuse connections, fail sends with an error code (FailSends),
+// delay acks (DelayAcks), lose sends whole (DropSends: nothing delivered,
+// nothing acked), and lose only the ack (WithholdAcks: delivered, never
+// acked). State (accounts, linked devices, contacts, Signal keys) can live
+// in a SQLite file (Options.DBPath) so a standalone wasim (cmd/wasim)
+// survives restarts; its control API (ControlHandler, Dial) drives it,
+// faults included, from another process.
 //
 // # What it does not simulate
 //
 // Groups, broadcast lists, status, newsletters, calls, presence, app state
-// sync and history sync, LID addressing beyond one-to-one chats (LID groups,
-// an account's LID changing, hosted and username accounts, the LID-PN
-// mappings a history sync carries), video, audio and documents (only images
-// are exercised), retry receipts a contact sends on its own (one that
-// cannot decrypt logs it; RequestRetry sends one on demand), the client's
-// re-requests of a message from its own phone,
-// message edits and revokes, privacy tokens (issuance is acked, no token is
-// given or checked), business features, rate limits and bans, multi-device
-// fan-out to the sender's own phone (its envelopes are accepted and
-// dropped), WhatsApp's real window for de-duplication (wasim remembers the
-// newest 10,000 sends, in memory only, so a standalone wasim forgets them
-// when it restarts), faults other than those above (a connection that hangs
-// without closing, corrupted frames, delivery to some of a contact's devices
-// and not others), and anything about WhatsApp's real servers beyond what
-// the client checks. It is a test double, not WhatsApp.
+// sync and history sync (the phone shares no app state keys and no history),
+// LID addressing beyond one-to-one chats (LID groups, an account's LID
+// changing, hosted and username accounts, the LID-PN mappings a history sync
+// carries), video, audio and documents (only images are exercised), retry
+// receipts a contact sends on its own (one that cannot decrypt logs it;
+// RequestRetry sends one on demand), the phone acting on what a client sends
+// it other than placeholder resend requests (its copies of sent messages are
+// decrypted and dropped), message edits and revokes, privacy tokens
+// (issuance is acked, no token is given or checked), business features, rate
+// limits and bans, WhatsApp's real window for de-duplication (wasim
+// remembers the newest 10,000 sends, in memory only, so a standalone wasim
+// forgets them when it restarts), faults other than those above (a
+// connection that hangs without closing, corrupted frames, delivery to some
+// of a contact's devices and not others), and anything about WhatsApp's real
+// servers beyond what the client checks. It is a test double, not WhatsApp.
 package wasim

@@ -27,6 +27,7 @@ const (
 	EventRetryRequested    EventKind = "retry_requested"     // Device could not decrypt Contact's MessageID; Contact resends it
 	EventContactAskedRetry EventKind = "contact_asked_retry" // Contact asked Device to resend MessageID (RequestRetry)
 	EventPrivacyTokens     EventKind = "privacy_tokens"      // Device issued privacy tokens (after a first send to a user)
+	EventPhoneResend       EventKind = "phone_resend"        // Device asked its phone for messages it could not decrypt (peer MessageID); the phone answers
 )
 
 // Event is one thing the simulator observed.

@@ -393,3 +393,41 @@ func TestUndecryptableUntilRetried(t *testing.T) {
 		t.Fatalf("got %s %q", ev.Info.ID, ev.Message.GetConversation())
 	}
 }
+
+// TestUndecryptableUntilThePhoneAnswers: the contact's phone ignores retry
+// receipts, so the client gets the message it could not decrypt only by
+// asking its own phone (whatsmeow's AutomaticMessageRerequestFromPhone),
+// which answers with the message under its id.
+func TestUndecryptableUntilThePhoneAnswers(t *testing.T) {
+	defer func(d time.Duration) { whatsmeow.RequestFromPhoneDelay = d }(whatsmeow.RequestFromPhoneDelay)
+	whatsmeow.RequestFromPhoneDelay = 100 * time.Millisecond
+	s := newServer(t)
+	tc := newClient(t, s)
+	tc.AutomaticMessageRerequestFromPhone = true
+	asked := make(chan struct{}, 1)
+	s.OnEvent(func(e Event) {
+		if e.Kind == EventPhoneResend {
+			select {
+			case asked <- struct{}{}:
+			default:
+			}
+		}
+	})
+	pairByQR(t, s, tc, "15550731")
+	ct, _ := s.Contact("15550732")
+	ct.IgnoreRetries(true)
+	id, err := ct.SendUndecryptable(context.Background(), tc.Store.ID.ToNonAD(), "from the phone")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc.waitFor(t, "undecryptable", func(e any) bool { u, ok := e.(*events.UndecryptableMessage); return ok && u.Info.ID == id })
+	ev := tc.waitFor(t, "the message from the phone", is[*events.Message]).(*events.Message)
+	if ev.Info.ID != id || ev.Message.GetConversation() != "from the phone" || ev.UnavailableRequestID == "" || ev.Info.Chat != ct.LID() {
+		t.Fatalf("got %+v %q (request %q)", ev.Info, ev.Message.GetConversation(), ev.UnavailableRequestID)
+	}
+	select {
+	case <-asked:
+	default:
+		t.Fatal("the message came without a request to the phone")
+	}
+}

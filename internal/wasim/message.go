@@ -131,6 +131,13 @@ func (c *session) handleMessage(n *waBinary.Node) {
 	}
 	for _, e := range encs {
 		a, ok := s.lookupJID(e.dev)
+		if ok && a == c.acc && e.dev.Device == 0 {
+			// The sender's own phone: its copy of the send, or a peer message.
+			if err := s.phoneReceive(context.Background(), a, c.jid, id, e.enc); err != nil {
+				s.log.Debug("phone could not decrypt", "err", err)
+			}
+			continue
+		}
 		if !ok || a.contact == nil || e.dev.Device != 0 {
 			continue // the sender's own phone or other devices: not simulated beyond key exchange
 		}

@@ -207,6 +207,11 @@ func (c *session) login(cp *waWa6.ClientPayload) bool {
 	c.send(waBinary.Node{Tag: "success", Attrs: waBinary.Attrs{"t": now, "props": "1", "abprops": "1", "location": "wasim", "creation": now, "lid": lid}})
 	s.emit(Event{Kind: EventLoggedIn, Device: c.jid})
 	go s.flushOffline(c)
+	go func(dev types.JID) {
+		if err := s.openPhoneSession(context.Background(), acc, comp, dev); err != nil {
+			s.log.Warn("phone could not open a session with its companion", "device", dev, "err", err)
+		}
+	}(c.jid)
 	return true
 }
 

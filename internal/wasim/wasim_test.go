@@ -136,7 +136,15 @@ func (tc *testClient) waitFor(t testing.TB, what string, match func(any) bool) a
 	}
 }
 
-func is[T any](e any) bool { _, ok := e.(T); return ok }
+// is matches events of type T; a message event of a protocol message (the
+// phone's session opener, say) is not a message a test waits for.
+func is[T any](e any) bool {
+	if m, ok := e.(*events.Message); ok && m.Message.GetProtocolMessage() != nil {
+		return false
+	}
+	_, ok := e.(T)
+	return ok
+}
 
 func pairByQR(t testing.TB, s *Server, tc *testClient, phone string) {
 	t.Helper()
