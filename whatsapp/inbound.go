@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"go.mau.fi/whatsmeow"
 	"go.mau.fi/whatsmeow/proto/waE2E"
 	"go.mau.fi/whatsmeow/types"
 	waEvents "go.mau.fi/whatsmeow/types/events"
@@ -65,6 +66,29 @@ func (e *Engine) recordInbound(ctx context.Context, session string, m *waEvents.
 // cannot be read two ways.
 func inboundKey(in InboundMessage) string {
 	return in.Chat + " " + in.From + " " + in.ID
+}
+
+// fillPhoneNumbers sets the phone number beside a LID-addressed sender
+// (SenderAlt, RecipientAlt for our own other devices' sends) from
+// whatsmeow's LID store when the message did not carry it: a message our
+// phone resends on request, or a contact's without sender_pn. cli may be nil.
+func fillPhoneNumbers(ctx context.Context, cli *whatsmeow.Client, m *waEvents.Message) {
+	if cli == nil || cli.Store == nil || cli.Store.LIDs == nil || m.Info.IsGroup {
+		return
+	}
+	fill := func(lid types.JID, alt *types.JID) {
+		if lid.Server != types.HiddenUserServer || !alt.IsEmpty() {
+			return
+		}
+		if pn, err := cli.Store.LIDs.GetPNForLID(ctx, lid.ToNonAD()); err == nil && !pn.IsEmpty() {
+			*alt = pn
+		}
+	}
+	if m.Info.IsFromMe {
+		fill(m.Info.Chat, &m.Info.RecipientAlt)
+	} else {
+		fill(m.Info.Sender, &m.Info.SenderAlt)
+	}
 }
 
 // phoneForm is the phone-number JID of j when j is a LID and whatsmeow

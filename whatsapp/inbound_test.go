@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"go.mau.fi/whatsmeow"
+	"go.mau.fi/whatsmeow/proto/waAdv"
 	"go.mau.fi/whatsmeow/proto/waE2E"
 	"go.mau.fi/whatsmeow/types"
 	waEvents "go.mau.fi/whatsmeow/types/events"
@@ -155,5 +157,42 @@ func TestRepeatedReceiptsIdempotent(t *testing.T) {
 	}
 	if len(statuses) != 2 || statuses[0] != StatusDelivered || statuses[1] != StatusRead {
 		t.Fatalf("message.status events %v, want [delivered read]", statuses)
+	}
+}
+
+// TestInboundLIDWithoutPhoneNumber: a LID-addressed message that carries
+// no phone number (one our phone resends on request) still names the
+// number in its event when whatsmeow's LID store knows it, so it shares
+// its de-duplication key with the same message under the number.
+func TestInboundLIDWithoutPhoneNumber(t *testing.T) {
+	e, _ := newTestEngine(t, nil)
+	ctx := context.Background()
+	dev := e.container.NewDevice() // a paired device: its stores come with its first save
+	own := types.NewJID("15550001", types.DefaultUserServer)
+	own.Device = 2
+	dev.ID = &own
+	dev.Account = &waAdv.ADVSignedDeviceIdentity{Details: []byte{}, AccountSignature: make([]byte, 64), AccountSignatureKey: dev.IdentityKey.Pub[:], DeviceSignature: make([]byte, 64)}
+	if err := dev.Save(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cli := whatsmeow.NewClient(dev, nil)
+	lid, pn := types.NewJID("123456789012345", types.HiddenUserServer), types.NewJID("15550002", types.DefaultUserServer)
+	if err := cli.Store.LIDs.PutLIDMapping(ctx, lid, pn); err != nil {
+		t.Fatal(err)
+	}
+	shop, _ := e.session("shop")
+	byNumber := inboundText("15550002", "15550002", "3EB0B1", "hi")
+	byLID := inboundLID(lid.User, "15550002", "3EB0B1", "hi")
+	byLID.Info.SenderAlt = types.EmptyJID
+	unknown := inboundLID("999999999999999", "15550009", "3EB0B2", "who")
+	unknown.Info.SenderAlt = types.EmptyJID
+	for _, m := range []*waEvents.Message{byNumber, byLID, unknown} {
+		if !shop.handle(cli, m) {
+			t.Fatal("not acked")
+		}
+	}
+	got := received(t, e)
+	if len(got) != 2 || got[0] != "shop 15550002 3EB0B1 hi" || got[1] != "shop 999999999999999 3EB0B2 who" {
+		t.Fatalf("events %q; want the message once under its number, and the unknown LID as it came", got)
 	}
 }
