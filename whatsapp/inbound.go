@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"go.mau.fi/whatsmeow"
 	"go.mau.fi/whatsmeow/proto/waE2E"
 	"go.mau.fi/whatsmeow/types"
 	waEvents "go.mau.fi/whatsmeow/types/events"
@@ -67,6 +68,42 @@ func inboundKey(in InboundMessage) string {
 	return in.Chat + " " + in.From + " " + in.ID
 }
 
+// fillPhoneNumbers sets the phone number beside a LID-addressed sender
+// (SenderAlt, RecipientAlt for our own other devices' sends) from
+// whatsmeow's LID store when the message did not carry it: a message our
+// phone resends on request, or a contact's without sender_pn. cli may be nil.
+func fillPhoneNumbers(ctx context.Context, cli *whatsmeow.Client, m *waEvents.Message) {
+	if cli == nil || cli.Store == nil || cli.Store.LIDs == nil || m.Info.IsGroup {
+		return
+	}
+	fill := func(lid types.JID, alt *types.JID) {
+		if lid.Server != types.HiddenUserServer || !alt.IsEmpty() {
+			return
+		}
+		if pn, err := cli.Store.LIDs.GetPNForLID(ctx, lid.ToNonAD()); err == nil && !pn.IsEmpty() {
+			*alt = pn
+		}
+	}
+	if m.Info.IsFromMe {
+		fill(m.Info.Chat, &m.Info.RecipientAlt)
+	} else {
+		fill(m.Info.Sender, &m.Info.SenderAlt)
+	}
+}
+
+// phoneForm is the phone-number JID of j when j is a LID and whatsmeow
+// knows the number (alt: the message's SenderAlt or RecipientAlt), else j.
+// WhatsApp addresses most one-to-one chats by LID now; a user of the API
+// knows the phone number, and a message delivered again under the other
+// address form keeps its de-duplication key.
+func phoneForm(j, alt types.JID) types.JID {
+	if j.Server == types.HiddenUserServer && alt.Server == types.DefaultUserServer && alt.User != "" {
+		alt.Device = j.Device
+		return alt
+	}
+	return j
+}
+
 func translate(m *waEvents.Message) (InboundMessage, bool) {
 	msg := m.Message
 	if msg == nil {
@@ -78,7 +115,15 @@ func translate(m *waEvents.Message) (InboundMessage, bool) {
 	if inner := msg.GetViewOnceMessage().GetMessage(); inner != nil {
 		msg = inner
 	}
-	in := InboundMessage{ID: m.Info.ID, From: m.Info.Sender.ToNonAD().String(), Chat: m.Info.Chat.String(),
+	from, chat := phoneForm(m.Info.Sender, m.Info.SenderAlt), m.Info.Chat
+	if !m.Info.IsGroup {
+		chatAlt := m.Info.SenderAlt
+		if m.Info.IsFromMe {
+			chatAlt = m.Info.RecipientAlt
+		}
+		chat = phoneForm(chat, chatAlt)
+	}
+	in := InboundMessage{ID: m.Info.ID, From: from.ToNonAD().String(), Chat: chat.String(),
 		FromMe: m.Info.IsFromMe, PushName: m.Info.PushName, Timestamp: m.Info.Timestamp.UTC()}
 	var ctxInfo *waE2E.ContextInfo
 	switch {

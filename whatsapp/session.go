@@ -423,6 +423,7 @@ func (s *session) handle(cli *whatsmeow.Client, evt any) bool {
 	case *waEvents.ConnectFailure:
 		s.e.setState(ctx, s.name, StateDisconnected, fmt.Sprintf("connect failure %d: %s", v.Reason, v.Message))
 	case *waEvents.Message:
+		fillPhoneNumbers(ctx, cli, v)
 		return s.e.recordInbound(ctx, s.name, v)
 	case *waEvents.Receipt:
 		return s.e.recordReceipt(ctx, s.name, v)

@@ -5,6 +5,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"strconv"
@@ -27,8 +28,13 @@ import (
 type account struct {
 	phone   string
 	jid     types.JID
+	lid     types.JID // the account's LID (…@lid), which WhatsApp addresses it by
 	primary *store.Device
 	contact *Contact // set for simulated contacts
+
+	// phoneMu guards the primary's Signal state in its own traffic with
+	// companions (phone.go); a contact's traffic holds Contact.mu.
+	phoneMu sync.Mutex
 
 	mu         sync.Mutex
 	companions map[uint16]*companion
@@ -87,9 +93,34 @@ func (s *Server) account(ctx context.Context, number string) (*account, error) {
 			return nil, fmt.Errorf("wasim: save phone %s: %w", number, err)
 		}
 	}
-	a := &account{phone: number, jid: jid, primary: dev, companions: map[uint16]*companion{}, nextDevice: 1}
+	a := &account{phone: number, jid: jid, lid: s.newLIDLocked(number), primary: dev, companions: map[uint16]*companion{}, nextDevice: 1}
 	s.accounts[number] = a
+	s.byLID[a.lid.User] = a
 	return a, nil
+}
+
+// newLIDLocked picks the LID of a new account: 15 digits derived from the
+// phone number, so a standalone wasim that lost its state gives the same
+// number the same LID again; the next free one on a collision. s.mu is held.
+func (s *Server) newLIDLocked(number string) types.JID {
+	h := sha256.Sum256([]byte("wasim lid " + number))
+	n := binary.BigEndian.Uint64(h[:8])%9e14 + 1e14
+	for s.byLID[strconv.FormatUint(n, 10)] != nil {
+		n++
+	}
+	return types.NewJID(strconv.FormatUint(n, 10), types.HiddenUserServer)
+}
+
+// setLID gives the account a LID it had before (a restored state).
+func (s *Server) setLID(a *account, lid string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if lid == "" || lid == a.lid.User || s.byLID[lid] != nil {
+		return
+	}
+	delete(s.byLID, a.lid.User)
+	a.lid = types.NewJID(lid, types.HiddenUserServer)
+	s.byLID[lid] = a
 }
 
 func (s *Server) lookup(number string) (*account, bool) {
@@ -97,6 +128,28 @@ func (s *Server) lookup(number string) (*account, bool) {
 	defer s.mu.Unlock()
 	a, ok := s.accounts[digits(number)]
 	return a, ok
+}
+
+// lookupJID finds the account a JID names, by phone number or by LID.
+func (s *Server) lookupJID(j types.JID) (*account, bool) {
+	if j.Server != types.HiddenUserServer {
+		return s.lookup(j.User)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a, ok := s.byLID[j.User]
+	return a, ok
+}
+
+// addressOf is the account's user JID in the form of like (LID or phone
+// number), with like's device.
+func (a *account) addressOf(like types.JID) types.JID {
+	j := a.jid
+	if like.Server == types.HiddenUserServer {
+		j = a.lid
+	}
+	j.Device = like.Device
+	return j
 }
 
 // Phone is a simulated phone: the primary device of an account, which
@@ -109,12 +162,23 @@ type Phone struct {
 // JID is the phone's account JID.
 func (p *Phone) JID() types.JID { return p.acc.jid }
 
+// LID is the account's LID.
+func (p *Phone) LID() types.JID { return p.acc.lid }
+
+// qrLinkPrefix starts the QR text of current clients (whatsmeow since
+// 2026), which a phone's camera opens as a link; older ones show the bare
+// comma-separated fields.
+const qrLinkPrefix = "https://wa.me/settings/linked_devices#"
+
 // ScanQR completes the pairing of the client that shows code, as a phone
 // scanning it would: it signs the device identity with the account key and
-// sends pair-success.
+// sends pair-success. It reads both QR formats: ref, noise key, identity
+// key and ADV secret, bare or after qrLinkPrefix and with the client type
+// as a fifth field.
 func (p *Phone) ScanQR(code string) error {
-	parts := strings.Split(code, ",")
-	if len(parts) != 4 {
+	link := strings.HasPrefix(code, qrLinkPrefix)
+	parts := strings.Split(strings.TrimPrefix(code, qrLinkPrefix), ",")
+	if len(parts) != 4 && !(link && len(parts) == 5) {
 		return fmt.Errorf("wasim: not a WhatsApp pairing QR code: %d fields", len(parts))
 	}
 	p.srv.mu.Lock()
@@ -155,14 +219,14 @@ func (p *Phone) pair(sess *session, identity [32]byte, advSecret []byte) error {
 	if err != nil {
 		return err
 	}
-	devJID := a.jid
-	devJID.Device = devID
+	devJID, devLID := a.jid, a.lid
+	devJID.Device, devLID.Device = devID, devID
 	sess.pairing = &pendingPair{account: a, device: devID, identity: identity, accountKey: *acctKey.Pub, details: details}
-	return sess.send(waBinary.Node{Tag: "iq", Attrs: waBinary.Attrs{"from": types.ServerJID, "type": "set", "id": sess.nextID(), "xmlns": "md"},
+	return sess.send(waBinary.Node{Tag: "iq", Attrs: waBinary.Attrs{"from": types.ServerJID, "type": "set", "id": sess.nextID(), "xmlns": "md", "t": strconv.FormatInt(time.Now().Unix(), 10)},
 		Content: []waBinary.Node{{Tag: "pair-success", Content: []waBinary.Node{
 			{Tag: "device-identity", Content: container},
 			{Tag: "platform", Attrs: waBinary.Attrs{"name": "android"}},
-			{Tag: "device", Attrs: waBinary.Attrs{"jid": devJID}},
+			{Tag: "device", Attrs: waBinary.Attrs{"jid": devJID, "lid": devLID}},
 			{Tag: "biz", Attrs: waBinary.Attrs{"name": ""}},
 		}}}})
 }

@@ -21,6 +21,7 @@ import (
 	"go.mau.fi/whatsmeow/proto/waE2E"
 	"go.mau.fi/whatsmeow/store"
 	"go.mau.fi/whatsmeow/types"
+	"go.mau.fi/whatsmeow/util/keys"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -41,10 +42,12 @@ type Contact struct {
 	acc  *account
 	Name string
 
-	mu      sync.Mutex
-	policy  ReceiptPolicy
-	inbox   []Received
-	seenIDs map[string]bool
+	mu        sync.Mutex
+	policy    ReceiptPolicy
+	byPhone   bool // addresses the account by phone number (SetAddressing)
+	noRetries bool // ignores retry receipts (IgnoreRetries)
+	inbox     []Received
+	seenIDs   map[string]bool
 	// deliveries counts every decrypted copy of each id, retries included.
 	deliveries map[string]int
 	// sent keeps the latest messages the contact sent (sentOrder bounds it
@@ -86,6 +89,67 @@ func (r Received) Text() string {
 	return r.Message.GetExtendedTextMessage().GetText()
 }
 
+// Addressing is how a contact addresses the accounts it writes to.
+type Addressing int
+
+const (
+	// AddressingLID, the default, is WhatsApp's today: the contact's
+	// messages come from its LID with its phone number beside it
+	// (sender_pn), so a client decrypts them on its LID session.
+	AddressingLID Addressing = iota
+	// AddressingPN is the older form: from the phone number, with the LID
+	// beside it (sender_lid).
+	AddressingPN
+)
+
+// SetAddressing sets the address form of the contact's messages (and of
+// receipts for messages it was sent by phone number; receipts otherwise
+// answer in the form the sender used).
+func (ct *Contact) SetAddressing(a Addressing) {
+	ct.mu.Lock()
+	ct.byPhone = a == AddressingPN
+	ct.mu.Unlock()
+	ct.srv.save()
+}
+
+// IgnoreRetries makes the contact's phone ignore retry receipts (true), as
+// one that is offline or no longer has the message: a client that cannot
+// decrypt a message then gets it only from its own phone (a placeholder
+// resend request, which wasim's phone answers).
+func (ct *Contact) IgnoreRetries(ignore bool) {
+	ct.mu.Lock()
+	ct.noRetries = ignore
+	ct.mu.Unlock()
+}
+
+// fromAttrs are the from attribute of a node the account sends in the
+// form of like (LID or phone number), and the other form beside it
+// (sender_pn or sender_lid).
+func (a *account) fromAttrs(like types.JID) waBinary.Attrs {
+	if like.Server == types.HiddenUserServer {
+		return waBinary.Attrs{"from": a.lid, "sender_pn": a.jid}
+	}
+	return waBinary.Attrs{"from": a.jid, "sender_lid": a.lid}
+}
+
+// messageAttrs are the attributes of a message the contact sends.
+func (ct *Contact) messageAttrs(id string, ts int64) waBinary.Attrs {
+	ct.mu.Lock()
+	defer ct.mu.Unlock()
+	return ct.messageAttrsLocked(id, ts)
+}
+
+// messageAttrsLocked is messageAttrs with ct.mu held.
+func (ct *Contact) messageAttrsLocked(id string, ts int64) waBinary.Attrs {
+	like, name := ct.acc.lid, ct.Name
+	if ct.byPhone {
+		like = ct.acc.jid
+	}
+	attrs := ct.acc.fromAttrs(like)
+	attrs["id"], attrs["t"], attrs["type"], attrs["notify"] = id, ts, "text", name
+	return attrs
+}
+
 // Contact returns the simulated contact of number, creating it on first use.
 func (s *Server) Contact(number string) (*Contact, error) {
 	a, err := s.account(context.Background(), number)
@@ -120,6 +184,9 @@ func (s *Server) HasContact(number string) bool {
 
 // JID is the contact's user JID.
 func (ct *Contact) JID() types.JID { return ct.acc.jid }
+
+// LID is the contact's LID.
+func (ct *Contact) LID() types.JID { return ct.acc.lid }
 
 // SetReceipts changes how the contact acknowledges messages.
 func (ct *Contact) SetReceipts(p ReceiptPolicy) {
@@ -248,7 +315,7 @@ func (ct *Contact) Resend(ctx context.Context, to types.JID, id string) error {
 // it as message id with timestamp ts; before sends, when set, runs once the
 // devices are known and before the first delivery.
 func (ct *Contact) sendTo(ctx context.Context, to types.JID, id string, pt []byte, ts int64, before func()) error {
-	a, ok := ct.srv.lookup(to.User)
+	a, ok := ct.srv.lookupJID(to)
 	if !ok {
 		return fmt.Errorf("%w: %s", errUnknown, to.User)
 	}
@@ -273,8 +340,7 @@ func (ct *Contact) sendTo(ctx context.Context, to types.JID, id string, pt []byt
 		if err != nil {
 			return err
 		}
-		node := waBinary.Node{Tag: "message", Attrs: waBinary.Attrs{"from": ct.acc.jid, "id": id, "t": ts, "type": "text", "notify": ct.Name},
-			Content: []waBinary.Node{enc}}
+		node := waBinary.Node{Tag: "message", Attrs: ct.messageAttrs(id, ts), Content: []waBinary.Node{enc}}
 		ct.srv.deliver(dev, node)
 	}
 	return nil
@@ -350,7 +416,7 @@ func (ct *Contact) remember(id string, pt []byte, ts int64) {
 // the receipt carries, or from a fresh bundle when it has none and the count
 // is 2 or more (or there is no session); a first retry reuses the session.
 func (ct *Contact) retry(ctx context.Context, dev types.JID, id string, count int, receipt *waBinary.Node) error {
-	a, ok := ct.srv.lookup(dev.User)
+	a, ok := ct.srv.lookupJID(dev)
 	if !ok {
 		return fmt.Errorf("%w: %s", errUnknown, dev.User)
 	}
@@ -362,6 +428,9 @@ func (ct *Contact) retry(ctx context.Context, dev types.JID, id string, count in
 	}
 	ct.mu.Lock()
 	defer ct.mu.Unlock()
+	if ct.noRetries {
+		return nil
+	}
 	m, ok := ct.sent[id]
 	if !ok {
 		return fmt.Errorf("wasim: retry for %s, which contact %s no longer has", id, ct.acc.phone)
@@ -390,8 +459,7 @@ func (ct *Contact) retry(ctx context.Context, dev types.JID, id string, count in
 		return err
 	}
 	enc.Attrs["count"] = strconv.Itoa(count)
-	ct.srv.deliver(dev, waBinary.Node{Tag: "message", Attrs: waBinary.Attrs{"from": ct.acc.jid, "id": id, "t": m.ts, "type": "text", "notify": ct.Name},
-		Content: []waBinary.Node{enc}})
+	ct.srv.deliver(dev, waBinary.Node{Tag: "message", Attrs: ct.messageAttrsLocked(id, m.ts), Content: []waBinary.Node{enc}})
 	return nil
 }
 
@@ -434,4 +502,94 @@ func newMessageID() string {
 	var b [8]byte
 	rand.Read(b[:])
 	return fmt.Sprintf("3EB0%X", b)
+}
+
+// RequestRetry makes the contact's phone ask for message id again, as a
+// phone that could not decrypt it does: a retry receipt (count 1, with its
+// registration id) goes to the client device that sent the message, which
+// should encrypt the original again and send it with a count (see
+// Deliveries; Inbox still lists it once). It is how a test checks that a
+// client answers a retry receipt after a restart has emptied its memory.
+func (ct *Contact) RequestRetry(ctx context.Context, id string) error {
+	ct.mu.Lock()
+	var from types.JID
+	for _, r := range ct.inbox {
+		if r.ID == id {
+			from = r.From
+		}
+	}
+	like := ct.acc.lid
+	if ct.byPhone {
+		like = ct.acc.jid
+	}
+	ct.mu.Unlock()
+	if from.IsEmpty() {
+		return fmt.Errorf("wasim: retry of %s, which contact %s did not receive", id, ct.acc.phone)
+	}
+	now := strconv.FormatInt(time.Now().Unix(), 10)
+	attrs := ct.acc.fromAttrs(like)
+	attrs["id"], attrs["type"], attrs["t"] = id, "retry", now
+	ct.srv.deliver(from, waBinary.Node{Tag: "receipt", Attrs: attrs, Content: []waBinary.Node{
+		{Tag: "retry", Attrs: waBinary.Attrs{"count": "1", "id": id, "t": now, "v": "1"}},
+		{Tag: "registration", Content: u32b(ct.acc.primary.RegistrationID)},
+	}})
+	ct.srv.emit(Event{Kind: EventContactAskedRetry, Device: from, Contact: ct.acc.jid, MessageID: id})
+	return nil
+}
+
+// SendUndecryptable sends text as SendMessage does, except that the first
+// copy every device gets is ciphertext no session opens — the lost first
+// message of a new contact, whose client sees it undecryptable. Only the
+// client's re-request makes it arrive: its retry receipt, which the
+// contact answers with the message properly encrypted under the same id
+// and timestamp (see retry).
+func (ct *Contact) SendUndecryptable(ctx context.Context, to types.JID, text string) (string, error) {
+	pt, err := proto.Marshal(&waE2E.Message{Conversation: proto.String(text)})
+	if err != nil {
+		return "", err
+	}
+	a, ok := ct.srv.lookupJID(to)
+	if !ok {
+		return "", fmt.Errorf("%w: %s", errUnknown, to.User)
+	}
+	devs := a.linkedDevices()
+	if len(devs) == 0 {
+		return "", fmt.Errorf("wasim: %s has no linked device", to.User)
+	}
+	id, ts := newMessageID(), time.Now().Unix()
+	ct.remember(id, pt, ts)
+	for _, dev := range devs {
+		// A well-formed Signal message on a ratchet and MAC key of no
+		// session: it fails in decryption, as a lost session does.
+		bogus, macKey, body := keys.NewKeyPair(), make([]byte, 32), make([]byte, 48)
+		rand.Read(macKey)
+		rand.Read(body)
+		a.mu.Lock()
+		peer := a.companions[dev.Device].identity
+		a.mu.Unlock()
+		sm, err := protocol.NewSignalMessage(protocol.CurrentVersion, 0, 0, macKey, ecc.NewDjbECPublicKey(*bogus.Pub), body,
+			identity.NewKey(ecc.NewDjbECPublicKey(*ct.acc.primary.IdentityKey.Pub)), identity.NewKey(ecc.NewDjbECPublicKey(peer)), pb.SignalMessage)
+		if err != nil {
+			return "", err
+		}
+		enc := waBinary.Node{Tag: "enc", Attrs: waBinary.Attrs{"v": "2", "type": "msg"}, Content: sm.Serialize()}
+		ct.srv.deliver(dev, waBinary.Node{Tag: "message", Attrs: ct.messageAttrs(id, ts), Content: []waBinary.Node{enc}})
+	}
+	ct.srv.emit(Event{Kind: EventContactSent, Contact: ct.acc.jid, MessageID: id, Message: &waE2E.Message{Conversation: proto.String(text)}})
+	return id, nil
+}
+
+// linkedDevices are the device JIDs of the account's linked companions.
+func (a *account) linkedDevices() []types.JID {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var out []types.JID
+	for id, c := range a.companions {
+		if !c.removed {
+			d := a.jid
+			d.Device = id
+			out = append(out, d)
+		}
+	}
+	return out
 }

@@ -27,8 +27,9 @@ import (
 //	GET  /v1/info                          root key, websocket address, TLS certificate
 //	POST /v1/phones/{phone}/scan           {"code": "..."}
 //	POST /v1/phones/{phone}/logout
-//	POST /v1/contacts                      {"phone", "name", "read_after_ms" (-1: never)}
-//	POST /v1/contacts/{phone}/send         {"to": "<jid>", "text", "reply_to"} -> {"id"}
+//	POST /v1/contacts                      {"phone", "name", "read_after_ms" (-1: never)} -> {"jid", "lid"}
+//	POST /v1/contacts/{phone}/send         {"to": "<jid>", "text", "reply_to", "undecryptable"} -> {"id"}
+//	POST /v1/contacts/{phone}/retry        {"id"}: ask the sender's device for message id again
 //	GET  /v1/contacts/{phone}/inbox        [{"id","from","text","reply_to","at","deliveries","resends"}]
 //	POST /v1/faults                        {"refuse_connections": bool, "fail_sends": code, "drop_sends": bool, "withhold_acks": bool}
 //
@@ -102,13 +103,14 @@ func (s *Server) ControlHandler() http.Handler {
 			ct.SetName(req.Name)
 		}
 		ct.SetReceipts(ReceiptPolicy{ReadAfter: time.Duration(req.ReadAfterMS) * time.Millisecond})
-		ok(w, map[string]string{"jid": ct.JID().String()})
+		ok(w, map[string]string{"jid": ct.JID().String(), "lid": ct.LID().String()})
 	})
 	mux.HandleFunc("POST /v1/contacts/{phone}/send", func(w http.ResponseWriter, r *http.Request) {
 		var req struct {
-			To      string `json:"to"`
-			Text    string `json:"text"`
-			ReplyTo string `json:"reply_to"`
+			To            string `json:"to"`
+			Text          string `json:"text"`
+			ReplyTo       string `json:"reply_to"`
+			Undecryptable bool   `json:"undecryptable"`
 		}
 		if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
 			fail(w, 400, err)
@@ -123,12 +125,35 @@ func (s *Server) ControlHandler() http.Handler {
 			fail(w, 400, err)
 			return
 		}
-		id, err := s.ContactSend(r.Context(), r.PathValue("phone"), to, req.Text, req.ReplyTo)
+		var id string
+		if req.Undecryptable {
+			id, err = s.ContactSendUndecryptable(r.Context(), r.PathValue("phone"), to, req.Text)
+		} else {
+			id, err = s.ContactSend(r.Context(), r.PathValue("phone"), to, req.Text, req.ReplyTo)
+		}
 		if err != nil {
 			fail(w, 409, err)
 			return
 		}
 		ok(w, map[string]string{"id": id})
+	})
+	mux.HandleFunc("POST /v1/contacts/{phone}/retry", func(w http.ResponseWriter, r *http.Request) {
+		var req struct {
+			ID string `json:"id"`
+		}
+		if err := json.NewDecoder(r.Body).Decode(&req); err != nil || req.ID == "" {
+			fail(w, 400, errors.New("want {\"id\": ...}"))
+			return
+		}
+		if !s.HasContact(r.PathValue("phone")) {
+			fail(w, 404, errors.New("no such contact"))
+			return
+		}
+		if err := s.ContactRequestRetry(r.Context(), r.PathValue("phone"), req.ID); err != nil {
+			fail(w, 409, err)
+			return
+		}
+		ok(w, map[string]string{"status": "requested"})
 	})
 	mux.HandleFunc("GET /v1/contacts/{phone}/inbox", func(w http.ResponseWriter, r *http.Request) {
 		if !s.HasContact(r.PathValue("phone")) {
@@ -206,6 +231,8 @@ type Backend interface {
 	Scan(ctx context.Context, phone, code string) error
 	AddContact(ctx context.Context, phone, name string, readAfter time.Duration) error
 	ContactSend(ctx context.Context, phone string, to types.JID, text, replyTo string) (string, error)
+	ContactSendUndecryptable(ctx context.Context, phone string, to types.JID, text string) (string, error)
+	ContactRequestRetry(ctx context.Context, phone, id string) error
 	InboxOf(ctx context.Context, phone string) ([]InboxEntry, error)
 	Close() error
 }
@@ -247,6 +274,33 @@ func (s *Server) ContactSend(ctx context.Context, phone string, to types.JID, te
 		return ct.Reply(ctx, to, replyTo, text)
 	}
 	return ct.Send(ctx, to, text)
+}
+
+// ContactSendUndecryptable makes a contact send text that the account's
+// devices can decrypt only once their retry receipt is answered (see
+// Contact.SendUndecryptable); ErrNotFound for an unknown contact.
+func (s *Server) ContactSendUndecryptable(ctx context.Context, phone string, to types.JID, text string) (string, error) {
+	if !s.HasContact(phone) {
+		return "", ErrNotFound
+	}
+	ct, err := s.Contact(phone)
+	if err != nil {
+		return "", err
+	}
+	return ct.SendUndecryptable(ctx, to, text)
+}
+
+// ContactRequestRetry makes a contact ask for message id again (see
+// Contact.RequestRetry); ErrNotFound for an unknown contact.
+func (s *Server) ContactRequestRetry(ctx context.Context, phone, id string) error {
+	if !s.HasContact(phone) {
+		return ErrNotFound
+	}
+	ct, err := s.Contact(phone)
+	if err != nil {
+		return err
+	}
+	return ct.RequestRetry(ctx, id)
 }
 
 // InboxOf lists what a contact received; ErrNotFound for an unknown contact.
@@ -360,6 +414,20 @@ func (r *Remote) ContactSend(ctx context.Context, phone string, to types.JID, te
 	var out struct{ ID string }
 	err := r.call(ctx, "POST", "/v1/contacts/"+digits(phone)+"/send", map[string]string{"to": to.String(), "text": text, "reply_to": replyTo}, &out)
 	return out.ID, err
+}
+
+// ContactSendUndecryptable makes a contact send text the devices can
+// decrypt only after a retry (see Contact.SendUndecryptable).
+func (r *Remote) ContactSendUndecryptable(ctx context.Context, phone string, to types.JID, text string) (string, error) {
+	var out struct{ ID string }
+	err := r.call(ctx, "POST", "/v1/contacts/"+digits(phone)+"/send", map[string]any{"to": to.String(), "text": text, "undecryptable": true}, &out)
+	return out.ID, err
+}
+
+// ContactRequestRetry makes a contact ask for message id again (see
+// Contact.RequestRetry).
+func (r *Remote) ContactRequestRetry(ctx context.Context, phone, id string) error {
+	return r.call(ctx, "POST", "/v1/contacts/"+digits(phone)+"/retry", map[string]string{"id": id}, nil)
 }
 
 // Close releases nothing: the remote server keeps running.

@@ -2,6 +2,7 @@ package wasim
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"testing"
 	"time"
@@ -170,6 +171,30 @@ func TestStandaloneOverTCP(t *testing.T) {
 	in, err := r.InboxOf(ctx, "15550902")
 	if err != nil || len(in) != 1 || in[0].ID != string(id) || in[0].Text != "over tcp" || in[0].Deliveries != 1 || in[0].Resends != 1 {
 		t.Fatalf("inbox %+v, %v; want one message, delivered once, resent once", in, err)
+	}
+	// The retry faults, from another process.
+	if err := r.ContactRequestRetry(ctx, "15550902", string(id)); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		in, _ := r.InboxOf(ctx, "15550902")
+		if len(in) == 1 && in[0].Deliveries == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("inbox after the retry request %+v; want the message delivered twice, listed once", in)
+		}
+	}
+	lost, err := r.ContactSendUndecryptable(ctx, "15550902", tc.Store.ID.ToNonAD(), "lost first")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc.waitFor(t, "undecryptable", func(e any) bool { u, ok := e.(*events.UndecryptableMessage); return ok && u.Info.ID == lost })
+	if ev := tc.waitFor(t, "after its retry", is[*events.Message]).(*events.Message); ev.Info.ID != lost {
+		t.Fatalf("got %s", ev.Info.ID)
+	}
+	if err := r.ContactRequestRetry(ctx, "15550999", "x"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("retry by an unknown contact: %v", err)
 	}
 	if _, err := newServer(t).ServeControl(ctx, "127.0.0.1:0"); err == nil {
 		t.Fatal("an in-memory server served a control API")

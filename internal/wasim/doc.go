@@ -28,50 +28,74 @@
 //
 // # What it simulates
 //
-// The Noise XX handshake with a certificate chain; QR pairing with the ADV
-// signed device identity (account signature, HMAC, device signature) and
-// the 515 restart; phone-code pairing (PairPhone, then Phone.EnterCode);
-// login with <success> or <failure 401>; the prekey count, upload and
-// bundle fetch; usync device lists and "on WhatsApp" checks; the other iqs
-// answered with plausible empty results; one-to-one messages
-// Signal-encrypted by the client and decrypted by the contact (pkmsg, then
-// msg once the contact has answered); server acks with a timestamp; the
-// server's de-duplication of a message id that the same device sends again
-// (a client resending after a lost ack): acked again with the first
-// timestamp, not delivered again, counted by Resends and the inbox's
-// "resends" (a resend that a retry receipt asked for is no duplicate);
-// delivered and read receipts; contacts sending texts, replies and
-// reactions, queued while the client is offline and redelivered until the
-// client acks them, and sent once more on demand after the ack
-// (Contact.Resend: same id and timestamp, encrypted anew, which a client
-// can only de-duplicate by id); retry receipts (a contact resends a message the client
-// could not decrypt: on its session, then on a new one from the receipt's
-// keys or a fresh bundle; it keeps its last 1000 sent messages for this, in
-// memory only); images both ways (media_conn points at wasim, which stores
-// encrypted uploads and serves downloads); stream errors 401 (device
-// removed), 440 (replaced) and dropped connections, with a 2 s grace for
-// the client to hang up first; faults: refuse connections, fail sends with
-// an error code (FailSends), delay acks (DelayAcks), lose sends whole
-// (DropSends: nothing delivered, nothing acked), and lose only the ack
-// (WithholdAcks: delivered, never acked). State (accounts, linked devices,
-// contacts, Signal keys) can live in a SQLite file (Options.DBPath) so a
-// standalone wasim (cmd/wasim) survives restarts; its control API
-// (ControlHandler, Dial) drives it, faults included, from another process.
+// The Noise XX handshake with a certificate chain whose certificates carry a
+// validity window (which clients check); QR pairing with the ADV signed
+// device identity (account signature, HMAC, device signature) and the 515
+// restart, from either QR text (the bare fields, or the
+// https://wa.me/settings/linked_devices# link with the client type that
+// current clients show); phone-code pairing (PairPhone, then
+// Phone.EnterCode); login with <success> or <failure 401>; LIDs: every
+// account has one (Phone.LID, Contact.LID; derived from the number, so a
+// restarted wasim gives the same), which pair-success and <success> carry
+// and usync answers (<lid/> queries; "on WhatsApp" checks with the LID and
+// pn_jid beside it, as for addressing_mode "lid"), and device lists and
+// prekey bundles asked for by LID are answered by LID; the prekey count,
+// upload and bundle fetch; usync device lists; the other iqs answered with
+// plausible empty results (privacy token issuance included); one-to-one
+// messages, addressed by LID (as current clients send them) or by phone
+// number, Signal-encrypted by the client and decrypted by the contact
+// (pkmsg, then msg once the contact has answered); server acks with a
+// timestamp; the server's de-duplication of a message id that the same
+// device sends again (a client resending after a lost ack): acked again with
+// the first timestamp, not delivered again, counted by Resends and the
+// inbox's "resends" (a resend that a retry receipt asked for is no
+// duplicate); delivered and read receipts, from the address form the client
+// sent to; contacts sending texts, replies and reactions, from their LID
+// with their phone number beside it (sender_pn) as WhatsApp does, or from
+// their number with the LID beside it (sender_lid; Contact.SetAddressing),
+// queued while the client is offline and redelivered until the client acks
+// them, and sent once more on demand after the ack (Contact.Resend: same id
+// and timestamp, encrypted anew, which a client can only de-duplicate by
+// id); retry receipts (a contact resends a message the client could not
+// decrypt: on its session, then on a new one from the receipt's keys or a
+// fresh bundle; it keeps its last 1000 sent messages for this, in memory
+// only); a first message the client cannot decrypt until its retry receipt
+// is answered (Contact.SendUndecryptable, the lost first message of a new
+// contact), or, when the contact ignores retries (Contact.IgnoreRetries),
+// until the client's own phone answers its placeholder resend request
+// (whatsmeow's AutomaticMessageRerequestFromPhone); the phone's Signal
+// session with each companion, opened at its first login with a protocol
+// message nothing acts on, on which the phone decrypts the copies and peer
+// messages a client sends it; a contact asking the client for a message
+// again (Contact.RequestRetry: a retry receipt the client must answer from
+// what it still has, after a restart from GetMessageForRetry); images both
+// ways (media_conn points at wasim, which stores encrypted uploads and
+// serves downloads); stream errors 401 (device removed), 440 (replaced) and
+// dropped connections, with a 2 s grace for the client to hang up first;
+// faults: refuse connections, fail sends with an error code (FailSends),
+// delay acks (DelayAcks), lose sends whole (DropSends: nothing delivered,
+// nothing acked), and lose only the ack (WithholdAcks: delivered, never
+// acked). State (accounts, linked devices, contacts, Signal keys) can live
+// in a SQLite file (Options.DBPath) so a standalone wasim (cmd/wasim)
+// survives restarts; its control API (ControlHandler, Dial) drives it,
+// faults included, from another process.
 //
 // # What it does not simulate
 //
 // Groups, broadcast lists, status, newsletters, calls, presence, app state
-// sync and history sync, LID addressing (contacts have phone-number JIDs
-// only; whatsmeow warns "No LID found" once per contact), video, audio and
-// documents (only images are exercised), retry receipts sent by a contact
-// (one that cannot decrypt logs it), the client's re-requests of a message
-// from its own phone, message edits and revokes, privacy tokens, business
-// features, rate limits and bans, multi-device fan-out to the sender's own
-// phone (its envelopes are accepted and dropped), WhatsApp's real window
-// for de-duplication (wasim remembers the newest 10,000 sends, in memory
-// only, so a standalone wasim forgets them when it restarts), faults other
-// than those above (a connection that hangs without closing, corrupted
-// frames, delivery to some of a contact's devices and not others), and
-// anything about WhatsApp's real servers beyond what the client checks. It
-// is a test double, not WhatsApp.
+// sync and history sync (the phone shares no app state keys and no history),
+// LID addressing beyond one-to-one chats (LID groups, an account's LID
+// changing, hosted and username accounts, the LID-PN mappings a history sync
+// carries), video, audio and documents (only images are exercised), retry
+// receipts a contact sends on its own (one that cannot decrypt logs it;
+// RequestRetry sends one on demand), the phone acting on what a client sends
+// it other than placeholder resend requests (its copies of sent messages are
+// decrypted and dropped), message edits and revokes, privacy tokens
+// (issuance is acked, no token is given or checked), business features, rate
+// limits and bans, WhatsApp's real window for de-duplication (wasim
+// remembers the newest 10,000 sends, in memory only, so a standalone wasim
+// forgets them when it restarts), faults other than those above (a
+// connection that hangs without closing, corrupted frames, delivery to some
+// of a contact's devices and not others), and anything about WhatsApp's real
+// servers beyond what the client checks. It is a test double, not WhatsApp.
 package wasim

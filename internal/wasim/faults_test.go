@@ -150,7 +150,7 @@ func TestPairByPhoneCode(t *testing.T) {
 		t.Fatal(err)
 	}
 	<-qr // the connection is up
-	code, err := tc.PairPhone(context.Background(), "+1 555 0404", true, 1, "Chrome (Linux)")
+	code, err := tc.PairPhone(context.Background(), "+1 555 0404", true, whatsmeow.PairClientChrome, "Chrome (Linux)")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -232,7 +232,8 @@ func TestRetryReceiptResends(t *testing.T) {
 	}
 	// Forget the session: the contact's next prekey message names a one-time
 	// prekey the client has already used up.
-	if err := tc.Store.Sessions.DeleteSession(ctx, ct.JID().SignalAddress().String()); err != nil {
+	// The client keeps it under the contact's LID, which the contact writes from.
+	if err := tc.Store.Sessions.DeleteSession(ctx, ct.LID().SignalAddress().String()); err != nil {
 		t.Fatal(err)
 	}
 	second, err := ct.Send(ctx, me, "second")
@@ -250,5 +251,183 @@ func TestRetryReceiptResends(t *testing.T) {
 		if e := <-retries; e.MessageID != second || e.Contact != ct.JID() {
 			t.Fatalf("retry event %+v", e)
 		}
+	}
+}
+
+// TestRetryRequestedAfterRestart: the contact asks again for a message the
+// client sent, once the client has restarted (a new whatsmeow.Client on the
+// same store, whose memory of recent sends is empty). The client answers
+// only from what GetMessageForRetry gives it; the contact then has the
+// message twice (Deliveries) and lists it once, with its original text.
+func TestRetryRequestedAfterRestart(t *testing.T) {
+	s := newServer(t)
+	tc := newClient(t, s)
+	pairByQR(t, s, tc, "15550711")
+	ct, _ := s.Contact("15550712")
+	ctx := context.Background()
+	tokens := make(chan struct{}, 1)
+	s.OnEvent(func(e Event) {
+		if e.Kind == EventPrivacyTokens {
+			select {
+			case tokens <- struct{}{}:
+			default:
+			}
+		}
+	})
+	resp, err := tc.SendMessage(ctx, ct.JID(), &waE2E.Message{Conversation: proto.String("keep me")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := string(resp.ID)
+	if ct.Deliveries(id) != 1 {
+		t.Fatalf("deliveries %d", ct.Deliveries(id))
+	}
+	// The client issues a privacy token in the background after a first
+	// send; it must have its answer before the socket closes. An iq sent
+	// after it is answered after it, on the same ordered stream.
+	select {
+	case <-tokens:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no privacy token issued after the first send")
+	}
+	if _, err := tc.IsOnWhatsApp(ctx, []string{"+15550712"}); err != nil {
+		t.Fatal(err)
+	}
+	tc.Disconnect()
+
+	asked := make(chan types.MessageID, 1)
+	cli := whatsmeow.NewClient(tc.Store, failLog{t: t, module: "restarted", ended: new(testEnd)})
+	s.Prepare(cli)
+	cli.GetMessageForRetry = func(requester, to types.JID, mid types.MessageID) *waE2E.Message {
+		asked <- mid
+		if mid != resp.ID {
+			return nil
+		}
+		return &waE2E.Message{Conversation: proto.String("keep me")}
+	}
+	connected := make(chan struct{}, 1)
+	cli.AddEventHandler(func(e any) {
+		if _, ok := e.(*events.Connected); ok {
+			connected <- struct{}{}
+		}
+	})
+	if err := cli.Connect(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cli.Disconnect)
+	select {
+	case <-connected:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the restarted client did not connect")
+	}
+	if err := ct.RequestRetry(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case got := <-asked:
+		if got != resp.ID {
+			t.Fatalf("asked for %s, want %s", got, id)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the client never looked the message up")
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for ct.Deliveries(id) < 2 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := ct.Deliveries(id); n != 2 {
+		t.Fatalf("deliveries after the retry: %d, want 2", n)
+	}
+	if in := ct.Inbox(); len(in) != 1 || in[0].ID != id || in[0].Text() != "keep me" {
+		t.Fatalf("inbox %+v", in)
+	}
+	if err := ct.RequestRetry(ctx, "3EB0NOTSENT"); err == nil {
+		t.Fatal("a retry of a message the contact never got")
+	}
+}
+
+// TestUndecryptableUntilRetried: the contact's first message cannot be
+// decrypted (SendUndecryptable); the client reports it undecryptable, asks
+// again with a retry receipt, and then receives it under the same id.
+func TestUndecryptableUntilRetried(t *testing.T) {
+	s := newServer(t)
+	tc := newClient(t, s)
+	pairByQR(t, s, tc, "15550721")
+	ct, _ := s.Contact("15550722")
+	retries := make(chan Event, 10)
+	s.OnEvent(func(e Event) {
+		if e.Kind == EventRetryRequested {
+			retries <- e
+		}
+	})
+	id, err := ct.SendUndecryptable(context.Background(), tc.Store.ID.ToNonAD(), "lost first")
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := tc.waitFor(t, "undecryptable", func(e any) bool { _, ok := e.(*events.UndecryptableMessage); return ok }).(*events.UndecryptableMessage)
+	if u.Info.ID != id || u.Info.Sender != ct.LID() {
+		t.Fatalf("undecryptable %+v", u.Info)
+	}
+	ev := tc.waitFor(t, "the message after the retry", is[*events.Message]).(*events.Message)
+	if ev.Info.ID != id || ev.Message.GetConversation() != "lost first" {
+		t.Fatalf("got %s %q", ev.Info.ID, ev.Message.GetConversation())
+	}
+	select {
+	case e := <-retries:
+		if e.MessageID != id {
+			t.Fatalf("retry for %s", e.MessageID)
+		}
+	default:
+		t.Fatal("delivered without a retry receipt")
+	}
+	// Again, now that the client has a session with the contact.
+	id2, err := ct.SendUndecryptable(context.Background(), tc.Store.ID.ToNonAD(), "lost again")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc.waitFor(t, "undecryptable on a session", func(e any) bool {
+		u, ok := e.(*events.UndecryptableMessage)
+		return ok && u.Info.ID == id2
+	})
+	if ev := tc.waitFor(t, "the second after its retry", is[*events.Message]).(*events.Message); ev.Info.ID != id2 || ev.Message.GetConversation() != "lost again" {
+		t.Fatalf("got %s %q", ev.Info.ID, ev.Message.GetConversation())
+	}
+}
+
+// TestUndecryptableUntilThePhoneAnswers: the contact's phone ignores retry
+// receipts, so the client gets the message it could not decrypt only by
+// asking its own phone (whatsmeow's AutomaticMessageRerequestFromPhone),
+// which answers with the message under its id.
+func TestUndecryptableUntilThePhoneAnswers(t *testing.T) {
+	defer func(d time.Duration) { whatsmeow.RequestFromPhoneDelay = d }(whatsmeow.RequestFromPhoneDelay)
+	whatsmeow.RequestFromPhoneDelay = 100 * time.Millisecond
+	s := newServer(t)
+	tc := newClient(t, s)
+	tc.AutomaticMessageRerequestFromPhone = true
+	asked := make(chan struct{}, 1)
+	s.OnEvent(func(e Event) {
+		if e.Kind == EventPhoneResend {
+			select {
+			case asked <- struct{}{}:
+			default:
+			}
+		}
+	})
+	pairByQR(t, s, tc, "15550731")
+	ct, _ := s.Contact("15550732")
+	ct.IgnoreRetries(true)
+	id, err := ct.SendUndecryptable(context.Background(), tc.Store.ID.ToNonAD(), "from the phone")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc.waitFor(t, "undecryptable", func(e any) bool { u, ok := e.(*events.UndecryptableMessage); return ok && u.Info.ID == id })
+	ev := tc.waitFor(t, "the message from the phone", is[*events.Message]).(*events.Message)
+	if ev.Info.ID != id || ev.Message.GetConversation() != "from the phone" || ev.UnavailableRequestID == "" || ev.Info.Chat != ct.LID() {
+		t.Fatalf("got %+v %q (request %q)", ev.Info, ev.Message.GetConversation(), ev.UnavailableRequestID)
+	}
+	select {
+	case <-asked:
+	default:
+		t.Fatal("the message came without a request to the phone")
 	}
 }

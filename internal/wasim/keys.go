@@ -84,7 +84,7 @@ func (s *Server) bundleNode(ctx context.Context, j types.JID) waBinary.Node {
 		user.Content = []waBinary.Node{{Tag: "error", Attrs: waBinary.Attrs{"code": code, "text": "item-not-found"}}}
 		return user
 	}
-	a, ok := s.lookup(j.User)
+	a, ok := s.lookupJID(j)
 	if !ok {
 		return errNode("404")
 	}
@@ -129,7 +129,10 @@ func (s *Server) bundleNode(ctx context.Context, j types.JID) waBinary.Node {
 	return user
 }
 
-// handleUsync answers device-list and contact queries.
+// handleUsync answers device-list, contact ("on WhatsApp") and LID
+// queries. A user asked for by LID is answered by LID, its devices as LID
+// device JIDs, as WhatsApp does; a contact query answers with the LID
+// and the phone number beside it (pn_jid), as for addressing_mode "lid".
 func (c *session) handleUsync(n *waBinary.Node) {
 	us, ok := n.GetOptionalChildByTag("usync")
 	if !ok {
@@ -137,21 +140,24 @@ func (c *session) handleUsync(n *waBinary.Node) {
 		return
 	}
 	query, list := us.GetChildByTag("query"), us.GetChildByTag("list")
-	var wantDevices, wantContact bool
+	var wantDevices, wantContact, wantLID bool
 	for _, q := range query.GetChildren() {
 		switch q.Tag {
 		case "devices":
 			wantDevices = true
 		case "contact":
 			wantContact = true
+		case "lid":
+			wantLID = true
 		}
 	}
 	var users []waBinary.Node
 	for _, u := range list.GetChildren() {
 		var j types.JID
 		var queryStr string
+		byContact := false
 		if jid, ok := u.Attrs["jid"].(types.JID); ok {
-			j = jid
+			j = jid.ToNonAD()
 		} else if ct, ok := u.GetOptionalChildByTag("contact"); ok {
 			switch v := ct.Content.(type) {
 			case types.JID:
@@ -164,12 +170,17 @@ func (c *session) handleUsync(n *waBinary.Node) {
 				j, _ = types.ParseJID(string(v))
 			}
 			j = types.NewJID(digits(j.User), types.DefaultUserServer)
+			byContact = true
 		}
 		if j.User == "" {
 			continue
 		}
-		a, known := c.srv.lookup(j.User)
-		out := waBinary.Node{Tag: "user", Attrs: waBinary.Attrs{"jid": types.NewJID(j.User, types.DefaultUserServer)}}
+		a, known := c.srv.lookupJID(j)
+		attrs := waBinary.Attrs{"jid": j}
+		if byContact && known {
+			attrs = waBinary.Attrs{"jid": a.lid, "pn_jid": a.jid}
+		}
+		out := waBinary.Node{Tag: "user", Attrs: attrs}
 		var content []waBinary.Node
 		if wantContact {
 			t := "out"
@@ -177,6 +188,9 @@ func (c *session) handleUsync(n *waBinary.Node) {
 				t = "in"
 			}
 			content = append(content, waBinary.Node{Tag: "contact", Attrs: waBinary.Attrs{"type": t}, Content: []byte(queryStr)})
+		}
+		if wantLID && known {
+			content = append(content, waBinary.Node{Tag: "lid", Attrs: waBinary.Attrs{"val": a.lid}})
 		}
 		if wantDevices && known {
 			devs := []waBinary.Node{{Tag: "device", Attrs: waBinary.Attrs{"id": "0"}}}

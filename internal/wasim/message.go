@@ -130,7 +130,14 @@ func (c *session) handleMessage(n *waBinary.Node) {
 		encs = nil
 	}
 	for _, e := range encs {
-		a, ok := s.lookup(e.dev.User)
+		a, ok := s.lookupJID(e.dev)
+		if ok && a == c.acc && e.dev.Device == 0 {
+			// The sender's own phone: its copy of the send, or a peer message.
+			if err := s.phoneReceive(context.Background(), a, c.jid, id, e.enc); err != nil {
+				s.log.Debug("phone could not decrypt", "err", err)
+			}
+			continue
+		}
 		if !ok || a.contact == nil || e.dev.Device != 0 {
 			continue // the sender's own phone or other devices: not simulated beyond key exchange
 		}
@@ -150,19 +157,22 @@ func (c *session) handleMessage(n *waBinary.Node) {
 		c.send(waBinary.Node{Tag: "ack", Attrs: waBinary.Attrs{"class": "message", "id": id, "from": to, "t": strconv.FormatInt(ts.Unix(), 10)}})
 	}
 	if contact != nil {
-		go contact.sendReceipts(c.acc.jid, id)
+		go contact.sendReceipts(c.acc.jid, to, id)
 	}
 }
 
 // sendReceipts sends the contact's delivered and read receipts for id to
-// every device of the sender's account.
-func (ct *Contact) sendReceipts(sender types.JID, id string) {
+// every device of the sender's account, from the address the sender sent
+// to (chat: the contact's LID or phone number), with the other form beside
+// it as WhatsApp does.
+func (ct *Contact) sendReceipts(sender, chat types.JID, id string) {
 	ct.mu.Lock()
 	p := ct.policy
 	ct.mu.Unlock()
 	time.Sleep(30 * time.Millisecond) // a phone's receipt follows the server's ack
 	send := func(typ string) {
-		attrs := waBinary.Attrs{"from": ct.acc.jid, "id": id, "t": strconv.FormatInt(time.Now().Unix(), 10)}
+		attrs := ct.acc.fromAttrs(chat)
+		attrs["id"], attrs["t"] = id, strconv.FormatInt(time.Now().Unix(), 10)
 		if typ != "" {
 			attrs["type"] = typ
 		}
@@ -180,7 +190,7 @@ func (ct *Contact) sendReceipts(sender types.JID, id string) {
 
 // deliverAll sends a node to every linked device of the account.
 func (s *Server) deliverAll(acc types.JID, n waBinary.Node) {
-	a, ok := s.lookup(acc.User)
+	a, ok := s.lookupJID(acc)
 	if !ok {
 		return
 	}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"time"
 
 	"github.com/coder/websocket"
 	"go.mau.fi/libsignal/ecc"
@@ -84,15 +85,23 @@ func (n *noiseState) mixShared(priv, pub [32]byte) error {
 	return err
 }
 
-// certChain signs the server's static key: root → intermediate → leaf.
+// certValidity is how long either side of now wasim's Noise certificates
+// are valid: clients check the window (whatsmeow since 2026) and a
+// standalone wasim issues a new chain at every start.
+const certValidity = 10 * 365 * 24 * time.Hour
+
+// certChain signs the server's static key: root → intermediate → leaf,
+// both valid from certValidity ago to certValidity from now.
 func certChain(root, static *keys.KeyPair) ([]byte, error) {
 	inter := keys.NewKeyPair()
-	idet, err := proto.Marshal(&waCert.CertChain_NoiseCertificate_Details{Serial: proto.Uint32(1), IssuerSerial: proto.Uint32(0), Key: inter.Pub[:]})
+	now := time.Now()
+	nb, na := proto.Uint64(uint64(now.Add(-certValidity).Unix())), proto.Uint64(uint64(now.Add(certValidity).Unix()))
+	idet, err := proto.Marshal(&waCert.CertChain_NoiseCertificate_Details{Serial: proto.Uint32(1), IssuerSerial: proto.Uint32(0), Key: inter.Pub[:], NotBefore: nb, NotAfter: na})
 	if err != nil {
 		return nil, err
 	}
 	isig := ecc.CalculateSignature(ecc.NewDjbECPrivateKey(*root.Priv), idet)
-	ldet, err := proto.Marshal(&waCert.CertChain_NoiseCertificate_Details{Serial: proto.Uint32(2), IssuerSerial: proto.Uint32(1), Key: static.Pub[:]})
+	ldet, err := proto.Marshal(&waCert.CertChain_NoiseCertificate_Details{Serial: proto.Uint32(2), IssuerSerial: proto.Uint32(1), Key: static.Pub[:], NotBefore: nb, NotAfter: na})
 	if err != nil {
 		return nil, err
 	}

@@ -19,6 +19,7 @@ type persistedState struct {
 
 type persistedAccount struct {
 	Phone      string               `json:"phone"`
+	LID        string               `json:"lid,omitempty"`
 	NextDevice uint16               `json:"next_device"`
 	Companions []persistedCompanion `json:"companions"`
 	Contact    *persistedContact    `json:"contact,omitempty"`
@@ -39,6 +40,7 @@ type persistedContact struct {
 	Name        string        `json:"name"`
 	NoDelivered bool          `json:"no_delivered"`
 	ReadAfter   time.Duration `json:"read_after"`
+	ByPhone     bool          `json:"by_phone,omitempty"`
 }
 
 const stateTable = `CREATE TABLE IF NOT EXISTS wasim_state (key TEXT PRIMARY KEY, value TEXT NOT NULL)`
@@ -55,7 +57,7 @@ func (s *Server) save() {
 	}
 	s.mu.Unlock()
 	for _, a := range accs {
-		pa := persistedAccount{Phone: a.phone}
+		pa := persistedAccount{Phone: a.phone, LID: a.lid.User}
 		a.mu.Lock()
 		pa.NextDevice = a.nextDevice
 		for _, c := range a.companions {
@@ -70,7 +72,7 @@ func (s *Server) save() {
 		a.mu.Unlock()
 		if ct := a.contact; ct != nil {
 			ct.mu.Lock()
-			pa.Contact = &persistedContact{Name: ct.Name, NoDelivered: ct.policy.NoDelivered, ReadAfter: ct.policy.ReadAfter}
+			pa.Contact = &persistedContact{Name: ct.Name, NoDelivered: ct.policy.NoDelivered, ReadAfter: ct.policy.ReadAfter, ByPhone: ct.byPhone}
 			ct.mu.Unlock()
 		}
 		st.Accounts = append(st.Accounts, pa)
@@ -104,6 +106,7 @@ func (s *Server) load(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		s.setLID(a, pa.LID)
 		a.mu.Lock()
 		a.nextDevice = max(a.nextDevice, pa.NextDevice)
 		for _, pc := range pa.Companions {
@@ -128,6 +131,7 @@ func (s *Server) load(ctx context.Context) error {
 			}
 			ct.Name = pa.Contact.Name
 			ct.policy = ReceiptPolicy{NoDelivered: pa.Contact.NoDelivered, ReadAfter: pa.Contact.ReadAfter}
+			ct.byPhone = pa.Contact.ByPhone
 		}
 	}
 	return nil

@@ -68,6 +68,7 @@ type Server struct {
 
 	mu        sync.Mutex
 	accounts  map[string]*account // by phone number (digits)
+	byLID     map[string]*account // by LID (digits)
 	pending   map[string]*session // QR refs waiting for a scan
 	sessions  map[types.JID]*session
 	offline   map[types.JID][]waBinary.Node
@@ -98,7 +99,7 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{log: o.Logger.With("component", "wasim"), accounts: map[string]*account{}, pending: map[string]*session{}, sessions: map[types.JID]*session{}, offline: map[types.JID][]waBinary.Node{}, codePairs: map[string]*codePairing{}, blobs: map[string][]byte{}, accepted: map[sendKey]*acceptedSend{}}
+	s := &Server{log: o.Logger.With("component", "wasim"), accounts: map[string]*account{}, byLID: map[string]*account{}, pending: map[string]*session{}, sessions: map[types.JID]*session{}, offline: map[types.JID][]waBinary.Node{}, codePairs: map[string]*codePairing{}, blobs: map[string][]byte{}, accepted: map[sendKey]*acceptedSend{}}
 	s.root, s.static = keys.NewKeyPair(), keys.NewKeyPair()
 	var err error
 	if s.cert, err = certChain(s.root, s.static); err != nil {

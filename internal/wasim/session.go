@@ -202,9 +202,16 @@ func (c *session) login(cp *waWa6.ClientPayload) bool {
 		old.streamError("", "replaced")
 	}
 	now := strconv.FormatInt(time.Now().Unix(), 10)
-	c.send(waBinary.Node{Tag: "success", Attrs: waBinary.Attrs{"t": now, "props": "1", "abprops": "1", "location": "wasim", "creation": now}})
+	lid := acc.lid
+	lid.Device = comp.id
+	c.send(waBinary.Node{Tag: "success", Attrs: waBinary.Attrs{"t": now, "props": "1", "abprops": "1", "location": "wasim", "creation": now, "lid": lid}})
 	s.emit(Event{Kind: EventLoggedIn, Device: c.jid})
 	go s.flushOffline(c)
+	go func(dev types.JID) {
+		if err := s.openPhoneSession(context.Background(), acc, comp, dev); err != nil {
+			s.log.Warn("phone could not open a session with its companion", "device", dev, "err", err)
+		}
+	}(c.jid)
 	return true
 }
 
@@ -271,6 +278,13 @@ func (c *session) handleIQ(n *waBinary.Node) {
 	case "w":
 		c.result(n, waBinary.Node{Tag: "props", Attrs: waBinary.Attrs{"protocol": "2", "hash": "wasim"}})
 	case "privacy":
+		if first == "tokens" {
+			// A client issues a trusted-contact token after its first send
+			// to a user; wasim gives none back and checks none.
+			c.result(n)
+			c.srv.emit(Event{Kind: EventPrivacyTokens, Device: c.jid})
+			return
+		}
 		if first == "privacy" || first == "" {
 			c.result(n, waBinary.Node{Tag: "privacy"})
 			return
@@ -339,7 +353,7 @@ func (c *session) handleReceipt(n *waBinary.Node) {
 // message) to the simulated contact that sent the message, which resends it.
 func (s *Server) retryToContact(dev types.JID, n *waBinary.Node) {
 	to, _ := n.Attrs["to"].(types.JID)
-	a, ok := s.lookup(to.User)
+	a, ok := s.lookupJID(to)
 	if !ok || a.contact == nil || dev.IsEmpty() {
 		return
 	}

@@ -136,7 +136,15 @@ func (tc *testClient) waitFor(t testing.TB, what string, match func(any) bool) a
 	}
 }
 
-func is[T any](e any) bool { _, ok := e.(T); return ok }
+// is matches events of type T; a message event of a protocol message (the
+// phone's session opener, say) is not a message a test waits for.
+func is[T any](e any) bool {
+	if m, ok := e.(*events.Message); ok && m.Message.GetProtocolMessage() != nil {
+		return false
+	}
+	_, ok := e.(T)
+	return ok
+}
 
 func pairByQR(t testing.TB, s *Server, tc *testClient, phone string) {
 	t.Helper()
@@ -218,7 +226,9 @@ func TestPairLoginSendReceive(t *testing.T) {
 		t.Fatal(err)
 	}
 	ev := tc.waitFor(t, "message", is[*events.Message]).(*events.Message)
-	if ev.Message.GetConversation() != "hi from the contact" || ev.Info.ID != id || ev.Info.Sender.User != "15550002" {
+	// As WhatsApp does today, the contact writes from its LID with its
+	// phone number beside it.
+	if ev.Message.GetConversation() != "hi from the contact" || ev.Info.ID != id || ev.Info.Sender != ct.LID() || ev.Info.Chat != ct.LID() || ev.Info.SenderAlt != ct.JID() {
 		t.Fatalf("client got %+v", ev)
 	}
 	select {
@@ -242,10 +252,25 @@ func TestPairLoginSendReceive(t *testing.T) {
 	if r := ev.Message.GetReactionMessage(); r.GetText() != "👍" || r.GetKey().GetID() != string(firstID) {
 		t.Fatalf("reaction: %+v", ev.Message)
 	}
+	// The older form, from the phone number with the LID beside it, is
+	// decrypted on the same (LID) session.
+	ct.SetAddressing(AddressingPN)
+	pid, err := ct.Send(ctx, tc.Store.ID.ToNonAD(), "by number")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev = tc.waitFor(t, "a message by phone number", is[*events.Message]).(*events.Message)
+	if ev.Info.ID != pid || ev.Info.Sender != ct.JID() || ev.Info.SenderAlt != ct.LID() || ev.Message.GetConversation() != "by number" {
+		t.Fatalf("by phone number: %+v", ev.Info)
+	}
 	// Now that the contact has answered, the session is established: msg.
+	// whatsmeow sends one-to-one messages to the LID only.
 	resp, err := tc.SendMessage(ctx, to, &waE2EMessage{Conversation: ptr("third")})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if resp.Chat != ct.LID() {
+		t.Errorf("sent to %s, want the contact's LID %s", resp.Chat, ct.LID())
 	}
 	in := ct.Inbox()
 	if last := in[len(in)-1]; last.ID != string(resp.ID) || last.Type != "msg" || last.Text() != "third" {
