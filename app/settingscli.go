@@ -3,11 +3,11 @@ package app
 import (
 	"context"
 	"fmt"
-	"net/netip"
 	"slices"
 	"strings"
 
 	"waappliance/peers"
+	"waappliance/store"
 )
 
 // serverChange compares the settings given to up or set (want, with the
@@ -64,11 +64,10 @@ func (c *cli) setSettings(ctx context.Context, dir string, want peers.Server, se
 	if cc == nil {
 		return c.reconfigure(ctx, dir, want, set)
 	}
-	var st settingsAnswer
-	if err := cc.call(ctx, "GET", "/v1/settings", nil, &st); err != nil {
-		return false, err
-	}
-	have, err := st.server()
+	// What is stored, read as the direct path reads it: the serving
+	// registry keeps the listen port it runs on, not a new one stored for
+	// its next start.
+	have, err := storedServer(ctx, dir)
 	if err != nil {
 		return false, err
 	}
@@ -90,22 +89,12 @@ func (c *cli) setSettings(ctx context.Context, dir string, want peers.Server, se
 	return true, nil
 }
 
-// settingsAnswer is what set reads of GET /v1/settings.
-type settingsAnswer struct {
-	Subnet       string   `json:"subnet"`
-	ListenPort   int      `json:"listen_port"`
-	MTU          int      `json:"mtu"`
-	Endpoint     string   `json:"endpoint"`
-	DefaultRate  float64  `json:"default_rate"`
-	DefaultBurst int      `json:"default_burst"`
-	APIHosts     []string `json:"api_hosts"`
-}
-
-func (a settingsAnswer) server() (peers.Server, error) {
-	sub, err := netip.ParsePrefix(a.Subnet)
+// storedServer reads the settings stored in dir.
+func storedServer(ctx context.Context, dir string) (peers.Server, error) {
+	db, err := store.Open(ctx, dir, false)
 	if err != nil {
-		return peers.Server{}, fmt.Errorf("control socket: settings: subnet %q: %w", a.Subnet, err)
+		return peers.Server{}, err
 	}
-	return peers.Server{Subnet: sub, ListenPort: a.ListenPort, MTU: a.MTU, Endpoint: a.Endpoint,
-		DefaultRate: a.DefaultRate, DefaultBurst: a.DefaultBurst, APIHosts: a.APIHosts}, nil
+	defer db.Close()
+	return peers.LoadServer(ctx, db)
 }
