@@ -123,6 +123,50 @@ type errorDetail struct {
 	RequestID string `json:"request_id"`
 }
 
+// ResponseError is an error answer of the API as a client reads it (the
+// one JSON error shape that writeError writes). Err is the package
+// sentinel the answer was made from, when Code and the start of Message
+// name one in the sentinels table, so that errors.Is works on the client
+// side as on the server; nil otherwise.
+type ResponseError struct {
+	Status    int
+	Code      string
+	Message   string
+	RequestID string
+	Err       error
+}
+
+// Error is the API's message; a server fault adds the request id that the
+// appliance log names.
+func (e *ResponseError) Error() string {
+	if e.Status >= 500 && e.RequestID != "" {
+		return fmt.Sprintf("%s (request_id %s)", e.Message, e.RequestID)
+	}
+	return e.Message
+}
+
+func (e *ResponseError) Unwrap() error { return e.Err }
+
+// ReadError decodes an error answer with status and body. A body that is
+// not the JSON error shape gives a ResponseError whose message quotes it.
+func ReadError(status int, body []byte) *ResponseError {
+	var eb errorBody
+	if err := json.Unmarshal(body, &eb); err != nil || eb.Error.Message == "" {
+		return &ResponseError{Status: status, Code: "unexpected_answer",
+			Message: fmt.Sprintf("unexpected answer %d: %s", status, clip(string(bytes.TrimSpace(body)), 200))}
+	}
+	e := &ResponseError{Status: status, Code: eb.Error.Code, Message: eb.Error.Message, RequestID: eb.Error.RequestID}
+	// The longest sentinel text the message starts with (userMessage keeps
+	// the chain from the sentinel on), among those answered with Code.
+	for _, s := range sentinels {
+		t := s.err.Error()
+		if s.code == e.Code && strings.HasPrefix(e.Message, t) && (e.Err == nil || len(t) > len(e.Err.Error())) {
+			e.Err = s.err
+		}
+	}
+	return e
+}
+
 // writeError is the one place errors reach the client.
 func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
 	ae := toAPIError(err)

@@ -35,7 +35,7 @@ var operations = map[string]op{
 	"GET /v1/peers/{name}/config":  {summary: "The wg-quick config with a private key placeholder (JSON, text/plain or image/png QR)", scope: "admin", response: "PeerConfig"},
 	"GET /v1/audit":                {summary: "Mutating requests, oldest first", scope: "admin", response: "AuditList", query: []string{"peer", "after", "limit"}},
 	"GET /v1/settings":             {summary: "The appliance's settings (never its private key)", scope: "admin", response: "Settings"},
-	"PATCH /v1/settings":           {summary: "Change the API host names: the Host names, besides the tunnel address, under which the API answers", scope: "admin", request: "SettingsUpdate", response: "Settings"},
+	"PATCH /v1/settings":           {summary: "Change the endpoint, the listen port (from the next start), the default rate and burst, or the API host names; absent fields stay. The subnet and the MTU are fixed at init", scope: "admin", request: "SettingsUpdate", response: "Settings"},
 
 	"POST /v1/sessions":                        {summary: "Create a WhatsApp session (state new)", scope: "sessions", request: "SessionCreate", response: "Session", status: "201"},
 	"GET /v1/sessions":                         {summary: "Sessions on this peer's allow-list", scope: "read", response: "SessionList"},
@@ -138,7 +138,12 @@ var schemas = map[string]any{
 		"endpoint": str, "default_rate": number, "default_burst": integer,
 		"api_hosts": map[string]any{"type": "array", "items": str, "description": "host names or IP literals (no ports) besides the tunnel address that a request's Host may name"}},
 		"tunnel_address", "api_hosts"),
-	"SettingsUpdate": obj(map[string]any{"api_hosts": map[string]any{"type": "array", "items": str, "description": "replaces the list; [] clears it"}}),
+	"SettingsUpdate": obj(map[string]any{
+		"endpoint":      map[string]any{"type": "string", "description": "HOST:PORT clients dial, in configs rendered from now on; \"\" clears it"},
+		"listen_port":   map[string]any{"type": "integer", "minimum": 1, "maximum": 65535, "description": "WireGuard UDP port, used from the next start"},
+		"default_rate":  map[string]any{"type": "number", "description": "requests/second of peers added from now on without their own"},
+		"default_burst": map[string]any{"type": "integer", "minimum": 1, "description": "burst of peers added from now on without their own"},
+		"api_hosts":     map[string]any{"type": "array", "items": str, "description": "replaces the list; [] clears it"}}),
 	"AuditList": obj(map[string]any{"next_after": integer, "entries": map[string]any{"type": "array", "items": obj(map[string]any{
 		"id": integer, "at": dateTime, "peer": str, "method": str, "route": str, "target": str, "status": integer, "request_id": str,
 		"count": integer, "last_at": dateTime})}}, "entries"),

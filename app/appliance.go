@@ -323,7 +323,7 @@ func (a *Appliance) Start(ctx context.Context) error {
 		dev.Close()
 		return fail(err)
 	}
-	ctl, err := listenControl(a.opts.StateDir, a.handler, a.log)
+	ctl, err := listenControl(a.opts.StateDir, a.handler, a.Sync, a.log)
 	if err != nil {
 		ln.Close()
 		dev.Close()

@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"net/netip"
 	"runtime/debug"
-	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -142,8 +141,8 @@ func (f initFlags) server() (peers.Server, error) {
 	if err != nil {
 		return peers.Server{}, usagef("--subnet %q: want a prefix such as 10.77.0.0/24", *f.subnet)
 	}
-	if *f.listenPort < 1 || *f.listenPort > 65535 {
-		return peers.Server{}, usagef("--listen-port %d: want a UDP port from 1 to 65535", *f.listenPort)
+	if err := peers.ValidateListenPort(*f.listenPort); err != nil {
+		return peers.Server{}, usagef("--listen-port %d: %v", *f.listenPort, err)
 	}
 	if *f.mtu < 1280 || *f.mtu > 9000 {
 		return peers.Server{}, usagef("--mtu %d: want 1280-9000", *f.mtu)
@@ -195,41 +194,14 @@ func (c *cli) reconfigure(ctx context.Context, dir string, want peers.Server, se
 	if err != nil {
 		return false, err
 	}
-	if set["subnet"] && want.Subnet != have.Subnet {
-		return false, fmt.Errorf("--subnet %s: %s was initialized with subnet %s, which is fixed at init (peer addresses depend on it); use another --state to start over", want.Subnet, dir, have.Subnet)
-	}
-	if set["mtu"] && want.MTU != have.MTU {
-		return false, fmt.Errorf("--mtu %d: %s was initialized with MTU %d, which is fixed at init (every peer's config has it); use another --state to start over", want.MTU, dir, have.MTU)
-	}
-	var ch peers.ServerChange
-	var what []string
-	if set["endpoint"] && want.Endpoint != have.Endpoint {
-		ch.Endpoint = &want.Endpoint
-		what = append(what, fmt.Sprintf("endpoint %s (was %s)", orNone(want.Endpoint), orNone(have.Endpoint)))
-	}
-	if set["listen-port"] && want.ListenPort != have.ListenPort {
-		ch.ListenPort = &want.ListenPort
-		what = append(what, fmt.Sprintf("listen port %d (was %d)", want.ListenPort, have.ListenPort))
-	}
-	if set["rate"] && want.DefaultRate != have.DefaultRate {
-		ch.DefaultRate = &want.DefaultRate
-		what = append(what, fmt.Sprintf("default rate %g (was %g)", want.DefaultRate, have.DefaultRate))
-	}
-	if set["burst"] && want.DefaultBurst != have.DefaultBurst {
-		ch.DefaultBurst = &want.DefaultBurst
-		what = append(what, fmt.Sprintf("default burst %d (was %d)", want.DefaultBurst, have.DefaultBurst))
-	}
-	if set["api-host"] && !slices.Equal(want.APIHosts, have.APIHosts) {
-		ch.APIHosts = &want.APIHosts
-		what = append(what, fmt.Sprintf("API hosts %s (was %s)", joinOr(want.APIHosts, "none"), joinOr(have.APIHosts, "none")))
-	}
-	if len(what) == 0 {
-		return false, nil
+	ch, what, err := serverChange(dir, have, want, set)
+	if err != nil || len(what) == 0 {
+		return false, err
 	}
 	if _, err := peers.UpdateServer(ctx, db, ch); err != nil {
 		return false, err
 	}
-	fmt.Fprintf(c.stderr, "updated %s: %s\n", dir, strings.Join(what, ", "))
+	c.reportChange(dir, what)
 	return true, nil
 }
 
@@ -394,11 +366,12 @@ func runServe(ctx context.Context, dir string, log *slog.Logger, sf serveFlags) 
 }
 
 // set changes the stored settings of an initialized state, also while serve
-// runs: a serving appliance picks up the endpoint and the default limits
-// within a poll (peer configs rendered from then on carry the new endpoint);
-// a new listen port takes effect at its next start.
+// runs: then through its control socket, so the endpoint, the default
+// limits and the API hosts apply at once (peer configs rendered from then
+// on carry the new endpoint); a new listen port takes effect at its next
+// start.
 func (c *cli) set(ctx context.Context, args []string) error {
-	fs := c.flags("set", "[flags]", "Change the settings of an initialized state: --endpoint, --listen-port, --rate, --burst and --api-host\n(a running serve picks up the endpoint, limits and API hosts within a second; a new listen port at its next start).\n--subnet and --mtu are fixed at init.")
+	fs := c.flags("set", "[flags]", "Change the settings of an initialized state: --endpoint, --listen-port, --rate, --burst and --api-host\n(through a running serve the endpoint, limits and API hosts apply at once; a new listen port at its next start).\n--subnet and --mtu are fixed at init.")
 	state := stateFlag(fs)
 	f := addInitFlags(fs)
 	s, err := f.parse(fs, args)
@@ -410,7 +383,7 @@ func (c *cli) set(ctx context.Context, args []string) error {
 	if len(given) == 0 {
 		return usagef("nothing to set: give --endpoint, --listen-port, --rate, --burst or --api-host")
 	}
-	changed, err := c.reconfigure(ctx, *state, s, given)
+	changed, err := c.setSettings(ctx, *state, s, given)
 	if err != nil {
 		return err
 	}
@@ -489,7 +462,12 @@ func (c *cli) firstAdmin(ctx context.Context, dir string) error {
 // printConfig writes a peer's config on stdout (and the endpoint warning on
 // stderr) and returns it.
 func (c *cli) printConfig(s peers.Server, cr peers.Created) string {
-	cfg, placeholder := peers.RenderConfig(s, cr.Peer, cr.PrivateKey)
+	return c.printRendered(peers.RenderConfig(s, cr.Peer, cr.PrivateKey))
+}
+
+// printRendered is printConfig for a config already rendered (by the
+// serving appliance); placeholder says its endpoint is one.
+func (c *cli) printRendered(cfg string, placeholder bool) string {
 	fmt.Fprint(c.stdout, cfg)
 	if placeholder {
 		fmt.Fprintf(c.stderr, "warning: no endpoint configured: edit the Endpoint line before use, or set it for every config with 'waappliance set --endpoint HOST:PORT'\n")

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 
+	"waappliance/api"
 	"waappliance/peers"
 )
 
@@ -43,4 +44,17 @@ func detail(err, sentinel error) string {
 		return msg[i+len(s):]
 	}
 	return ""
+}
+
+// peerFailed words an error of a command on the peer name that went
+// through the serving appliance as the direct path words the registry's:
+// an API answer made from a sentinel (api.ResponseError.Err) becomes the
+// *peers.PeerError the registry returns, so describe prints the same text
+// either way. Other errors (internal, refusals) print the API's message.
+func peerFailed(name string, err error) error {
+	var re *api.ResponseError
+	if errors.As(err, &re) && re.Err != nil {
+		return &peers.PeerError{Op: "control", Name: name, Err: re}
+	}
+	return err
 }

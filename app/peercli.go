@@ -103,16 +103,23 @@ func (c *cli) peerAdd(ctx context.Context, args []string) error {
 			return usagef("--public-key: %v", err)
 		}
 	}
-	a, err := openState(ctx, *state)
-	if err != nil {
-		return err
+	var cfg string
+	if cc := serving(*state); cc != nil {
+		if cfg, err = c.addVia(ctx, cc, o); err != nil {
+			return peerFailed(name, err)
+		}
+	} else {
+		a, err := openState(ctx, *state)
+		if err != nil {
+			return err
+		}
+		defer a.Close()
+		cr, err := a.reg.Add(ctx, o)
+		if err != nil {
+			return err
+		}
+		cfg = c.printConfig(a.server, cr)
 	}
-	defer a.Close()
-	cr, err := a.reg.Add(ctx, o)
-	if err != nil {
-		return err
-	}
-	cfg := c.printConfig(a.server, cr)
 	if *qr {
 		q, err := peers.TerminalQR(cfg)
 		if err != nil {
@@ -121,6 +128,32 @@ func (c *cli) peerAdd(ctx context.Context, args []string) error {
 		fmt.Fprint(c.stderr, q)
 	}
 	return nil
+}
+
+// createdAnswer is the part of the API's answer to POST /v1/peers and
+// rotate that the command line prints.
+type createdAnswer struct {
+	Config  string `json:"config"`
+	Warning string `json:"warning"`
+}
+
+// addVia adds the peer through the serving appliance and prints its config
+// as the direct path does: the API renders it with the generated private
+// key, returned this once, or the placeholder for --public-key.
+func (c *cli) addVia(ctx context.Context, cc *controlClient, o peers.AddOptions) (string, error) {
+	req := map[string]any{"name": o.Name, "scopes": (&peers.Peer{Scopes: o.Scopes}).ScopeStrings(), "rate": o.Rate, "burst": o.Burst,
+		"send_per_minute": o.SendPerMinute, "max_conns": o.MaxConns, "max_streams": o.MaxStreams, "sessions": o.Sessions}
+	if !o.PublicKey.IsZero() {
+		req["public_key"] = o.PublicKey.String()
+	}
+	if !o.ExpiresAt.IsZero() {
+		req["expires_at"] = o.ExpiresAt
+	}
+	var cr createdAnswer
+	if err := cc.call(ctx, "POST", "/v1/peers", req, &cr); err != nil {
+		return "", err
+	}
+	return c.printRendered(cr.Config, cr.Warning != ""), nil
 }
 
 func splitList(s string) []string {
@@ -194,30 +227,49 @@ func (c *cli) withPeer(ctx context.Context, args []string, fs *flag.FlagSet, fn 
 	return fn(a, p)
 }
 
-// simple runs a one-name command against the registry.
-func (c *cli) simple(ctx context.Context, args []string, name, summary string, fn func(*Appliance, string) error) error {
+// peerChange runs a one-name mutating command: through the serving
+// appliance's control socket when one answers (viaAPI: audited as
+// local-cli and in force when it returns), else on the store (direct).
+// Errors read the same either way (peerFailed); done (nil: nothing) runs
+// after either succeeded.
+func (c *cli) peerChange(ctx context.Context, args []string, name, summary string, viaAPI func(*controlClient, string) error, direct func(*Appliance, string) error, done func(string)) error {
 	fs := c.flags(name, "NAME", summary)
 	state := stateFlag(fs)
 	n, err := oneName(fs, args)
 	if err != nil {
 		return err
 	}
-	a, err := openState(ctx, *state)
+	if err := c.onPeer(ctx, *state, n, viaAPI, direct); err != nil {
+		return err
+	}
+	if done != nil {
+		done(n)
+	}
+	return nil
+}
+
+// onPeer runs viaAPI with the appliance serving dir, or direct on the
+// opened state when none does.
+func (c *cli) onPeer(ctx context.Context, dir, n string, viaAPI func(*controlClient, string) error, direct func(*Appliance, string) error) error {
+	if cc := serving(dir); cc != nil {
+		if !peers.ValidName(n) { // no peer has it; and it never goes into a path
+			return &peers.PeerError{Op: "control", Name: n, Err: peers.ErrNotFound}
+		}
+		return peerFailed(n, viaAPI(cc, n))
+	}
+	a, err := openState(ctx, dir)
 	if err != nil {
 		return err
 	}
 	defer a.Close()
-	return fn(a, n)
+	return direct(a, n)
 }
 
 func (c *cli) peerRemove(ctx context.Context, args []string) error {
-	return c.simple(ctx, args, "peer remove", "Remove a peer; its key stops working within 2 seconds on a running appliance.", func(a *Appliance, n string) error {
-		if err := a.reg.Remove(ctx, n); err != nil {
-			return err
-		}
-		fmt.Fprintf(c.stderr, "removed peer %s\n", n)
-		return nil
-	})
+	return c.peerChange(ctx, args, "peer remove", "Remove a peer; its key stops working at once on a running appliance.",
+		func(cc *controlClient, n string) error { return cc.call(ctx, "DELETE", "/v1/peers/"+n, nil, nil) },
+		func(a *Appliance, n string) error { return a.reg.Remove(ctx, n) },
+		func(n string) { fmt.Fprintf(c.stderr, "removed peer %s\n", n) })
 }
 
 func (c *cli) peerDisable(ctx context.Context, args []string) error {
@@ -229,24 +281,35 @@ func (c *cli) peerEnable(ctx context.Context, args []string) error {
 }
 
 func (c *cli) setDisabled(ctx context.Context, args []string, name, summary string, disabled bool) error {
-	return c.simple(ctx, args, name, summary, func(a *Appliance, n string) error {
-		if _, err := a.reg.SetDisabled(ctx, n, disabled); err != nil {
+	return c.peerChange(ctx, args, name, summary,
+		func(cc *controlClient, n string) error {
+			return cc.call(ctx, "PATCH", "/v1/peers/"+n, map[string]bool{"disabled": disabled}, nil)
+		},
+		func(a *Appliance, n string) error {
+			_, err := a.reg.SetDisabled(ctx, n, disabled)
 			return err
-		}
-		fmt.Fprintf(c.stderr, "%sd peer %s\n", strings.TrimPrefix(name, "peer "), n)
-		return nil
-	})
+		},
+		func(n string) { fmt.Fprintf(c.stderr, "%sd peer %s\n", strings.TrimPrefix(name, "peer "), n) })
 }
 
 func (c *cli) peerRotate(ctx context.Context, args []string) error {
-	return c.simple(ctx, args, "peer rotate", "Give a peer a new generated key (printed once in its new config); the old key stops working.", func(a *Appliance, n string) error {
-		cr, err := a.reg.Rotate(ctx, n)
-		if err != nil {
-			return err
-		}
-		c.printConfig(a.server, cr)
-		return nil
-	})
+	return c.peerChange(ctx, args, "peer rotate", "Give a peer a new generated key (printed once in its new config); the old key stops working.",
+		func(cc *controlClient, n string) error {
+			var cr createdAnswer
+			if err := cc.call(ctx, "POST", "/v1/peers/"+n+"/rotate", nil, &cr); err != nil {
+				return err
+			}
+			c.printRendered(cr.Config, cr.Warning != "")
+			return nil
+		},
+		func(a *Appliance, n string) error {
+			cr, err := a.reg.Rotate(ctx, n)
+			if err != nil {
+				return err
+			}
+			c.printConfig(a.server, cr)
+			return nil
+		}, nil)
 }
 
 func (c *cli) peerConfig(ctx context.Context, args []string) error {
@@ -291,8 +354,8 @@ func (f capFlags) check(set map[string]bool) error {
 	return nil
 }
 
-// peerSet changes a peer's limits; a running appliance applies them within
-// a poll (connection and stream caps count from the next connection or
+// peerSet changes a peer's limits; through a running appliance they apply
+// at once (connection and stream caps count from the next connection or
 // stream: nothing already open is cut).
 func (c *cli) peerSet(ctx context.Context, args []string) error {
 	fs := c.flags("peer set", "NAME [--rate R] [--burst B] [--send-per-minute N] [--max-conns N] [--max-streams N]",
@@ -338,12 +401,22 @@ func (c *cli) peerSet(ctx context.Context, args []string) error {
 	if o == (peers.UpdateOptions{}) {
 		return usagef("nothing to set: give --rate, --burst, --send-per-minute, --max-conns or --max-streams")
 	}
-	a, err := openState(ctx, *state)
+	err = c.onPeer(ctx, *state, name,
+		func(cc *controlClient, n string) error {
+			body := struct {
+				Rate          *float64 `json:"rate,omitempty"`
+				Burst         *int     `json:"burst,omitempty"`
+				SendPerMinute *int     `json:"send_per_minute,omitempty"`
+				MaxConns      *int     `json:"max_conns,omitempty"`
+				MaxStreams    *int     `json:"max_streams,omitempty"`
+			}{o.Rate, o.Burst, o.SendPerMinute, o.MaxConns, o.MaxStreams}
+			return cc.call(ctx, "PATCH", "/v1/peers/"+n, body, nil)
+		},
+		func(a *Appliance, n string) error {
+			_, err := a.reg.Update(ctx, n, o)
+			return err
+		})
 	if err != nil {
-		return err
-	}
-	defer a.Close()
-	if _, err := a.reg.Update(ctx, name, o); err != nil {
 		return err
 	}
 	fmt.Fprintf(c.stderr, "updated peer %s\n", name)

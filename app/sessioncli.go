@@ -1,9 +1,7 @@
 package app
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"text/tabwriter"
 	"time"
@@ -27,17 +25,6 @@ func (c *cli) session(ctx context.Context, args []string) error {
 		return usagef("unknown subcommand %q", args[0])
 	}
 	return run(ctx, args[1:])
-}
-
-// apiErr turns an error response into an error with the API's message.
-func apiErr(status int, body []byte) error {
-	var e struct {
-		Error struct{ Code, Message string }
-	}
-	if json.Unmarshal(body, &e) == nil && e.Error.Message != "" {
-		return fmt.Errorf("%s (%d %s)", e.Error.Message, status, e.Error.Code)
-	}
-	return fmt.Errorf("unexpected answer %d: %s", status, bytes.TrimSpace(body))
 }
 
 func (c *cli) controlFor(args []string, name, usage, summary string, wantName bool) (*controlClient, string, error) {
@@ -68,13 +55,8 @@ func (c *cli) sessionAdd(ctx context.Context, args []string) error {
 	if !peers.ValidName(name) {
 		return usagef("invalid session name: want [a-z0-9][a-z0-9-]{0,31}")
 	}
-	body, _ := json.Marshal(map[string]string{"name": name})
-	st, b, err := cc.do(ctx, "POST", "/v1/sessions", bytes.NewReader(body))
-	if err != nil {
+	if err := cc.call(ctx, "POST", "/v1/sessions", map[string]string{"name": name}, nil); err != nil {
 		return err
-	}
-	if st != 201 {
-		return apiErr(st, b)
 	}
 	fmt.Fprintf(c.stderr, "session %s created; link it with 'waappliance session login %s'\n", name, name)
 	return nil
@@ -94,15 +76,8 @@ func (c *cli) sessionList(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	st, b, err := cc.do(ctx, "GET", "/v1/sessions", nil)
-	if err != nil {
-		return err
-	}
-	if st != 200 {
-		return apiErr(st, b)
-	}
 	var out struct{ Sessions []sessionView }
-	if err := json.Unmarshal(b, &out); err != nil {
+	if err := cc.call(ctx, "GET", "/v1/sessions", nil, &out); err != nil {
 		return err
 	}
 	tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
@@ -126,14 +101,8 @@ func orDash(s string) string {
 
 func (c *cli) sessionGet(ctx context.Context, cc *controlClient, name string) (sessionView, error) {
 	var v sessionView
-	st, b, err := cc.do(ctx, "GET", "/v1/sessions/"+name, nil)
-	if err != nil {
-		return v, err
-	}
-	if st != 200 {
-		return v, apiErr(st, b)
-	}
-	return v, json.Unmarshal(b, &v)
+	err := cc.call(ctx, "GET", "/v1/sessions/"+name, nil, &v)
+	return v, err
 }
 
 func (c *cli) sessionLogin(ctx context.Context, args []string) error {
@@ -152,24 +121,14 @@ func (c *cli) sessionLogin(ctx context.Context, args []string) error {
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
 	if *phone != "" {
-		body, _ := json.Marshal(map[string]string{"phone": *phone})
-		st, b, err := cc.do(ctx, "POST", "/v1/sessions/"+name+"/pair-code", bytes.NewReader(body))
-		if err != nil {
+		var pc struct{ Code string }
+		if err := cc.call(ctx, "POST", "/v1/sessions/"+name+"/pair-code", map[string]string{"phone": *phone}, &pc); err != nil {
 			return err
 		}
-		if st != 200 {
-			return apiErr(st, b)
-		}
-		var pc struct{ Code string }
-		json.Unmarshal(b, &pc)
 		fmt.Fprintf(c.stdout, "On the phone: WhatsApp > Linked devices > Link a device > Link with phone number instead, and enter:\n\n    %s\n\n", pc.Code)
 	} else {
-		st, b, err := cc.do(ctx, "POST", "/v1/sessions/"+name+"/login", nil)
-		if err != nil {
+		if err := cc.call(ctx, "POST", "/v1/sessions/"+name+"/login", nil, nil); err != nil {
 			return err
-		}
-		if st != 202 {
-			return apiErr(st, b)
 		}
 	}
 	lastCode := ""
@@ -190,10 +149,8 @@ func (c *cli) sessionLogin(ctx context.Context, args []string) error {
 			}
 		}
 		if *phone == "" {
-			st, b, err := cc.do(ctx, "GET", "/v1/sessions/"+name+"/qr", nil)
-			if err == nil && st == 200 {
-				var q struct{ Code string }
-				json.Unmarshal(b, &q)
+			var q struct{ Code string }
+			if err := cc.call(ctx, "GET", "/v1/sessions/"+name+"/qr", nil, &q); err == nil {
 				if q.Code != lastCode {
 					lastCode = q.Code
 					art, _ := peers.TerminalQR(q.Code)
@@ -214,12 +171,8 @@ func (c *cli) sessionLogout(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	st, b, err := cc.do(ctx, "POST", "/v1/sessions/"+name+"/logout", nil)
-	if err != nil {
+	if err := cc.call(ctx, "POST", "/v1/sessions/"+name+"/logout", nil, nil); err != nil {
 		return err
-	}
-	if st != 200 {
-		return apiErr(st, b)
 	}
 	fmt.Fprintf(c.stderr, "session %s logged out\n", name)
 	return nil
@@ -230,12 +183,8 @@ func (c *cli) sessionRemove(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	st, b, err := cc.do(ctx, "DELETE", "/v1/sessions/"+name, nil)
-	if err != nil {
+	if err := cc.call(ctx, "DELETE", "/v1/sessions/"+name, nil, nil); err != nil {
 		return err
-	}
-	if st != 204 {
-		return apiErr(st, b)
 	}
 	fmt.Fprintf(c.stderr, "session %s removed\n", name)
 	return nil

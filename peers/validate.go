@@ -92,3 +92,13 @@ func ValidateMaxStreams(n int) error {
 	}
 	return nil
 }
+
+// ValidateListenPort reports an error unless port is a UDP port from 1 to
+// 65535 (0 is refused: it would mean "any" to the OS, and the default to
+// Server.Validate).
+func ValidateListenPort(port int) error {
+	if port < 1 || port > 65535 {
+		return fmt.Errorf("want a UDP port from 1 to 65535")
+	}
+	return nil
+}
