@@ -26,6 +26,24 @@ func openStore(t *testing.T, dsn string) *store.DB {
 	return db
 }
 
+// reopen opens a second handle on db's database, as another process does,
+// closed when t ends.
+func reopen(t *testing.T, db *store.DB, dsn string) *store.DB {
+	t.Helper()
+	var db2 *store.DB
+	var err error
+	if dsn == "" {
+		db2, err = store.OpenPath(context.Background(), db.Path)
+	} else {
+		db2, err = store.OpenDSN(context.Background(), dsn, store.Options{})
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db2.Close() })
+	return db2
+}
+
 func newLog(t *testing.T, dsn string, now *time.Time) *Log {
 	t.Helper()
 	return New(openStore(t, dsn), Options{Retention: time.Hour, Now: func() time.Time { return *now }})
