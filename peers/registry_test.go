@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -400,6 +401,76 @@ func TestAPIHosts(t *testing.T) {
 		}
 		if l, _ := LoadServer(ctx, cli.db); len(l.APIHosts) != 0 {
 			t.Fatalf("stored after clearing: %q", l.APIHosts)
+		}
+	})
+}
+
+// TestConcurrentUpdateSequencesLoseNothing: several writers, on two
+// database handles (serve and the CLI), each PATCH their own field of one
+// peer with an increasing sequence of values. Every row an Update writes
+// must carry each other writer's value at least as new as the last one
+// that writer had committed before the Update began (no stale read written
+// back), and in the end each field holds its writer's last value.
+func TestConcurrentUpdateSequencesLoseNothing(t *testing.T) {
+	pgtest.ForEngines(t, func(t *testing.T, dsn string) {
+		serve, cli, _ := twoProcesses(t, dsn)
+		ctx := context.Background()
+		if _, err := serve.Add(ctx, AddOptions{Name: "x", Rate: 1, Burst: 1, SendPerMinute: 1}); err != nil {
+			t.Fatal(err)
+		}
+		cli.Refresh(ctx)
+		// Each writer sets one field to k and reads it back from a Peer.
+		type writer struct {
+			set func(k int) UpdateOptions
+			get func(p Peer) int
+		}
+		writers := []writer{
+			{func(k int) UpdateOptions { r := float64(k); return UpdateOptions{Rate: &r} }, func(p Peer) int { return int(p.Rate) }},
+			{func(k int) UpdateOptions { return UpdateOptions{Burst: &k} }, func(p Peer) int { return p.Burst }},
+			{func(k int) UpdateOptions { return UpdateOptions{SendPerMinute: &k} }, func(p Peer) int { return p.SendPerMinute }},
+			{func(k int) UpdateOptions { return UpdateOptions{MaxConns: &k} }, func(p Peer) int { return p.MaxConns }},
+			{func(k int) UpdateOptions { return UpdateOptions{MaxStreams: &k} }, func(p Peer) int { return p.MaxStreams }},
+		}
+		const last = 30
+		committed := make([]atomic.Int64, len(writers))
+		var wg sync.WaitGroup
+		for w, wr := range writers {
+			wg.Go(func() {
+				r := serve
+				if w%2 == 1 {
+					r = cli
+				}
+				for k := 1; k <= last; k++ {
+					floor := make([]int, len(writers))
+					for v := range writers {
+						floor[v] = int(committed[v].Load())
+					}
+					p, err := r.Update(ctx, "x", wr.set(k))
+					if err != nil {
+						t.Errorf("writer %d, value %d: %v", w, k, err)
+						return
+					}
+					for v, other := range writers {
+						if v != w && other.get(p) < floor[v] {
+							t.Errorf("writer %d wrote writer %d's field back to %d after %d had committed", w, v, other.get(p), floor[v])
+						}
+					}
+					committed[w].Store(int64(k))
+				}
+			})
+		}
+		wg.Wait()
+		for _, r := range []*Registry{serve, cli} {
+			r.Refresh(ctx)
+			p, err := r.Get("x")
+			if err != nil {
+				t.Fatal(err)
+			}
+			for w, wr := range writers {
+				if got := wr.get(p); got != last {
+					t.Errorf("writer %d's field ends at %d, want its last value %d", w, got, last)
+				}
+			}
 		}
 	})
 }
