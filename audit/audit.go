@@ -136,13 +136,9 @@ func (l *Log) insert(ctx context.Context, e Entry) (int64, error) {
 	}
 	var id int64
 	err := l.db.Batch(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `INSERT INTO audit(at, peer, method, route, target, status, request_id, count) VALUES (?,?,?,?,?,?,?,1)`,
-			e.At.UnixNano(), e.Peer, e.Method, e.Route, e.Target, e.Status, e.RequestID)
-		if err != nil {
-			return err
-		}
-		id, err = res.LastInsertId()
-		return err
+		return tx.QueryRowContext(ctx, `INSERT INTO audit(at, peer, method, route, target, status, request_id, count)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, 1) RETURNING id`,
+			e.At.UnixNano(), e.Peer, e.Method, e.Route, e.Target, e.Status, e.RequestID).Scan(&id)
 	})
 	return id, err
 }
@@ -155,10 +151,10 @@ func (l *Log) Finish(ctx context.Context, id int64, e Entry) error {
 	refused := isRefusal(e.Status)
 	err := l.db.Batch(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		if refused {
-			_, err := tx.ExecContext(ctx, `DELETE FROM audit WHERE id = ?`, id)
+			_, err := tx.ExecContext(ctx, `DELETE FROM audit WHERE id = $1`, id)
 			return err
 		}
-		_, err := tx.ExecContext(ctx, `UPDATE audit SET status = ? WHERE id = ?`, e.Status, id)
+		_, err := tx.ExecContext(ctx, `UPDATE audit SET status = $1 WHERE id = $2`, e.Status, id)
 		return err
 	})
 	if refused {
@@ -230,7 +226,7 @@ func (l *Log) Flush(ctx context.Context) error {
 	}
 	err := l.db.Batch(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		for k, r := range batch {
-			if _, err := tx.ExecContext(ctx, `INSERT INTO audit(at, peer, method, route, target, status, request_id, count, last_at) VALUES (?,?,?,?,?,?,?,?,?)`,
+			if _, err := tx.ExecContext(ctx, `INSERT INTO audit(at, peer, method, route, target, status, request_id, count, last_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
 				r.first.UnixNano(), k.peer, k.method, k.route, r.target, k.status, r.requestID, r.count, r.last.UnixNano()); err != nil {
 				return err
 			}
@@ -280,13 +276,20 @@ func (l *Log) Prune(ctx context.Context, _ time.Time) (int64, error) {
 	cutoff := l.now().Add(-l.retention).UnixNano()
 	var total int64
 	for {
-		// In chunks, so that the write lock is never held for long after a
-		// flood.
-		res, err := l.db.ExecContext(ctx, `DELETE FROM audit WHERE id IN (SELECT id FROM audit WHERE at < ? AND COALESCE(last_at, at) < ? LIMIT ?)`, cutoff, cutoff, pruneChunk)
+		// In chunks, each its own write transaction, so that the write
+		// lock is never held for long after a flood.
+		var n int64
+		err := l.db.WriteTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+			res, err := tx.ExecContext(ctx, `DELETE FROM audit WHERE id IN (SELECT id FROM audit WHERE at < $1 AND COALESCE(last_at, at) < $1 LIMIT $2)`, cutoff, pruneChunk)
+			if err != nil {
+				return err
+			}
+			n, err = res.RowsAffected()
+			return err
+		})
 		if err != nil {
 			return total, fmt.Errorf("audit.Prune: %w", err)
 		}
-		n, _ := res.RowsAffected()
 		total += n
 		if n < pruneChunk {
 			return total, nil
@@ -307,14 +310,14 @@ func (l *Log) List(ctx context.Context, peer string, after int64, limit int) ([]
 		limit = 100
 	}
 	limit = min(limit, MaxLimit)
-	q := `SELECT id, at, peer, method, route, target, status, request_id, count, last_at FROM audit WHERE id > ?`
 	args := []any{after}
+	q := `SELECT id, at, peer, method, route, target, status, request_id, count, last_at FROM audit WHERE id > $1`
 	if peer != "" {
-		q += ` AND peer = ?`
 		args = append(args, peer)
+		q += fmt.Sprintf(` AND peer = $%d`, len(args))
 	}
-	q += ` ORDER BY id LIMIT ?`
 	args = append(args, limit)
+	q += fmt.Sprintf(` ORDER BY id LIMIT $%d`, len(args))
 	rows, err := l.db.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("audit.List: %w", err)

@@ -116,42 +116,58 @@ func New(db *store.DB, o Options) *Log {
 	return &Log{db: db, retention: o.Retention, now: o.Now, wake: make(chan struct{})}
 }
 
-// Execer is a *sql.DB or *sql.Tx.
-type Execer interface {
-	ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error)
-}
-
 // AppendTx appends an event inside the caller's transaction, so it commits
 // together with whatever caused it. The caller must call Notify after commit.
-func (l *Log) AppendTx(ctx context.Context, tx Execer, session, typ string, data any) (Event, error) {
+//
+// The transaction is normally one of store.DB.WriteTx or Batch. Any other
+// works too, provided it takes no store write lock after this call: the
+// append takes store.DB.AppendLock, held until tx ends, so that event ids
+// commit in id order on PostgreSQL as well (a reader following the log
+// with List never skips an id that commits after a higher one).
+func (l *Log) AppendTx(ctx context.Context, tx store.Querier, session, typ string, data any) (Event, error) {
 	e, _, err := l.appendTx(ctx, tx, session, typ, "", data)
 	return e, err
 }
 
 // appendTx inserts an event; with a key, an event of the same session, type
-// and key already in the log makes it a no-op (appended false). The unique
-// index events_dedupe decides that, not a read before the write.
-func (l *Log) appendTx(ctx context.Context, tx Execer, session, typ, key string, data any) (e Event, appended bool, err error) {
+// and key already in the log makes it a no-op (appended false, e zero).
+//
+// It takes the append lock first, so appenders take ids one at a time and
+// each commits before the next takes one. Under that lock the key is looked
+// up before the insert: PostgreSQL takes an id from the sequence even for an
+// insert that its ON CONFLICT then drops, and a sequence is not rolled
+// back, so an insert of a repeat would leave a gap in the ids. The unique
+// index events_dedupe (ON CONFLICT) stays the guarantee.
+func (l *Log) appendTx(ctx context.Context, tx store.Querier, session, typ, key string, data any) (e Event, appended bool, err error) {
 	b, err := json.Marshal(data)
 	if err != nil {
 		return Event{}, false, fmt.Errorf("events: encode %s: %w", typ, err)
 	}
+	if err := l.db.AppendLock(ctx, tx); err != nil {
+		return Event{}, false, fmt.Errorf("events: append %s: %w", typ, err)
+	}
 	var k any // NULL: no key, never a conflict
 	if key != "" {
 		k = key
+		var one int
+		err := tx.QueryRowContext(ctx, `SELECT 1 FROM events WHERE session = $1 AND type = $2 AND dedupe_key = $3`, session, typ, key).Scan(&one)
+		if err == nil {
+			return Event{}, false, nil
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			return Event{}, false, fmt.Errorf("events: append %s: %w", typ, err)
+		}
 	}
 	at := l.now().UTC()
-	res, err := tx.ExecContext(ctx, `INSERT INTO events(at, session, type, data, dedupe_key) VALUES (?,?,?,?,?)
-		ON CONFLICT(session, type, dedupe_key) WHERE dedupe_key IS NOT NULL DO NOTHING`, at.UnixNano(), session, typ, string(b), k)
+	var id int64
+	err = tx.QueryRowContext(ctx, `INSERT INTO events(at, session, type, data, dedupe_key) VALUES ($1, $2, $3, $4, $5)
+		ON CONFLICT(session, type, dedupe_key) WHERE dedupe_key IS NOT NULL DO NOTHING
+		RETURNING id`, at.UnixNano(), session, typ, string(b), k).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Event{}, false, nil // the key was taken after all
+	}
 	if err != nil {
 		return Event{}, false, fmt.Errorf("events: append %s: %w", typ, err)
-	}
-	if n, err := res.RowsAffected(); err != nil || n == 0 {
-		return Event{}, false, err
-	}
-	id, err := res.LastInsertId()
-	if err != nil {
-		return Event{}, false, err
 	}
 	for cur := l.appended.Load(); id > cur && !l.appended.CompareAndSwap(cur, id); cur = l.appended.Load() {
 	}
@@ -199,9 +215,8 @@ func (l *Log) AppendOnce(ctx context.Context, session, typ, key string, data any
 		if e, err = byKey(ctx, tx, session, typ, key); err != nil {
 			return err
 		}
-		// Roll back to the savepoint: the ignored insert still took an id
-		// from the AUTOINCREMENT sequence, and a gap would make Latest
-		// name an event that never existed.
+		// Roll back to the savepoint: nothing of a repeat is to commit
+		// (and on PostgreSQL this releases the append lock at once).
 		return errDuplicate
 	})
 	switch {
@@ -214,11 +229,11 @@ func (l *Log) AppendOnce(ctx context.Context, session, typ, key string, data any
 	return e, true, nil
 }
 
-func byKey(ctx context.Context, q queryRower, session, typ, key string) (Event, error) {
+func byKey(ctx context.Context, q store.Querier, session, typ, key string) (Event, error) {
 	var e Event
 	var at int64
 	var data string
-	err := q.QueryRowContext(ctx, `SELECT id, at, session, type, data FROM events WHERE session = ? AND type = ? AND dedupe_key = ?`,
+	err := q.QueryRowContext(ctx, `SELECT id, at, session, type, data FROM events WHERE session = $1 AND type = $2 AND dedupe_key = $3`,
 		session, typ, key).Scan(&e.ID, &at, &e.Session, &e.Type, &data)
 	if err != nil {
 		return Event{}, fmt.Errorf("events: event of key: %w", err)
@@ -266,19 +281,29 @@ const MaxLimit = 1000
 
 // List returns events with id > After in order. A cursor that points into
 // pruned history gets a *CursorExpiredError instead of a silent gap: the
-// check and the query read one snapshot (a read transaction), so a prune
-// that commits in between cannot open a gap.
+// check and the query read one snapshot (store.DB.ReadTx), so a prune
+// that commits in between cannot open a gap. Ids commit in id order (see
+// AppendTx), so the last id of a List is a cursor behind which no event
+// can still appear.
 func (l *Log) List(ctx context.Context, f Filter) ([]Event, error) {
 	if f.Limit <= 0 {
 		f.Limit = 100
 	}
 	f.Limit = min(f.Limit, MaxLimit)
-	out := []Event{}
-	tx, err := l.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	var out []Event
+	err := l.db.ReadTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		var err error
+		out, err = l.list(ctx, tx, f)
+		return err
+	})
 	if err != nil {
-		return nil, fmt.Errorf("events.List: %w", err)
+		return nil, err
 	}
-	defer tx.Rollback()
+	return out, nil
+}
+
+func (l *Log) list(ctx context.Context, tx *sql.Tx, f Filter) ([]Event, error) {
+	out := []Event{}
 	if f.HasAfter {
 		pruned, err := prunedThrough(ctx, tx)
 		if err != nil {
@@ -298,16 +323,18 @@ func (l *Log) List(ctx context.Context, f Filter) ([]Event, error) {
 	if f.Sessions != nil && len(f.Sessions) == 0 {
 		return out, nil
 	}
-	q := `SELECT id, at, session, type, data FROM events WHERE id > ?`
 	args := []any{f.After}
+	q := `SELECT id, at, session, type, data FROM events WHERE id > $1`
 	if f.Sessions != nil {
-		q += ` AND session IN (?` + strings.Repeat(",?", len(f.Sessions)-1) + `)`
-		for _, s := range f.Sessions {
+		ph := make([]string, len(f.Sessions))
+		for i, s := range f.Sessions {
 			args = append(args, s)
+			ph[i] = fmt.Sprintf("$%d", len(args))
 		}
+		q += ` AND session IN (` + strings.Join(ph, ", ") + `)`
 	}
-	q += ` ORDER BY id LIMIT ?`
 	args = append(args, f.Limit)
+	q += fmt.Sprintf(` ORDER BY id LIMIT $%d`, len(args))
 	rows, err := tx.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("events.List: %w", err)
@@ -326,16 +353,20 @@ func (l *Log) List(ctx context.Context, f Filter) ([]Event, error) {
 	return out, rows.Err()
 }
 
-type queryRower interface {
-	QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row
-}
+// prunedKey is the settings row holding the highest id ever pruned.
+const prunedKey = "events_pruned_through"
 
-func prunedThrough(ctx context.Context, q queryRower) (int64, error) {
-	var v string
-	if err := q.QueryRowContext(ctx, `SELECT value FROM settings WHERE key = 'events_pruned_through'`).Scan(&v); err != nil {
-		return 0, fmt.Errorf("events: pruned mark: %w", err)
+// prunedThrough is the highest id ever pruned, 0 when none was.
+func prunedThrough(ctx context.Context, q store.Querier) (int64, error) {
+	v, ok, err := store.SettingsOf(q).Get(ctx, prunedKey)
+	if err != nil || !ok {
+		return 0, err
 	}
-	return strconv.ParseInt(v, 10, 64)
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("events: pruned mark %q: %w", v, err)
+	}
+	return n, nil
 }
 
 // Oldest is the id of the oldest event kept, or the next id to be assigned
@@ -344,7 +375,7 @@ func (l *Log) Oldest(ctx context.Context) (int64, error) {
 	return oldest(ctx, l.db)
 }
 
-func oldest(ctx context.Context, q queryRower) (int64, error) {
+func oldest(ctx context.Context, q store.Querier) (int64, error) {
 	var id sql.NullInt64
 	if err := q.QueryRowContext(ctx, `SELECT MIN(id) FROM events`).Scan(&id); err != nil {
 		return 0, err
@@ -356,13 +387,21 @@ func oldest(ctx context.Context, q queryRower) (int64, error) {
 	return p + 1, err
 }
 
-// Latest is the id of the newest event, 0 when none was ever written.
+// Latest is the id of the newest event, 0 when none was ever written: the
+// highest id in the log, or, when a prune emptied it, the highest id
+// pruned. (Not the sequence: on PostgreSQL it also counts ids of appends
+// that rolled back, so it could name an event that never existed.)
 func (l *Log) Latest(ctx context.Context) (int64, error) {
-	var id sql.NullInt64
-	if err := l.db.QueryRowContext(ctx, `SELECT seq FROM sqlite_sequence WHERE name = 'events'`).Scan(&id); err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return 0, err
-	}
-	return id.Int64, nil
+	var latest int64
+	err := l.db.ReadTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(id), 0) FROM events`).Scan(&latest); err != nil {
+			return fmt.Errorf("events.Latest: %w", err)
+		}
+		pruned, err := prunedThrough(ctx, tx)
+		latest = max(latest, pruned)
+		return err
+	})
+	return latest, err
 }
 
 // Prune deletes events older than the retention and records the highest
@@ -372,21 +411,26 @@ func (l *Log) Prune(ctx context.Context) (int64, error) {
 	cutoffTime := l.now().Add(-l.retention)
 	cutoff := cutoffTime.UnixNano()
 	var n int64
-	err := l.db.Tx(ctx, func(tx *sql.Tx) error {
+	err := l.db.WriteTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		var maxID sql.NullInt64
-		if err := tx.QueryRowContext(ctx, `SELECT MAX(id) FROM events WHERE at < ?`, cutoff).Scan(&maxID); err != nil {
+		if err := tx.QueryRowContext(ctx, `SELECT MAX(id) FROM events WHERE at < $1`, cutoff).Scan(&maxID); err != nil {
 			return err
 		}
 		if !maxID.Valid {
 			return nil
 		}
-		res, err := tx.ExecContext(ctx, `DELETE FROM events WHERE id <= ?`, maxID.Int64)
+		res, err := tx.ExecContext(ctx, `DELETE FROM events WHERE id <= $1`, maxID.Int64)
 		if err != nil {
 			return err
 		}
 		n, _ = res.RowsAffected()
-		_, err = tx.ExecContext(ctx, `UPDATE settings SET value = ? WHERE key = 'events_pruned_through' AND CAST(value AS INTEGER) < ?`, strconv.FormatInt(maxID.Int64, 10), maxID.Int64)
-		return err
+		// The mark only grows; the write lock makes the read-compare-write
+		// one step.
+		pruned, err := prunedThrough(ctx, tx)
+		if err != nil || maxID.Int64 <= pruned {
+			return err
+		}
+		return store.SettingsOf(tx).Set(ctx, prunedKey, strconv.FormatInt(maxID.Int64, 10))
 	})
 	if err != nil {
 		return 0, fmt.Errorf("events.Prune: %w", err)

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"waappliance/internal/pgtest"
 	"waappliance/store"
 )
 
@@ -62,15 +63,41 @@ func TestRenderConfigGolden(t *testing.T) {
 	}
 }
 
-func openDB(t testing.TB) (*store.DB, Server) {
+// openStore opens a fresh database of the engine dsn names (see
+// pgtest.ForEngines), closed when t ends.
+func openStore(t testing.TB, dsn string) *store.DB {
 	t.Helper()
-	ctx := context.Background()
-	dir := filepath.Join(t.TempDir(), "state")
-	db, err := store.Open(ctx, dir, true)
+	db, err := store.OpenDSN(context.Background(), dsn, store.Options{Dir: filepath.Join(t.TempDir(), "state"), Create: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+// reopen opens a second handle on db's database, as another process (the
+// CLI) does, closed when t ends.
+func reopen(t testing.TB, db *store.DB, dsn string) *store.DB {
+	t.Helper()
+	var db2 *store.DB
+	var err error
+	if dsn == "" {
+		db2, err = store.OpenPath(context.Background(), db.Path)
+	} else {
+		db2, err = store.OpenDSN(context.Background(), dsn, store.Options{})
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db2.Close() })
+	return db2
+}
+
+// openDB is openStore with an initialized server identity.
+func openDB(t testing.TB, dsn string) (*store.DB, Server) {
+	t.Helper()
+	ctx := context.Background()
+	db := openStore(t, dsn)
 	s, err := InitServer(ctx, db, Server{Subnet: netip.MustParsePrefix("10.9.0.0/24")})
 	if err != nil {
 		t.Fatal(err)
@@ -81,33 +108,31 @@ func openDB(t testing.TB) (*store.DB, Server) {
 // TestAddressesUniqueUnderConcurrentAdds races adds from two registries on
 // separate database handles (two processes, as CLI and serve are).
 func TestAddressesUniqueUnderConcurrentAdds(t *testing.T) {
-	db, s := openDB(t)
-	ctx := context.Background()
-	db2, err := store.OpenPath(ctx, db.Path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db2.Close()
-	r1, _ := NewRegistry(ctx, db, s, nil)
-	r2, _ := NewRegistry(ctx, db2, s, nil)
-	const n = 60
-	var wg sync.WaitGroup
-	errs := make(chan error, n)
-	for i := 0; i < n; i++ {
-		wg.Add(1)
-		go func(i int) {
-			defer wg.Done()
-			r := r1
-			if i%2 == 1 {
-				r = r2
-			}
-			_, err := r.Add(ctx, AddOptions{Name: "p" + string(rune('a'+i/26)) + string(rune('a'+i%26))})
-			errs <- err
-		}(i)
-	}
-	waitErrs(t, &wg, errs)
-	r1.Refresh(ctx)
-	uniqueAddrs(t, r1, n)
+	pgtest.ForEngines(t, func(t *testing.T, dsn string) {
+		db, s := openDB(t, dsn)
+		ctx := context.Background()
+		db2 := reopen(t, db, dsn)
+		r1, _ := NewRegistry(ctx, db, s, nil)
+		r2, _ := NewRegistry(ctx, db2, s, nil)
+		const n = 60
+		var wg sync.WaitGroup
+		errs := make(chan error, n)
+		for i := 0; i < n; i++ {
+			wg.Add(1)
+			go func(i int) {
+				defer wg.Done()
+				r := r1
+				if i%2 == 1 {
+					r = r2
+				}
+				_, err := r.Add(ctx, AddOptions{Name: "p" + string(rune('a'+i/26)) + string(rune('a'+i%26))})
+				errs <- err
+			}(i)
+		}
+		waitErrs(t, &wg, errs)
+		r1.Refresh(ctx)
+		uniqueAddrs(t, r1, n)
+	})
 }
 
 // uniqueAddrs fails the test unless r holds want peers, each with its own
@@ -131,83 +156,86 @@ func uniqueAddrs(t testing.TB, r *Registry, want int) {
 }
 
 func TestSubnetFullAndReuse(t *testing.T) {
-	ctx := context.Background()
-	dir := filepath.Join(t.TempDir(), "s")
-	db, _ := store.Open(ctx, dir, true)
-	defer db.Close()
-	s, err := InitServer(ctx, db, Server{Subnet: netip.MustParsePrefix("10.1.0.0/29")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, _ := NewRegistry(ctx, db, s, nil)
-	// /29: .0 network, .1 appliance, .7 broadcast → .2-.6 for peers.
-	for i := 2; i <= 6; i++ {
-		c, err := r.Add(ctx, AddOptions{Name: "p" + string(rune('0'+i))})
+	pgtest.ForEngines(t, func(t *testing.T, dsn string) {
+		ctx := context.Background()
+		db := openStore(t, dsn)
+		s, err := InitServer(ctx, db, Server{Subnet: netip.MustParsePrefix("10.1.0.0/29")})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if c.Peer.Addr != netip.AddrFrom4([4]byte{10, 1, 0, byte(i)}) {
-			t.Fatalf("got %s", c.Peer.Addr)
+		r, _ := NewRegistry(ctx, db, s, nil)
+		// /29: .0 network, .1 appliance, .7 broadcast → .2-.6 for peers.
+		for i := 2; i <= 6; i++ {
+			c, err := r.Add(ctx, AddOptions{Name: "p" + string(rune('0'+i))})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.Peer.Addr != netip.AddrFrom4([4]byte{10, 1, 0, byte(i)}) {
+				t.Fatalf("got %s", c.Peer.Addr)
+			}
 		}
-	}
-	if _, err := r.Add(ctx, AddOptions{Name: "late"}); err == nil || !strings.Contains(err.Error(), ErrSubnetFull.Error()) {
-		t.Fatalf("want subnet full, got %v", err)
-	}
-	if err := r.Remove(ctx, "p4"); err != nil {
-		t.Fatal(err)
-	}
-	c, err := r.Add(ctx, AddOptions{Name: "late"})
-	if err != nil || c.Peer.Addr.String() != "10.1.0.4" {
-		t.Fatalf("freed address not reused: %v %v", c.Peer.Addr, err)
-	}
+		if _, err := r.Add(ctx, AddOptions{Name: "late"}); err == nil || !strings.Contains(err.Error(), ErrSubnetFull.Error()) {
+			t.Fatalf("want subnet full, got %v", err)
+		}
+		if err := r.Remove(ctx, "p4"); err != nil {
+			t.Fatal(err)
+		}
+		c, err := r.Add(ctx, AddOptions{Name: "late"})
+		if err != nil || c.Peer.Addr.String() != "10.1.0.4" {
+			t.Fatalf("freed address not reused: %v %v", c.Peer.Addr, err)
+		}
+	})
 }
 
 func TestRegistryRejects(t *testing.T) {
-	db, s := openDB(t)
-	ctx := context.Background()
-	r, _ := NewRegistry(ctx, db, s, nil)
-	c, err := r.Add(ctx, AddOptions{Name: "one"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, o := range []AddOptions{
-		{Name: "one"},
-		{Name: "two", PublicKey: c.Peer.PublicKey},
-		{Name: "three", PublicKey: s.PublicKey()},
-		{Name: "-bad"},
-		{Name: strings.Repeat("a", 33)},
-		{Name: "ok", Rate: -1},
-		{Name: "ok", Sessions: []string{"Bad Session"}},
-	} {
-		if _, err := r.Add(ctx, o); err == nil {
-			t.Errorf("Add(%+v) succeeded", o)
+	pgtest.ForEngines(t, func(t *testing.T, dsn string) {
+		db, s := openDB(t, dsn)
+		ctx := context.Background()
+		r, _ := NewRegistry(ctx, db, s, nil)
+		c, err := r.Add(ctx, AddOptions{Name: "one"})
+		if err != nil {
+			t.Fatal(err)
 		}
-	}
-	if len(r.List()) != 1 {
-		t.Fatalf("rejected adds left peers behind: %d", len(r.List()))
-	}
+		for _, o := range []AddOptions{
+			{Name: "one"},
+			{Name: "two", PublicKey: c.Peer.PublicKey},
+			{Name: "three", PublicKey: s.PublicKey()},
+			{Name: "-bad"},
+			{Name: strings.Repeat("a", 33)},
+			{Name: "ok", Rate: -1},
+			{Name: "ok", Sessions: []string{"Bad Session"}},
+		} {
+			if _, err := r.Add(ctx, o); err == nil {
+				t.Errorf("Add(%+v) succeeded", o)
+			}
+		}
+		if len(r.List()) != 1 {
+			t.Fatalf("rejected adds left peers behind: %d", len(r.List()))
+		}
+	})
 }
 
 func TestGenerationSeenByOtherProcess(t *testing.T) {
-	db, s := openDB(t)
-	ctx := context.Background()
-	serve, _ := NewRegistry(ctx, db, s, nil)
-	db2, _ := store.OpenPath(ctx, db.Path)
-	defer db2.Close()
-	cli, _ := NewRegistry(ctx, db2, s, nil)
-	if changed, _ := serve.Refresh(ctx); changed {
-		t.Fatal("refresh without a change reported one")
-	}
-	if _, err := cli.Add(ctx, AddOptions{Name: "x"}); err != nil {
-		t.Fatal(err)
-	}
-	changed, err := serve.Refresh(ctx)
-	if err != nil || !changed {
-		t.Fatalf("refresh after another process's add: %v %v", changed, err)
-	}
-	if _, err := serve.Get("x"); err != nil {
-		t.Fatal(err)
-	}
+	pgtest.ForEngines(t, func(t *testing.T, dsn string) {
+		db, s := openDB(t, dsn)
+		ctx := context.Background()
+		serve, _ := NewRegistry(ctx, db, s, nil)
+		db2 := reopen(t, db, dsn)
+		cli, _ := NewRegistry(ctx, db2, s, nil)
+		if changed, _ := serve.Refresh(ctx); changed {
+			t.Fatal("refresh without a change reported one")
+		}
+		if _, err := cli.Add(ctx, AddOptions{Name: "x"}); err != nil {
+			t.Fatal(err)
+		}
+		changed, err := serve.Refresh(ctx)
+		if err != nil || !changed {
+			t.Fatalf("refresh after another process's add: %v %v", changed, err)
+		}
+		if _, err := serve.Get("x"); err != nil {
+			t.Fatal(err)
+		}
+	})
 }
 
 func TestLimitersInjectedClock(t *testing.T) {
@@ -278,10 +306,12 @@ func TestServerValidate(t *testing.T) {
 }
 
 func TestInitTwiceRefused(t *testing.T) {
-	db, _ := openDB(t)
-	if _, err := InitServer(context.Background(), db, Server{}); err != ErrAlreadyInitialized {
-		t.Fatalf("second init: %v", err)
-	}
+	pgtest.ForEngines(t, func(t *testing.T, dsn string) {
+		db, _ := openDB(t, dsn)
+		if _, err := InitServer(context.Background(), db, Server{}); err != ErrAlreadyInitialized {
+			t.Fatalf("second init: %v", err)
+		}
+	})
 }
 
 func FuzzParseKey(f *testing.F) {

@@ -19,7 +19,10 @@ import (
 // Registry is the durable set of peers with an in-memory snapshot for the
 // hot path (address → peer on every request). Mutations go to the database
 // first and then refresh the snapshot; Refresh picks up changes made by
-// another process (the CLI) through a generation counter.
+// another process (the CLI) through a generation counter, which every
+// change bumps in its own transaction and then announces on the store
+// channel "peers" (store.DB.Changed), so a serving process can wait for it
+// instead of only polling.
 type Registry struct {
 	db     *store.DB
 	server Server
@@ -99,53 +102,60 @@ func (r *Registry) Refresh(ctx context.Context) (bool, error) {
 	return true, r.reload(ctx)
 }
 
-type queryer interface {
-	QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row
-}
+// generationKey is the settings row counting the peer changes.
+const generationKey = "peers_generation"
 
-func (r *Registry) generation(ctx context.Context, q queryer) (int64, error) {
-	var v string
-	if err := q.QueryRowContext(ctx, `SELECT value FROM settings WHERE key = 'peers_generation'`).Scan(&v); err != nil {
+func (r *Registry) generation(ctx context.Context, q store.Querier) (int64, error) {
+	v, ok, err := store.SettingsOf(q).Get(ctx, generationKey)
+	if err != nil {
 		return 0, fmt.Errorf("peers: generation: %w", err)
+	}
+	if !ok {
+		return 0, fmt.Errorf("peers: generation: no %s setting", generationKey)
 	}
 	return strconv.ParseInt(v, 10, 64)
 }
 
 const peerCols = `name, public_key, preshared_key, addr, scopes, sessions, rate, burst, expires_at, disabled, created_at, updated_at, send_per_minute, max_conns, max_streams`
 
+// reload reads the generation, the settings and the peers in one snapshot
+// (store.DB.ReadTx), so the generation it records is that of the peers it
+// loaded.
 func (r *Registry) reload(ctx context.Context) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	tx, err := r.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
-	if err != nil {
-		return fmt.Errorf("peers: reload: %w", err)
-	}
-	defer tx.Rollback()
-	gen, err := r.generation(ctx, tx)
-	if err != nil {
-		return err
-	}
-	srv, err := r.changeableSettings(ctx, tx)
-	if err != nil {
-		return fmt.Errorf("peers: reload: %w", err)
-	}
-	rows, err := tx.QueryContext(ctx, `SELECT `+peerCols+` FROM peers ORDER BY name`)
-	if err != nil {
-		return fmt.Errorf("peers: reload: %w", err)
-	}
-	defer rows.Close()
-	s := &snapshot{gen: gen, server: srv, byName: map[string]*Peer{}, byAddr: map[netip.Addr]*Peer{}}
-	for rows.Next() {
-		p, err := scanPeer(rows)
+	var s *snapshot
+	err := r.db.ReadTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		gen, err := r.generation(ctx, tx)
+		if err != nil {
+			return err
+		}
+		srv, err := r.changeableSettings(ctx, tx)
 		if err != nil {
 			return fmt.Errorf("peers: reload: %w", err)
 		}
-		s.list = append(s.list, p)
-		s.byName[p.Name] = p
-		s.byAddr[p.Addr] = p
-	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("peers: reload: %w", err)
+		rows, err := tx.QueryContext(ctx, `SELECT `+peerCols+` FROM peers ORDER BY name`)
+		if err != nil {
+			return fmt.Errorf("peers: reload: %w", err)
+		}
+		defer rows.Close()
+		s = &snapshot{gen: gen, server: srv, byName: map[string]*Peer{}, byAddr: map[netip.Addr]*Peer{}}
+		for rows.Next() {
+			p, err := scanPeer(rows)
+			if err != nil {
+				return fmt.Errorf("peers: reload: %w", err)
+			}
+			s.list = append(s.list, p)
+			s.byName[p.Name] = p
+			s.byAddr[p.Addr] = p
+		}
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("peers: reload: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	r.snap.Store(s)
 	return nil
@@ -157,7 +167,7 @@ type scanner interface{ Scan(dest ...any) error }
 // changeableSettings returns r.server with the settings UpdateServer may
 // change (endpoint, default rate and burst, API host names) as stored in
 // tx now.
-func (r *Registry) changeableSettings(ctx context.Context, tx *sql.Tx) (Server, error) {
+func (r *Registry) changeableSettings(ctx context.Context, tx store.Querier) (Server, error) {
 	stored, err := loadServer(ctx, tx)
 	if err != nil {
 		return Server{}, err
@@ -360,13 +370,13 @@ func (r *Registry) prepare(o AddOptions) (Created, error) {
 // insert gives p the next free address and inserts it.
 func (r *Registry) insert(ctx context.Context, tx *sql.Tx, p *Peer, al *allocator) error {
 	var nameTaken, keyTaken int
-	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM peers WHERE name = ?`, p.Name).Scan(&nameTaken); err != nil {
+	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM peers WHERE name = $1`, p.Name).Scan(&nameTaken); err != nil {
 		return err
 	}
 	if nameTaken > 0 {
 		return ErrExists
 	}
-	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM peers WHERE public_key = ?`, p.PublicKey.String()).Scan(&keyTaken); err != nil {
+	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM peers WHERE public_key = $1`, p.PublicKey.String()).Scan(&keyTaken); err != nil {
 		return err
 	}
 	if keyTaken > 0 {
@@ -377,7 +387,7 @@ func (r *Registry) insert(ctx context.Context, tx *sql.Tx, p *Peer, al *allocato
 		return err
 	}
 	p.Addr = addr
-	_, err = tx.ExecContext(ctx, `INSERT INTO peers(`+peerCols+`) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
+	_, err = tx.ExecContext(ctx, `INSERT INTO peers(`+peerCols+`) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15)`,
 		p.Name, p.PublicKey.String(), p.PresharedKey.String(), addr.String(), joinScopes(p.Scopes), strings.Join(p.Sessions, ","),
 		p.Rate, p.Burst, nullTime(p.ExpiresAt), 0, p.CreatedAt.UnixNano(), p.UpdatedAt.UnixNano(), p.SendPerMinute, nullCap(p.MaxConns), nullCap(p.MaxStreams))
 	return err
@@ -454,13 +464,12 @@ func (r *Registry) loadAllocator(ctx context.Context, tx *sql.Tx) (*allocator, e
 	if err := rows.Err(); err != nil {
 		return nil, err
 	}
-	var v string
-	err = tx.QueryRowContext(ctx, `SELECT value FROM settings WHERE key = ?`, lastAddrKey).Scan(&v)
+	v, ok, err := store.SettingsOf(tx).Get(ctx, lastAddrKey)
 	switch a, perr := netip.ParseAddr(v); {
-	case err == nil && perr == nil && a.Is4() && addrToU32(a) >= al.first && addrToU32(a) <= al.last:
-		al.prev = addrToU32(a)
-	case err != nil && !errors.Is(err, sql.ErrNoRows):
+	case err != nil:
 		return nil, err
+	case ok && perr == nil && a.Is4() && addrToU32(a) >= al.first && addrToU32(a) <= al.last:
+		al.prev = addrToU32(a)
 	case highest != 0:
 		// A state from before round-robin allocation: continue after the
 		// highest address in use.
@@ -491,7 +500,7 @@ func (al *allocator) save(ctx context.Context, tx *sql.Tx) error {
 	if al.prev < al.first {
 		return nil
 	}
-	return setSetting(ctx, tx, lastAddrKey, u32ToAddr(al.prev).String())
+	return store.SettingsOf(tx).Set(ctx, lastAddrKey, u32ToAddr(al.prev).String())
 }
 
 func addrToU32(a netip.Addr) uint32 {
@@ -503,12 +512,13 @@ func u32ToAddr(u uint32) netip.Addr {
 	return netip.AddrFrom4([4]byte{byte(u >> 24), byte(u >> 16), byte(u >> 8), byte(u)})
 }
 
-// write runs fn in a write transaction, bumps the generation, commits and
-// reloads the snapshot. The store begins transactions IMMEDIATE, so fn
-// holds the database's write lock from its first statement: what it reads
-// is current until it commits.
+// write runs fn in a write transaction, bumps the generation, commits,
+// announces the change and reloads the snapshot. fn holds the store's write
+// lock (store.DB.WriteTx, on either engine) from its first statement, so
+// what it reads is current until it commits: a read-modify-write in fn
+// never loses a concurrent change, from this process or another.
 func (r *Registry) write(ctx context.Context, fn func(*sql.Tx) error) error {
-	err := r.db.Tx(ctx, func(tx *sql.Tx) error {
+	err := r.db.WriteTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		if err := fn(tx); err != nil {
 			return err
 		}
@@ -517,12 +527,22 @@ func (r *Registry) write(ctx context.Context, fn func(*sql.Tx) error) error {
 	if err != nil {
 		return err
 	}
+	notifyChanged(ctx, r.db)
 	return r.reload(ctx)
 }
 
+// bumpGeneration counts a change, in the transaction that makes it.
 func bumpGeneration(ctx context.Context, tx *sql.Tx) error {
-	_, err := tx.ExecContext(ctx, `UPDATE settings SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT) WHERE key = 'peers_generation'`)
+	_, err := store.SettingsOf(tx).Add(ctx, generationKey, 1)
 	return err
+}
+
+// notifyChanged announces a committed change of the peers or the server
+// settings on the store channel "peers". The change is committed whatever
+// happens here; a waiter that misses the announcement still sees the new
+// generation at its next Refresh.
+func notifyChanged(ctx context.Context, db *store.DB) {
+	_ = db.Notify(ctx, "peers")
 }
 
 func mustAffect(res sql.Result) error {
@@ -539,7 +559,7 @@ func mustAffect(res sql.Result) error {
 // Remove deletes the peer called name.
 func (r *Registry) Remove(ctx context.Context, name string) error {
 	err := r.write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `DELETE FROM peers WHERE name = ?`, name)
+		res, err := tx.ExecContext(ctx, `DELETE FROM peers WHERE name = $1`, name)
 		if err != nil {
 			return err
 		}
@@ -581,7 +601,7 @@ func (r *Registry) Update(ctx context.Context, name string, o UpdateOptions) (Pe
 	}
 	var out Peer
 	err := r.write(ctx, func(tx *sql.Tx) error {
-		cur, err := scanPeer(tx.QueryRowContext(ctx, `SELECT `+peerCols+` FROM peers WHERE name = ?`, name))
+		cur, err := scanPeer(tx.QueryRowContext(ctx, `SELECT `+peerCols+` FROM peers WHERE name = $1`, name))
 		if errors.Is(err, sql.ErrNoRows) {
 			return ErrNotFound
 		}
@@ -628,7 +648,7 @@ func (r *Registry) Update(ctx context.Context, name string, o UpdateOptions) (Pe
 			cur.Disabled = *o.Disabled
 		}
 		cur.UpdatedAt = now
-		_, err = tx.ExecContext(ctx, `UPDATE peers SET scopes=?, sessions=?, rate=?, burst=?, send_per_minute=?, max_conns=?, max_streams=?, expires_at=?, disabled=?, updated_at=? WHERE name=?`,
+		_, err = tx.ExecContext(ctx, `UPDATE peers SET scopes=$1, sessions=$2, rate=$3, burst=$4, send_per_minute=$5, max_conns=$6, max_streams=$7, expires_at=$8, disabled=$9, updated_at=$10 WHERE name=$11`,
 			joinScopes(cur.Scopes), strings.Join(cur.Sessions, ","), cur.Rate, cur.Burst, cur.SendPerMinute, nullCap(cur.MaxConns), nullCap(cur.MaxStreams), nullTime(cur.ExpiresAt), boolInt(cur.Disabled), now.UnixNano(), name)
 		out = clonePeer(cur)
 		return err
@@ -665,7 +685,7 @@ func (r *Registry) Rotate(ctx context.Context, name string) (Created, error) {
 	}
 	now := r.now().UTC()
 	err = r.write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE peers SET public_key=?, preshared_key=?, updated_at=? WHERE name=?`,
+		res, err := tx.ExecContext(ctx, `UPDATE peers SET public_key=$1, preshared_key=$2, updated_at=$3 WHERE name=$4`,
 			priv.Public().String(), psk.String(), now.UnixNano(), name)
 		if err != nil {
 			return err
@@ -673,7 +693,7 @@ func (r *Registry) Rotate(ctx context.Context, name string) (Created, error) {
 		if err := mustAffect(res); err != nil {
 			return err
 		}
-		p, err := scanPeer(tx.QueryRowContext(ctx, `SELECT `+peerCols+` FROM peers WHERE name = ?`, name))
+		p, err := scanPeer(tx.QueryRowContext(ctx, `SELECT `+peerCols+` FROM peers WHERE name = $1`, name))
 		if err != nil {
 			return err
 		}

@@ -3,7 +3,6 @@ package peers
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -234,12 +233,11 @@ func InitServer(ctx context.Context, db *store.DB, s Server) (Server, error) {
 		}
 		s.PrivateKey = k
 	}
-	err := db.Tx(ctx, func(tx *sql.Tx) error {
-		var n int
-		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM settings WHERE key = 'private_key'`).Scan(&n); err != nil {
+	err := db.WriteTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		set := store.SettingsOf(tx)
+		if _, ok, err := set.Get(ctx, "private_key"); err != nil {
 			return err
-		}
-		if n > 0 {
+		} else if ok {
 			return ErrAlreadyInitialized
 		}
 		vals := map[string]string{
@@ -253,7 +251,7 @@ func InitServer(ctx context.Context, db *store.DB, s Server) (Server, error) {
 			"api_hosts":     strings.Join(s.APIHosts, ","),
 		}
 		for _, k := range serverKeys {
-			if _, err := tx.ExecContext(ctx, `INSERT INTO settings(key, value) VALUES (?, ?)`, k, vals[k]); err != nil {
+			if err := set.Set(ctx, k, vals[k]); err != nil {
 				return err
 			}
 		}
@@ -267,28 +265,13 @@ func LoadServer(ctx context.Context, db *store.DB) (Server, error) {
 	return loadServer(ctx, db)
 }
 
-// settingsReader is a *store.DB or a *sql.Tx.
-type settingsReader interface {
-	QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error)
-}
-
-func loadServer(ctx context.Context, db settingsReader) (Server, error) {
+// loadServer reads the server identity as q (a *store.DB, or the tx of a
+// read or write transaction) sees it.
+func loadServer(ctx context.Context, q store.Querier) (Server, error) {
 	var s Server
-	vals := map[string]string{}
-	rows, err := db.QueryContext(ctx, `SELECT key, value FROM settings`)
+	vals, err := store.SettingsOf(q).All(ctx)
 	if err != nil {
 		return s, fmt.Errorf("peers.LoadServer: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var k, v string
-		if err := rows.Scan(&k, &v); err != nil {
-			return s, err
-		}
-		vals[k] = v
-	}
-	if err := rows.Err(); err != nil {
-		return s, err
 	}
 	if vals["private_key"] == "" {
 		return s, ErrNotInitialized
@@ -331,7 +314,7 @@ type ServerChange struct {
 // within a poll; a new listen port takes effect at its next start.
 func UpdateServer(ctx context.Context, db *store.DB, ch ServerChange) (Server, error) {
 	var s Server
-	err := db.Tx(ctx, func(tx *sql.Tx) error {
+	err := db.WriteTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		var err error
 		if s, err = loadServer(ctx, tx); err != nil {
 			return err
@@ -361,37 +344,31 @@ func UpdateServer(ctx context.Context, db *store.DB, ch ServerChange) (Server, e
 			"default_burst": strconv.Itoa(s.DefaultBurst),
 			"api_hosts":     strings.Join(s.APIHosts, ","),
 		}
+		set := store.SettingsOf(tx)
 		for k, v := range vals {
-			if err := setSetting(ctx, tx, k, v); err != nil {
+			if err := set.Set(ctx, k, v); err != nil {
 				return err
 			}
 		}
 		return bumpGeneration(ctx, tx)
 	})
-	return s, err
+	if err != nil {
+		return s, err
+	}
+	notifyChanged(ctx, db)
+	return s, nil
 }
 
-// SetSetting writes one settings value (used for the endpoint and the mode).
+// SetSetting writes one settings value (app stores the mode with it), in a
+// write transaction like every write (store.DB.WriteTx).
 func SetSetting(ctx context.Context, db *store.DB, key, value string) error {
-	return setSetting(ctx, db, key, value)
-}
-
-// settingsWriter is a *store.DB or a *sql.Tx.
-type settingsWriter interface {
-	ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error)
-}
-
-func setSetting(ctx context.Context, db settingsWriter, key, value string) error {
-	_, err := db.ExecContext(ctx, `INSERT INTO settings(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value`, key, value)
-	return err
+	return db.WriteTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		return store.SettingsOf(tx).Set(ctx, key, value)
+	})
 }
 
 // Setting reads one settings value; "" when unset.
 func Setting(ctx context.Context, db *store.DB, key string) (string, error) {
-	var v string
-	err := db.QueryRowContext(ctx, `SELECT value FROM settings WHERE key = ?`, key).Scan(&v)
-	if errors.Is(err, sql.ErrNoRows) {
-		return "", nil
-	}
+	v, _, err := db.Settings().Get(ctx, key)
 	return v, err
 }
