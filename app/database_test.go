@@ -266,3 +266,57 @@ func TestMigrateRefusals(t *testing.T) {
 	}
 	mustCLI(t, dir, "peer", "list")
 }
+
+// TestInitServeOnPostgres is the basic flow on a state kept in
+// PostgreSQL from init: whoami, a peer added by the CLI, a sandbox session
+// paired against the built-in wasim, a send queued and sent, an event
+// read, all through the real tunnel with serve as its own process.
+func TestInitServeOnPostgres(t *testing.T) {
+	if testing.Short() {
+		t.Skip("subprocess test")
+	}
+	pg := pgtest.Fresh(t)
+	ctx := context.Background()
+	port := freeUDPPort(t)
+	dir := filepath.Join(t.TempDir(), "state")
+	stderr, _ := mustCLI(t, dir, "init", "--database", pg, "--listen-port", fmt.Sprint(port), "--endpoint", fmt.Sprintf("127.0.0.1:%d", port))
+	if strings.Contains(stderr, passwordOf(pg)) || !strings.Contains(stderr, "database postgres://") {
+		t.Errorf("init's message: %s", stderr)
+	}
+	if _, err := os.Stat(filepath.Join(dir, store.FileName)); err == nil {
+		t.Error("init --database made a SQLite file too")
+	}
+	_, cfg := mustCLI(t, dir, "peer", "add", "boss", "--scopes", "admin", "--rate", "1000", "--burst", "1000")
+	boss := createdFromCLI(t, dir, "boss", cfg)
+
+	startProc(t, dir, "true") // no --database: the state says where it is
+	cl := procClient(t, dir, port, boss)
+	eventually(t, "the appliance answers", func() bool {
+		r, err := cl.Do(ctx, "GET", "/v1/health", nil)
+		return err == nil && r.Status == 200
+	})
+	var who struct{ Name string }
+	if r := do(t, cl, "GET", "/v1/whoami", nil); r.Status != 200 || r.JSON(&who) != nil || who.Name != "boss" {
+		t.Fatalf("whoami: %d %s", r.Status, r.Body)
+	}
+	pairSession(t, cl, "shop", "+15550001")
+	if r := do(t, cl, "POST", "/v1/sandbox/contacts", map[string]string{"phone": "+15550002", "name": "Ada"}); r.Status != 201 {
+		t.Fatalf("contact: %d %s", r.Status, r.Body)
+	}
+	m := send(t, cl, "shop", "+15550002", "stored in postgres")
+	eventually(t, "the contact has the message", func() bool {
+		for _, in := range inbox(t, cl, "+15550002") {
+			if in.ID == m.ID {
+				return true
+			}
+		}
+		return false
+	})
+	eventually(t, "an event to read", func() bool { return len(listEvents(t, cl, 0)) > 0 })
+	db := openStateStore(t, dir)
+	defer db.Close()
+	var n int
+	if err := db.QueryRowContext(ctx, `SELECT COUNT(*) FROM whatsmeow_device`).Scan(&n); err != nil || n != 1 {
+		t.Fatalf("whatsmeow's device row in PostgreSQL: %d %v", n, err)
+	}
+}
