@@ -242,7 +242,13 @@ func copyTable(ctx context.Context, dtx *sql.Tx, dd Dialect, stx *sql.Tx, sd Dia
 				if c > 0 {
 					b.WriteString(", ")
 				}
-				b.WriteString("$" + strconv.Itoa(r*len(cols)+c+1))
+				if dd == SQLite {
+					// modernc binds a $N by looking its name up among
+					// all of them, quadratic in a statement this long.
+					b.WriteByte('?')
+				} else {
+					b.WriteString("$" + strconv.Itoa(r*len(cols)+c+1))
+				}
 			}
 			b.WriteByte(')')
 		}
