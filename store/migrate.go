@@ -214,8 +214,8 @@ func (db *DB) migrate(ctx context.Context) error {
 // Options.NoMigrate).
 func (db *DB) Migrate(ctx context.Context) error { return db.migrate(ctx) }
 
-// Migrations returns the number of migrations applied to db and the
-// number this binary embeds; equal, the schema is current.
+// Migrations returns the highest migration version applied to db and the
+// highest this binary embeds; equal, the schema is current.
 func (db *DB) Migrations(ctx context.Context) (applied, embedded int, err error) {
 	ms, err := loadMigrations()
 	if err != nil {
