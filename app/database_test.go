@@ -265,6 +265,42 @@ func TestMigrateRefusals(t *testing.T) {
 		t.Fatalf("a refused migrate switched the state: %+v", l)
 	}
 	mustCLI(t, dir, "peer", "list")
+
+	// A copy that fails after the target's schema was made (the source
+	// holds a table this binary's schema lacks) leaves the source as it
+	// was and the target empty again, so that a second try goes through.
+	target := pgtest.Fresh(t)
+	src, err := store.Open(context.Background(), dir, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := src.Exec(`CREATE TABLE zz_extra (x INTEGER)`); err != nil {
+		t.Fatal(err)
+	}
+	src.Close()
+	code, _, e = cliRun(t, dir, "migrate", "--to", target)
+	if code != 1 || !strings.Contains(e, "no table zz_extra") || !strings.Contains(e, "untouched") {
+		t.Fatalf("migrate with a table the target lacks: exit %d: %s", code, e)
+	}
+	if l, _ := store.ReadLink(dir); l.URL != "" {
+		t.Fatalf("a failed migrate switched the state: %+v", l)
+	}
+	tdb, err := store.OpenDSN(context.Background(), target, store.Options{NoMigrate: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts, err := tdb.Tables(context.Background())
+	tdb.Close()
+	if err != nil || len(ts) != 0 {
+		t.Fatalf("the failed migrate left tables in the target: %v %v", ts, err)
+	}
+	src, _ = store.Open(context.Background(), dir, false)
+	src.Exec(`DROP TABLE zz_extra`)
+	src.Close()
+	mustCLI(t, dir, "migrate", "--to", target)
+	if l, _ := store.ReadLink(dir); l.Dialect() != store.Postgres {
+		t.Fatalf("the second try did not switch: %+v", l)
+	}
 }
 
 // TestInitServeOnPostgres is the basic flow on a state kept in
