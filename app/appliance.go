@@ -61,6 +61,10 @@ type Options struct {
 	Sandbox string
 	// Limits bound what peers may hold open; zero fields take the defaults.
 	Limits Limits
+	// Database is what --database asked for; the zero value opens the
+	// database the state stores (SQLite beside it unless init chose
+	// PostgreSQL).
+	Database DatabaseChoice
 }
 
 // SandboxInProcess selects the built-in simulator.
@@ -115,7 +119,7 @@ func Open(ctx context.Context, o Options) (*Appliance, error) {
 		o.Now = time.Now
 	}
 	o.Limits = o.Limits.withDefaults()
-	db, err := store.Open(ctx, o.StateDir, false)
+	db, err := openStateDB(ctx, o.StateDir, o.Database, o.Logger)
 	if err != nil {
 		return nil, err
 	}

@@ -98,7 +98,7 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	// Every line at info and above goes through Redact (house rule: no full
 	// phone numbers above debug), ours and whatsmeow's alike.
 	log := newRedactingLogger(cfg.Logger)
-	c := sqlstore.NewWithDB(cfg.DB.DB, "sqlite", newWALogger(log, "store"))
+	c := sqlstore.NewWithDB(cfg.DB.DB, string(cfg.DB.Dialect), newWALogger(log, "store"))
 	if err := c.Upgrade(ctx); err != nil {
 		return nil, fmt.Errorf("whatsapp: upgrade whatsmeow tables: %w", err)
 	}
