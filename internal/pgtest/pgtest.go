@@ -77,3 +77,23 @@ func fresh(t testing.TB, admin string) string {
 	u.Path = "/" + name
 	return u.String()
 }
+
+// ForEngines runs fn as a parallel subtest per engine: "sqlite" with dsn
+// "" (store.OpenDSN's SQLite in the state directory the test chooses),
+// and, when Enabled, "postgres" with the URL of a fresh database (Fresh)
+// of the subtest's own. A test that opens a second handle on the same
+// database (a second process) opens dsn again, or, on SQLite, the same
+// directory.
+func ForEngines(t *testing.T, fn func(t *testing.T, dsn string)) {
+	t.Helper()
+	t.Run("sqlite", func(t *testing.T) {
+		t.Parallel()
+		fn(t, "")
+	})
+	if Enabled() {
+		t.Run("postgres", func(t *testing.T) {
+			t.Parallel()
+			fn(t, Fresh(t))
+		})
+	}
+}
