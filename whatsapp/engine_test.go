@@ -116,6 +116,16 @@ func (r *rig) engine(t *testing.T) *whatsapp.Engine {
 	return e
 }
 
+// forEnginesInTurn is pgtest.ForEngines one engine after the other: the
+// simulator's root key is process-wide (whatsmeow.WACertPubKey), so two
+// wasim servers cannot serve clients at the same time.
+func forEnginesInTurn(t *testing.T, fn func(t *testing.T, dsn string)) {
+	t.Run("sqlite", func(t *testing.T) { fn(t, "") })
+	if pgtest.Enabled() {
+		t.Run("postgres", func(t *testing.T) { fn(t, pgtest.Fresh(t)) })
+	}
+}
+
 func waitFor(t *testing.T, what string, d time.Duration, fn func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(d)
@@ -160,7 +170,7 @@ func (r *rig) pair(t *testing.T, e *whatsapp.Engine, name, phone string) {
 // at once (the API comes up) with the linked sessions connecting; they
 // connect when WhatsApp answers again.
 func TestStartDoesNotWaitForWhatsApp(t *testing.T) {
-	pgtest.ForEngines(t, func(t *testing.T, dsn string) {
+	forEnginesInTurn(t, func(t *testing.T, dsn string) {
 		r := newRig(t, dsn)
 		e1 := r.engine(t)
 		if err := e1.Start(context.Background()); err != nil {
@@ -205,7 +215,7 @@ func TestStartDoesNotWaitForWhatsApp(t *testing.T) {
 // answer in time is ErrTimeout (504), one it refuses is ErrUnreachable
 // (502); neither waits past the caller's deadline.
 func TestLoginAndPairCodeErrors(t *testing.T) {
-	pgtest.ForEngines(t, func(t *testing.T, dsn string) {
+	forEnginesInTurn(t, func(t *testing.T, dsn string) {
 		r := newRig(t, dsn)
 		e := r.engine(t)
 		if err := e.Start(context.Background()); err != nil {
