@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -310,6 +311,174 @@ func TestConcurrentSendsSameKeyOneMessage(t *testing.T) {
 		}
 		if created != 2 || len(ids) != 2 || rows != 2 {
 			t.Fatalf("%d created, ids %v, %d rows; want 2 messages, one of them sent %d times", created, ids, rows, n)
+		}
+	})
+}
+
+// TestStatusMovesNoLostUpdate: a send's ack and its delivered and read
+// receipts (each twice, as a retried send and redelivered receipts bring
+// them) race on the same messages, through the receipt handler and the
+// sender's setStatus. Whatever the order, a status only moves forward and
+// every move is in the history, and in the event log, exactly once: on
+// PostgreSQL as on SQLite, a move's read of the old status and its write
+// are one step (store.WriteTx), so no two movers both see "queued".
+func TestStatusMovesNoLostUpdate(t *testing.T) {
+	pgtest.ForEngines(t, func(t *testing.T, dsn string) {
+		e, _ := newTestEngine(t, dsn, nil)
+		ctx := context.Background()
+		s, _ := e.session("shop")
+		const n = 20
+		ack := time.Unix(1_700_000_123, 0)
+		for i := range n {
+			insertMessage(t, e, fmt.Sprintf("3EB0L%03d", i), StatusQueued)
+		}
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for i := range n {
+			id := fmt.Sprintf("3EB0L%03d", i)
+			for range 2 {
+				wg.Add(3)
+				go func() {
+					defer wg.Done()
+					<-start
+					if err := e.setStatus(ctx, id, StatusSent, "", ack); err != nil {
+						t.Error(err)
+					}
+				}()
+				for _, typ := range []types.ReceiptType{types.ReceiptTypeDelivered, types.ReceiptTypeRead} {
+					go func() {
+						defer wg.Done()
+						<-start
+						if !s.handle(nil, &waEvents.Receipt{Type: typ, MessageIDs: []types.MessageID{types.MessageID(id)}}) {
+							t.Errorf("%s: receipt %q not recorded", id, typ)
+						}
+					}()
+				}
+			}
+		}
+		close(start)
+		wg.Wait()
+
+		evs, err := e.cfg.Events.List(ctx, events.Filter{Limit: events.MaxLimit})
+		if err != nil {
+			t.Fatal(err)
+		}
+		moves := map[string][]string{} // message.status events by message
+		for _, ev := range evs {
+			if ev.Type != events.TypeMessageStatus {
+				continue
+			}
+			var d struct{ ID, Status string }
+			if err := json.Unmarshal(ev.Data, &d); err != nil {
+				t.Fatal(err)
+			}
+			moves[d.ID] = append(moves[d.ID], d.Status)
+		}
+		for i := range n {
+			id := fmt.Sprintf("3EB0L%03d", i)
+			m, err := e.Message(ctx, "shop", id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var path, moved []string
+			for _, h := range m.History {
+				path = append(path, h.Status)
+				if h.Status != StatusQueued && !strings.HasPrefix(h.Detail, "implied") {
+					moved = append(moved, h.Status)
+				}
+			}
+			if m.Status != StatusRead || path[len(path)-1] != StatusRead {
+				t.Errorf("%s: status %s, history %v; want read last", id, m.Status, path)
+			}
+			if len(path) < 3 || path[0] != StatusQueued || path[1] != StatusSent {
+				t.Errorf("%s: history %v; want queued, sent, …", id, path)
+			}
+			for j := 1; j < len(path); j++ {
+				if statusRank[path[j]] <= statusRank[path[j-1]] {
+					t.Errorf("%s: history %v moves backwards or twice", id, path)
+					break
+				}
+			}
+			if strings.Join(moved, ">") != strings.Join(moves[id], ">") {
+				t.Errorf("%s: events %v, history moves %v; want each move once in both", id, moves[id], moved)
+			}
+			if m.ServerTS == nil || !m.ServerTS.Equal(ack) {
+				t.Errorf("%s: server timestamp %v, want the ack's %v", id, m.ServerTS, ack)
+			}
+		}
+	})
+}
+
+// TestIdempotentSendsRace: ten copies of one request with the same
+// Idempotency-Key, racing freely (not held in one batch), half of them
+// through a second engine on its own handle of the same database (another
+// process; on PostgreSQL, later, another appliance): exactly one outbox row,
+// one of them creates it, and every copy answers with it.
+func TestIdempotentSendsRace(t *testing.T) {
+	pgtest.ForEngines(t, func(t *testing.T, dsn string) {
+		e1, db := newTestEngine(t, dsn, nil)
+		ctx := context.Background()
+		if err := e1.setJID(ctx, "shop", types.NewJID("15550001", types.DefaultUserServer), ""); err != nil {
+			t.Fatal(err)
+		}
+		var db2 *store.DB
+		var err error
+		if dsn == "" {
+			db2, err = store.OpenPath(ctx, db.Path)
+		} else {
+			db2, err = store.OpenDSN(ctx, dsn, store.Options{})
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		e2, err := New(ctx, Config{DB: db2, Events: events.New(db2, events.Options{})})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { e2.Close(); db2.Close() })
+
+		const copies = 10
+		type result struct {
+			id      string
+			created bool
+			err     error
+		}
+		res := make(chan result, copies)
+		start := make(chan struct{})
+		req := SendRequest{To: "+15550002", Text: "exactly once", Peer: "p", IdempotencyKey: "order-42"}
+		for i := range copies {
+			e := e1
+			if i%2 == 1 {
+				e = e2
+			}
+			go func() {
+				<-start
+				m, created, err := e.Send(ctx, "shop", req)
+				res <- result{m.ID, created, err}
+			}()
+		}
+		close(start)
+		ids := map[string]int{}
+		created := 0
+		for range copies {
+			r := <-res
+			if r.err != nil {
+				t.Fatal(r.err)
+			}
+			ids[r.id]++
+			if r.created {
+				created++
+			}
+		}
+		var rows, history int
+		if err := db.QueryRow(`SELECT COUNT(*) FROM outbox WHERE peer = $1 AND idem_key = $2`, "p", "order-42").Scan(&rows); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.QueryRow(`SELECT COUNT(*) FROM outbox_history`).Scan(&history); err != nil {
+			t.Fatal(err)
+		}
+		if rows != 1 || created != 1 || len(ids) != 1 || history != 1 {
+			t.Fatalf("%d rows, %d created, ids %v, %d history rows; want one message, created once, answered to all %d", rows, created, ids, history, copies)
 		}
 	})
 }
