@@ -482,3 +482,43 @@ func TestIdempotentSendsRace(t *testing.T) {
 		}
 	})
 }
+
+// TestPruneMessages: the outbox prune deletes the messages that stopped
+// moving before the cutoff, with their history, and never a queued one,
+// however old.
+func TestPruneMessages(t *testing.T) {
+	pgtest.ForEngines(t, func(t *testing.T, dsn string) {
+		e, db := newTestEngine(t, dsn, nil)
+		ctx := context.Background()
+		old := time.Now().Add(-48 * time.Hour)
+		for _, st := range []string{StatusQueued, StatusSent, StatusDelivered, StatusRead, StatusFailed} {
+			insertMessage(t, e, "3EB0OLD"+strings.ToUpper(st), st)
+			insertMessage(t, e, "3EB0NEW"+strings.ToUpper(st), st)
+		}
+		if _, err := db.Exec(`UPDATE outbox SET updated_at = $1 WHERE id LIKE $2`, old.UnixNano(), "3EB0OLD%"); err != nil {
+			t.Fatal(err)
+		}
+		n, err := e.pruneMessages(ctx, time.Now().Add(-24*time.Hour))
+		if err != nil || n != 4 {
+			t.Fatalf("pruned %d, %v; want the 4 old messages that are not queued", n, err)
+		}
+		var ids []string
+		rows, err := db.Query(`SELECT id FROM outbox ORDER BY id`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for rows.Next() {
+			var id string
+			rows.Scan(&id)
+			ids = append(ids, id)
+		}
+		rows.Close()
+		var history int
+		if err := db.QueryRow(`SELECT COUNT(*) FROM outbox_history WHERE message_id LIKE $1`, "3EB0OLD%").Scan(&history); err != nil {
+			t.Fatal(err)
+		}
+		if len(ids) != 6 || ids[5] != "3EB0OLDQUEUED" || history != 1 {
+			t.Fatalf("left %v with %d history rows of old messages; want the 5 new and the old queued one", ids, history)
+		}
+	})
+}
