@@ -243,7 +243,10 @@ func (e *Engine) Create(ctx context.Context, name string) (SessionInfo, error) {
 		return SessionInfo{}, fmt.Errorf("%w: %q", ErrSessionExists, name)
 	}
 	now := e.cfg.Now().UnixNano()
-	if _, err := e.cfg.DB.ExecContext(ctx, `INSERT INTO sessions(name, state, created_at, updated_at) VALUES (?,?,?,?)`, name, StateNew, now, now); err != nil {
+	if err := e.cfg.DB.WriteTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO sessions(name, state, created_at, updated_at) VALUES ($1, $2, $3, $4)`, name, StateNew, now, now)
+		return err
+	}); err != nil {
 		return SessionInfo{}, fmt.Errorf("whatsapp.Create %q: %w", name, err)
 	}
 	s := newSession(e, name)
@@ -298,7 +301,7 @@ func scanSession(r scanner) (SessionInfo, error) {
 }
 
 func (e *Engine) info(ctx context.Context, name string) (SessionInfo, error) {
-	si, err := scanSession(e.cfg.DB.QueryRowContext(ctx, `SELECT `+sessionCols+` FROM sessions WHERE name = ?`, name))
+	si, err := scanSession(e.cfg.DB.QueryRowContext(ctx, `SELECT `+sessionCols+` FROM sessions WHERE name = $1`, name))
 	if errors.Is(err, sql.ErrNoRows) {
 		return si, fmt.Errorf("%w: %q", ErrSessionNotFound, name)
 	}
@@ -309,18 +312,19 @@ func (e *Engine) info(ctx context.Context, name string) (SessionInfo, error) {
 func (e *Engine) setState(ctx context.Context, name, state, lastErr string) {
 	now := e.cfg.Now()
 	var changed bool
-	err := e.cfg.DB.Tx(ctx, func(tx *sql.Tx) error {
+	err := e.cfg.DB.WriteTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		var old string
-		if err := tx.QueryRowContext(ctx, `SELECT state FROM sessions WHERE name = ?`, name).Scan(&old); err != nil {
+		if err := tx.QueryRowContext(ctx, `SELECT state FROM sessions WHERE name = $1`, name).Scan(&old); err != nil {
 			return err
 		}
-		q := `UPDATE sessions SET state = ?, last_error = ?, updated_at = ?`
+		q := `UPDATE sessions SET state = $1, last_error = $2, updated_at = $3`
 		args := []any{state, lastErr, now.UnixNano()}
 		if state == StateConnected {
-			q += `, last_connected_at = ?`
+			q += `, last_connected_at = $4`
 			args = append(args, now.UnixNano())
 		}
-		if _, err := tx.ExecContext(ctx, q+` WHERE name = ?`, append(args, name)...); err != nil {
+		args = append(args, name)
+		if _, err := tx.ExecContext(ctx, q+fmt.Sprintf(` WHERE name = $%d`, len(args)), args...); err != nil {
 			return err
 		}
 		if old == state {
@@ -347,9 +351,12 @@ func (e *Engine) setState(ctx context.Context, name, state, lastErr string) {
 }
 
 func (e *Engine) setJID(ctx context.Context, name string, jid types.JID, pushName string) error {
-	_, err := e.cfg.DB.ExecContext(ctx, `UPDATE sessions SET jid = ?, push_name = ?, updated_at = ? WHERE name = ?`,
-		jid.String(), pushName, e.cfg.Now().UnixNano(), name)
-	return err
+	now := e.cfg.Now().UnixNano()
+	return e.cfg.DB.WriteTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `UPDATE sessions SET jid = $1, push_name = $2, updated_at = $3 WHERE name = $4`,
+			jid.String(), pushName, now, name)
+		return err
+	})
 }
 
 // Delete logs the session out (when linked), removes its device keys, its
@@ -362,7 +369,10 @@ func (e *Engine) Delete(ctx context.Context, name string) error {
 	}
 	s.logout(ctx, true)
 	s.close()
-	if _, err := e.cfg.DB.ExecContext(ctx, `DELETE FROM sessions WHERE name = ?`, name); err != nil {
+	if err := e.cfg.DB.WriteTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `DELETE FROM sessions WHERE name = $1`, name)
+		return err
+	}); err != nil {
 		return fmt.Errorf("whatsapp.Delete %q: %w", name, err)
 	}
 	e.mu.Lock()
