@@ -23,6 +23,7 @@ import (
 	"go.mau.fi/whatsmeow/types"
 
 	"waappliance/events"
+	"waappliance/internal/backoff"
 	"waappliance/store"
 )
 
@@ -39,11 +40,15 @@ const (
 	// StateReplaced: another client took over the account's connection;
 	// whatsmeow does not reconnect on its own, and neither do we.
 	StateReplaced = "replaced"
+	// StateTemporarilyBanned: WhatsApp banned the account for a while; the
+	// session tries once more when the ban's expiry has passed, not before.
+	StateTemporarilyBanned = "temporarily_banned"
 )
 
 // Config wires an Engine. DB and Events are required. Zero values: Logger
-// discards, Now is time.Now, Prepare is nil (real WhatsApp), backoff 1 s to
-// 1 min, MaxAttempts 0 means retry until the message is older than 24 h.
+// discards, Now is time.Now, Prepare is nil (real WhatsApp), send backoff
+// 1 s to 1 min, Reconnect 1 s to 1 min with full jitter, MaxAttempts 0
+// means retry until the message is older than 24 h.
 type Config struct {
 	DB     *store.DB
 	Events *events.Log
@@ -55,6 +60,9 @@ type Config struct {
 	MinBackoff  time.Duration
 	MaxBackoff  time.Duration
 	MaxAttempts int
+	// Reconnect is the backoff of connecting and reconnecting sessions
+	// (its Rand and After are injectable for tests).
+	Reconnect backoff.Policy
 	// DisplayName is shown on the phone's linked-devices list for phone-code pairing.
 	DisplayName string
 }

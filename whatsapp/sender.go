@@ -12,6 +12,8 @@ import (
 	"go.mau.fi/whatsmeow/proto/waE2E"
 	"go.mau.fi/whatsmeow/types"
 	"google.golang.org/protobuf/proto"
+
+	"waappliance/internal/backoff"
 )
 
 // giveUpAfter fails a message that could not be sent for this long.
@@ -94,7 +96,7 @@ func (s *session) sendDue() time.Duration {
 				}
 				continue
 			}
-			backoff := min(e.cfg.MinBackoff<<min(m.Attempts, 16), e.cfg.MaxBackoff)
+			backoff := backoff.Policy{Min: e.cfg.MinBackoff, Max: e.cfg.MaxBackoff}.Delay(m.Attempts)
 			e.cfg.DB.ExecContext(ctx, `UPDATE outbox SET next_attempt_at = ?, error = ? WHERE id = ? AND status = ?`, time.Now().Add(backoff).UnixNano(), Redact(err.Error()), m.ID, StatusQueued)
 			e.log.Info("send failed; will retry", "session", s.name, "id", m.ID, "attempt", m.Attempts+1, "backoff", backoff, "err", err)
 			return backoff
