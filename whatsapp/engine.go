@@ -235,6 +235,26 @@ type SessionInfo struct {
 	LastConnectedAt *time.Time `json:"last_connected_at"`
 	LastError       string     `json:"last_error,omitempty"`
 	CreatedAt       time.Time  `json:"created_at"`
+	// BanExpiresAt is when a temporary ban ends, while temporarily_banned
+	// (kept in memory: after a restart the session simply tries once).
+	BanExpiresAt *time.Time `json:"ban_expires_at,omitempty"`
+}
+
+// withLive adds what only the live session knows to si.
+func (e *Engine) withLive(si SessionInfo) SessionInfo {
+	e.mu.Lock()
+	s := e.sessions[si.Name]
+	e.mu.Unlock()
+	if s == nil || si.State != StateTemporarilyBanned {
+		return si
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.banUntil.IsZero() {
+		t := s.banUntil
+		si.BanExpiresAt = &t
+	}
+	return si
 }
 
 // Create adds a session in state new.
@@ -273,7 +293,7 @@ func (e *Engine) List(ctx context.Context) ([]SessionInfo, error) {
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, si)
+		out = append(out, e.withLive(si))
 	}
 	return out, rows.Err()
 }
@@ -283,7 +303,8 @@ func (e *Engine) Get(ctx context.Context, name string) (SessionInfo, error) {
 	if _, err := e.session(name); err != nil {
 		return SessionInfo{}, err
 	}
-	return e.info(ctx, name)
+	si, err := e.info(ctx, name)
+	return e.withLive(si), err
 }
 
 const sessionCols = `name, state, jid, push_name, last_connected_at, last_error, created_at`
