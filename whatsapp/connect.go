@@ -30,6 +30,7 @@ var connectAttemptTimeout = 20 * time.Second
 // connect connects cli for the engine's lifetime; ctx (and
 // connectAttemptTimeout) bound only the attempt.
 func (s *session) connect(ctx context.Context, cli *whatsmeow.Client) error {
+	s.e.waitWebVersion(ctx) // bounded by versionCheckTimeout
 	ctx, cancelAttempt := context.WithTimeout(ctx, connectAttemptTimeout)
 	defer cancelAttempt()
 	// whatsmeow keeps the context it connects with for the connection's

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"go.mau.fi/whatsmeow"
+	waStore "go.mau.fi/whatsmeow/store"
 	"go.mau.fi/whatsmeow/store/sqlstore"
 	"go.mau.fi/whatsmeow/types"
 
@@ -63,6 +64,10 @@ type Config struct {
 	// Reconnect is the backoff of connecting and reconnecting sessions
 	// (its Rand and After are injectable for tests).
 	Reconnect backoff.Policy
+	// LatestVersion, when set, is asked at Start for WhatsApp's current web
+	// client version (LatestWebVersion on a real appliance); nil keeps the
+	// built-in one without asking (sandbox mode, tests: never the internet).
+	LatestVersion func(ctx context.Context) (waStore.WAVersionContainer, error)
 	// DisplayName is shown on the phone's linked-devices list for phone-code pairing.
 	DisplayName string
 }
@@ -81,6 +86,8 @@ type Engine struct {
 	sessions map[string]*session
 	closed   bool
 	unprune  func() // drops pruneMessages from the event log's pruner
+
+	ver webVersion
 }
 
 // New prepares whatsmeow's tables in the shared database. Start connects.
@@ -111,6 +118,7 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		return nil, fmt.Errorf("whatsapp: upgrade whatsmeow tables: %w", err)
 	}
 	e := &Engine{cfg: cfg, log: log.With("component", "whatsapp"), container: c, sessions: map[string]*session{}}
+	e.ver.done = make(chan struct{})
 	e.ctx, e.cancel = context.WithCancel(context.Background())
 	rows, err := cfg.DB.QueryContext(ctx, `SELECT name FROM sessions ORDER BY name`)
 	if err != nil {
@@ -149,6 +157,7 @@ func (e *Engine) Start(ctx context.Context) error {
 	}
 	e.unprune = e.cfg.Events.OnPrune(e.pruneMessages)
 	e.mu.Unlock()
+	e.checkWebVersion()
 	var linked []*session
 	for _, s := range ss {
 		info, err := e.info(ctx, s.name)
