@@ -173,19 +173,29 @@ func TestInboundRedeliveryLoggedOnce(t *testing.T) {
 			t.Fatalf("message.received names %+v, want %s with the LID %s", d, pn, lid)
 		}
 	}
-	// A send to her phone number, whose chat is LID-addressed, reaches her once.
-	if r := do(t, cl, "POST", "/v1/sessions/shop/messages", map[string]string{"to": "+15550002", "text": "reply by number"}); r.Status != 202 {
-		t.Fatalf("send: %d %s", r.Status, r.Body)
-	}
-	eventually(t, "the reply in her inbox", func() bool {
-		n := 0
-		for _, m := range ada.Inbox() {
-			if m.Text() == "reply by number" {
-				n++
-			}
+	// A send to her phone number, whose chat is LID-addressed, reaches her
+	// once, and the answer names her LID; so does a send to the LID.
+	for _, to := range []string{"+15550002", ada.LID().String()} {
+		text := "reply to " + to
+		var sent struct {
+			To           string `json:"to"`
+			RecipientLID string `json:"recipient_lid"`
 		}
-		return n == 1
-	})
+		if r := do(t, cl, "POST", "/v1/sessions/shop/messages", map[string]string{"to": to, "text": text}); r.Status != 202 || r.JSON(&sent) != nil {
+			t.Fatalf("send: %d %s", r.Status, r.Body)
+		} else if sent.RecipientLID != ada.LID().String() {
+			t.Errorf("send to %s answers %s", to, r.Body)
+		}
+		eventually(t, "the reply in her inbox", func() bool {
+			n := 0
+			for _, m := range ada.Inbox() {
+				if m.Text() == text {
+					n++
+				}
+			}
+			return n == 1
+		})
+	}
 
 	// Restart: the key is in the database.
 	ta.Close()

@@ -40,20 +40,22 @@ type SendRequest struct {
 
 // Message is an outbox entry with its history.
 type Message struct {
-	ID        string     `json:"id"`
-	Session   string     `json:"session"`
-	To        string     `json:"to"`
-	Text      string     `json:"text,omitempty"`
-	ReplyTo   string     `json:"reply_to,omitempty"`
-	Status    string     `json:"status"`
-	Attempts  int        `json:"attempts"`
-	Error     string     `json:"error,omitempty"`
-	ServerTS  *time.Time `json:"server_timestamp,omitempty"`
-	CreatedAt time.Time  `json:"created_at"`
-	UpdatedAt time.Time  `json:"updated_at"`
-	History   []StatusAt `json:"history,omitempty"`
-	Peer      string     `json:"-"`
-	seq       int64
+	ID      string `json:"id"`
+	Session string `json:"session"`
+	To      string `json:"to"`
+	// RecipientLID is the recipient's LID when whatsmeow knows it (or To is one).
+	RecipientLID string     `json:"recipient_lid,omitempty"`
+	Text         string     `json:"text,omitempty"`
+	ReplyTo      string     `json:"reply_to,omitempty"`
+	Status       string     `json:"status"`
+	Attempts     int        `json:"attempts"`
+	Error        string     `json:"error,omitempty"`
+	ServerTS     *time.Time `json:"server_timestamp,omitempty"`
+	CreatedAt    time.Time  `json:"created_at"`
+	UpdatedAt    time.Time  `json:"updated_at"`
+	History      []StatusAt `json:"history,omitempty"`
+	Peer         string     `json:"-"`
+	seq          int64
 }
 
 // StatusAt is one step of a message's history.
@@ -226,6 +228,7 @@ func (e *Engine) Message(ctx context.Context, session, id string) (Message, erro
 	if err != nil {
 		return m, err
 	}
+	m.RecipientLID = e.recipientLID(ctx, session, m.To)
 	rows, err := e.cfg.DB.QueryContext(ctx, `SELECT at, status, detail FROM outbox_history WHERE message_id = ? ORDER BY id`, id)
 	if err != nil {
 		return m, err
