@@ -34,7 +34,10 @@
 // restart, from either QR text (the bare fields, or the
 // https://wa.me/settings/linked_devices# link with the client type that
 // current clients show); phone-code pairing (PairPhone, then
-// Phone.EnterCode); login with <success> or <failure 401>; LIDs: every
+// Phone.EnterCode); login with <success>, <failure 401>, or during a
+// temporary ban (Server.TemporaryBan: the account's connections dropped,
+// each login until the expiry answered with <failure reason="402" code
+// expire>, which whatsmeow reports as events.TemporaryBan); LIDs: every
 // account has one (Phone.LID, Contact.LID; derived from the number, so a
 // restarted wasim gives the same), which pair-success and <success> carry
 // and usync answers (<lid/> queries; "on WhatsApp" checks with the LID and
@@ -92,7 +95,7 @@
 // it other than placeholder resend requests (its copies of sent messages are
 // decrypted and dropped), message edits and revokes, privacy tokens
 // (issuance is acked, no token is given or checked), business features, rate
-// limits and bans, WhatsApp's real window for de-duplication (wasim
+// limits, permanent bans, WhatsApp's real window for de-duplication (wasim
 // remembers the newest 10,000 sends, in memory only, so a standalone wasim
 // forgets them when it restarts), faults other than those above (a
 // connection that hangs without closing, corrupted frames, delivery to some
