@@ -76,7 +76,7 @@ func (s *session) startLinked() {
 	}
 	if err := s.connectLinked(ctx, info.JID); err != nil && ctx.Err() == nil {
 		s.e.log.Warn("session connect failed", "session", s.name, "err", err)
-		s.e.setState(ctx, s.name, StateDisconnected, err.Error())
+		s.setState(ctx, StateDisconnected, err.Error())
 	}
 }
 
@@ -105,14 +105,14 @@ func (s *session) connectLinked(ctx context.Context, jid string) error {
 	if old != nil {
 		old.Disconnect()
 	}
-	s.e.setState(ctx, s.name, StateConnecting, "")
+	s.setState(ctx, StateConnecting, "")
 	if err := s.connect(ctx, cli); err != nil {
 		if s.e.ctx.Err() != nil {
 			return nil
 		}
 		s.e.log.Warn("session connect failed; retrying", "session", s.name, "err", err)
 		if s.current(cli) {
-			s.e.setState(s.e.ctx, s.name, StateDisconnected, connectProblem(err)+"; retrying")
+			s.setState(s.e.ctx, StateDisconnected, connectProblem(err)+"; retrying")
 		}
 		go s.reconnect(cli)
 		return nil
@@ -206,7 +206,7 @@ func (s *session) reconnect(cli *whatsmeow.Client) {
 			return
 		}
 		s.e.log.Info("session connect failed; retrying", "session", s.name, "err", err)
-		s.e.setState(ctx, s.name, StateDisconnected, connectProblem(err)+"; retrying")
+		s.setState(ctx, StateDisconnected, connectProblem(err)+"; retrying")
 	}
 }
 
@@ -252,7 +252,7 @@ func (s *session) temporarilyBanned(ctx context.Context, cli *whatsmeow.Client, 
 	} else {
 		msg += "; WhatsApp gave no end: log in again later"
 	}
-	s.e.setState(ctx, s.name, StateTemporarilyBanned, msg)
+	s.setState(ctx, StateTemporarilyBanned, msg)
 	s.e.cfg.Events.Append(ctx, s.name, events.TypeTemporarilyBanned, ban)
 	s.e.log.Warn("session temporarily banned", "session", s.name, "code", ban.Code, "expire", v.Expire)
 	if until.IsZero() {
@@ -279,12 +279,12 @@ func (s *session) temporarilyBanned(ctx context.Context, cli *whatsmeow.Client, 
 		if !still {
 			return // logged in again, out, or banned anew meanwhile
 		}
-		s.e.setState(s.e.ctx, s.name, StateConnecting, "temporary ban over; trying again")
+		s.setState(s.e.ctx, StateConnecting, "temporary ban over; trying again")
 		if err := s.connect(sctx, cli); err != nil && !errors.Is(err, whatsmeow.ErrAlreadyConnected) {
 			if sctx.Err() != nil || !s.current(cli) {
 				return
 			}
-			s.e.setState(s.e.ctx, s.name, StateDisconnected, connectProblem(err)+"; retrying")
+			s.setState(s.e.ctx, StateDisconnected, connectProblem(err)+"; retrying")
 			s.reconnect(cli) // the ban is over: a network failure is retried as usual
 		}
 	}()

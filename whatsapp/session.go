@@ -106,7 +106,7 @@ func (s *session) login(ctx context.Context) error {
 	s.client, s.pairing, s.qr, s.firstQR = cli, true, "", make(chan struct{})
 	first := s.firstQR
 	s.mu.Unlock()
-	s.e.setState(ctx, s.name, StatePairing, "")
+	s.setState(ctx, StatePairing, "")
 	go s.watchQR(cli, qrCh, first)
 	if err := s.connect(ctx, cli); err != nil {
 		s.endPairing(cli, StateNew, connectProblem(err)+"; start the login again")
@@ -153,7 +153,7 @@ func (s *session) endPairing(cli *whatsmeow.Client, state, lastErr string) {
 	s.client = nil
 	s.mu.Unlock()
 	cli.Disconnect()
-	s.e.setState(context.Background(), s.name, state, lastErr)
+	s.setState(context.Background(), state, lastErr)
 }
 
 // currentQR returns the QR code while pairing.
@@ -232,7 +232,7 @@ func (s *session) logout(ctx context.Context, deleting bool) {
 		}
 	}
 	if !deleting {
-		s.e.setState(ctx, s.name, StateLoggedOut, "logged out through the API")
+		s.setState(ctx, StateLoggedOut, "logged out through the API")
 		s.e.cfg.Events.Append(ctx, s.name, events.TypeLoggedOut, map[string]string{"reason": "api"})
 		s.e.failPending(ctx, s.name, "session logged out")
 	}
@@ -261,7 +261,7 @@ func (s *session) handle(cli *whatsmeow.Client, evt any) bool {
 	switch v := evt.(type) {
 	case *waEvents.PairSuccess:
 		s.e.setJID(ctx, s.name, v.ID, v.BusinessName)
-		s.e.setState(ctx, s.name, StateConnecting, "")
+		s.setState(ctx, StateConnecting, "")
 	case *waEvents.Connected:
 		s.mu.Lock()
 		s.pairing, s.qr, s.banUntil = false, "", time.Time{}
@@ -270,11 +270,11 @@ func (s *session) handle(cli *whatsmeow.Client, evt any) bool {
 		if cli.Store.ID != nil {
 			s.e.setJID(ctx, s.name, *cli.Store.ID, cli.Store.PushName)
 		}
-		s.e.setState(ctx, s.name, StateConnected, "")
+		s.setState(ctx, StateConnected, "")
 		s.poke()
 	case *waEvents.Disconnected:
 		if info, err := s.e.info(ctx, s.name); err == nil && (info.State == StateConnected || info.State == StateConnecting) {
-			s.e.setState(ctx, s.name, StateDisconnected, "connection lost; reconnecting")
+			s.setState(ctx, StateDisconnected, "connection lost; reconnecting")
 		}
 		go s.reconnect(cli)
 	case *waEvents.KeepAliveTimeout:
@@ -282,23 +282,23 @@ func (s *session) handle(cli *whatsmeow.Client, evt any) bool {
 		if !v.LastSuccess.IsZero() && time.Since(v.LastSuccess) > whatsmeow.KeepAliveMaxFailTime && s.current(cli) {
 			s.e.log.Warn("keepalives failing; reconnecting", "session", s.name, "errors", v.ErrorCount)
 			cli.Disconnect()
-			s.e.setState(ctx, s.name, StateDisconnected, "connection stalled; reconnecting")
+			s.setState(ctx, StateDisconnected, "connection stalled; reconnecting")
 			go s.reconnect(cli)
 		}
 	case *waEvents.LoggedOut:
 		s.mu.Lock()
 		s.client = nil
 		s.mu.Unlock()
-		s.e.setState(ctx, s.name, StateLoggedOut, "logged out at WhatsApp: "+v.Reason.String())
+		s.setState(ctx, StateLoggedOut, "logged out at WhatsApp: "+v.Reason.String())
 		s.e.cfg.Events.Append(ctx, s.name, events.TypeLoggedOut, map[string]any{"reason": v.Reason.String(), "on_connect": v.OnConnect})
 		s.e.failPending(ctx, s.name, "session logged out at WhatsApp")
 	case *waEvents.StreamReplaced:
-		s.e.setState(ctx, s.name, StateReplaced, fmt.Sprintf(replacedMessage, s.name))
+		s.setState(ctx, StateReplaced, fmt.Sprintf(replacedMessage, s.name))
 		cli.Disconnect() // whatsmeow expects it and will not reconnect; nor will we
 	case *waEvents.TemporaryBan:
 		s.temporarilyBanned(ctx, cli, v)
 	case *waEvents.ConnectFailure:
-		s.e.setState(ctx, s.name, StateDisconnected, fmt.Sprintf("connect failure %d: %s", v.Reason, v.Message))
+		s.setState(ctx, StateDisconnected, fmt.Sprintf("connect failure %d: %s", v.Reason, v.Message))
 	case *waEvents.Message:
 		fillPhoneNumbers(ctx, cli, &v.Info)
 		return s.e.recordInbound(ctx, s.name, v)
@@ -371,4 +371,10 @@ func (e *Engine) PairCode(ctx context.Context, name, phone string) (string, erro
 		return "", err
 	}
 	return s.pairCode(ctx, num)
+}
+
+// setState is how a session changes its own state: recorded in its row
+// with a session.state event when it changed (Engine.setState).
+func (s *session) setState(ctx context.Context, state, lastErr string) {
+	s.e.setState(ctx, s.name, state, lastErr)
 }
