@@ -117,7 +117,7 @@ var schemas = map[string]any{
 	"PairCodeRequest": obj(map[string]any{"phone": str}, "phone"),
 	"PairCode":        obj(map[string]any{"code": str, "session": str}, "code"),
 	"SendRequest":     obj(map[string]any{"to": map[string]any{"type": "string", "description": "E.164 phone number (+4915123456789), a phone-number JID (…@s.whatsapp.net) or a LID (…@lid)"}, "text": str, "reply_to": str}, "to", "text"),
-	"Message": obj(map[string]any{"id": str, "session": str, "to": str, "text": str, "reply_to": str,
+	"Message": obj(map[string]any{"id": str, "session": str, "to": str, "recipient_lid": str, "text": str, "reply_to": str,
 		"status":   map[string]any{"type": "string", "enum": []string{"queued", "sent", "delivered", "read", "failed"}},
 		"attempts": integer, "error": str, "server_timestamp": dateTime, "created_at": dateTime, "updated_at": dateTime,
 		"history": map[string]any{"type": "array", "items": obj(map[string]any{"status": str, "at": dateTime, "detail": str})}}, "id", "status"),
