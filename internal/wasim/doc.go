@@ -75,7 +75,8 @@
 // ways (media_conn points at wasim, which stores encrypted uploads and
 // serves downloads); stream errors 401 (device removed), 440 (replaced) and
 // dropped connections, with a 2 s grace for the client to hang up first;
-// faults: refuse connections, fail sends with an error code (FailSends),
+// faults: refuse connections, a temporary ban (TemporaryBan, above), fail
+// sends with an error code (FailSends),
 // delay acks (DelayAcks), lose sends whole (DropSends: nothing delivered,
 // nothing acked), and lose only the ack (WithholdAcks: delivered, never
 // acked). State (accounts, linked devices, contacts, Signal keys) can live
