@@ -253,7 +253,7 @@ func (s *session) handle(cli *whatsmeow.Client, evt any) bool {
 	ctx := s.e.ctx
 	switch evt.(type) {
 	case *waEvents.Connected, *waEvents.Disconnected, *waEvents.StreamReplaced, *waEvents.TemporaryBan, *waEvents.ConnectFailure, *waEvents.PairSuccess,
-		*waEvents.KeepAliveTimeout:
+		*waEvents.KeepAliveTimeout, *waEvents.ClientOutdated:
 		if !s.current(cli) {
 			return true
 		}
@@ -297,6 +297,10 @@ func (s *session) handle(cli *whatsmeow.Client, evt any) bool {
 		cli.Disconnect() // whatsmeow expects it and will not reconnect; nor will we
 	case *waEvents.TemporaryBan:
 		s.temporarilyBanned(ctx, cli, v)
+	case *waEvents.ClientOutdated:
+		// 405: no retry helps until the announced version changes.
+		s.setState(ctx, StateDisconnected, "WhatsApp refused this web client version as outdated ("+
+			s.e.WebVersion().InUse+"); restart the appliance online (it asks WhatsApp for the current version) or update it")
 	case *waEvents.ConnectFailure:
 		s.setState(ctx, StateDisconnected, fmt.Sprintf("connect failure %d: %s", v.Reason, v.Message))
 	case *waEvents.Message:
