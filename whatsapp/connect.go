@@ -258,9 +258,9 @@ func (s *session) temporarilyBanned(ctx context.Context, cli *whatsmeow.Client, 
 	if until.IsZero() {
 		return
 	}
-	s.e.wg.Add(1)
+	// Not in e.wg: an event handler may run while Close waits; the wait
+	// ends with the engine's context or the session's stop.
 	go func() {
-		defer s.e.wg.Done()
 		sctx, cancel := context.WithCancel(s.e.ctx)
 		defer cancel()
 		go func() {
