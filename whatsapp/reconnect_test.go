@@ -206,3 +206,41 @@ func eventsOf(t *testing.T, l *events.Log, typ string) []events.Event {
 	}
 	return out
 }
+
+// TestTemporaryBanAcrossRestart: a session banned when the appliance stops
+// tries once at the next start (the expiry lives in WhatsApp's answer, not
+// in our row), is shown banned again with WhatsApp's new expiry, and waits
+// for it.
+func TestTemporaryBanAcrossRestart(t *testing.T) {
+	r := newRig(t)
+	var bans atomic.Int32
+	r.srv.OnEvent(func(ev wasim.Event) {
+		if ev.Kind == wasim.EventTemporaryBan {
+			bans.Add(1)
+		}
+	})
+	e1 := r.engine(t)
+	if err := e1.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	r.pair(t, e1, "shop", "+15550311")
+	r.srv.TemporaryBan("+15550311", 101, 4*time.Second)
+	waitFor(t, "temporarily banned", 20*time.Second, func() bool { return state(e1, "shop") == whatsapp.StateTemporarilyBanned })
+	e1.Close()
+
+	e2 := r.engine(t)
+	if err := e2.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the one try at start", 20*time.Second, func() bool { return bans.Load() == 2 })
+	waitFor(t, "banned again", 20*time.Second, func() bool { return state(e2, "shop") == whatsapp.StateTemporarilyBanned })
+	si, _ := e2.Get(context.Background(), "shop")
+	if si.BanExpiresAt == nil {
+		t.Fatal("no ban expiry after the restart")
+	}
+	time.Sleep(time.Until(si.BanExpiresAt.Add(-500 * time.Millisecond)))
+	if k := bans.Load(); k != 2 {
+		t.Fatalf("%d logins refused: the restarted session loops on the ban", k)
+	}
+	waitFor(t, "connected after the ban", 30*time.Second, func() bool { return state(e2, "shop") == whatsapp.StateConnected })
+}
