@@ -40,22 +40,23 @@ type SendRequest struct {
 
 // Message is an outbox entry with its history.
 type Message struct {
-	ID      string `json:"id"`
-	Session string `json:"session"`
-	To      string `json:"to"`
+	ID        string     `json:"id"`
+	Session   string     `json:"session"`
+	To        string     `json:"to"`
+	Text      string     `json:"text,omitempty"`
+	ReplyTo   string     `json:"reply_to,omitempty"`
+	Status    string     `json:"status"`
+	Attempts  int        `json:"attempts"`
+	Error     string     `json:"error,omitempty"`
+	ServerTS  *time.Time `json:"server_timestamp,omitempty"`
+	CreatedAt time.Time  `json:"created_at"`
+	UpdatedAt time.Time  `json:"updated_at"`
+	History   []StatusAt `json:"history,omitempty"`
+	Peer      string     `json:"-"`
+	seq       int64
+
 	// RecipientLID is the recipient's LID when whatsmeow knows it (or To is one).
-	RecipientLID string     `json:"recipient_lid,omitempty"`
-	Text         string     `json:"text,omitempty"`
-	ReplyTo      string     `json:"reply_to,omitempty"`
-	Status       string     `json:"status"`
-	Attempts     int        `json:"attempts"`
-	Error        string     `json:"error,omitempty"`
-	ServerTS     *time.Time `json:"server_timestamp,omitempty"`
-	CreatedAt    time.Time  `json:"created_at"`
-	UpdatedAt    time.Time  `json:"updated_at"`
-	History      []StatusAt `json:"history,omitempty"`
-	Peer         string     `json:"-"`
-	seq          int64
+	RecipientLID string `json:"recipient_lid,omitempty"`
 }
 
 // StatusAt is one step of a message's history.
