@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"go.mau.fi/whatsmeow"
+	waStore "go.mau.fi/whatsmeow/store"
 	"golang.zx2c4.com/wireguard/conn"
 
 	"waappliance/api"
@@ -65,6 +66,10 @@ type Options struct {
 	// database the state stores (SQLite beside it unless init chose
 	// PostgreSQL).
 	Database DatabaseChoice
+	// LatestWebVersion, when set, asks WhatsApp for its current web client
+	// version at start (whatsapp.LatestWebVersion; serve sets it for real
+	// WhatsApp). nil keeps whatsmeow's built-in one without asking.
+	LatestWebVersion func(ctx context.Context) (waStore.WAVersionContainer, error)
 }
 
 // SandboxInProcess selects the built-in simulator.
@@ -277,7 +282,8 @@ func (a *Appliance) Start(ctx context.Context) error {
 			a.sandbox, prepare = sb, sb.prepare
 			a.log.Warn("SANDBOX MODE: WhatsApp sessions talk to the simulator (wasim), not to WhatsApp", "wasim", a.opts.Sandbox)
 		}
-		wa, err := whatsapp.New(ctx, whatsapp.Config{DB: a.db, Events: a.events, Logger: a.log, Now: a.opts.Now, Prepare: prepare})
+		wa, err := whatsapp.New(ctx, whatsapp.Config{DB: a.db, Events: a.events, Logger: a.log, Now: a.opts.Now, Prepare: prepare,
+			LatestVersion: a.opts.LatestWebVersion})
 		if err != nil {
 			return err
 		}

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
+	"os"
 	"runtime/debug"
 	"strings"
 	"text/tabwriter"
@@ -17,6 +18,7 @@ import (
 	"waappliance/audit"
 	"waappliance/peers"
 	"waappliance/store"
+	"waappliance/whatsapp"
 )
 
 // cli carries the output streams of one command-line run.
@@ -365,6 +367,11 @@ func (c *cli) serve(ctx context.Context, args []string) error {
 // runServe serves dir until ctx ends; the caller holds the state's lock.
 // A state that group or others may read is refused (the chmod to run is in
 // the message).
+// noWebVersionCheckEnv, set to 1, keeps serve from asking web.whatsapp.com
+// for the current web client version (the test binary sets it: tests never
+// reach the internet).
+const noWebVersionCheckEnv = "WAAPPLIANCE_NO_WEB_VERSION_CHECK"
+
 func runServe(ctx context.Context, dir string, log *slog.Logger, sf serveFlags) error {
 	if err := store.CheckPrivate(dir); err != nil {
 		return err
@@ -373,7 +380,13 @@ func runServe(ctx context.Context, dir string, log *slog.Logger, sf serveFlags) 
 	if err != nil {
 		return err
 	}
-	a, err := Open(ctx, Options{StateDir: dir, Logger: log, Retention: *sf.retention, AuditRetention: *sf.auditRetention, Sandbox: sf.sandbox.v, Limits: lim, Database: sf.db.choice()})
+	o := Options{StateDir: dir, Logger: log, Retention: *sf.retention, AuditRetention: *sf.auditRetention, Sandbox: sf.sandbox.v, Limits: lim, Database: sf.db.choice()}
+	if o.Sandbox == "" && os.Getenv(noWebVersionCheckEnv) != "1" {
+		// Real WhatsApp: ask it for the current web client version (in
+		// the background, bounded; offline keeps the built-in one).
+		o.LatestWebVersion = whatsapp.LatestWebVersion
+	}
+	a, err := Open(ctx, o)
 	if err != nil {
 		return err
 	}

@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -12,8 +13,11 @@ import (
 	"syscall"
 	"time"
 
+	waStore "go.mau.fi/whatsmeow/store"
+
 	"waappliance/peers"
 	"waappliance/store"
+	"waappliance/whatsapp"
 )
 
 // check is one doctor finding; Fix is empty when all is well.
@@ -92,6 +96,7 @@ func Doctor(ctx context.Context, dir string, dbc DatabaseChoice) []check {
 	}
 
 	add(udpPortCheck(srv.ListenPort))
+	add(webVersionCheck(ctx, db))
 
 	reg, err := peers.NewRegistry(ctx, db, srv, nil)
 	if err == nil {
@@ -295,4 +300,28 @@ func (c *cli) doctor(ctx context.Context, args []string) error {
 	}
 	fmt.Fprintln(c.stdout, "all checks passed")
 	return nil
+}
+
+// webVersionCheck shows the WhatsApp web client version the appliance
+// announced at its last start (recorded by the engine), beside whatsmeow's
+// built-in one.
+func webVersionCheck(ctx context.Context, db *store.DB) (string, string, string) {
+	name := "web client"
+	builtIn := waStore.GetWAVersion().String()
+	raw, ok, err := db.Settings().Get(ctx, whatsapp.WebVersionSetting)
+	var v whatsapp.WebVersion
+	if err != nil || !ok || json.Unmarshal([]byte(raw), &v) != nil || v.InUse == "" {
+		return name, "built-in " + builtIn + " (WhatsApp has not been started on this state yet)", ""
+	}
+	detail := v.InUse + " (" + v.Source
+	if v.Source != "built-in" {
+		detail += "; built-in " + v.BuiltIn
+	}
+	if v.CheckedAt != nil {
+		detail += "; asked WhatsApp at " + v.CheckedAt.Format(time.RFC3339)
+	}
+	if v.Error != "" {
+		detail += "; asking failed: " + v.Error
+	}
+	return name, detail + ")", ""
 }

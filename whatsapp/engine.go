@@ -19,10 +19,12 @@ import (
 	"time"
 
 	"go.mau.fi/whatsmeow"
+	waStore "go.mau.fi/whatsmeow/store"
 	"go.mau.fi/whatsmeow/store/sqlstore"
 	"go.mau.fi/whatsmeow/types"
 
 	"waappliance/events"
+	"waappliance/internal/backoff"
 	"waappliance/store"
 )
 
@@ -39,11 +41,15 @@ const (
 	// StateReplaced: another client took over the account's connection;
 	// whatsmeow does not reconnect on its own, and neither do we.
 	StateReplaced = "replaced"
+	// StateTemporarilyBanned: WhatsApp banned the account for a while; the
+	// session tries once more when the ban's expiry has passed, not before.
+	StateTemporarilyBanned = "temporarily_banned"
 )
 
 // Config wires an Engine. DB and Events are required. Zero values: Logger
-// discards, Now is time.Now, Prepare is nil (real WhatsApp), backoff 1 s to
-// 1 min, MaxAttempts 0 means retry until the message is older than 24 h.
+// discards, Now is time.Now, Prepare is nil (real WhatsApp), send backoff
+// 1 s to 1 min, Reconnect 1 s to 1 min with full jitter, MaxAttempts 0
+// means retry until the message is older than 24 h.
 type Config struct {
 	DB     *store.DB
 	Events *events.Log
@@ -55,6 +61,13 @@ type Config struct {
 	MinBackoff  time.Duration
 	MaxBackoff  time.Duration
 	MaxAttempts int
+	// Reconnect is the backoff of connecting and reconnecting sessions
+	// (its Rand and After are injectable for tests).
+	Reconnect backoff.Policy
+	// LatestVersion, when set, is asked at Start for WhatsApp's current web
+	// client version (LatestWebVersion on a real appliance); nil keeps the
+	// built-in one without asking (sandbox mode, tests: never the internet).
+	LatestVersion func(ctx context.Context) (waStore.WAVersionContainer, error)
 	// DisplayName is shown on the phone's linked-devices list for phone-code pairing.
 	DisplayName string
 }
@@ -73,6 +86,8 @@ type Engine struct {
 	sessions map[string]*session
 	closed   bool
 	unprune  func() // drops pruneMessages from the event log's pruner
+
+	ver webVersion
 }
 
 // New prepares whatsmeow's tables in the shared database. Start connects.
@@ -103,6 +118,7 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		return nil, fmt.Errorf("whatsapp: upgrade whatsmeow tables: %w", err)
 	}
 	e := &Engine{cfg: cfg, log: log.With("component", "whatsapp"), container: c, sessions: map[string]*session{}}
+	e.ver.done = make(chan struct{})
 	e.ctx, e.cancel = context.WithCancel(context.Background())
 	rows, err := cfg.DB.QueryContext(ctx, `SELECT name FROM sessions ORDER BY name`)
 	if err != nil {
@@ -141,6 +157,7 @@ func (e *Engine) Start(ctx context.Context) error {
 	}
 	e.unprune = e.cfg.Events.OnPrune(e.pruneMessages)
 	e.mu.Unlock()
+	e.checkWebVersion()
 	var linked []*session
 	for _, s := range ss {
 		info, err := e.info(ctx, s.name)
@@ -227,6 +244,26 @@ type SessionInfo struct {
 	LastConnectedAt *time.Time `json:"last_connected_at"`
 	LastError       string     `json:"last_error,omitempty"`
 	CreatedAt       time.Time  `json:"created_at"`
+	// BanExpiresAt is when a temporary ban ends, while temporarily_banned
+	// (kept in memory: after a restart the session simply tries once).
+	BanExpiresAt *time.Time `json:"ban_expires_at,omitempty"`
+}
+
+// withLive adds what only the live session knows to si.
+func (e *Engine) withLive(si SessionInfo) SessionInfo {
+	e.mu.Lock()
+	s := e.sessions[si.Name]
+	e.mu.Unlock()
+	if s == nil || si.State != StateTemporarilyBanned {
+		return si
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.banUntil.IsZero() {
+		t := s.banUntil
+		si.BanExpiresAt = &t
+	}
+	return si
 }
 
 // Create adds a session in state new.
@@ -268,7 +305,7 @@ func (e *Engine) List(ctx context.Context) ([]SessionInfo, error) {
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, si)
+		out = append(out, e.withLive(si))
 	}
 	return out, rows.Err()
 }
@@ -278,7 +315,8 @@ func (e *Engine) Get(ctx context.Context, name string) (SessionInfo, error) {
 	if _, err := e.session(name); err != nil {
 		return SessionInfo{}, err
 	}
-	return e.info(ctx, name)
+	si, err := e.info(ctx, name)
+	return e.withLive(si), err
 }
 
 const sessionCols = `name, state, jid, push_name, last_connected_at, last_error, created_at`

@@ -108,7 +108,17 @@ func (r *rig) prepare(cli *whatsmeow.Client) {
 
 func (r *rig) engine(t *testing.T) *whatsapp.Engine {
 	t.Helper()
-	e, err := whatsapp.New(context.Background(), whatsapp.Config{DB: r.db, Events: r.ev, Prepare: r.prepare})
+	return r.engineWith(t, nil)
+}
+
+// engineWith is engine with the config changed by edit first.
+func (r *rig) engineWith(t *testing.T, edit func(*whatsapp.Config)) *whatsapp.Engine {
+	t.Helper()
+	cfg := whatsapp.Config{DB: r.db, Events: r.ev, Prepare: r.prepare}
+	if edit != nil {
+		edit(&cfg)
+	}
+	e, err := whatsapp.New(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

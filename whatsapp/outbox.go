@@ -55,6 +55,9 @@ type Message struct {
 	History   []StatusAt `json:"history,omitempty"`
 	Peer      string     `json:"-"`
 	seq       int64
+
+	// RecipientLID is the recipient's LID when whatsmeow knows it (or To is one).
+	RecipientLID string `json:"recipient_lid,omitempty"`
 }
 
 // StatusAt is one step of a message's history.
@@ -223,6 +226,7 @@ func (e *Engine) Message(ctx context.Context, session, id string) (Message, erro
 	if err != nil {
 		return m, err
 	}
+	m.RecipientLID = e.recipientLID(ctx, session, m.To)
 	rows, err := e.cfg.DB.QueryContext(ctx, `SELECT at, status, detail FROM outbox_history WHERE message_id = $1 ORDER BY id`, id)
 	if err != nil {
 		return m, err

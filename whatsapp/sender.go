@@ -13,6 +13,8 @@ import (
 	"go.mau.fi/whatsmeow/proto/waE2E"
 	"go.mau.fi/whatsmeow/types"
 	"google.golang.org/protobuf/proto"
+
+	"waappliance/internal/backoff"
 )
 
 // giveUpAfter fails a message that could not be sent for this long.
@@ -95,7 +97,7 @@ func (s *session) sendDue() time.Duration {
 				}
 				continue
 			}
-			backoff := min(e.cfg.MinBackoff<<min(m.Attempts, 16), e.cfg.MaxBackoff)
+			backoff := backoff.Policy{Min: e.cfg.MinBackoff, Max: e.cfg.MaxBackoff}.Delay(m.Attempts)
 			retryAt, reason := time.Now().Add(backoff).UnixNano(), Redact(err.Error())
 			e.cfg.DB.WriteTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 				_, err := tx.ExecContext(ctx, `UPDATE outbox SET next_attempt_at = $1, error = $2 WHERE id = $3 AND status = $4`, retryAt, reason, m.ID, StatusQueued)

@@ -26,11 +26,12 @@ var allowed = map[string][]string{
 	"audit":              {"store"},
 	"store":              {},
 	"events":             {"store"},
-	"whatsapp":           {"store", "events"}, // never the simulator: sandbox wiring is app's
+	"whatsapp":           {"store", "events", "internal/backoff"}, // never the simulator: sandbox wiring is app's
 	"internal/wgclient":  {"peers"},
 	"internal/wasim":     {},
 	"internal/elfcheck":  {},
 	"internal/pgtest":    {},
+	"internal/backoff":   {},
 	"internal/archtest":  {},
 	"cmd/wasim":          {"internal/wasim"},
 	"internal/cmd/*":     {"*"},
