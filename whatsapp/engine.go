@@ -73,6 +73,8 @@ type Engine struct {
 	sessions map[string]*session
 	closed   bool
 	unprune  func() // drops pruneMessages from the event log's pruner
+
+	onWhatsApp recipientCache
 }
 
 // New prepares whatsmeow's tables in the shared database. Start connects.

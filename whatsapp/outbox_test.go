@@ -56,8 +56,8 @@ func newTestEngine(t *testing.T, dsn string, log *slog.Logger) (*Engine, *store.
 func insertMessage(t *testing.T, e *Engine, id, status string) {
 	t.Helper()
 	now := time.Now().UnixNano()
-	if _, err := e.cfg.DB.Exec(`INSERT INTO outbox(id, session, peer, to_jid, text, status, next_attempt_at, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-		id, "shop", "p", "15550002@s.whatsapp.net", "hi", status, now, now, now); err != nil {
+	if _, err := e.cfg.DB.Exec(`INSERT INTO outbox(id, session, peer, to_jid, text, content, status, next_attempt_at, created_at, updated_at) VALUES ($1, $2, $3, $4, '', $5, $6, $7, $8, $9)`,
+		id, "shop", "p", "15550002@s.whatsapp.net", `{"kind":"text","text":{"body":"hi"}}`, status, now, now, now); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := e.cfg.DB.Exec(`INSERT INTO outbox_history(message_id, at, status) VALUES ($1, $2, $3)`, id, now, status); err != nil {
@@ -277,7 +277,7 @@ func TestConcurrentSendsSameKeyOneMessage(t *testing.T) {
 			err     error
 		}
 		res := make(chan result, n+1)
-		req := SendRequest{To: "+15550002", Text: "once", Peer: "p", IdempotencyKey: "k1"}
+		req := SendRequest{To: "+15550002", Content: Text("once"), Peer: "p", IdempotencyKey: "k1"}
 		for i := 0; i < n; i++ {
 			go func() {
 				m, created, err := e.Send(ctx, "shop", req)
@@ -285,7 +285,7 @@ func TestConcurrentSendsSameKeyOneMessage(t *testing.T) {
 			}()
 		}
 		go func() { // another message in the same batch
-			m, created, err := e.Send(ctx, "shop", SendRequest{To: "+15550002", Text: "other", Peer: "p", IdempotencyKey: "k2"})
+			m, created, err := e.Send(ctx, "shop", SendRequest{To: "+15550002", Content: Text("other"), Peer: "p", IdempotencyKey: "k2"})
 			res <- result{m.ID, created, err}
 		}()
 		time.Sleep(50 * time.Millisecond) // let them queue behind the held batch
@@ -445,7 +445,7 @@ func TestIdempotentSendsRace(t *testing.T) {
 		}
 		res := make(chan result, copies)
 		start := make(chan struct{})
-		req := SendRequest{To: "+15550002", Text: "exactly once", Peer: "p", IdempotencyKey: "order-42"}
+		req := SendRequest{To: "+15550002", Content: Text("exactly once"), Peer: "p", IdempotencyKey: "order-42"}
 		for i := range copies {
 			e := e1
 			if i%2 == 1 {

@@ -7,12 +7,12 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"go.mau.fi/whatsmeow"
 	"go.mau.fi/whatsmeow/proto/waE2E"
 	"go.mau.fi/whatsmeow/types"
-	"google.golang.org/protobuf/proto"
 )
 
 // giveUpAfter fails a message that could not be sent for this long.
@@ -71,12 +71,11 @@ func (s *session) sendDue() time.Duration {
 			return idle
 		default:
 		}
-		row := e.cfg.DB.QueryRowContext(ctx, `SELECT `+msgCols+`, next_attempt_at FROM outbox WHERE session = $1 AND status = $2 ORDER BY seq LIMIT 1`, s.name, StatusQueued)
-		m, next, err := scanPending(row)
+		m, err := scanMessage(e.cfg.DB.QueryRowContext(ctx, `SELECT `+msgCols+` FROM outbox WHERE session = $1 AND status = $2 ORDER BY seq LIMIT 1`, s.name, StatusQueued))
 		if err != nil {
 			return idle // no queued message (or the database is closing)
 		}
-		if wait := time.Until(time.Unix(0, next)); wait > 0 {
+		if wait := time.Until(time.Unix(0, m.nextAt)); wait > 0 {
 			return wait
 		}
 		if err := s.sendOne(ctx, cli, m); err != nil {
@@ -84,13 +83,13 @@ func (s *session) sendDue() time.Duration {
 			// written: a receipt that overtook a lost ack wins.
 			var perm *permanentError
 			if errors.As(err, &perm) {
-				if err := e.setStatus(ctx, m.ID, StatusFailed, perm.Error(), time.Time{}); err != nil {
+				if err := e.finishAttempt(ctx, m.ID, StatusFailed, perm.Error(), time.Time{}); err != nil {
 					return idle
 				}
 				continue
 			}
 			if time.Since(m.CreatedAt) > giveUpAfter || (e.cfg.MaxAttempts > 0 && m.Attempts+1 >= e.cfg.MaxAttempts) {
-				if err := e.setStatus(ctx, m.ID, StatusFailed, "gave up: "+Redact(err.Error()), time.Time{}); err != nil {
+				if err := e.finishAttempt(ctx, m.ID, StatusFailed, "gave up: "+Redact(err.Error()), time.Time{}); err != nil {
 					return idle
 				}
 				continue
@@ -98,7 +97,8 @@ func (s *session) sendDue() time.Duration {
 			backoff := min(e.cfg.MinBackoff<<min(m.Attempts, 16), e.cfg.MaxBackoff)
 			retryAt, reason := time.Now().Add(backoff).UnixNano(), Redact(err.Error())
 			e.cfg.DB.WriteTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
-				_, err := tx.ExecContext(ctx, `UPDATE outbox SET next_attempt_at = $1, error = $2 WHERE id = $3 AND status = $4`, retryAt, reason, m.ID, StatusQueued)
+				_, err := tx.ExecContext(ctx, `UPDATE outbox SET attempts = attempts + 1, next_attempt_at = $1, error = $2, updated_at = $3 WHERE id = $4 AND status = $5`,
+					retryAt, reason, e.cfg.Now().UnixNano(), m.ID, StatusQueued)
 				return err
 			})
 			e.log.Info("send failed; will retry", "session", s.name, "id", m.ID, "attempt", m.Attempts+1, "backoff", backoff, "err", err)
@@ -107,55 +107,35 @@ func (s *session) sendDue() time.Duration {
 	}
 }
 
-func scanPending(r scanner) (Message, int64, error) {
-	var m Message
-	var next int64
-	var ts *int64
-	var created, updated int64
-	err := r.Scan(&m.seq, &m.ID, &m.Session, &m.Peer, &m.To, &m.Text, &m.ReplyTo, &m.Status, &m.Attempts, &m.Error, &ts, &created, &updated, &next)
-	m.CreatedAt = time.Unix(0, created)
-	return m, next, err
-}
-
 // permanentError is a send failure that retrying cannot fix.
 type permanentError struct{ msg string }
 
 func (p *permanentError) Error() string { return p.msg }
 
-// sendOne records the attempt (committed before the network call, so a
-// crash mid-send is retried with the same message id), sends, and records
-// the server's ack.
+// sendOne sends m and records the attempt with the server's ack in one
+// commit. Nothing is committed before the network call: the WhatsApp id is
+// fixed at enqueue, so a crash between the send and the commit sends the
+// same message again under the same id, which WhatsApp (and the
+// recipient's phone) take as the same message. The attempt a crash
+// interrupted goes uncounted, which only delays MaxAttempts by one.
 func (s *session) sendOne(ctx context.Context, cli *whatsmeow.Client, m Message) error {
 	e := s.e
-	now := e.cfg.Now().UnixNano()
-	if err := e.cfg.DB.WriteTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `UPDATE outbox SET attempts = attempts + 1, updated_at = $1 WHERE id = $2`, now, m.ID)
-		return err
-	}); err != nil {
-		return err
-	}
 	to, err := types.ParseJID(m.To)
 	if err != nil {
 		return &permanentError{"stored recipient is invalid: " + err.Error()}
 	}
-	if to.Server == types.DefaultUserServer && m.Attempts == 0 {
-		res, err := cli.IsOnWhatsApp(ctx, []string{"+" + to.User})
+	if to.Server == types.DefaultUserServer {
+		on, err := e.onWhatsApp.check(ctx, cli, to.User, e.cfg.Now())
 		if err != nil {
 			return fmt.Errorf("checking the recipient: %w", err)
 		}
-		if len(res) == 0 || !res[0].IsIn {
+		if !on {
 			return &permanentError{"recipient " + maskPhone(to.User) + " is not on WhatsApp"}
 		}
 	}
-	msg := &waE2E.Message{Conversation: proto.String(m.Text)}
-	if m.ReplyTo != "" {
-		msg = &waE2E.Message{ExtendedTextMessage: &waE2E.ExtendedTextMessage{
-			Text: proto.String(m.Text),
-			ContextInfo: &waE2E.ContextInfo{
-				StanzaID:    proto.String(m.ReplyTo),
-				Participant: proto.String(to.String()),
-			},
-		}}
+	msg, err := m.Content.build()
+	if err != nil {
+		return &permanentError{"stored content: " + err.Error()}
 	}
 	sctx, cancel := context.WithTimeout(ctx, 45*time.Second)
 	defer cancel()
@@ -163,7 +143,126 @@ func (s *session) sendOne(ctx context.Context, cli *whatsmeow.Client, m Message)
 	if err != nil {
 		return classify(err)
 	}
-	return e.setStatus(ctx, m.ID, StatusSent, "", resp.Timestamp)
+	return e.finishAttempt(ctx, m.ID, StatusSent, "", resp.Timestamp)
+}
+
+// finishAttempt counts a finished send attempt and moves the message to
+// status (sent, or failed for good) in one commit. It goes through Batch:
+// the senders of several sessions share one commit.
+func (e *Engine) finishAttempt(ctx context.Context, id, status, detail string, serverTS time.Time) error {
+	var changed bool
+	err := e.cfg.DB.Batch(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `UPDATE outbox SET attempts = attempts + 1 WHERE id = $1`, id); err != nil {
+			return err
+		}
+		var err error
+		changed, err = e.moveTx(ctx, tx, id, status, detail, serverTS)
+		return err
+	})
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil // deleted meanwhile (the session went)
+	}
+	if err == nil && changed {
+		e.cfg.Events.Notify()
+	}
+	return err
+}
+
+// messageForRetry is whatsmeow's GetMessageForRetry: a recipient's phone
+// that could not decrypt one of our messages asks for it again, and
+// whatsmeow's own cache of recent sends is empty after a restart. The
+// outbox still has it (until pruned): the same content, rebuilt. Only the
+// recipient (or one of our own devices) gets it.
+func (s *session) messageForRetry(cli *whatsmeow.Client, requester types.JID, id types.MessageID) *waE2E.Message {
+	ctx, cancel := context.WithTimeout(s.e.ctx, 10*time.Second)
+	defer cancel()
+	m, err := scanMessage(s.e.cfg.DB.QueryRowContext(ctx, `SELECT `+msgCols+` FROM outbox WHERE id = $1 AND session = $2`, string(id), s.name))
+	if err != nil {
+		if !errors.Is(err, sql.ErrNoRows) {
+			s.e.log.Warn("retry receipt: outbox lookup failed", "session", s.name, "id", id, "err", err)
+		}
+		return nil
+	}
+	to, err := types.ParseJID(m.To)
+	if err != nil {
+		return nil
+	}
+	who := requester.ToNonAD()
+	if who.Server == types.HiddenUserServer && cli.Store != nil && cli.Store.LIDs != nil {
+		if pn, err := cli.Store.LIDs.GetPNForLID(ctx, who); err == nil && !pn.IsEmpty() {
+			who = pn
+		}
+	}
+	own := cli.Store.GetJID()
+	if who.User != to.User && who.User != own.User && who != to.ToNonAD() {
+		s.e.log.Warn("retry receipt for a message of another recipient; not answered", "session", s.name, "id", id)
+		return nil
+	}
+	msg, err := m.Content.build()
+	if err != nil {
+		s.e.log.Warn("retry receipt: content not rebuilt", "session", s.name, "id", id, "err", err)
+		return nil
+	}
+	s.e.log.Info("retry receipt answered from the outbox", "session", s.name, "id", id)
+	return msg
+}
+
+// recipientCache remembers IsOnWhatsApp answers per phone number, so a
+// burst to one contact asks once: positive answers for a day, negative
+// for an hour (a number may join). At most maxRecipients entries; when
+// full, expired ones go first, then arbitrary ones.
+type recipientCache struct {
+	mu sync.Mutex
+	m  map[string]recipientAnswer
+}
+
+type recipientAnswer struct {
+	on      bool
+	expires time.Time
+}
+
+const (
+	recipientOnTTL  = 24 * time.Hour
+	recipientOffTTL = time.Hour
+	maxRecipients   = 10000
+)
+
+func (c *recipientCache) check(ctx context.Context, cli *whatsmeow.Client, user string, now time.Time) (bool, error) {
+	c.mu.Lock()
+	a, ok := c.m[user]
+	c.mu.Unlock()
+	if ok && now.Before(a.expires) {
+		return a.on, nil
+	}
+	res, err := cli.IsOnWhatsApp(ctx, []string{"+" + user})
+	if err != nil {
+		return false, err
+	}
+	on := len(res) > 0 && res[0].IsIn
+	ttl := recipientOffTTL
+	if on {
+		ttl = recipientOnTTL
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = map[string]recipientAnswer{}
+	}
+	if len(c.m) >= maxRecipients {
+		for k, v := range c.m {
+			if !now.Before(v.expires) {
+				delete(c.m, k)
+			}
+		}
+		for k := range c.m {
+			if len(c.m) < maxRecipients {
+				break
+			}
+			delete(c.m, k)
+		}
+	}
+	c.m[user] = recipientAnswer{on: on, expires: now.Add(ttl)}
+	return on, nil
 }
 
 // classify marks server errors that retrying cannot fix as permanent.

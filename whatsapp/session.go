@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"go.mau.fi/whatsmeow"
+	"go.mau.fi/whatsmeow/proto/waE2E"
 	"go.mau.fi/whatsmeow/types"
 	waEvents "go.mau.fi/whatsmeow/types/events"
 
@@ -55,6 +56,9 @@ func (s *session) newClient(devJID *types.JID) (*whatsmeow.Client, error) {
 	cli.SynchronousAck = true
 	cli.EnableDecryptedEventBuffer = true
 	cli.EnableAutoReconnect = true
+	cli.GetMessageForRetry = func(requester, _ types.JID, id types.MessageID) *waE2E.Message {
+		return s.messageForRetry(cli, requester, id)
+	}
 	if s.e.cfg.Prepare != nil {
 		s.e.cfg.Prepare(cli)
 	}
