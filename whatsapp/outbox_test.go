@@ -522,3 +522,53 @@ func TestPruneMessages(t *testing.T) {
 		}
 	})
 }
+
+// TestIdempotencyComparesTheRequest: a replay with the same key returns
+// the original only for the same request (its hash: recipient in any
+// spelling, content, quoted id); anything else is a conflict. A row from
+// before request_hash is compared field by field.
+func TestIdempotencyComparesTheRequest(t *testing.T) {
+	pgtest.ForEngines(t, func(t *testing.T, dsn string) {
+		e, db := newTestEngine(t, dsn, nil)
+		ctx := context.Background()
+		if err := e.setJID(ctx, "shop", types.NewJID("15550001", types.DefaultUserServer), ""); err != nil {
+			t.Fatal(err)
+		}
+		first, created, err := e.Send(ctx, "shop", SendRequest{To: "+15550002", Content: Text("hello"), Peer: "p", IdempotencyKey: "k"})
+		if err != nil || !created || first.Kind != KindText || first.Text != "hello" {
+			t.Fatalf("first: %+v %v %v", first, created, err)
+		}
+		reply := Text("hello")
+		reply.ReplyTo = &MessageRef{ID: first.ID}
+		for _, tc := range []struct {
+			name string
+			req  SendRequest
+			want error
+		}{
+			{"same", SendRequest{To: "+15550002", Content: Text("hello")}, nil},
+			{"same, the JID spelling", SendRequest{To: "15550002@s.whatsapp.net", Content: Text("hello")}, nil},
+			{"other text", SendRequest{To: "+15550002", Content: Text("hello!")}, ErrIdempotencyConflict},
+			{"other recipient", SendRequest{To: "+15550003", Content: Text("hello")}, ErrIdempotencyConflict},
+			{"now a reply", SendRequest{To: "+15550002", Content: reply}, ErrIdempotencyConflict},
+		} {
+			tc.req.Peer, tc.req.IdempotencyKey = "p", "k"
+			m, created, err := e.Send(ctx, "shop", tc.req)
+			if !errors.Is(err, tc.want) || (tc.want == nil && (created || m.ID != first.ID)) {
+				t.Errorf("%s: %s created %v, %v; want %v", tc.name, m.ID, created, err, tc.want)
+			}
+		}
+		// A row of before migration 0007: no hash, the old columns.
+		if _, err := db.Exec(`UPDATE outbox SET request_hash = '', text = $1, reply_to = '' WHERE id = $2`, "hello", first.ID); err != nil {
+			t.Fatal(err)
+		}
+		if m, created, err := e.Send(ctx, "shop", SendRequest{To: "+15550002", Content: Text("hello"), Peer: "p", IdempotencyKey: "k"}); err != nil || created || m.ID != first.ID {
+			t.Errorf("legacy replay: %s %v %v", m.ID, created, err)
+		}
+		if _, _, err := e.Send(ctx, "shop", SendRequest{To: "+15550002", Content: reply, Peer: "p", IdempotencyKey: "k"}); !errors.Is(err, ErrIdempotencyConflict) {
+			t.Errorf("legacy replay as a reply: %v", err)
+		}
+		if _, _, err := e.Send(ctx, "shop", SendRequest{To: "+15550002", Content: Content{Kind: "sticker"}, Peer: "p"}); !errors.Is(err, ErrUnknownKind) {
+			t.Errorf("unknown kind: %v", err)
+		}
+	})
+}
