@@ -154,7 +154,10 @@ func (s *session) sendOne(ctx context.Context, cli *whatsmeow.Client, m Message)
 		return time.Time{}, &permanentError{"stored recipient is invalid: " + err.Error()}
 	}
 	if to.Server == types.DefaultUserServer {
-		on, err := e.onWhatsApp.check(ctx, cli, to.User, e.cfg.Now())
+		on, err := e.onWhatsApp.check(ctx, to.User, e.cfg.Now(), func(ctx context.Context, user string) (bool, error) {
+			res, err := cli.IsOnWhatsApp(ctx, []string{"+" + user})
+			return err == nil && len(res) > 0 && res[0].IsIn, err
+		})
 		if err != nil {
 			return time.Time{}, fmt.Errorf("checking the recipient: %w", err)
 		}
@@ -336,18 +339,19 @@ const (
 	maxRecipients   = 10000
 )
 
-func (c *recipientCache) check(ctx context.Context, cli *whatsmeow.Client, user string, now time.Time) (bool, error) {
+// check answers from the cache, or asks (IsOnWhatsApp) and remembers
+// the answer; an error is not remembered.
+func (c *recipientCache) check(ctx context.Context, user string, now time.Time, ask func(context.Context, string) (bool, error)) (bool, error) {
 	c.mu.Lock()
 	a, ok := c.m[user]
 	c.mu.Unlock()
 	if ok && now.Before(a.expires) {
 		return a.on, nil
 	}
-	res, err := cli.IsOnWhatsApp(ctx, []string{"+" + user})
+	on, err := ask(ctx, user)
 	if err != nil {
 		return false, err
 	}
-	on := len(res) > 0 && res[0].IsIn
 	ttl := recipientOffTTL
 	if on {
 		ttl = recipientOnTTL
