@@ -245,9 +245,9 @@ func scanMessage(r scanner) (Message, error) {
 	if err := r.Scan(&m.seq, &m.ID, &m.Session, &m.Peer, &m.To, &m.Kind, &content, &m.Status, &m.Attempts, &m.Error, &ts, &m.nextAt, &created, &updated); err != nil {
 		return m, err
 	}
-	if err := json.Unmarshal([]byte(content), &m.Content); err != nil {
-		return m, fmt.Errorf("whatsapp: outbox message %s: content: %w", m.ID, err)
-	}
+	// Content that does not parse stays empty: the sender then fails that
+	// one message (build: unknown kind) instead of stopping at it.
+	_ = json.Unmarshal([]byte(content), &m.Content)
 	if t := m.Content.Text; t != nil {
 		m.Text = t.Body
 	}

@@ -572,3 +572,21 @@ func TestIdempotencyComparesTheRequest(t *testing.T) {
 		}
 	})
 }
+
+// TestBrokenContentFailsOnlyItsMessage: a row whose content does not parse
+// (written by hand, say) is failed by the sender's build, not a reason to
+// stop reading the outbox: it still reads as a message.
+func TestBrokenContentFailsOnlyItsMessage(t *testing.T) {
+	e, db := newTestEngine(t, "", nil)
+	insertMessage(t, e, "3EB0BROKEN", StatusQueued)
+	if _, err := db.Exec(`UPDATE outbox SET content = $1 WHERE id = $2`, "{not json", "3EB0BROKEN"); err != nil {
+		t.Fatal(err)
+	}
+	m, err := e.Message(context.Background(), "shop", "3EB0BROKEN")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Content.build(); !errors.Is(err, ErrUnknownKind) {
+		t.Fatalf("build of broken content: %v", err)
+	}
+}
