@@ -45,10 +45,14 @@ type SendRequest struct {
 // and the content as asked for, so a replay must ask for the same message
 // and any kind compares the same way.
 func (req SendRequest) hash(to string) string {
+	c := req.Content
+	if c.ReplyTo != nil {
+		c.ReplyTo = &MessageRef{ID: c.ReplyTo.ID} // as asked, not as resolved
+	}
 	b, _ := json.Marshal(struct {
 		To      string  `json:"to"`
 		Content Content `json:"content"`
-	}{to, req.Content})
+	}{to, c})
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])
 }
