@@ -68,6 +68,8 @@ var sentinels = []struct {
 
 	{whatsapp.ErrSessionNotFound, http.StatusNotFound, "not_found"},
 	{whatsapp.ErrMessageNotFound, http.StatusNotFound, "not_found"},
+	{whatsapp.ErrReplyNotFound, http.StatusNotFound, "not_found"},
+	{whatsapp.ErrUnknownKind, http.StatusBadRequest, "invalid_argument"},
 	{whatsapp.ErrSessionExists, http.StatusConflict, "already_exists"},
 	{whatsapp.ErrBadSessionName, http.StatusBadRequest, "invalid_argument"},
 	{whatsapp.ErrBadRecipient, http.StatusBadRequest, "invalid_argument"},

@@ -6,6 +6,7 @@ import (
 	"sync"
 
 	"waappliance/events"
+	"waappliance/whatsapp"
 )
 
 // op documents one route. The document is written by hand, apart from the
@@ -45,7 +46,7 @@ var operations = map[string]op{
 	"GET /v1/sessions/{session}/qr":            {summary: "Current QR code (JSON, or a PNG with Accept: image/png); 409 when not pairing", scope: "sessions", response: "QR"},
 	"POST /v1/sessions/{session}/pair-code":    {summary: "Link by phone number: returns the 8-character code to type on the phone", scope: "sessions", request: "PairCodeRequest", response: "PairCode"},
 	"POST /v1/sessions/{session}/logout":       {summary: "Unlink the device at WhatsApp; the session row stays", scope: "sessions", response: "Session"},
-	"POST /v1/sessions/{session}/messages":     {summary: "Queue a text message; 202 only after it is committed to the outbox. Optional Idempotency-Key header", scope: "send", request: "SendRequest", response: "Message", status: "202"},
+	"POST /v1/sessions/{session}/messages":     {summary: "Queue a text message, optionally a reply; 202 only after it is committed to the outbox. Optional Idempotency-Key header: the same key with the same body answers 200 with the original, with another body 422", scope: "send", request: "SendRequest", response: "Message", status: "202"},
 	"GET /v1/sessions/{session}/messages/{id}": {summary: "A sent message's status and history", scope: "read", response: "Message"},
 	"GET /v1/events":                           {summary: "Events in order after the cursor; 410 when the cursor is older than retention", scope: "read", response: "EventList", query: []string{"session", "after", "limit"}},
 	"GET /v1/events/stream":                    {summary: "Server-Sent Events with id: lines; resumes from Last-Event-ID; heartbeat comments every 15 s", scope: "read", response: "Event", query: []string{"session", "after"}, stream: true},
@@ -116,8 +117,12 @@ var schemas = map[string]any{
 	"QR":              obj(map[string]any{"code": str, "expires_at": dateTime}, "code", "expires_at"),
 	"PairCodeRequest": obj(map[string]any{"phone": str}, "phone"),
 	"PairCode":        obj(map[string]any{"code": str, "session": str}, "code"),
-	"SendRequest":     obj(map[string]any{"to": map[string]any{"type": "string", "description": "E.164 phone number (+4915123456789), a phone-number JID (…@s.whatsapp.net) or a LID (…@lid)"}, "text": str, "reply_to": str}, "to", "text"),
+	"SendRequest": obj(map[string]any{"to": map[string]any{"type": "string", "description": "E.164 phone number (+4915123456789), a phone-number JID (…@s.whatsapp.net) or a LID (…@lid)"},
+		"text": map[string]any{"type": "string", "minLength": 1, "maxLength": whatsapp.MaxTextBytes, "description": "the text; at most 16 KiB (UTF-8 bytes); 413 above"},
+		"reply_to": map[string]any{"type": "string", "description": "quote a message of this chat by the id the API showed: one of ours (a send's id) or a received one (message.received's id); " +
+			"the appliance finds its sender itself; 404 not_found when this session has no such message in this chat"}}, "to", "text"),
 	"Message": obj(map[string]any{"id": str, "session": str, "to": str, "recipient_lid": str, "text": str, "reply_to": str,
+		"kind":     map[string]any{"type": "string", "enum": []string{whatsapp.KindText}},
 		"status":   map[string]any{"type": "string", "enum": []string{"queued", "sent", "delivered", "read", "failed"}},
 		"attempts": integer, "error": str, "server_timestamp": dateTime, "created_at": dateTime, "updated_at": dateTime,
 		"history": map[string]any{"type": "array", "items": obj(map[string]any{"status": str, "at": dateTime, "detail": str})}}, "id", "status"),

@@ -44,7 +44,9 @@ type SandboxInboxMessage struct {
 	From    string `json:"from"`
 	Text    string `json:"text"`
 	ReplyTo string `json:"reply_to,omitempty"`
-	At      string `json:"at"`
+	// ReplyFrom is the quoted message's sender, as the quote names it.
+	ReplyFrom string `json:"reply_from,omitempty"`
+	At        string `json:"at"`
 }
 
 func (s *server) sandboxScan(w http.ResponseWriter, r *http.Request) error {

@@ -207,7 +207,10 @@ func (s *server) sendMessage(w http.ResponseWriter, r *http.Request) error {
 	if err := cleanNames("Idempotency-Key", key, "to", req.To, "reply_to", req.ReplyTo); err != nil {
 		return err
 	}
-	sr := whatsapp.SendRequest{To: req.To, Text: req.Text, ReplyTo: req.ReplyTo, Peer: p.Name, IdempotencyKey: key}
+	sr := whatsapp.SendRequest{To: req.To, Content: whatsapp.Text(req.Text), Peer: p.Name, IdempotencyKey: key}
+	if req.ReplyTo != "" {
+		sr.Content.ReplyTo = &whatsapp.MessageRef{ID: req.ReplyTo}
+	}
 	// A replay is answered first, with the original message, whatever the
 	// session's state and without spending the message budget.
 	if m, ok, err := s.wa.Replay(r.Context(), name, sr); err != nil {

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"go.mau.fi/whatsmeow/types"
+
+	"waappliance/internal/wasim"
 )
 
 // BenchmarkWhatsApp measures the appliance as a separate process (this test
@@ -104,6 +106,25 @@ func benchWhatsApp(b *testing.B) {
 	const nSend, workers = 1000, 8
 	var mu sync.Mutex
 	var ids []string
+	// Arrival of each message at the contact (wasim's clock, this process).
+	var arrMu sync.Mutex
+	arrived := map[string]time.Time{}
+	srv.OnEvent(func(e wasim.Event) {
+		if e.Kind == wasim.EventContactReceived {
+			at := time.Now()
+			arrMu.Lock()
+			if _, ok := arrived[e.MessageID]; !ok {
+				arrived[e.MessageID] = at
+			}
+			arrMu.Unlock()
+		}
+	})
+	arrival := func(id string) (time.Time, bool) {
+		arrMu.Lock()
+		defer arrMu.Unlock()
+		at, ok := arrived[id]
+		return at, ok
+	}
 	start := time.Now()
 	var wg sync.WaitGroup
 	for w := 0; w < workers; w++ {
@@ -125,11 +146,31 @@ func benchWhatsApp(b *testing.B) {
 		}()
 	}
 	wg.Wait()
-	accepted := float64(len(ids)) / time.Since(start).Seconds()
+	acceptedAt := time.Now()
+	accepted := float64(len(ids)) / acceptedAt.Sub(start).Seconds()
 	waitB(b, "all sent", func() bool {
 		got, _ := srv.InboxOf(ctx, "19990001")
 		return len(got) >= len(ids)
 	})
+	// The burst: from the first API call to the last arrival, and the
+	// longest pause between two consecutive arrivals.
+	var arr []time.Time
+	for _, id := range ids {
+		if at, ok := arrival(id); ok {
+			arr = append(arr, at)
+		}
+	}
+	sort.Slice(arr, func(i, j int) bool { return arr[i].Before(arr[j]) })
+	var burst, maxGap, maxGapAfter time.Duration
+	if len(arr) > 0 {
+		burst = arr[len(arr)-1].Sub(start)
+	}
+	for i := 1; i < len(arr); i++ {
+		maxGap = max(maxGap, arr[i].Sub(arr[i-1]))
+		if arr[i-1].After(acceptedAt) {
+			maxGapAfter = max(maxGapAfter, arr[i].Sub(arr[i-1]))
+		}
+	}
 	var lat []time.Duration
 	for _, id := range ids {
 		var m struct {
@@ -154,10 +195,15 @@ func benchWhatsApp(b *testing.B) {
 	}
 
 	// One at a time, unloaded: queued→sent of a lone message.
-	var lone []time.Duration
+	var lone, loneInbox []time.Duration
 	for j := 0; j < 30; j++ {
 		var m messageJSON
+		t0 := time.Now()
 		do(b, cl, "POST", "/v1/sessions/s000/messages", map[string]string{"to": "+19990001", "text": "lone"}).JSON(&m)
+		waitB(b, "lone at the contact", func() bool { _, ok := arrival(m.ID); return ok })
+		if at, ok := arrival(m.ID); ok {
+			loneInbox = append(loneInbox, at.Sub(t0))
+		}
 		waitB(b, "lone sent", func() bool {
 			var cur messageJSON
 			do(b, cl, "GET", "/v1/sessions/s000/messages/"+m.ID, nil).JSON(&cur)
@@ -261,6 +307,11 @@ func benchWhatsApp(b *testing.B) {
 	b.ReportMetric(float64(pct(lat, 0.99).Microseconds())/1000, "queued→sent-p99-ms")
 	b.ReportMetric(float64(pct(lone, 0.5).Microseconds())/1000, "lone-queued→sent-p50-ms")
 	b.ReportMetric(float64(pct(lone, 0.99).Microseconds())/1000, "lone-queued→sent-p99-ms")
+	b.ReportMetric(float64(pct(loneInbox, 0.5).Microseconds())/1000, "lone-API→inbox-p50-ms")
+	b.ReportMetric(float64(pct(loneInbox, 0.99).Microseconds())/1000, "lone-API→inbox-p99-ms")
+	b.ReportMetric(burst.Seconds(), "burst-1000-API→inbox-s")
+	b.ReportMetric(float64(maxGap.Microseconds())/1000, "burst-max-gap-ms")
+	b.ReportMetric(float64(maxGapAfter.Microseconds())/1000, "burst-max-gap-after-accepts-ms")
 	b.ReportMetric(inRate, "inbound-events/s")
 	b.ReportMetric(float64(pct(inLat, 0.5).Microseconds())/1000, "wasim→SSE-p50-ms")
 	b.ReportMetric(float64(pct(inLat, 0.99).Microseconds())/1000, "wasim→SSE-p99-ms")

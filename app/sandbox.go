@@ -133,7 +133,7 @@ func (s *sandbox) Inbox(ctx context.Context, phone string) ([]api.SandboxInboxMe
 	}
 	out := make([]api.SandboxInboxMessage, len(in))
 	for i, m := range in {
-		out[i] = api.SandboxInboxMessage{ID: m.ID, From: m.From, Text: m.Text, ReplyTo: m.ReplyTo, At: m.At.UTC().Format(time.RFC3339Nano)}
+		out[i] = api.SandboxInboxMessage{ID: m.ID, From: m.From, Text: m.Text, ReplyTo: m.ReplyTo, ReplyFrom: m.ReplyFrom, At: m.At.UTC().Format(time.RFC3339Nano)}
 	}
 	return out, nil
 }

@@ -117,22 +117,19 @@ func getMessage(t *testing.T, cl *wgclient.Client, session, id string) messageJS
 	return m
 }
 
-func inbox(t *testing.T, cl *wgclient.Client, phone string) []struct{ ID, Text, ReplyTo string } {
-	var out struct {
-		Messages []struct {
-			ID, Text string
-			ReplyTo  string `json:"reply_to"`
-		}
-	}
+type inboxMessage struct {
+	ID, Text  string
+	ReplyTo   string `json:"reply_to"`
+	ReplyFrom string `json:"reply_from"`
+}
+
+func inbox(t *testing.T, cl *wgclient.Client, phone string) []inboxMessage {
+	var out struct{ Messages []inboxMessage }
 	r := do(t, cl, "GET", "/v1/sandbox/contacts/"+url.PathEscape(phone)+"/inbox", nil)
 	if r.Status != 200 || r.JSON(&out) != nil {
 		t.Fatalf("inbox: %d %s", r.Status, r.Body)
 	}
-	res := make([]struct{ ID, Text, ReplyTo string }, len(out.Messages))
-	for i, m := range out.Messages {
-		res[i] = struct{ ID, Text, ReplyTo string }{m.ID, m.Text, m.ReplyTo}
-	}
-	return res
+	return out.Messages
 }
 
 func TestSessionPairSendReceiveAndRestart(t *testing.T) {
@@ -166,36 +163,47 @@ func TestSessionPairSendReceiveAndRestart(t *testing.T) {
 	if r := do(t, cl, "POST", "/v1/sandbox/contacts/+15550002/messages", map[string]string{"session": "shop", "text": "got it", "reply_to": m.ID}); r.Status != 202 {
 		t.Fatalf("contact send: %d %s", r.Status, r.Body)
 	}
+	var theirs string
 	eventually(t, "the answer in /v1/events", func() bool {
 		var out struct {
 			Events []struct {
 				Type string
-				Data struct{ Text, ReplyTo, From, Kind string }
+				Data struct{ ID, Text, ReplyTo, From, Kind string }
 			}
 		}
 		do(t, cl, "GET", "/v1/events?session=shop&limit=1000", nil).JSON(&out)
 		for _, e := range out.Events {
 			if e.Type == "message.received" && e.Data.Text == "got it" && e.Data.Kind == "text" && strings.HasPrefix(e.Data.From, "15550002@") {
+				theirs = e.Data.ID
 				return true
 			}
 		}
 		return false
 	})
 
-	// A reply through the API quotes the message it answers.
-	var rep messageJSON
-	r := do(t, cl, "POST", "/v1/sessions/shop/messages", map[string]string{"to": "+15550002", "text": "replying", "reply_to": m.ID})
-	if r.Status != 202 || r.JSON(&rep) != nil {
-		t.Fatalf("reply: %d %s", r.Status, r.Body)
-	}
-	eventually(t, "the reply at the contact", func() bool {
-		for _, x := range inbox(t, cl, "+15550002") {
-			if x.ID == rep.ID && x.Text == "replying" && x.ReplyTo == m.ID {
-				return true
-			}
+	// A reply through the API quotes the message it answers, by the id the
+	// API showed, with that message's sender: us for our own, the contact
+	// for theirs.
+	for _, q := range []struct{ id, from string }{{m.ID, "15550001@s.whatsapp.net"}, {theirs, "15550002@s.whatsapp.net"}} {
+		var rep messageJSON
+		r := do(t, cl, "POST", "/v1/sessions/shop/messages", map[string]string{"to": "+15550002", "text": "replying", "reply_to": q.id})
+		if r.Status != 202 || r.JSON(&rep) != nil {
+			t.Fatalf("reply: %d %s", r.Status, r.Body)
 		}
-		return false
-	})
+		eventually(t, "the reply at the contact", func() bool {
+			for _, x := range inbox(t, cl, "+15550002") {
+				if x.ID == rep.ID {
+					if x.Text != "replying" || x.ReplyTo != q.id || x.ReplyFrom != q.from {
+						t.Fatalf("the contact got %+v; want a quote of %s from %s", x, q.id, q.from)
+					}
+					return true
+				}
+			}
+			return false
+		})
+	}
+	// A reply to no message of this chat: 404.
+	wantError(t, do(t, cl, "POST", "/v1/sessions/shop/messages", map[string]string{"to": "+15550002", "text": "x", "reply_to": "3EB0NOSUCHMESSAGE"}), 404, "not_found")
 
 	// Restart the appliance: the session reconnects without pairing again.
 	dir := ta.dir

@@ -236,6 +236,17 @@ func (l *Log) AppendOnce(ctx context.Context, session, typ, key string, data any
 	return e, true, nil
 }
 
+// ByKey returns the event of (session, typ, key) that AppendOnce wrote; ok
+// is false when there is none (never written, or pruned). The whatsapp
+// engine resolves a reply to a received message with it.
+func (l *Log) ByKey(ctx context.Context, session, typ, key string) (e Event, ok bool, err error) {
+	e, err = byKey(ctx, l.db, session, typ, key)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Event{}, false, nil
+	}
+	return e, err == nil, err
+}
+
 func byKey(ctx context.Context, q store.Querier, session, typ, key string) (Event, error) {
 	var e Event
 	var at int64

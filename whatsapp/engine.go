@@ -88,6 +88,7 @@ type Engine struct {
 	unprune  func() // drops pruneMessages from the event log's pruner
 
 	ver webVersion
+	onWhatsApp recipientCache
 }
 
 // New prepares whatsmeow's tables in the shared database. Start connects.

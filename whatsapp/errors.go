@@ -28,6 +28,13 @@ var (
 	ErrEmptyText = errors.New("text must not be empty")
 	// ErrTextTooLong is returned by Send for text over MaxTextBytes.
 	ErrTextTooLong = errors.New("text is too long")
+	// ErrUnknownKind is returned by Send for content of a kind the
+	// appliance does not send (or without its kind's body).
+	ErrUnknownKind = errors.New("unknown message kind")
+	// ErrReplyNotFound is returned by Send when reply_to names no message
+	// of this session's chat with the recipient: neither one of our sends
+	// nor one received from them.
+	ErrReplyNotFound = errors.New("reply_to: no such message in this chat")
 	// ErrMessageNotFound is returned by Message for an unknown id in the session.
 	ErrMessageNotFound = errors.New("message not found")
 	// ErrIdempotencyConflict is returned by Send when an Idempotency-Key is

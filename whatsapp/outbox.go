@@ -3,12 +3,16 @@ package whatsapp
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"database/sql"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
 	"time"
+
+	"go.mau.fi/whatsmeow/types"
 
 	"waappliance/events"
 	"waappliance/store"
@@ -25,25 +29,41 @@ const (
 
 var statusRank = map[string]int{StatusQueued: 0, StatusSent: 1, StatusDelivered: 2, StatusRead: 3}
 
-// MaxTextBytes caps a text message (WhatsApp's own limit is about 65,536 characters).
-const MaxTextBytes = 16 << 10
-
 // SendRequest is one message to enqueue.
 type SendRequest struct {
-	To      string
-	Text    string
-	ReplyTo string
+	To string
+	// Content is what to send; its ReplyTo, when set, carries only the id
+	// the API showed (see MessageRef).
+	Content Content
 	// Peer is the name of the API peer that asked; IdempotencyKey, when set,
 	// makes a repeated request from the same peer return the original message.
 	Peer           string
 	IdempotencyKey string
 }
 
-// Message is an outbox entry with its history.
+// hash is the request_hash of req: SHA-256 of the recipient (as stored)
+// and the content as asked for, so a replay must ask for the same message
+// and any kind compares the same way.
+func (req SendRequest) hash(to string) string {
+	c := req.Content
+	if c.ReplyTo != nil {
+		c.ReplyTo = &MessageRef{ID: c.ReplyTo.ID} // as asked, not as resolved
+	}
+	b, _ := json.Marshal(struct {
+		To      string  `json:"to"`
+		Content Content `json:"content"`
+	}{to, c})
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+// Message is an outbox entry with its history. Text and ReplyTo show the
+// content in the API's terms (the text, the id the reply quotes).
 type Message struct {
 	ID        string     `json:"id"`
 	Session   string     `json:"session"`
 	To        string     `json:"to"`
+	Kind      string     `json:"kind"`
 	Text      string     `json:"text,omitempty"`
 	ReplyTo   string     `json:"reply_to,omitempty"`
 	Status    string     `json:"status"`
@@ -54,7 +74,9 @@ type Message struct {
 	UpdatedAt time.Time  `json:"updated_at"`
 	History   []StatusAt `json:"history,omitempty"`
 	Peer      string     `json:"-"`
+	Content   Content    `json:"-"`
 	seq       int64
+	nextAt    int64 // next_attempt_at, UnixNano
 
 	// RecipientLID is the recipient's LID when whatsmeow knows it (or To is one).
 	RecipientLID string `json:"recipient_lid,omitempty"`
@@ -87,11 +109,8 @@ func (e *Engine) Send(ctx context.Context, session string, req SendRequest) (msg
 	if m, ok, err := e.replay(ctx, session, req); err != nil || ok {
 		return m, false, err
 	}
-	if strings.TrimSpace(req.Text) == "" {
-		return Message{}, false, ErrEmptyText
-	}
-	if len(req.Text) > MaxTextBytes {
-		return Message{}, false, fmt.Errorf("%w: %d bytes, at most %d", ErrTextTooLong, len(req.Text), MaxTextBytes)
+	if err := req.Content.Validate(); err != nil {
+		return Message{}, false, err
 	}
 	to, err := ParseRecipient(req.To)
 	if err != nil {
@@ -108,6 +127,19 @@ func (e *Engine) Send(ctx context.Context, session string, req SendRequest) (msg
 		return Message{}, false, ErrNotPaired
 	case info.State == StateReplaced:
 		return Message{}, false, ErrReplaced
+	}
+	hash := req.hash(to.String())
+	content := req.Content
+	if content.ReplyTo != nil {
+		ref, err := e.resolveRef(ctx, session, info.JID, to, content.ReplyTo.ID)
+		if err != nil {
+			return Message{}, false, err
+		}
+		content.ReplyTo = &ref
+	}
+	contentJSON, err := json.Marshal(content)
+	if err != nil {
+		return Message{}, false, err
 	}
 	now := e.cfg.Now()
 	id := newMessageID()
@@ -128,8 +160,8 @@ func (e *Engine) Send(ctx context.Context, session string, req SendRequest) (msg
 			id = existing
 			return errReplay
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO outbox(id, session, peer, idem_key, to_jid, text, reply_to, status, next_attempt_at, created_at, updated_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`, id, session, req.Peer, idem, to.String(), req.Text, req.ReplyTo, StatusQueued, now.UnixNano(), now.UnixNano(), now.UnixNano()); err != nil {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO outbox(id, session, peer, idem_key, to_jid, text, reply_to, kind, content, request_hash, status, next_attempt_at, created_at, updated_at)
+			VALUES ($1, $2, $3, $4, $5, '', '', $6, $7, $8, $9, $10, $11, $12)`, id, session, req.Peer, idem, to.String(), content.Kind, string(contentJSON), hash, StatusQueued, now.UnixNano(), now.UnixNano(), now.UnixNano()); err != nil {
 			return err
 		}
 		_, err := tx.ExecContext(ctx, `INSERT INTO outbox_history(message_id, at, status) VALUES ($1, $2, $3)`, id, now.UnixNano(), StatusQueued)
@@ -182,9 +214,9 @@ func lookupKey(ctx context.Context, q store.Querier, session string, req SendReq
 	if req.IdempotencyKey == "" {
 		return "", false, nil
 	}
-	var id, exTo, exText, exReply, exSession string
-	err := q.QueryRowContext(ctx, `SELECT id, to_jid, text, reply_to, session FROM outbox WHERE peer = $1 AND idem_key = $2`,
-		req.Peer, req.IdempotencyKey).Scan(&id, &exTo, &exText, &exReply, &exSession)
+	var id, exSession, exHash, exTo, exText, exReply string
+	err := q.QueryRowContext(ctx, `SELECT id, session, request_hash, to_jid, text, reply_to FROM outbox WHERE peer = $1 AND idem_key = $2`,
+		req.Peer, req.IdempotencyKey).Scan(&id, &exSession, &exHash, &exTo, &exText, &exReply)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", false, nil
 	}
@@ -192,7 +224,16 @@ func lookupKey(ctx context.Context, q store.Querier, session string, req SendReq
 		return "", false, err
 	}
 	to, perr := ParseRecipient(req.To)
-	if exSession != session || perr != nil || exTo != to.String() || exText != req.Text || exReply != req.ReplyTo {
+	same := exSession == session && perr == nil
+	if same && exHash != "" {
+		same = exHash == req.hash(to.String())
+	} else if same {
+		// A row from before request_hash (migration 0007): text only.
+		c := req.Content
+		same = c.Kind == KindText && c.Text != nil && exTo == to.String() && exText == c.Text.Body &&
+			exReply == c.ReplyTo.id()
+	}
+	if !same {
 		return "", false, ErrIdempotencyConflict
 	}
 	return id, true, nil
@@ -200,15 +241,24 @@ func lookupKey(ctx context.Context, q store.Querier, session string, req SendReq
 
 var errReplay = errors.New("idempotent replay")
 
-const msgCols = `seq, id, session, peer, to_jid, text, reply_to, status, attempts, error, server_ts, created_at, updated_at`
+const msgCols = `seq, id, session, peer, to_jid, kind, content, status, attempts, error, server_ts, next_attempt_at, created_at, updated_at`
 
+// scanMessage reads a row of msgCols: the one outbox row scanner.
 func scanMessage(r scanner) (Message, error) {
 	var m Message
 	var ts sql.NullInt64
+	var content string
 	var created, updated int64
-	if err := r.Scan(&m.seq, &m.ID, &m.Session, &m.Peer, &m.To, &m.Text, &m.ReplyTo, &m.Status, &m.Attempts, &m.Error, &ts, &created, &updated); err != nil {
+	if err := r.Scan(&m.seq, &m.ID, &m.Session, &m.Peer, &m.To, &m.Kind, &content, &m.Status, &m.Attempts, &m.Error, &ts, &m.nextAt, &created, &updated); err != nil {
 		return m, err
 	}
+	// Content that does not parse stays empty: the sender then fails that
+	// one message (build: unknown kind) instead of stopping at it.
+	_ = json.Unmarshal([]byte(content), &m.Content)
+	if t := m.Content.Text; t != nil {
+		m.Text = t.Body
+	}
+	m.ReplyTo = m.Content.ReplyTo.id()
 	if ts.Valid {
 		t := time.Unix(ts.Int64, 0).UTC()
 		m.ServerTS = &t
@@ -390,4 +440,34 @@ func (e *Engine) pruneMessages(ctx context.Context, cutoff time.Time) (int64, er
 		e.log.Info("pruned old messages from the outbox", "messages", n)
 	}
 	return n, nil
+}
+
+// resolveRef finds the message id names in session's chat with to: one of
+// our sends (its sender is us, own being the session's JID), else one the
+// event log received in that chat, from the contact or from our own phone.
+// Anything else, a message of another session or chat included, is
+// ErrReplyNotFound.
+func (e *Engine) resolveRef(ctx context.Context, session, own string, to types.JID, id string) (MessageRef, error) {
+	ownJID, err := types.ParseJID(own)
+	if err != nil {
+		return MessageRef{}, fmt.Errorf("whatsapp: session JID %q: %w", own, err)
+	}
+	me, chat := ownJID.ToNonAD().String(), to.String()
+	var outTo string
+	err = e.cfg.DB.QueryRowContext(ctx, `SELECT to_jid FROM outbox WHERE id = $1 AND session = $2`, id, session).Scan(&outTo)
+	switch {
+	case err == nil && outTo == chat:
+		return MessageRef{Chat: chat, Sender: me, ID: id}, nil
+	case err != nil && !errors.Is(err, sql.ErrNoRows):
+		return MessageRef{}, err
+	}
+	for _, sender := range []string{chat, me} {
+		key := inboundKey(InboundMessage{Chat: chat, From: sender, ID: id})
+		if _, ok, err := e.cfg.Events.ByKey(ctx, session, events.TypeMessageReceived, key); err != nil {
+			return MessageRef{}, err
+		} else if ok {
+			return MessageRef{Chat: chat, Sender: sender, ID: id}, nil
+		}
+	}
+	return MessageRef{}, fmt.Errorf("%w: %q", ErrReplyNotFound, id)
 }

@@ -56,8 +56,8 @@ func newTestEngine(t *testing.T, dsn string, log *slog.Logger) (*Engine, *store.
 func insertMessage(t *testing.T, e *Engine, id, status string) {
 	t.Helper()
 	now := time.Now().UnixNano()
-	if _, err := e.cfg.DB.Exec(`INSERT INTO outbox(id, session, peer, to_jid, text, status, next_attempt_at, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-		id, "shop", "p", "15550002@s.whatsapp.net", "hi", status, now, now, now); err != nil {
+	if _, err := e.cfg.DB.Exec(`INSERT INTO outbox(id, session, peer, to_jid, text, content, status, next_attempt_at, created_at, updated_at) VALUES ($1, $2, $3, $4, '', $5, $6, $7, $8, $9)`,
+		id, "shop", "p", "15550002@s.whatsapp.net", `{"kind":"text","text":{"body":"hi"}}`, status, now, now, now); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := e.cfg.DB.Exec(`INSERT INTO outbox_history(message_id, at, status) VALUES ($1, $2, $3)`, id, now, status); err != nil {
@@ -277,7 +277,7 @@ func TestConcurrentSendsSameKeyOneMessage(t *testing.T) {
 			err     error
 		}
 		res := make(chan result, n+1)
-		req := SendRequest{To: "+15550002", Text: "once", Peer: "p", IdempotencyKey: "k1"}
+		req := SendRequest{To: "+15550002", Content: Text("once"), Peer: "p", IdempotencyKey: "k1"}
 		for i := 0; i < n; i++ {
 			go func() {
 				m, created, err := e.Send(ctx, "shop", req)
@@ -285,7 +285,7 @@ func TestConcurrentSendsSameKeyOneMessage(t *testing.T) {
 			}()
 		}
 		go func() { // another message in the same batch
-			m, created, err := e.Send(ctx, "shop", SendRequest{To: "+15550002", Text: "other", Peer: "p", IdempotencyKey: "k2"})
+			m, created, err := e.Send(ctx, "shop", SendRequest{To: "+15550002", Content: Text("other"), Peer: "p", IdempotencyKey: "k2"})
 			res <- result{m.ID, created, err}
 		}()
 		time.Sleep(50 * time.Millisecond) // let them queue behind the held batch
@@ -445,7 +445,7 @@ func TestIdempotentSendsRace(t *testing.T) {
 		}
 		res := make(chan result, copies)
 		start := make(chan struct{})
-		req := SendRequest{To: "+15550002", Text: "exactly once", Peer: "p", IdempotencyKey: "order-42"}
+		req := SendRequest{To: "+15550002", Content: Text("exactly once"), Peer: "p", IdempotencyKey: "order-42"}
 		for i := range copies {
 			e := e1
 			if i%2 == 1 {
@@ -521,4 +521,72 @@ func TestPruneMessages(t *testing.T) {
 			t.Fatalf("left %v with %d history rows of old messages; want the 5 new and the old queued one", ids, history)
 		}
 	})
+}
+
+// TestIdempotencyComparesTheRequest: a replay with the same key returns
+// the original only for the same request (its hash: recipient in any
+// spelling, content, quoted id); anything else is a conflict. A row from
+// before request_hash is compared field by field.
+func TestIdempotencyComparesTheRequest(t *testing.T) {
+	pgtest.ForEngines(t, func(t *testing.T, dsn string) {
+		e, db := newTestEngine(t, dsn, nil)
+		ctx := context.Background()
+		if err := e.setJID(ctx, "shop", types.NewJID("15550001", types.DefaultUserServer), ""); err != nil {
+			t.Fatal(err)
+		}
+		first, created, err := e.Send(ctx, "shop", SendRequest{To: "+15550002", Content: Text("hello"), Peer: "p", IdempotencyKey: "k"})
+		if err != nil || !created || first.Kind != KindText || first.Text != "hello" {
+			t.Fatalf("first: %+v %v %v", first, created, err)
+		}
+		reply := Text("hello")
+		reply.ReplyTo = &MessageRef{ID: first.ID}
+		for _, tc := range []struct {
+			name string
+			req  SendRequest
+			want error
+		}{
+			{"same", SendRequest{To: "+15550002", Content: Text("hello")}, nil},
+			{"same, the JID spelling", SendRequest{To: "15550002@s.whatsapp.net", Content: Text("hello")}, nil},
+			{"other text", SendRequest{To: "+15550002", Content: Text("hello!")}, ErrIdempotencyConflict},
+			{"other recipient", SendRequest{To: "+15550003", Content: Text("hello")}, ErrIdempotencyConflict},
+			{"now a reply", SendRequest{To: "+15550002", Content: reply}, ErrIdempotencyConflict},
+		} {
+			tc.req.Peer, tc.req.IdempotencyKey = "p", "k"
+			m, created, err := e.Send(ctx, "shop", tc.req)
+			if !errors.Is(err, tc.want) || (tc.want == nil && (created || m.ID != first.ID)) {
+				t.Errorf("%s: %s created %v, %v; want %v", tc.name, m.ID, created, err, tc.want)
+			}
+		}
+		// A row of before migration 0007: no hash, the old columns.
+		if _, err := db.Exec(`UPDATE outbox SET request_hash = '', text = $1, reply_to = '' WHERE id = $2`, "hello", first.ID); err != nil {
+			t.Fatal(err)
+		}
+		if m, created, err := e.Send(ctx, "shop", SendRequest{To: "+15550002", Content: Text("hello"), Peer: "p", IdempotencyKey: "k"}); err != nil || created || m.ID != first.ID {
+			t.Errorf("legacy replay: %s %v %v", m.ID, created, err)
+		}
+		if _, _, err := e.Send(ctx, "shop", SendRequest{To: "+15550002", Content: reply, Peer: "p", IdempotencyKey: "k"}); !errors.Is(err, ErrIdempotencyConflict) {
+			t.Errorf("legacy replay as a reply: %v", err)
+		}
+		if _, _, err := e.Send(ctx, "shop", SendRequest{To: "+15550002", Content: Content{Kind: "sticker"}, Peer: "p"}); !errors.Is(err, ErrUnknownKind) {
+			t.Errorf("unknown kind: %v", err)
+		}
+	})
+}
+
+// TestBrokenContentFailsOnlyItsMessage: a row whose content does not parse
+// (written by hand, say) is failed by the sender's build, not a reason to
+// stop reading the outbox: it still reads as a message.
+func TestBrokenContentFailsOnlyItsMessage(t *testing.T) {
+	e, db := newTestEngine(t, "", nil)
+	insertMessage(t, e, "3EB0BROKEN", StatusQueued)
+	if _, err := db.Exec(`UPDATE outbox SET content = $1 WHERE id = $2`, "{not json", "3EB0BROKEN"); err != nil {
+		t.Fatal(err)
+	}
+	m, err := e.Message(context.Background(), "shop", "3EB0BROKEN")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Content.build(); !errors.Is(err, ErrUnknownKind) {
+		t.Fatalf("build of broken content: %v", err)
+	}
 }

@@ -7,12 +7,13 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.mau.fi/whatsmeow"
 	"go.mau.fi/whatsmeow/proto/waE2E"
 	"go.mau.fi/whatsmeow/types"
-	"google.golang.org/protobuf/proto"
 
 	"waappliance/internal/backoff"
 )
@@ -40,6 +41,8 @@ func (s *session) startSender() {
 func (s *session) senderLoop() {
 	timer := time.NewTimer(0)
 	defer timer.Stop()
+	acks := newAckCommitter(s.e)
+	defer acks.close()
 	for {
 		select {
 		case <-s.stop:
@@ -47,7 +50,7 @@ func (s *session) senderLoop() {
 		case <-s.nudge:
 		case <-timer.C:
 		}
-		wait := s.sendDue()
+		wait := s.sendDue(acks)
 		if !timer.Stop() {
 			select {
 			case <-timer.C:
@@ -58,8 +61,14 @@ func (s *session) senderLoop() {
 	}
 }
 
-// sendDue sends what is due and returns how long to sleep before looking again.
-func (s *session) sendDue() time.Duration {
+// sendDue sends what is due and returns how long to sleep before looking
+// again. The sends WhatsApp acked are committed by acks while the next
+// message goes out: after is the seq of the last one sent, whose commit
+// may still be in flight, and the queue is read past it. Whenever the
+// sender stops (nothing more, a failure) it waits for those commits and
+// reads the queue from its start again, so a message whose commit failed
+// is sent again (under its id: the same message to WhatsApp).
+func (s *session) sendDue(acks *ackCommitter) time.Duration {
 	const idle = 5 * time.Second
 	cli, ok := s.connected()
 	if !ok {
@@ -67,56 +76,65 @@ func (s *session) sendDue() time.Duration {
 	}
 	ctx := s.e.ctx
 	e := s.e
+	var after int64
+	settle := func() bool {
+		after = 0
+		return acks.wait()
+	}
+	defer settle()
 	for {
 		select {
 		case <-s.stop:
 			return idle
 		default:
 		}
-		row := e.cfg.DB.QueryRowContext(ctx, `SELECT `+msgCols+`, next_attempt_at FROM outbox WHERE session = $1 AND status = $2 ORDER BY seq LIMIT 1`, s.name, StatusQueued)
-		m, next, err := scanPending(row)
+		m, err := scanMessage(e.cfg.DB.QueryRowContext(ctx, `SELECT `+msgCols+` FROM outbox WHERE session = $1 AND status = $2 AND seq > $3 ORDER BY seq LIMIT 1`, s.name, StatusQueued, after))
 		if err != nil {
-			return idle // no queued message (or the database is closing)
+			if after == 0 {
+				return idle // no queued message (or the database is closing)
+			}
+			if !settle() {
+				return e.cfg.MinBackoff // a commit failed: not in a tight loop
+			}
+			continue
 		}
-		if wait := time.Until(time.Unix(0, next)); wait > 0 {
+		if wait := time.Until(time.Unix(0, m.nextAt)); wait > 0 {
 			return wait
 		}
-		if err := s.sendOne(ctx, cli, m); err != nil {
-			// Failing is allowed only from queued, checked where it is
-			// written: a receipt that overtook a lost ack wins.
-			var perm *permanentError
-			if errors.As(err, &perm) {
-				if err := e.setStatus(ctx, m.ID, StatusFailed, perm.Error(), time.Time{}); err != nil {
-					return idle
-				}
-				continue
-			}
-			if time.Since(m.CreatedAt) > giveUpAfter || (e.cfg.MaxAttempts > 0 && m.Attempts+1 >= e.cfg.MaxAttempts) {
-				if err := e.setStatus(ctx, m.ID, StatusFailed, "gave up: "+Redact(err.Error()), time.Time{}); err != nil {
-					return idle
-				}
-				continue
-			}
-			backoff := backoff.Policy{Min: e.cfg.MinBackoff, Max: e.cfg.MaxBackoff}.Delay(m.Attempts)
-			retryAt, reason := time.Now().Add(backoff).UnixNano(), Redact(err.Error())
-			e.cfg.DB.WriteTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
-				_, err := tx.ExecContext(ctx, `UPDATE outbox SET next_attempt_at = $1, error = $2 WHERE id = $3 AND status = $4`, retryAt, reason, m.ID, StatusQueued)
-				return err
-			})
-			e.log.Info("send failed; will retry", "session", s.name, "id", m.ID, "attempt", m.Attempts+1, "backoff", backoff, "err", err)
-			return backoff
+		ts, err := s.sendOne(ctx, cli, m)
+		if err == nil {
+			acks.add(m.ID, ts)
+			after = m.seq
+			continue
 		}
+		// The acks before this one are recorded first (and one that failed
+		// makes its message the oldest again, ahead of this one).
+		settle()
+		// Failing is allowed only from queued, checked where it is
+		// written: a receipt that overtook a lost ack wins.
+		var perm *permanentError
+		if errors.As(err, &perm) {
+			if err := e.finishAttempt(ctx, m.ID, StatusFailed, perm.Error(), time.Time{}); err != nil {
+				return idle
+			}
+			continue
+		}
+		if time.Since(m.CreatedAt) > giveUpAfter || (e.cfg.MaxAttempts > 0 && m.Attempts+1 >= e.cfg.MaxAttempts) {
+			if err := e.finishAttempt(ctx, m.ID, StatusFailed, "gave up: "+Redact(err.Error()), time.Time{}); err != nil {
+				return idle
+			}
+			continue
+		}
+		backoff := backoff.Policy{Min: e.cfg.MinBackoff, Max: e.cfg.MaxBackoff}.Delay(m.Attempts)
+		retryAt, reason := time.Now().Add(backoff).UnixNano(), Redact(err.Error())
+		e.cfg.DB.WriteTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+			_, err := tx.ExecContext(ctx, `UPDATE outbox SET attempts = attempts + 1, next_attempt_at = $1, error = $2, updated_at = $3 WHERE id = $4 AND status = $5`,
+				retryAt, reason, e.cfg.Now().UnixNano(), m.ID, StatusQueued)
+			return err
+		})
+		e.log.Info("send failed; will retry", "session", s.name, "id", m.ID, "attempt", m.Attempts+1, "backoff", backoff, "err", err)
+		return backoff
 	}
-}
-
-func scanPending(r scanner) (Message, int64, error) {
-	var m Message
-	var next int64
-	var ts *int64
-	var created, updated int64
-	err := r.Scan(&m.seq, &m.ID, &m.Session, &m.Peer, &m.To, &m.Text, &m.ReplyTo, &m.Status, &m.Attempts, &m.Error, &ts, &created, &updated, &next)
-	m.CreatedAt = time.Unix(0, created)
-	return m, next, err
 }
 
 // permanentError is a send failure that retrying cannot fix.
@@ -124,48 +142,242 @@ type permanentError struct{ msg string }
 
 func (p *permanentError) Error() string { return p.msg }
 
-// sendOne records the attempt (committed before the network call, so a
-// crash mid-send is retried with the same message id), sends, and records
-// the server's ack.
-func (s *session) sendOne(ctx context.Context, cli *whatsmeow.Client, m Message) error {
+// sendOne sends m and returns the server's timestamp of its ack. Nothing
+// is committed before the network call, and the ack is committed after it
+// (ackCommitter): the WhatsApp id is fixed at enqueue, so a crash between
+// the send and that commit sends the same message again under the same
+// id, which WhatsApp (and the recipient's phone) take as the same message.
+// The attempt a crash interrupted goes uncounted, which only delays
+// MaxAttempts by one.
+func (s *session) sendOne(ctx context.Context, cli *whatsmeow.Client, m Message) (time.Time, error) {
 	e := s.e
-	now := e.cfg.Now().UnixNano()
-	if err := e.cfg.DB.WriteTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `UPDATE outbox SET attempts = attempts + 1, updated_at = $1 WHERE id = $2`, now, m.ID)
-		return err
-	}); err != nil {
-		return err
-	}
 	to, err := types.ParseJID(m.To)
 	if err != nil {
-		return &permanentError{"stored recipient is invalid: " + err.Error()}
+		return time.Time{}, &permanentError{"stored recipient is invalid: " + err.Error()}
 	}
-	if to.Server == types.DefaultUserServer && m.Attempts == 0 {
-		res, err := cli.IsOnWhatsApp(ctx, []string{"+" + to.User})
+	if to.Server == types.DefaultUserServer {
+		on, err := e.onWhatsApp.check(ctx, to.User, e.cfg.Now(), func(ctx context.Context, user string) (bool, error) {
+			res, err := cli.IsOnWhatsApp(ctx, []string{"+" + user})
+			return err == nil && len(res) > 0 && res[0].IsIn, err
+		})
 		if err != nil {
-			return fmt.Errorf("checking the recipient: %w", err)
+			return time.Time{}, fmt.Errorf("checking the recipient: %w", err)
 		}
-		if len(res) == 0 || !res[0].IsIn {
-			return &permanentError{"recipient " + maskPhone(to.User) + " is not on WhatsApp"}
+		if !on {
+			return time.Time{}, &permanentError{"recipient " + maskPhone(to.User) + " is not on WhatsApp"}
 		}
 	}
-	msg := &waE2E.Message{Conversation: proto.String(m.Text)}
-	if m.ReplyTo != "" {
-		msg = &waE2E.Message{ExtendedTextMessage: &waE2E.ExtendedTextMessage{
-			Text: proto.String(m.Text),
-			ContextInfo: &waE2E.ContextInfo{
-				StanzaID:    proto.String(m.ReplyTo),
-				Participant: proto.String(to.String()),
-			},
-		}}
+	msg, err := m.Content.build()
+	if err != nil {
+		return time.Time{}, &permanentError{"stored content: " + err.Error()}
 	}
 	sctx, cancel := context.WithTimeout(ctx, 45*time.Second)
 	defer cancel()
 	resp, err := cli.SendMessage(sctx, to, msg, whatsmeow.SendRequestExtra{ID: types.MessageID(m.ID), Timeout: 30 * time.Second})
 	if err != nil {
-		return classify(err)
+		return time.Time{}, classify(err)
 	}
-	return e.setStatus(ctx, m.ID, StatusSent, "", resp.Timestamp)
+	return resp.Timestamp, nil
+}
+
+// ackCommitter commits the server acks of a session's sends off the send
+// path, in send order: whatever acks are waiting when it looks go into one
+// commit (attempts and the move to sent, with history and events).
+type ackCommitter struct {
+	e       *Engine
+	jobs    chan sentAck
+	pending sync.WaitGroup
+	failed  atomic.Bool
+	done    chan struct{}
+}
+
+type sentAck struct {
+	id string
+	ts time.Time
+}
+
+// maxAcksPerCommit bounds one commit, and how far the sender runs ahead.
+const maxAcksPerCommit = 256
+
+func newAckCommitter(e *Engine) *ackCommitter {
+	a := &ackCommitter{e: e, jobs: make(chan sentAck, maxAcksPerCommit), done: make(chan struct{})}
+	go a.run()
+	return a
+}
+
+func (a *ackCommitter) add(id string, ts time.Time) {
+	a.pending.Add(1)
+	a.jobs <- sentAck{id, ts}
+}
+
+// wait returns when every ack added so far is committed or failed; false
+// when one failed since the last wait (its message is still queued).
+func (a *ackCommitter) wait() bool {
+	a.pending.Wait()
+	return !a.failed.Swap(false)
+}
+
+func (a *ackCommitter) close() {
+	a.pending.Wait()
+	close(a.jobs)
+	<-a.done
+}
+
+func (a *ackCommitter) run() {
+	defer close(a.done)
+	for j := range a.jobs {
+		batch := []sentAck{j}
+	more:
+		for len(batch) < maxAcksPerCommit {
+			select {
+			case j, ok := <-a.jobs:
+				if !ok {
+					break more
+				}
+				batch = append(batch, j)
+			default:
+				break more
+			}
+		}
+		// Not the engine's context: an ack WhatsApp gave us is recorded
+		// even while the engine closes (the database closes after it).
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(a.e.ctx), 30*time.Second)
+		if err := a.e.finishAttempts(ctx, StatusSent, "", batch...); err != nil {
+			a.failed.Store(true)
+			a.e.log.Warn("recording sent messages failed; they stay queued and go again under their ids", "messages", len(batch), "err", err)
+		}
+		cancel()
+		a.pending.Add(-len(batch))
+	}
+}
+
+// finishAttempt counts a finished send attempt and moves the message to
+// status (failed for good, here) in one commit.
+func (e *Engine) finishAttempt(ctx context.Context, id, status, detail string, serverTS time.Time) error {
+	return e.finishAttempts(ctx, status, detail, sentAck{id, serverTS})
+}
+
+// finishAttempts is finishAttempt for several messages, in order, in one
+// commit. It goes through Batch: the senders of several sessions share
+// one commit. A message deleted meanwhile (its session went) is skipped.
+func (e *Engine) finishAttempts(ctx context.Context, status, detail string, acks ...sentAck) error {
+	var changed bool
+	err := e.cfg.DB.Batch(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		changed = false
+		for _, a := range acks {
+			if _, err := tx.ExecContext(ctx, `UPDATE outbox SET attempts = attempts + 1 WHERE id = $1`, a.id); err != nil {
+				return err
+			}
+			c, err := e.moveTx(ctx, tx, a.id, status, detail, a.ts)
+			if err != nil && !errors.Is(err, sql.ErrNoRows) {
+				return err
+			}
+			changed = changed || c
+		}
+		return nil
+	})
+	if err == nil && changed {
+		e.cfg.Events.Notify()
+	}
+	return err
+}
+
+// messageForRetry is whatsmeow's GetMessageForRetry: a recipient's phone
+// that could not decrypt one of our messages asks for it again, and
+// whatsmeow's own cache of recent sends is empty after a restart. The
+// outbox still has it (until pruned): the same content, rebuilt. Only the
+// recipient (or one of our own devices) gets it.
+func (s *session) messageForRetry(cli *whatsmeow.Client, requester types.JID, id types.MessageID) *waE2E.Message {
+	ctx, cancel := context.WithTimeout(s.e.ctx, 10*time.Second)
+	defer cancel()
+	m, err := scanMessage(s.e.cfg.DB.QueryRowContext(ctx, `SELECT `+msgCols+` FROM outbox WHERE id = $1 AND session = $2`, string(id), s.name))
+	if err != nil {
+		if !errors.Is(err, sql.ErrNoRows) {
+			s.e.log.Warn("retry receipt: outbox lookup failed", "session", s.name, "id", id, "err", err)
+		}
+		return nil
+	}
+	to, err := types.ParseJID(m.To)
+	if err != nil {
+		return nil
+	}
+	who := requester.ToNonAD()
+	if who.Server == types.HiddenUserServer && cli.Store != nil && cli.Store.LIDs != nil {
+		if pn, err := cli.Store.LIDs.GetPNForLID(ctx, who); err == nil && !pn.IsEmpty() {
+			who = pn
+		}
+	}
+	own := cli.Store.GetJID()
+	if who.User != to.User && who.User != own.User && who != to.ToNonAD() {
+		s.e.log.Warn("retry receipt for a message of another recipient; not answered", "session", s.name, "id", id)
+		return nil
+	}
+	msg, err := m.Content.build()
+	if err != nil {
+		s.e.log.Warn("retry receipt: content not rebuilt", "session", s.name, "id", id, "err", err)
+		return nil
+	}
+	s.e.log.Info("retry receipt answered from the outbox", "session", s.name, "id", id)
+	return msg
+}
+
+// recipientCache remembers IsOnWhatsApp answers per phone number, so a
+// burst to one contact asks once: positive answers for a day, negative
+// for an hour (a number may join). At most maxRecipients entries; when
+// full, expired ones go first, then arbitrary ones.
+type recipientCache struct {
+	mu sync.Mutex
+	m  map[string]recipientAnswer
+}
+
+type recipientAnswer struct {
+	on      bool
+	expires time.Time
+}
+
+const (
+	recipientOnTTL  = 24 * time.Hour
+	recipientOffTTL = time.Hour
+	maxRecipients   = 10000
+)
+
+// check answers from the cache, or asks (IsOnWhatsApp) and remembers
+// the answer; an error is not remembered.
+func (c *recipientCache) check(ctx context.Context, user string, now time.Time, ask func(context.Context, string) (bool, error)) (bool, error) {
+	c.mu.Lock()
+	a, ok := c.m[user]
+	c.mu.Unlock()
+	if ok && now.Before(a.expires) {
+		return a.on, nil
+	}
+	on, err := ask(ctx, user)
+	if err != nil {
+		return false, err
+	}
+	ttl := recipientOffTTL
+	if on {
+		ttl = recipientOnTTL
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = map[string]recipientAnswer{}
+	}
+	if len(c.m) >= maxRecipients {
+		for k, v := range c.m {
+			if !now.Before(v.expires) {
+				delete(c.m, k)
+			}
+		}
+		for k := range c.m {
+			if len(c.m) < maxRecipients {
+				break
+			}
+			delete(c.m, k)
+		}
+	}
+	c.m[user] = recipientAnswer{on: on, expires: now.Add(ttl)}
+	return on, nil
 }
 
 // classify marks server errors that retrying cannot fix as permanent.

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"go.mau.fi/whatsmeow"
+	"go.mau.fi/whatsmeow/proto/waE2E"
 	"go.mau.fi/whatsmeow/types"
 	waEvents "go.mau.fi/whatsmeow/types/events"
 
@@ -63,6 +64,9 @@ func (s *session) newClient(devJID *types.JID) (*whatsmeow.Client, error) {
 	// A message that cannot be decrypted is asked for again from our own
 	// phone too, not only from the sender (the lost first message).
 	cli.AutomaticMessageRerequestFromPhone = true
+	cli.GetMessageForRetry = func(requester, _ types.JID, id types.MessageID) *waE2E.Message {
+		return s.messageForRetry(cli, requester, id)
+	}
 	if s.e.cfg.Prepare != nil {
 		s.e.cfg.Prepare(cli)
 	}

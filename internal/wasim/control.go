@@ -48,6 +48,7 @@ type InboxEntry struct {
 	From       string    `json:"from"`
 	Text       string    `json:"text"`
 	ReplyTo    string    `json:"reply_to,omitempty"`
+	ReplyFrom  string    `json:"reply_from,omitempty"` // the quoted message's sender (ContextInfo.Participant)
 	At         time.Time `json:"at"`
 	Deliveries int       `json:"deliveries"` // decrypted copies (1 unless something went wrong)
 	Resends    int       `json:"resends"`    // sends of the same id the server de-duplicated
@@ -329,7 +330,7 @@ func (s *Server) InboxOf(ctx context.Context, phone string) ([]InboxEntry, error
 	out := []InboxEntry{}
 	for _, m := range ct.Inbox() {
 		out = append(out, InboxEntry{ID: m.ID, From: m.From.ToNonAD().String(), Text: m.Text(),
-			ReplyTo: m.Message.GetExtendedTextMessage().GetContextInfo().GetStanzaID(), At: m.At, Deliveries: ct.Deliveries(m.ID),
+			ReplyTo: m.Message.GetExtendedTextMessage().GetContextInfo().GetStanzaID(), ReplyFrom: m.Message.GetExtendedTextMessage().GetContextInfo().GetParticipant(), At: m.At, Deliveries: ct.Deliveries(m.ID),
 			Resends: s.resendsFrom(m.From, m.ID)})
 	}
 	return out, nil
