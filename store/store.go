@@ -189,7 +189,12 @@ func prepareDir(dir, path string) error {
 // refuseForeign refuses (ErrForeignDir) a directory that is not empty and
 // holds no database at path.
 func refuseForeign(dir, path string) error {
-	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) && !linked(dir) {
+	_, err := os.Stat(path)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		if linked(dir) { // a state whose database is elsewhere: no file here
+			return nil
+		}
 		ents, err := os.ReadDir(dir)
 		if err != nil {
 			return fmt.Errorf("store: state dir: %w", err)
@@ -197,7 +202,7 @@ func refuseForeign(dir, path string) error {
 		if !onlyLock(ents) {
 			return fmt.Errorf("%s: %w; refusing to use it (give --state a new or empty directory)", dir, ErrForeignDir)
 		}
-	} else if err != nil {
+	case err != nil:
 		return fmt.Errorf("store: %w", err)
 	}
 	return nil
