@@ -53,12 +53,14 @@ func withHost(t *testing.T, u, host, mode string) string {
 	return p.String()
 }
 
-// initSQLite makes a SQLite state with a free listen port.
+// initSQLite makes a SQLite state with a free listen port, whatever the
+// test engine: the source of a migration, or the state another database
+// is refused for.
 func initSQLite(t *testing.T) string {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "state")
 	port := freeUDPPort(t)
-	mustCLI(t, dir, "init", "--listen-port", fmt.Sprint(port), "--endpoint", fmt.Sprintf("127.0.0.1:%d", port))
+	mustCLI(t, dir, "init", "--database", "sqlite", "--listen-port", fmt.Sprint(port), "--endpoint", fmt.Sprintf("127.0.0.1:%d", port))
 	return dir
 }
 
