@@ -41,6 +41,11 @@ type DB struct {
 
 	batch  batcher
 	notify notifier
+	// writeGate (PostgreSQL; nil on SQLite) lets one write transaction of
+	// this process at a time take a pooled connection and wait for the
+	// write lock, so that a burst of writers holds one connection, not
+	// one each, and leaves the rest of the capped pool to readers.
+	writeGate chan struct{}
 }
 
 // Dialect names a database engine.
