@@ -69,6 +69,10 @@ var pgLookup pgconn.LookupFunc
 // postgres://…/db?sslmode=verify-full&pool_max_conns=40.
 const DefaultMaxConns = 20
 
+// writeGateSize is how many of a process's write transactions may hold a
+// connection at once (see DB.writeGate); the smallest cap is as large.
+const writeGateSize = 2
+
 // MaxConnsParam is the URL query parameter that sets the cap on open
 // connections (DefaultMaxConns; at least 2). It is ours, not sent to the
 // server.
@@ -118,7 +122,7 @@ func openPostgres(ctx context.Context, dsn string, o Options) (*DB, error) {
 	sdb.SetMaxOpenConns(conns)
 	sdb.SetMaxIdleConns(conns)
 	sdb.SetConnMaxIdleTime(time.Minute)
-	db := &DB{DB: sdb, Dialect: Postgres, writeGate: make(chan struct{}, 1)}
+	db := &DB{DB: sdb, Dialect: Postgres, writeGate: make(chan struct{}, writeGateSize)}
 	db.notify.pg = cfg
 	if err := db.PingContext(ctx); err != nil {
 		sdb.Close()

@@ -41,10 +41,12 @@ type DB struct {
 
 	batch  batcher
 	notify notifier
-	// writeGate (PostgreSQL; nil on SQLite) lets one write transaction of
-	// this process at a time take a pooled connection and wait for the
-	// write lock, so that a burst of writers holds one connection, not
-	// one each, and leaves the rest of the capped pool to readers.
+	// writeGate (PostgreSQL; nil on SQLite) lets writeGateSize write
+	// transactions of this process at a time take a pooled connection:
+	// the one holding the write lock and the next, already waiting for it
+	// on the server (so the hand-over costs no round trip). A burst of
+	// writers holds two connections, not one each, and leaves the rest of
+	// the capped pool to readers.
 	writeGate chan struct{}
 }
 

@@ -101,11 +101,11 @@ func (db *DB) Tx(ctx context.Context, fn func(*sql.Tx) error) error {
 // The caller calls done once the transaction has ended (committed or
 // rolled back).
 //
-// On PostgreSQL the process's writers first pass the write gate one at a
-// time, so that while one holds the lock the others wait in the process,
-// not each on a pooled connection of their own: under the pool's cap
-// (DefaultMaxConns) a burst of writers would otherwise take every
-// connection and leave none for reads.
+// On PostgreSQL the process's writers first pass the write gate, two at a
+// time (the lock's holder and the next in line), so that the others wait
+// in the process, not each on a pooled connection of their own: under the
+// pool's cap (DefaultMaxConns) a burst of writers would otherwise take
+// every connection and leave none for reads.
 func (db *DB) beginWrite(ctx context.Context) (tx *sql.Tx, done func(), err error) {
 	if db.Dialect != Postgres {
 		tx, err := db.BeginTx(ctx, nil) // BEGIN IMMEDIATE
