@@ -16,7 +16,9 @@ import (
 
 	"go.mau.fi/whatsmeow/types"
 
+	"waappliance/internal/pgtest"
 	"waappliance/internal/wasim"
+	"waappliance/store"
 )
 
 // BenchmarkWhatsApp measures the appliance as a separate process (this test
@@ -28,9 +30,26 @@ import (
 // It reports accepted sends/s into the outbox, queued→sent latency, inbound
 // events/s and wasim-send→SSE latency, and the appliance's RSS with 1, 10
 // and 100 connected sessions. Set WAA_BENCH_SESSIONS to change the 100.
+//
+// It runs once per engine, side by side: BenchmarkWhatsApp/sqlite, and
+// BenchmarkWhatsApp/postgres when pgtest.Env names a server (a fresh
+// database on it), so that
+//
+//	scripts/pg env WAA_BENCH_SESSIONS=10 go test ./app -run XXX -bench WhatsApp -benchtime 1x
+//
+// prints both (WAA_TEST_ENGINE does not matter here). The RSS is the
+// appliance's alone, not the PostgreSQL server's.
 func BenchmarkWhatsApp(b *testing.B) {
-	for i := 0; i < b.N; i++ {
-		benchWhatsApp(b)
+	engines := []store.Dialect{store.SQLite}
+	if pgtest.Enabled() {
+		engines = append(engines, store.Postgres)
+	}
+	for _, engine := range engines {
+		b.Run(string(engine), func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				benchWhatsApp(b, engine)
+			}
+		})
 	}
 }
 
@@ -56,12 +75,16 @@ func pct(d []time.Duration, p float64) time.Duration {
 	return d[min(len(d)-1, int(float64(len(d))*p))]
 }
 
-func benchWhatsApp(b *testing.B) {
+func benchWhatsApp(b *testing.B, engine store.Dialect) {
 	ctx := context.Background()
 	srv, ctl := startWasim(b)
 	port := freeUDPPort(b)
 	dir := filepath.Join(b.TempDir(), "state")
-	mustCLI(b, dir, "init", "--listen-port", fmt.Sprint(port), "--endpoint", fmt.Sprintf("127.0.0.1:%d", port))
+	database := "sqlite"
+	if engine == store.Postgres {
+		database = pgtest.Fresh(b)
+	}
+	mustCLI(b, dir, "init", "--database", database, "--listen-port", fmt.Sprint(port), "--endpoint", fmt.Sprintf("127.0.0.1:%d", port))
 	_, cfg := mustCLI(b, dir, "peer", "add", "bench", "--scopes", "admin", "--rate", "1000000", "--burst", "1000000", "--send-per-minute", "1000000")
 	boss := createdFromCLI(b, dir, "bench", cfg)
 

@@ -189,10 +189,9 @@ func TestUpSetsEndpointOnInitializedState(t *testing.T) {
 	defer cancel()
 	var stdout, stderr syncBuffer
 	done := make(chan int, 1)
-	go func() {
-		done <- app.Main(ctx, []string{"up", "--state", dir, "--endpoint", "vpn.example.com:" + strconv.Itoa(port2), "--listen-port", strconv.Itoa(port2),
-			"--subnet", peers.DefaultSubnet.String()}, &stdout, &stderr)
-	}()
+	upArgs := engineArgs(t, []string{"up", "--state", dir, "--endpoint", "vpn.example.com:" + strconv.Itoa(port2), "--listen-port", strconv.Itoa(port2),
+		"--subnet", peers.DefaultSubnet.String()})
+	go func() { done <- app.Main(ctx, upArgs, &stdout, &stderr) }()
 	deadline := time.Now().Add(20 * time.Second)
 	for !strings.Contains(stderr.String(), "appliance up") && !strings.Contains(stderr.String(), "level=ERROR") {
 		if time.Now().After(deadline) {

@@ -47,7 +47,7 @@ func TestCLIExitCodes(t *testing.T) {
 	}
 	for _, tc := range cases {
 		var o, e bytes.Buffer
-		code := app.Main(context.Background(), tc.args, &o, &e)
+		code := appMain(t, context.Background(), tc.args, &o, &e)
 		if code != tc.code || !strings.Contains(e.String(), tc.stderr) {
 			t.Errorf("waappliance %v: exit %d stderr %q; want exit %d containing %q", tc.args, code, e.String(), tc.code, tc.stderr)
 		}

@@ -10,11 +10,13 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"waappliance/app"
 	"waappliance/internal/pgtest"
+	"waappliance/peers"
 	"waappliance/store"
 )
 
@@ -53,12 +55,14 @@ func withHost(t *testing.T, u, host, mode string) string {
 	return p.String()
 }
 
-// initSQLite makes a SQLite state with a free listen port.
+// initSQLite makes a SQLite state with a free listen port, whatever the
+// test engine: the source of a migration, or the state another database
+// is refused for.
 func initSQLite(t *testing.T) string {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "state")
 	port := freeUDPPort(t)
-	mustCLI(t, dir, "init", "--listen-port", fmt.Sprint(port), "--endpoint", fmt.Sprintf("127.0.0.1:%d", port))
+	mustCLI(t, dir, "init", "--database", "sqlite", "--listen-port", fmt.Sprint(port), "--endpoint", fmt.Sprintf("127.0.0.1:%d", port))
 	return dir
 }
 
@@ -355,4 +359,99 @@ func TestInitServeOnPostgres(t *testing.T) {
 	if err := db.QueryRowContext(ctx, `SELECT COUNT(*) FROM whatsmeow_device`).Scan(&n); err != nil || n != 1 {
 		t.Fatalf("whatsmeow's device row in PostgreSQL: %d %v", n, err)
 	}
+}
+
+// TestSendBurstOnPostgresStaysUnderCap: an appliance whose link caps its
+// pool (pool_max_conns=4) takes a burst of 200 concurrent sends through
+// the tunnel: every one is accepted (202) and sent, and the PostgreSQL
+// server never sees more than the cap plus the LISTEN connection from it.
+func TestSendBurstOnPostgresStaysUnderCap(t *testing.T) {
+	if !pgtest.Enabled() {
+		t.Skip(pgtest.Env + " is not set (scripts/pg runs a server)")
+	}
+	ctx := context.Background()
+	pg := pgtest.Fresh(t)
+	u, _ := url.Parse(pg)
+	q := u.Query()
+	q.Set(store.MaxConnsParam, "4")
+	u.RawQuery = q.Encode()
+	dir := filepath.Join(t.TempDir(), "state")
+	if err := app.Initialize(ctx, dir, peers.Server{Endpoint: "127.0.0.1:51820"}, u.String()); err != nil {
+		t.Fatal(err)
+	}
+	ta := sandboxed(t, dir)
+	c, err := ta.Peers().Add(ctx, peers.AddOptions{Name: "boss", Scopes: []peers.Scope{peers.ScopeAdmin}, Rate: 10000, Burst: 10000, SendPerMinute: 10000, MaxConns: 500})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ta.Nudge()
+	cl := ta.client(t, c)
+	pairSession(t, cl, "shop", "+15550001")
+	if r := do(t, cl, "POST", "/v1/sandbox/contacts", map[string]string{"phone": "+15550002", "name": "Ada"}); r.Status != 201 {
+		t.Fatalf("contact: %d %s", r.Status, r.Body)
+	}
+
+	mon, err := sql.Open("pgx", pg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mon.Close()
+	mon.SetMaxOpenConns(1)
+	var mu sync.Mutex
+	peak := 0
+	stop, sampled := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(sampled)
+		for {
+			var n int
+			if err := mon.QueryRow(`SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()`).Scan(&n); err == nil {
+				mu.Lock()
+				peak = max(peak, n)
+				mu.Unlock()
+			}
+			select {
+			case <-stop:
+				return
+			case <-time.After(5 * time.Millisecond):
+			}
+		}
+	}()
+
+	const n = 200
+	ids := make([]string, n)
+	errs := make(chan error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+			defer cancel()
+			r, err := cl.Do(cctx, "POST", "/v1/sessions/shop/messages", map[string]string{"to": "+15550002", "text": fmt.Sprint("burst ", i)})
+			var m messageJSON
+			if err == nil && (r.Status != 202 || r.JSON(&m) != nil) {
+				err = fmt.Errorf("send %d: %d %s", i, r.Status, r.Body)
+			}
+			ids[i] = m.ID
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, "every message of the burst sent", func() bool {
+		return len(inbox(t, cl, "+15550002")) >= n
+	})
+	close(stop)
+	<-sampled
+	if peak > 4+1 {
+		t.Errorf("the server saw %d connections from the appliance; its cap is 4 plus the LISTEN connection", peak)
+	} else if peak < 2 {
+		t.Errorf("the sampler saw %d connections: it measures nothing", peak)
+	}
+	t.Logf("peak %d connections on the server", peak)
 }

@@ -84,6 +84,7 @@ func fillDatabase(t *testing.T, db *sql.DB) {
 // and nothing is done (no peer created); reads still work; and a flood of
 // such failures logs a bounded number of lines.
 func TestDiskFullRefusesMutations(t *testing.T) {
+	skipOnPostgres(t, "the full disk is SQLite's max_page_count")
 	logs := &countingHandler{n: map[string]int{}}
 	dir := initState(t, peers.Server{Endpoint: "127.0.0.1:51820"})
 	ta := serveWith(t, dir, func(o *app.Options) {

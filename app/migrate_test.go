@@ -38,20 +38,6 @@ func (p *proc) stop(t *testing.T) {
 	}
 }
 
-// openStateStore opens the database a state keeps, as its link says.
-func openStateStore(t *testing.T, dir string) *store.DB {
-	t.Helper()
-	l, err := store.ReadLink(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	db, err := store.OpenDSN(context.Background(), l.URL, store.Options{Dir: dir, Insecure: l.Insecure})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return db
-}
-
 type evRow struct {
 	ID   int64  `json:"id"`
 	Type string `json:"type"`
@@ -59,7 +45,8 @@ type evRow struct {
 
 // migState is a sandbox state with a paired session, messages queued
 // while WhatsApp refused connections, events, and a send made with an
-// Idempotency-Key; the appliance is stopped.
+// Idempotency-Key; the appliance is stopped. It is on SQLite whatever the
+// test engine: the migration's source.
 type migState struct {
 	dir        string
 	port       int
@@ -80,7 +67,7 @@ func buildMigState(t *testing.T) *migState {
 	ctx := context.Background()
 	srv, ctl := startWasim(t)
 	st := &migState{srv: srv, ctl: ctl.String(), port: freeUDPPort(t), dir: filepath.Join(t.TempDir(), "state")}
-	mustCLI(t, st.dir, "init", "--listen-port", fmt.Sprint(st.port), "--endpoint", fmt.Sprintf("127.0.0.1:%d", st.port))
+	mustCLI(t, st.dir, "init", "--database", "sqlite", "--listen-port", fmt.Sprint(st.port), "--endpoint", fmt.Sprintf("127.0.0.1:%d", st.port))
 	_, cfg := mustCLI(t, st.dir, "peer", "add", "boss", "--scopes", "admin", "--rate", "1000", "--burst", "1000", "--send-per-minute", "1000")
 	st.boss = createdFromCLI(t, st.dir, "boss", cfg)
 	a, err := appOpen(ctx, st.dir)

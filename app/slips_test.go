@@ -25,6 +25,7 @@ func runMain(t *testing.T, within time.Duration, args ...string) (code int, stde
 	defer cancel()
 	var o, e bytes.Buffer
 	done := make(chan int, 1)
+	args = engineArgs(t, args)
 	go func() { done <- app.Main(ctx, args, &o, &e) }()
 	select {
 	case code = <-done:
@@ -49,14 +50,11 @@ func inode(t *testing.T, path string) uint64 {
 // would.
 func sessionRow(t *testing.T, dir, name string) string {
 	t.Helper()
-	db, err := store.Open(context.Background(), dir, false)
-	if err != nil {
-		t.Fatal(err)
-	}
+	db := openStateStore(t, dir)
 	defer db.Close()
 	var state string
 	var updated int64
-	if err := db.QueryRow(`SELECT state, updated_at FROM sessions WHERE name = ?`, name).Scan(&state, &updated); err != nil {
+	if err := db.QueryRow(`SELECT state, updated_at FROM sessions WHERE name = $1`, name).Scan(&state, &updated); err != nil {
 		t.Fatal(err)
 	}
 	return fmt.Sprintf("%s@%d", state, updated)
@@ -131,6 +129,9 @@ func TestServeRefusesLooseModes(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "state")
 	mustCLI(t, dir, "init", "--listen-port", fmt.Sprint(freeUDPPort(t)))
 	db := filepath.Join(dir, store.FileName)
+	if testEngine() == store.Postgres {
+		db = filepath.Join(dir, store.DatabaseFile) // the link, which holds the password
+	}
 	cases := []struct {
 		name            string
 		dirMode, dbMode os.FileMode
@@ -183,9 +184,8 @@ func TestServeRefusesLooseModes(t *testing.T) {
 	empty := filepath.Join(t.TempDir(), "fresh")
 	os.Mkdir(empty, 0o755)
 	ctx, cancel = context.WithCancel(context.Background())
-	go func() {
-		done <- app.Main(ctx, []string{"up", "--state", empty, "--listen-port", fmt.Sprint(freeUDPPort(t))}, &bytes.Buffer{}, &e)
-	}()
+	upArgs := engineArgs(t, []string{"up", "--state", empty, "--listen-port", fmt.Sprint(freeUDPPort(t))})
+	go func() { done <- app.Main(ctx, upArgs, &bytes.Buffer{}, &e) }()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		if _, err := os.Stat(filepath.Join(empty, app.ControlSocket)); err == nil {
@@ -222,10 +222,7 @@ func TestAuditRetentionPrunes(t *testing.T) {
 	ctx := context.Background()
 	dir := initState(t, peers.Server{Endpoint: "127.0.0.1:51820"})
 	now := time.Now()
-	db, err := store.Open(ctx, dir, false)
-	if err != nil {
-		t.Fatal(err)
-	}
+	db := openStateStore(t, dir)
 	l := audit.New(db, audit.Options{})
 	for _, e := range []audit.Entry{
 		{At: now.Add(-100 * 24 * time.Hour), Peer: "old", Method: "POST", Route: "/v1/peers", Status: 201},
@@ -281,10 +278,7 @@ func TestAuditAggregatesRefusalFlood(t *testing.T) {
 	if err := ta.Close(); err != nil {
 		t.Fatal(err)
 	}
-	db, err := store.Open(ctx, dir, false)
-	if err != nil {
-		t.Fatal(err)
-	}
+	db := openStateStore(t, dir)
 	defer db.Close()
 	es, err := audit.New(db, audit.Options{}).List(ctx, "slow", 0, 0)
 	if err != nil {

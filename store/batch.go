@@ -201,11 +201,12 @@ func (b *batcher) commit(db *DB, reqs []*batchReq) {
 			}
 		}
 	}
-	tx, err := db.beginWrite(ctx) // the write lock, as WriteTx
+	tx, done, err := db.beginWrite(ctx) // the write lock, as WriteTx
 	if err != nil {
 		fail(fmt.Errorf("store.Batch: %w", err))
 		return
 	}
+	defer done()
 	for i, r := range reqs {
 		if !r.state.CompareAndSwap(reqQueued, reqStarted) {
 			continue // its caller's ctx ended before its turn

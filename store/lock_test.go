@@ -59,6 +59,32 @@ func TestLockStateLeavesForeignDirsAlone(t *testing.T) {
 	db.Close()
 }
 
+// TestLockStateOnLinkedState: a state whose database is elsewhere (a
+// DatabaseFile, no SQLite file) is a state, not a foreign dir: up and
+// serve lock it, and PrepareState accepts it.
+func TestLockStateOnLinkedState(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "state")
+	if err := PrepareState(dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteLink(dir, Link{URL: "postgres://waa@127.0.0.1/waa"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, create := range []bool{true, false} {
+		l, err := LockState(dir, create)
+		if err != nil {
+			t.Fatalf("LockState(create=%v) of a linked state: %v", create, err)
+		}
+		l.Unlock()
+	}
+	if err := PrepareState(dir); err != nil {
+		t.Fatalf("PrepareState of a linked state: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, FileName)); err == nil {
+		t.Error("a SQLite file was made beside the link")
+	}
+}
+
 func TestLooseModes(t *testing.T) {
 	dir := t.TempDir()
 	os.Chmod(dir, 0o700)

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -58,7 +60,50 @@ func OpenDSN(ctx context.Context, dsn string, o Options) (*DB, error) {
 // pgLookup, when set (tests), resolves host names for PostgreSQL links.
 var pgLookup pgconn.LookupFunc
 
+// DefaultMaxConns is how many connections a PostgreSQL database handle
+// opens at most (database/sql's pool; the LISTEN connection of Notify is
+// one more). A managed server's max_connections is often 100, shared by
+// every client; the appliance's writes run one at a time anyway (WriteTx),
+// so more connections only serve more concurrent reads. A URL changes it
+// with the query parameter MaxConnsParam, as pgxpool names it:
+// postgres://…/db?sslmode=verify-full&pool_max_conns=40.
+const DefaultMaxConns = 20
+
+// writeGateSize is how many of a process's write transactions may hold a
+// connection at once (see DB.writeGate); the smallest cap is as large.
+const writeGateSize = 2
+
+// MaxConnsParam is the URL query parameter that sets the cap on open
+// connections (DefaultMaxConns; at least 2). It is ours, not sent to the
+// server.
+const MaxConnsParam = "pool_max_conns"
+
+// maxConns takes MaxConnsParam out of a postgres:// URL and returns the
+// URL without it and the cap it sets (DefaultMaxConns when absent).
+func maxConns(dsn string) (string, int, error) {
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return "", 0, errors.New("store: the database URL does not parse")
+	}
+	q := u.Query()
+	if !q.Has(MaxConnsParam) {
+		return dsn, DefaultMaxConns, nil
+	}
+	v := q.Get(MaxConnsParam)
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 2 {
+		return "", 0, fmt.Errorf("store: the database URL's %s=%q: want a whole number of connections, at least 2", MaxConnsParam, v)
+	}
+	q.Del(MaxConnsParam)
+	u.RawQuery = q.Encode()
+	return u.String(), n, nil
+}
+
 func openPostgres(ctx context.Context, dsn string, o Options) (*DB, error) {
+	dsn, conns, err := maxConns(dsn)
+	if err != nil {
+		return nil, err
+	}
 	cfg, err := pgx.ParseConfig(dsn)
 	if err != nil {
 		// pgx's error holds the URL, and so maybe a password.
@@ -71,8 +116,13 @@ func openPostgres(ctx context.Context, dsn string, o Options) (*DB, error) {
 		cfg.LookupFunc = pgLookup
 	}
 	sdb := stdlib.OpenDB(*cfg)
+	// The cap, and as many kept idle (database/sql keeps 2), so that a
+	// burst does not close and reopen connections (a TLS and SCRAM
+	// handshake each); an idle one closes after a minute.
+	sdb.SetMaxOpenConns(conns)
+	sdb.SetMaxIdleConns(conns)
 	sdb.SetConnMaxIdleTime(time.Minute)
-	db := &DB{DB: sdb, Dialect: Postgres}
+	db := &DB{DB: sdb, Dialect: Postgres, writeGate: make(chan struct{}, writeGateSize)}
 	db.notify.pg = cfg
 	if err := db.PingContext(ctx); err != nil {
 		sdb.Close()

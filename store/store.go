@@ -41,6 +41,13 @@ type DB struct {
 
 	batch  batcher
 	notify notifier
+	// writeGate (PostgreSQL; nil on SQLite) lets writeGateSize write
+	// transactions of this process at a time take a pooled connection:
+	// the one holding the write lock and the next, already waiting for it
+	// on the server (so the hand-over costs no round trip). A burst of
+	// writers holds two connections, not one each, and leaves the rest of
+	// the capped pool to readers.
+	writeGate chan struct{}
 }
 
 // Dialect names a database engine.
@@ -189,7 +196,12 @@ func prepareDir(dir, path string) error {
 // refuseForeign refuses (ErrForeignDir) a directory that is not empty and
 // holds no database at path.
 func refuseForeign(dir, path string) error {
-	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) && !linked(dir) {
+	_, err := os.Stat(path)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		if linked(dir) { // a state whose database is elsewhere: no file here
+			return nil
+		}
 		ents, err := os.ReadDir(dir)
 		if err != nil {
 			return fmt.Errorf("store: state dir: %w", err)
@@ -197,7 +209,7 @@ func refuseForeign(dir, path string) error {
 		if !onlyLock(ents) {
 			return fmt.Errorf("%s: %w; refusing to use it (give --state a new or empty directory)", dir, ErrForeignDir)
 		}
-	} else if err != nil {
+	case err != nil:
 		return fmt.Errorf("store: %w", err)
 	}
 	return nil

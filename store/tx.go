@@ -50,10 +50,11 @@ const (
 // fn must use tx only (another write of db from fn waits for the lock fn
 // holds), and must not call tx.Commit or tx.Rollback.
 func (db *DB) WriteTx(ctx context.Context, fn func(ctx context.Context, tx *sql.Tx) error) (err error) {
-	tx, err := db.beginWrite(ctx)
+	tx, done, err := db.beginWrite(ctx)
 	if err != nil {
 		return err
 	}
+	defer done()
 	defer func() {
 		if v := recover(); v != nil {
 			tx.Rollback()
@@ -97,23 +98,39 @@ func (db *DB) Tx(ctx context.Context, fn func(*sql.Tx) error) error {
 }
 
 // beginWrite begins a transaction holding the write lock (see WriteTx).
-func (db *DB) beginWrite(ctx context.Context) (*sql.Tx, error) {
+// The caller calls done once the transaction has ended (committed or
+// rolled back).
+//
+// On PostgreSQL the process's writers first pass the write gate, two at a
+// time (the lock's holder and the next in line), so that the others wait
+// in the process, not each on a pooled connection of their own: under the
+// pool's cap (DefaultMaxConns) a burst of writers would otherwise take
+// every connection and leave none for reads.
+func (db *DB) beginWrite(ctx context.Context) (tx *sql.Tx, done func(), err error) {
 	if db.Dialect != Postgres {
 		tx, err := db.BeginTx(ctx, nil) // BEGIN IMMEDIATE
 		if err != nil {
-			return nil, fmt.Errorf("store: begin: %w", err)
+			return nil, nil, fmt.Errorf("store: begin: %w", err)
 		}
-		return tx, nil
+		return tx, func() {}, nil
 	}
-	tx, err := db.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelReadCommitted})
+	select {
+	case db.writeGate <- struct{}{}:
+	case <-ctx.Done():
+		return nil, nil, fmt.Errorf("store: begin: %w", ctx.Err())
+	}
+	done = func() { <-db.writeGate }
+	tx, err = db.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelReadCommitted})
 	if err != nil {
-		return nil, fmt.Errorf("store: begin: %w", err)
+		done()
+		return nil, nil, fmt.Errorf("store: begin: %w", err)
 	}
 	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, writeLockKey); err != nil {
 		tx.Rollback()
-		return nil, fmt.Errorf("store: write lock: %w", err)
+		done()
+		return nil, nil, fmt.Errorf("store: write lock: %w", err)
 	}
-	return tx, nil
+	return tx, done, nil
 }
 
 // AppendLock makes the ids that tx takes from now on from an identity

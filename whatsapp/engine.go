@@ -87,7 +87,7 @@ type Engine struct {
 	closed   bool
 	unprune  func() // drops pruneMessages from the event log's pruner
 
-	ver webVersion
+	ver        webVersion
 	onWhatsApp recipientCache
 }
 
