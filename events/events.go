@@ -26,10 +26,13 @@ const (
 	TypeMessageStatus   = "message.status"
 	TypeSessionState    = "session.state"
 	TypeLoggedOut       = "session.logged_out"
+	// TypeWebhookDisabled: a webhook subscription was disabled by its
+	// failures (or a 410); its session is "".
+	TypeWebhookDisabled = "webhook.disabled"
 )
 
 // Types lists every event type, in the order above.
-var Types = []string{TypeMessageReceived, TypeMessageStatus, TypeSessionState, TypeLoggedOut}
+var Types = []string{TypeMessageReceived, TypeMessageStatus, TypeSessionState, TypeLoggedOut, TypeWebhookDisabled}
 
 // DefaultRetention is how long events are kept when Options.Retention is zero.
 const DefaultRetention = 7 * 24 * time.Hour
