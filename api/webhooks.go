@@ -52,11 +52,25 @@ func (s *server) ownWebhook(r *http.Request) (webhooks.Subscription, error) {
 }
 
 func (s *server) createWebhook(w http.ResponseWriter, r *http.Request) error {
-	var req webhooks.CreateRequest
+	var req struct {
+		webhooks.CreateRequest
+		// Peer lets an admin subscribe for another peer (the CLI).
+		Peer string `json:"peer"`
+	}
 	if err := decodeJSON(w, r, &req); err != nil {
 		return err
 	}
-	c, err := s.hooks.Create(r.Context(), *PeerFrom(r.Context()), req)
+	p := *PeerFrom(r.Context())
+	if req.Peer != "" && req.Peer != p.Name {
+		if !p.Has(peers.ScopeAdmin) {
+			return errorf(http.StatusForbidden, "forbidden", "only an admin subscribes for another peer")
+		}
+		var err error
+		if p, err = s.reg.Get(req.Peer); err != nil {
+			return err
+		}
+	}
+	c, err := s.hooks.Create(r.Context(), p, req.CreateRequest)
 	if err != nil {
 		return err
 	}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -183,5 +184,62 @@ func TestWebhooksThroughTheTunnel(t *testing.T) {
 	}
 	if r = do(t, cl, "DELETE", "/v1/webhooks/"+strconv.FormatInt(hook.ID, 10), nil); r.Status != 204 {
 		t.Fatalf("delete: %d", r.Status)
+	}
+}
+
+// TestWebhookCLI: the webhook commands through the control socket: add
+// for a peer (its secret printed once, deliveries through the tunnel
+// verify with it), a refused URL, list, disable (nothing delivered),
+// enable (resumes from the cursor), and a removed peer takes its webhook
+// with it and receives nothing more.
+func TestWebhookCLI(t *testing.T) {
+	dir := initState(t, peers.Server{Endpoint: "127.0.0.1:51820"})
+	ta := serveWith(t, dir, func(o *app.Options) { o.NoWhatsApp = true })
+	ctx := context.Background()
+	c := ta.addPeer(t, "app", peers.ScopeRead)
+	ta.addPeer(t, "other", peers.ScopeRead)
+	cl := ta.client(t, c)
+	rc := listenHooks(t, cl, 9000)
+	// The appliance learns the client's endpoint from its first
+	// handshake (a real client: wg-quick's PersistentKeepalive).
+	do(t, cl, "GET", "/v1/whoami", nil)
+
+	if code, _, e := cliRun(t, dir, "webhook", "add", "app", "http://10.77.0.3:9000/"); code == 0 || !strings.Contains(e, "not your tunnel address") {
+		t.Fatalf("add to another peer's address: exit %d: %s", code, e)
+	}
+	_, out := mustCLI(t, dir, "webhook", "add", "app", fmt.Sprintf("http://%s:9000/in", c.Peer.Addr), "--events", "message.received")
+	secret := ""
+	for _, l := range strings.Split(out, "\n") {
+		if s, ok := strings.CutPrefix(l, "secret: "); ok {
+			secret = s
+		}
+	}
+	if !strings.HasPrefix(secret, "whsec_") {
+		t.Fatalf("add printed %q", out)
+	}
+	if _, out := mustCLI(t, dir, "webhook", "list"); !strings.Contains(out, "enabled") || !strings.Contains(out, "app") {
+		t.Fatalf("list: %s", out)
+	}
+	e1, _ := ta.Events().Append(ctx, "shop", events.TypeMessageReceived, map[string]int{"n": 1})
+	eventually(t, "first delivery", func() bool { return len(rc.got()) == 1 })
+	checkDelivered(t, rc.got(), []int64{e1.ID}, secret)
+
+	mustCLI(t, dir, "webhook", "disable", "1")
+	e2, _ := ta.Events().Append(ctx, "shop", events.TypeMessageReceived, map[string]int{"n": 2})
+	if _, out := mustCLI(t, dir, "webhook", "show", "1"); !strings.Contains(out, `"disabled"`) {
+		t.Fatalf("show: %s", out)
+	}
+	mustCLI(t, dir, "webhook", "enable", "1")
+	eventually(t, "resumed", func() bool { return len(rc.got()) == 2 })
+	checkDelivered(t, rc.got(), []int64{e1.ID, e2.ID}, secret)
+
+	mustCLI(t, dir, "peer", "remove", "app")
+	ta.Events().Append(ctx, "shop", events.TypeMessageReceived, map[string]int{"n": 3})
+	if _, out := mustCLI(t, dir, "webhook", "list"); strings.Contains(out, "app") {
+		t.Fatalf("a removed peer's webhook is listed: %s", out)
+	}
+	eventually(t, "delivery stopped", func() bool { return !ta.Webhooks().Running(1) })
+	if n := len(rc.got()); n != 2 {
+		t.Fatalf("%d deliveries after the peer was removed", n)
 	}
 }
