@@ -71,6 +71,7 @@ var sentinels = []struct {
 	{webhooks.ErrBadURL, http.StatusBadRequest, "invalid_argument"},
 	{webhooks.ErrBadEvents, http.StatusBadRequest, "invalid_argument"},
 	{webhooks.ErrBadSessions, http.StatusBadRequest, "invalid_argument"},
+	{webhooks.ErrBadRewind, http.StatusBadRequest, "invalid_argument"},
 	{webhooks.ErrTooMany, http.StatusConflict, "too_many_webhooks"},
 
 	{whatsapp.ErrSessionNotFound, http.StatusNotFound, "not_found"},

@@ -170,6 +170,13 @@ func TestWebhooksThroughTheTunnel(t *testing.T) {
 		t.Fatalf("rewind: %d %s", r.Status, r.Body)
 	}
 	eventually(t, "replayed", func() bool { return len(rc.got()) >= 350 })
+	if r = do(t, cl, "POST", "/v1/webhooks/"+strconv.FormatInt(hook.ID, 10)+"/rewind", map[string]any{"after": want[299] + 5}); r.Status != 400 {
+		t.Fatalf("rewind past the newest event: %d %s", r.Status, r.Body)
+	}
+	if r = do(t, cl, "POST", "/v1/webhooks/"+strconv.FormatInt(hook.ID, 10)+"/rewind", map[string]any{"after": -1}); r.Status != 400 {
+		t.Fatalf("rewind to -1: %d %s", r.Status, r.Body)
+	}
+
 	if got := rc.got()[300:]; got[0].Event.ID != want[250] || got[49].Event.ID != want[299] {
 		t.Fatalf("replay from %d..%d", got[0].Event.ID, got[49].Event.ID)
 	}
@@ -246,5 +253,29 @@ func TestWebhookCLI(t *testing.T) {
 	eventually(t, "delivery stopped", func() bool { return !ta.Webhooks().Running(1) })
 	if n := len(rc.got()); n != 2 {
 		t.Fatalf("%d deliveries after the peer was removed", n)
+	}
+}
+
+// TestWebhookRewindOutOfRetention: a rewind to a cursor that fell out of
+// retention is 410 cursor_expired with the oldest id, as /v1/events is.
+func TestWebhookRewindOutOfRetention(t *testing.T) {
+	dir := initState(t, peers.Server{Endpoint: "127.0.0.1:51820"})
+	ta := serveWith(t, dir, func(o *app.Options) { o.NoWhatsApp = true; o.Retention = time.Millisecond })
+	ctx := context.Background()
+	c := ta.addPeer(t, "app", peers.ScopeRead)
+	cl := ta.client(t, c)
+	hook := createHook(t, cl, fmt.Sprintf("http://%s:8080/wa", c.Peer.Addr))
+	for i := range 3 {
+		if _, err := ta.Events().Append(ctx, "shop", events.TypeMessageReceived, map[string]int{"n": i}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(5 * time.Millisecond)
+	if _, err := ta.Events().Prune(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r := do(t, cl, "POST", "/v1/webhooks/"+strconv.FormatInt(hook.ID, 10)+"/rewind", map[string]any{"after": 0})
+	if r.Status != 410 || r.Header.Get("X-Oldest-Event-Id") != "4" || !strings.Contains(string(r.Body), "cursor_expired") {
+		t.Fatalf("rewind out of retention: %d %v %s", r.Status, r.Header, r.Body)
 	}
 }

@@ -39,6 +39,9 @@ var (
 	// ErrBadSessions is returned by Create for a session the peer may not
 	// read, or a malformed name.
 	ErrBadSessions = errors.New("invalid webhook sessions")
+	// ErrBadRewind is returned by Rewind for a cursor past the newest
+	// event (it would skip events yet to come).
+	ErrBadRewind = errors.New("invalid webhook rewind")
 	// ErrTooMany is returned by Create past MaxPerPeer subscriptions.
 	ErrTooMany = errors.New("too many webhooks for this peer")
 )
@@ -389,6 +392,9 @@ func checkEvents(evs []string) ([]string, error) {
 	}
 	var out []string
 	for _, e := range evs {
+		if e == events.TypeWebhookDisabled {
+			return nil, fmt.Errorf("%w: %s is not delivered by webhooks (a disabled webhook cannot receive; watch /v1/events)", ErrBadEvents, e)
+		}
 		if e != "*" && !slices.Contains(events.Types, e) {
 			return nil, fmt.Errorf("%w: unknown event type %q (known: * or %v)", ErrBadEvents, e, events.Types)
 		}
@@ -624,10 +630,17 @@ func (m *Manager) RotateSecret(ctx context.Context, id int64) (Created, error) {
 // cursor out of retention is a *events.CursorExpiredError.
 func (m *Manager) Rewind(ctx context.Context, id int64, after int64) (Subscription, error) {
 	if after < 0 {
-		return Subscription{}, fmt.Errorf("%w: after must not be negative", ErrBadEvents)
+		return Subscription{}, fmt.Errorf("%w: after must not be negative", ErrBadRewind)
 	}
 	if _, err := m.cfg.Events.List(ctx, events.Filter{After: after, HasAfter: true, Limit: 1}); err != nil {
 		return Subscription{}, err
+	}
+	latest, err := m.cfg.Events.Latest(ctx)
+	if err != nil {
+		return Subscription{}, err
+	}
+	if after > latest {
+		return Subscription{}, fmt.Errorf("%w: after %d is past the newest event (%d)", ErrBadRewind, after, latest)
 	}
 	now := m.cfg.Now().UTC().UnixNano()
 	return m.update(ctx, id, func(ctx context.Context, tx *sql.Tx, r *row) error {
