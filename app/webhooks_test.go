@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -277,5 +278,55 @@ func TestWebhookRewindOutOfRetention(t *testing.T) {
 	r := do(t, cl, "POST", "/v1/webhooks/"+strconv.FormatInt(hook.ID, 10)+"/rewind", map[string]any{"after": 0})
 	if r.Status != 410 || r.Header.Get("X-Oldest-Event-Id") != "4" || !strings.Contains(string(r.Body), "cursor_expired") {
 		t.Fatalf("rewind out of retention: %d %v %s", r.Status, r.Header, r.Body)
+	}
+}
+
+// TestWebhooksLeaveNoGoroutine: an appliance with one webhook delivering,
+// one in backoff and one with a request in flight leaves no goroutine
+// behind once it and the client are closed.
+func TestWebhooksLeaveNoGoroutine(t *testing.T) {
+	before := runtime.NumGoroutine()
+	release := make(chan struct{})
+	func() {
+		dir := initState(t, peers.Server{Endpoint: "127.0.0.1:51820"})
+		ta := serveWith(t, dir, func(o *app.Options) { o.NoWhatsApp = true })
+		c := ta.addPeer(t, "app", peers.ScopeRead)
+		cl := ta.client(t, c)
+		rc := listenHooks(t, cl, 9000)
+		ln, err := cl.Listen(9001)
+		if err != nil {
+			t.Fatal(err)
+		}
+		inFlight := make(chan struct{}, 10)
+		hang := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			inFlight <- struct{}{}
+			<-release
+		})}
+		go hang.Serve(ln)
+		createHook(t, cl, fmt.Sprintf("http://%s:9000/ok", c.Peer.Addr))
+		createHook(t, cl, fmt.Sprintf("http://%s:9001/hang", c.Peer.Addr))
+		createHook(t, cl, fmt.Sprintf("http://%s:9002/refused", c.Peer.Addr))
+		for i := range 5 {
+			ta.Events().Append(context.Background(), "shop", events.TypeMessageReceived, map[string]int{"n": i})
+		}
+		eventually(t, "deliveries", func() bool { return len(rc.got()) == 5 && len(inFlight) > 0 })
+		ta.Close()
+		close(release)
+		hang.Close()
+		rc.srv.Close()
+		cl.Close()
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		n := runtime.NumGoroutine()
+		if n <= before {
+			return
+		}
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<20)
+			buf = buf[:runtime.Stack(buf, true)]
+			t.Fatalf("%d goroutines before, %d after closing everything:\n%s", before, n, buf)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
