@@ -97,7 +97,7 @@ var schemas = map[string]any{
 	"Peer": obj(map[string]any{
 		"name": str, "public_key": str, "address": str, "scopes": strList, "sessions": strList,
 		"rate": number, "burst": integer, "send_per_minute": integer, "expires_at": nullTime, "disabled": boolean,
-		"max_conns": capInt, "max_streams": capInt,
+		"max_conns": capInt, "max_streams": capInt, "webhooks_external": boolean,
 		"state":      map[string]any{"type": "string", "enum": []string{"enabled", "disabled", "expired"}},
 		"created_at": dateTime, "updated_at": dateTime,
 		"last_handshake": dateTime, "rx_bytes": integer, "tx_bytes": integer, "connected": boolean,
@@ -107,11 +107,11 @@ var schemas = map[string]any{
 	"PeerCreate": obj(map[string]any{
 		"name": str, "scopes": strList, "public_key": str, "rate": number, "burst": integer, "send_per_minute": integer,
 		"max_conns": capInt, "max_streams": capInt,
-		"expires_in": str, "expires_at": dateTime, "sessions": strList}, "name"),
+		"expires_in": str, "expires_at": dateTime, "sessions": strList, "webhooks_external": boolean}, "name"),
 	"PeerUpdate": obj(map[string]any{
 		"scopes": strList, "sessions": strList, "rate": number, "burst": integer, "send_per_minute": integer,
 		"max_conns": capInt, "max_streams": capInt,
-		"expires_in": str, "expires_at": nullTime, "disabled": boolean}),
+		"expires_in": str, "expires_at": nullTime, "disabled": boolean, "webhooks_external": boolean}),
 	"PeerCreated":   obj(map[string]any{"peer": ref("Peer"), "config": str, "private_key": str, "warning": str}, "peer", "config"),
 	"PeerConfig":    obj(map[string]any{"name": str, "config": str}, "name", "config"),
 	"SessionCreate": obj(map[string]any{"name": str}, "name"),

@@ -246,6 +246,21 @@ func TestWebhookCLI(t *testing.T) {
 	eventually(t, "resumed", func() bool { return len(rc.got()) == 2 })
 	checkDelivered(t, rc.got(), []int64{e1.ID, e2.ID}, secret)
 
+	// Outside the tunnel: only once an admin allowed it, https only, and
+	// never to a non-public address.
+	if code, _, e := cliRun(t, dir, "webhook", "add", "app", "https://hooks.example.org/wa"); code == 0 || !strings.Contains(e, "--webhooks-external") {
+		t.Fatalf("external without permission: exit %d: %s", code, e)
+	}
+	mustCLI(t, dir, "peer", "set", "app", "--webhooks-external")
+	if p, _ := ta.Peers().Get("app"); !p.WebhooksExternal {
+		t.Fatal("peer set --webhooks-external did not apply")
+	}
+	for _, u := range []string{"https://127.0.0.1/wa", "https://169.254.169.254/latest", "https://192.168.0.10/wa", "http://hooks.example.org/wa"} {
+		if code, _, e := cliRun(t, dir, "webhook", "add", "app", u); code == 0 || !strings.Contains(e, "invalid webhook url") {
+			t.Fatalf("external %s: exit %d: %s", u, code, e)
+		}
+	}
+
 	mustCLI(t, dir, "peer", "remove", "app")
 	ta.Events().Append(ctx, "shop", events.TypeMessageReceived, map[string]int{"n": 3})
 	if _, out := mustCLI(t, dir, "webhook", "list"); strings.Contains(out, "app") {

@@ -178,6 +178,14 @@ func (m *Manager) deliverEvent(ctx context.Context, r *row, e events.Event) erro
 		if !p.AllowsSession(e.Session) {
 			return nil
 		}
+		// The URL as the peer may use it now (an admin may have withdrawn
+		// --webhooks-external): paused until it may again.
+		if _, err := CheckURL(p, m.cfg.Peers.Server().Subnet, r.URL); err != nil {
+			if err := m.cfg.Wait(ctx, m.cfg.PeerPoll); err != nil {
+				return err
+			}
+			continue
+		}
 		secrets := []string{r.secret}
 		if r.oldSecret != "" && m.cfg.Now().Before(r.oldUntil) {
 			secrets = append(secrets, r.oldSecret)
@@ -240,7 +248,11 @@ func (m *Manager) post(ctx context.Context, url, id string, secrets []string, bo
 	req.Header.Set("webhook-id", id)
 	req.Header.Set("webhook-timestamp", strconv.FormatInt(ts, 10))
 	req.Header.Set("webhook-signature", sig)
-	resp, err := m.http.c.Do(req)
+	hc := m.http
+	if req.URL.Scheme == "https" {
+		hc = m.ext
+	}
+	resp, err := hc.c.Do(req)
 	if err != nil {
 		return 0, err
 	}

@@ -6,6 +6,7 @@
 package webhooks
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -166,7 +167,8 @@ type row struct {
 type Manager struct {
 	cfg  Config
 	log  *slog.Logger
-	http *httpClient
+	http *httpClient // through the tunnel
+	ext  *httpClient // https:// outside it
 
 	mu      sync.Mutex
 	ctx     context.Context // Start's; nil before
@@ -206,7 +208,7 @@ func New(cfg Config) (*Manager, error) {
 	if l == nil {
 		l = slog.New(slog.DiscardHandler)
 	}
-	return &Manager{cfg: cfg, log: l, http: newHTTPClient(cfg.Dialer, cfg.Timeout), workers: map[int64]*worker{}}, nil
+	return &Manager{cfg: cfg, log: l, http: newHTTPClient(cfg.Dialer, cfg.Timeout), ext: newExternalClient(cfg.Timeout), workers: map[int64]*worker{}}, nil
 }
 
 // Start starts delivery of every enabled subscription; it ends with ctx
@@ -240,6 +242,7 @@ func (m *Manager) Close() {
 	}
 	m.wg.Wait()
 	m.http.close()
+	m.ext.close()
 }
 
 func (m *Manager) startWorker(id int64) {
@@ -297,12 +300,13 @@ type Created struct {
 	Secret string `json:"secret"`
 }
 
-// CheckURL accepts only http://<p's own tunnel address>[:port]/path: the
+// CheckURL accepts http://<p's own tunnel address>[:port]/path: the
 // delivery is dialled through the tunnel to p alone. Another peer's
-// address, the appliance's own, a name, userinfo and https (there is no
-// certificate to check inside the tunnel; WireGuard already encrypts and
-// authenticates) are refused, and so is every URL outside the tunnel
-// (this appliance does not deliver webhooks outside the tunnel).
+// address, the appliance's own, userinfo and https inside the tunnel
+// (there is no certificate to check there; WireGuard already encrypts and
+// authenticates) are refused. Outside the tunnel only a peer an admin
+// allowed (WebhooksExternal) may subscribe, to https:// on a public
+// address (see checkExternal; names are checked again at every dial).
 func CheckURL(p peers.Peer, subnet netip.Prefix, raw string) (string, error) {
 	u, err := url.Parse(raw)
 	if err != nil || u.Host == "" {
@@ -315,8 +319,12 @@ func CheckURL(p peers.Peer, subnet netip.Prefix, raw string) (string, error) {
 	a, err := netip.ParseAddr(host)
 	inTunnel := err == nil && subnet.IsValid() && subnet.Contains(a.Unmap())
 	switch {
+	case !inTunnel && !p.WebhooksExternal:
+		return "", fmt.Errorf("%w: %q is not a tunnel address; webhooks go through the tunnel to http://%s[:port]/path (your own address), or outside it only for a peer an admin allowed (peer set %s --webhooks-external)", ErrBadURL, host, p.Addr, p.Name)
 	case !inTunnel:
-		return "", fmt.Errorf("%w: %q is not a tunnel address; webhooks are delivered through the tunnel only, to http://%s[:port]/path (the subscribing peer's own address)", ErrBadURL, host, p.Addr)
+		if err := checkExternal(u.Scheme, host); err != nil {
+			return "", err
+		}
 	case a.Unmap() != p.Addr:
 		return "", fmt.Errorf("%w: %s is not your tunnel address; a webhook goes to http://%s[:port]/path only", ErrBadURL, a, p.Addr)
 	case u.Scheme != "http":
@@ -325,6 +333,9 @@ func CheckURL(p peers.Peer, subnet netip.Prefix, raw string) (string, error) {
 	port := u.Port()
 	if port == "" {
 		port = "80"
+	}
+	if u.Scheme == "https" {
+		port = cmp.Or(u.Port(), "443")
 	}
 	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
 		return "", fmt.Errorf("%w: port %q", ErrBadURL, port)

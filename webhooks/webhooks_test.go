@@ -634,3 +634,78 @@ func TestRotateSignsWithBoth(t *testing.T) {
 		t.Fatalf("after the overlap, signature %q: want the new secret only", d.Sig)
 	}
 }
+
+// TestCheckURLExternal: outside the tunnel only for a peer allowed it,
+// https only, and never to a loopback, private, link-local, metadata or
+// reserved address literal.
+func TestCheckURLExternal(t *testing.T) {
+	subnet := mustPrefix("10.77.0.0/24")
+	p := peers.Peer{Name: "app", Addr: subnet.Addr().Next().Next(), WebhooksExternal: true}
+	for _, tc := range []struct {
+		url string
+		ok  bool
+	}{
+		{"https://hooks.example.org/wa", true},
+		{"https://hooks.example.org:8443/wa", true},
+		{"https://93.184.215.14/wa", true},
+		{"https://[2606:4700::1111]/wa", true},
+		{"http://hooks.example.org/wa", false}, // https only outside
+		{"https://127.0.0.1/wa", false},
+		{"https://localhost/wa", false},
+		{"https://a.localhost/wa", false},
+		{"https://10.1.2.3/wa", false},
+		{"https://192.168.1.1/wa", false},
+		{"https://172.16.0.1/wa", false},
+		{"https://169.254.169.254/latest/meta-data", false},
+		{"https://100.64.0.1/wa", false},
+		{"https://0.0.0.0/wa", false},
+		{"https://[::1]/wa", false},
+		{"https://[fe80::1]/wa", false},
+		{"https://[fd00:ec2::254]/wa", false},
+		{"https://[::ffff:127.0.0.1]/wa", false},
+		{"https://[64:ff9b::7f00:1]/wa", false},
+		{"https://10.77.0.3/wa", false}, // another peer: the tunnel rules
+		{"http://10.77.0.2:8080/wa", true},
+	} {
+		_, err := CheckURL(p, subnet, tc.url)
+		if (err == nil) != tc.ok {
+			t.Errorf("CheckURL(%q) = %v, want ok %v", tc.url, err, tc.ok)
+		}
+	}
+	p.WebhooksExternal = false
+	if _, err := CheckURL(p, subnet, "https://hooks.example.org/wa"); err == nil {
+		t.Error("an external URL accepted for a peer not allowed one")
+	}
+}
+
+// TestExternalDialRefusesNonPublic: the external client checks the
+// address it connects to, after any name resolution, so whatever passed
+// creation (a name that resolves, or rebinds, to loopback) cannot reach a
+// loopback receiver; metadata and private addresses are refused alike.
+func TestExternalDialRefusesNonPublic(t *testing.T) {
+	hit := make(chan struct{}, 10)
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { hit <- struct{}{} }))
+	defer srv.Close()
+	c := newExternalClient(5 * time.Second)
+	defer c.close()
+	resp, err := c.c.Get(srv.URL) // https://127.0.0.1:port
+	if err == nil {
+		resp.Body.Close()
+	}
+	if !errors.Is(err, ErrForbiddenDestination) {
+		t.Fatalf("GET %s: %v, want ErrForbiddenDestination", srv.URL, err)
+	}
+	select {
+	case <-hit:
+		t.Fatal("the loopback receiver was reached")
+	default:
+	}
+	for _, a := range []string{"169.254.169.254:80", "10.0.0.1:443", "[::1]:443", "[fd00:ec2::254]:80", "100.100.100.200:80"} {
+		if err := checkDial("tcp", a, nil); !errors.Is(err, ErrForbiddenDestination) {
+			t.Errorf("checkDial %s: %v", a, err)
+		}
+	}
+	if err := checkDial("tcp", "93.184.215.14:443", nil); err != nil {
+		t.Fatalf("a public address: %v", err)
+	}
+}

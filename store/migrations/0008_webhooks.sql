@@ -30,3 +30,6 @@ CREATE TABLE webhooks (
 	updated_at       INTEGER NOT NULL
 );
 CREATE INDEX webhooks_peer ON webhooks(peer);
+-- webhooks_external: an admin allowed this peer webhooks outside the
+-- tunnel (https only, public destinations only).
+ALTER TABLE peers ADD COLUMN webhooks_external INTEGER NOT NULL DEFAULT 0;
