@@ -47,6 +47,9 @@ var (
 	ErrTooMany = errors.New("too many webhooks for this peer")
 )
 
+// maxURL bounds a webhook URL.
+const maxURL = 2048
+
 // MaxPerPeer caps one peer's subscriptions: each is a goroutine and an
 // HTTP connection.
 const MaxPerPeer = 16
@@ -308,6 +311,9 @@ type Created struct {
 // allowed (WebhooksExternal) may subscribe, to https:// on a public
 // address (see checkExternal; names are checked again at every dial).
 func CheckURL(p peers.Peer, subnet netip.Prefix, raw string) (string, error) {
+	if len(raw) > maxURL {
+		return "", fmt.Errorf("%w: longer than %d bytes", ErrBadURL, maxURL)
+	}
 	u, err := url.Parse(raw)
 	if err != nil || u.Host == "" {
 		return "", fmt.Errorf("%w: want http://%s[:port]/path", ErrBadURL, p.Addr)

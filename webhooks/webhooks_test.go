@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -587,6 +588,7 @@ func TestCheckURL(t *testing.T) {
 		{"http://169.254.169.254/latest", false},
 		{"http://10.77.0.2:99999/", false},
 		{"not a url", false},
+		{"http://10.77.0.2/" + strings.Repeat("a", 2100), false},
 		{"", false},
 	} {
 		_, err := CheckURL(p, subnet, tc.url)
