@@ -159,3 +159,83 @@ func benchWebhooks(b *testing.B, n int) {
 	b.ReportMetric(float64(pct(sseLat, 0.5).Microseconds())/1000, "sse-commit→receipt-p50-ms")
 	b.ReportMetric(float64(pct(sseLat, 0.99).Microseconds())/1000, "sse-commit→receipt-p99-ms")
 }
+
+// BenchmarkWebhooksTenReceivers: ten client peers, each with a receiver
+// on its tunnel address and one webhook, and 20 failing subscriptions
+// (nothing listens) beside them; events appended one at a time reach all
+// ten. Reports deliveries/s and commit → receipt p50/p99 over all of them.
+// Run: go test ./app -run XXX -bench WebhooksTen -benchtime 1x
+func BenchmarkWebhooksTenReceivers(b *testing.B) {
+	for range b.N {
+		benchTenReceivers(b)
+	}
+}
+
+func benchTenReceivers(b *testing.B) {
+	ctx := context.Background()
+	dir := initState(b, peers.Server{Endpoint: "127.0.0.1:51820"})
+	ta := serveWith(b, dir, func(o *app.Options) { o.NoWhatsApp = true; o.Logger = nil })
+	const receivers, events_ = 10, 500
+	var mu sync.Mutex
+	seen := map[int64][]time.Time{}
+	for i := range receivers {
+		c := ta.addPeer(b, fmt.Sprintf("r%d", i), peers.ScopeRead)
+		cl := ta.client(b, c)
+		ln, err := cl.Listen(9000)
+		if err != nil {
+			b.Fatal(err)
+		}
+		srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			id, _ := strconv.ParseInt(r.Header.Get("webhook-id"), 10, 64)
+			mu.Lock()
+			seen[id] = append(seen[id], time.Now())
+			mu.Unlock()
+			w.WriteHeader(204)
+		})}
+		go srv.Serve(ln)
+		b.Cleanup(func() { srv.Close() })
+		for j := range 3 { // one delivering, two failing (no listener on 9001, 9002)
+			if r, err := cl.Do(ctx, "POST", "/v1/webhooks", map[string]any{"url": fmt.Sprintf("http://%s:%d/", c.Peer.Addr, 9000+j)}); err != nil || r.Status != 201 {
+				b.Fatalf("create: %v", err)
+			}
+		}
+	}
+	committed := map[int64]time.Time{}
+	t0 := time.Now()
+	for i := range events_ {
+		e, err := ta.Events().Append(ctx, "shop", events.TypeMessageReceived, map[string]int{"n": i})
+		if err != nil {
+			b.Fatal(err)
+		}
+		committed[e.ID] = time.Now()
+	}
+	last := int64(0)
+	for id := range committed {
+		last = max(last, id)
+	}
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		mu.Lock()
+		n := len(seen[last])
+		mu.Unlock()
+		if n >= receivers || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	elapsed := time.Since(t0)
+	var lat []time.Duration
+	total := 0
+	mu.Lock()
+	for id, at := range committed {
+		for _, t := range seen[id] {
+			lat = append(lat, t.Sub(at))
+			total++
+		}
+	}
+	mu.Unlock()
+	b.ReportMetric(float64(total)/elapsed.Seconds(), "deliveries/s")
+	b.ReportMetric(float64(total), "deliveries")
+	b.ReportMetric(float64(pct(lat, 0.5).Microseconds())/1000, "commit→receipt-p50-ms")
+	b.ReportMetric(float64(pct(lat, 0.99).Microseconds())/1000, "commit→receipt-p99-ms")
+}

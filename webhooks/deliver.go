@@ -197,7 +197,8 @@ func (m *Manager) deliverEvent(ctx context.Context, r *row, e events.Event) erro
 		now := m.cfg.Now().UTC()
 		switch {
 		case derr == nil && status >= 200 && status < 300:
-			err := m.cfg.DB.WriteTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+			// Batch: the cursors of concurrent deliveries share a commit.
+			err := m.cfg.DB.Batch(ctx, func(ctx context.Context, tx *sql.Tx) error {
 				_, err := tx.ExecContext(ctx, `UPDATE webhooks SET cursor = $2, attempts = 0, next_attempt_at = 0, last_success_at = $3, last_status = $4, last_error = '' WHERE id = $1`,
 					r.ID, e.ID, now.UnixNano(), status)
 				return err
