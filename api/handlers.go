@@ -15,7 +15,12 @@ import (
 const connectedWindow = 3 * time.Minute
 
 func (s *server) health(w http.ResponseWriter, r *http.Request) error {
-	writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "version": s.version, "sandbox": s.sandbox})
+	out := map[string]any{"status": "ok", "version": s.version, "sandbox": s.sandbox}
+	if p := PeerFrom(r.Context()); s.wa != nil && p != nil && p.Has(peers.ScopeAdmin) {
+		// Admins see which WhatsApp web client version the sessions announce.
+		out["whatsapp_web_version"] = s.wa.WebVersion()
+	}
+	writeJSON(w, http.StatusOK, out)
 	return nil
 }
 

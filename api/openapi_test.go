@@ -263,7 +263,7 @@ func TestOpenAPIEventTypes(t *testing.T) {
 	}
 	// The session states, in both places they appear, are the engine's.
 	for _, st := range []string{whatsapp.StateNew, whatsapp.StatePairing, whatsapp.StateConnecting, whatsapp.StateConnected,
-		whatsapp.StateDisconnected, whatsapp.StateLoggedOut, whatsapp.StateReplaced} {
+		whatsapp.StateDisconnected, whatsapp.StateLoggedOut, whatsapp.StateReplaced, whatsapp.StateTemporarilyBanned} {
 		for _, schema := range []string{"Session", "SessionState"} {
 			if !strings.Contains(string(d.Components.Schemas[schema]), `"`+st+`"`) {
 				t.Errorf("schema %s lacks the session state %q", schema, st)

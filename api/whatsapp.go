@@ -31,6 +31,7 @@ type Engine interface {
 	Send(ctx context.Context, session string, req whatsapp.SendRequest) (whatsapp.Message, bool, error)
 	Replay(ctx context.Context, session string, req whatsapp.SendRequest) (whatsapp.Message, bool, error)
 	Message(ctx context.Context, session, id string) (whatsapp.Message, error)
+	WebVersion() whatsapp.WebVersion
 }
 
 // EventLog is the subset of *events.Log the API uses.

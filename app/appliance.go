@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"go.mau.fi/whatsmeow"
+	waStore "go.mau.fi/whatsmeow/store"
 	"golang.zx2c4.com/wireguard/conn"
 
 	"waappliance/api"
@@ -62,6 +63,14 @@ type Options struct {
 	Sandbox string
 	// Limits bound what peers may hold open; zero fields take the defaults.
 	Limits Limits
+	// Database is what --database asked for; the zero value opens the
+	// database the state stores (SQLite beside it unless init chose
+	// PostgreSQL).
+	Database DatabaseChoice
+	// LatestWebVersion, when set, asks WhatsApp for its current web client
+	// version at start (whatsapp.LatestWebVersion; serve sets it for real
+	// WhatsApp). nil keeps whatsmeow's built-in one without asking.
+	LatestWebVersion func(ctx context.Context) (waStore.WAVersionContainer, error)
 	// WebhookSchedule is the wait after each failed webhook attempt; nil
 	// is webhooks.DefaultSchedule (tests shorten it).
 	WebhookSchedule []time.Duration
@@ -122,7 +131,7 @@ func Open(ctx context.Context, o Options) (*Appliance, error) {
 		o.Now = time.Now
 	}
 	o.Limits = o.Limits.withDefaults()
-	db, err := store.Open(ctx, o.StateDir, false)
+	db, err := openStateDB(ctx, o.StateDir, o.Database, o.Logger)
 	if err != nil {
 		return nil, err
 	}
@@ -283,7 +292,8 @@ func (a *Appliance) Start(ctx context.Context) error {
 			a.sandbox, prepare = sb, sb.prepare
 			a.log.Warn("SANDBOX MODE: WhatsApp sessions talk to the simulator (wasim), not to WhatsApp", "wasim", a.opts.Sandbox)
 		}
-		wa, err := whatsapp.New(ctx, whatsapp.Config{DB: a.db, Events: a.events, Logger: a.log, Now: a.opts.Now, Prepare: prepare})
+		wa, err := whatsapp.New(ctx, whatsapp.Config{DB: a.db, Events: a.events, Logger: a.log, Now: a.opts.Now, Prepare: prepare,
+			LatestVersion: a.opts.LatestWebVersion})
 		if err != nil {
 			return err
 		}

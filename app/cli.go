@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
+	"os"
 	"runtime/debug"
 	"strings"
 	"text/tabwriter"
@@ -17,6 +18,7 @@ import (
 	"waappliance/audit"
 	"waappliance/peers"
 	"waappliance/store"
+	"waappliance/whatsapp"
 )
 
 // cli carries the output streams of one command-line run.
@@ -41,6 +43,7 @@ func commands() []command {
 		{"session", "add|list|login|logout|remove ...", "manage WhatsApp sessions of a running appliance", (*cli).session},
 		{"webhook", "add|list|show|remove|enable|disable|rotate-secret|test|rewind ...", "manage webhooks of a running appliance", (*cli).webhook},
 		{"audit", "[--peer NAME] [--after ID] [--limit N] [--json]", "show the audit log", (*cli).auditCmd},
+		{"migrate", "--to postgres://…|sqlite", "move the stopped appliance's state to another database, keeping every session", (*cli).migrate},
 		{"selftest", "", "prove this binary works: a throwaway appliance and client over loopback", (*cli).selftest},
 		{"doctor", "", "check a configured box and print what to fix", (*cli).doctor},
 		{"version", "", "print version, commit, Go version and platform", (*cli).version},
@@ -185,8 +188,8 @@ func setFlags(fs *flag.FlagSet) map[string]bool {
 // The endpoint, the listen port and the default rate and burst may change
 // (one line on stderr says what changed); the subnet and the MTU are fixed
 // at init, because every peer's address and config depend on them.
-func (c *cli) reconfigure(ctx context.Context, dir string, want peers.Server, set map[string]bool) (changed bool, err error) {
-	db, err := store.Open(ctx, dir, false)
+func (c *cli) reconfigure(ctx context.Context, dir string, dbc DatabaseChoice, want peers.Server, set map[string]bool) (changed bool, err error) {
+	db, err := openStateDB(ctx, dir, dbc, nil)
 	if err != nil {
 		return false, err
 	}
@@ -213,18 +216,35 @@ func orNone(s string) string {
 	return s
 }
 
-// initialize creates the state; exists reports an already initialized one.
-func initialize(ctx context.Context, dir string, s peers.Server) (exists bool, err error) {
-	db, err := store.Open(ctx, dir, true)
+// initialize creates the state, in the database dbc names for a new one;
+// exists reports an already initialized one. A new state's PostgreSQL
+// database must hold no state yet (one database, one appliance); its
+// link is stored in dir once the state is made.
+func initialize(ctx context.Context, dir string, s peers.Server, dbc DatabaseChoice) (exists bool, err error) {
+	fresh := !store.HasState(dir)
+	var db *store.DB
+	if fresh {
+		db, err = createStateDB(ctx, dir, dbc.link())
+	} else {
+		db, err = openStateDB(ctx, dir, dbc, nil)
+	}
 	if err != nil {
 		return false, err
 	}
 	defer db.Close()
 	if _, err := peers.InitServer(ctx, db, s); err != nil {
 		if errors.Is(err, peers.ErrAlreadyInitialized) {
+			if fresh && dbc.URL != "" {
+				return false, fmt.Errorf("database %s already holds a waappliance state; one database serves one appliance: give a new state an empty database (or copy the state dir of the appliance that uses it)", dbc.link())
+			}
 			return true, nil
 		}
 		return false, err
+	}
+	if fresh && dbc.URL != "" {
+		if err := store.WriteLink(dir, dbc.link()); err != nil {
+			return false, err
+		}
 	}
 	return false, nil
 }
@@ -233,18 +253,19 @@ func (c *cli) init(ctx context.Context, args []string) error {
 	fs := c.flags("init", "[flags]", "Create the server key and config in the state directory. Refuses an initialized state,\nand a non-empty directory that holds no waappliance state.")
 	state := stateFlag(fs)
 	f := addInitFlags(fs)
+	dbf := addDBFlags(fs)
 	s, err := f.parse(fs, args)
 	if err != nil {
 		return err
 	}
-	exists, err := initialize(ctx, *state, s)
+	exists, err := initialize(ctx, *state, s, dbf.choice())
 	if err != nil {
 		return err
 	}
 	if exists {
 		return fmt.Errorf("%s is already initialized; refusing to overwrite it (use another --state, or remove the directory to start over)", *state)
 	}
-	fmt.Fprintf(c.stderr, "initialized %s: tunnel %s, appliance %s, UDP port %d\n", *state, s.Subnet, s.TunnelAddr(), s.ListenPort)
+	fmt.Fprintf(c.stderr, "initialized %s: tunnel %s, appliance %s, UDP port %d, database %s\n", *state, s.Subnet, s.TunnelAddr(), s.ListenPort, dbf.choice().link())
 	if s.Endpoint == "" {
 		fmt.Fprintf(c.stderr, "warning: no --endpoint given; peer configs will say Endpoint = %s until you set it with 'waappliance set --endpoint HOST:PORT'\n", peers.EndpointPlaceholder(s.ListenPort))
 	}
@@ -260,6 +281,7 @@ type serveFlags struct {
 	auditRetention *time.Duration
 	sandbox        *sandboxFlag
 	limits         limitFlags
+	db             dbFlags
 }
 
 // sandboxFlag is --sandbox (in-process wasim) or --sandbox=HOST:PORT (a
@@ -293,6 +315,7 @@ func addServeFlags(fs *flag.FlagSet) serveFlags {
 		sandbox: &sandboxFlag{},
 	}
 	sf.limits = addLimitFlags(fs)
+	sf.db = addDBFlags(fs)
 	fs.Var(sf.sandbox, "sandbox", "sandbox mode: WhatsApp sessions talk to the built-in simulator (wasim), or with =HOST:PORT to a standalone one;\na state dir is bound to its mode the first time it serves")
 	return sf
 }
@@ -345,6 +368,11 @@ func (c *cli) serve(ctx context.Context, args []string) error {
 // runServe serves dir until ctx ends; the caller holds the state's lock.
 // A state that group or others may read is refused (the chmod to run is in
 // the message).
+// noWebVersionCheckEnv, set to 1, keeps serve from asking web.whatsapp.com
+// for the current web client version (the test binary sets it: tests never
+// reach the internet).
+const noWebVersionCheckEnv = "WAAPPLIANCE_NO_WEB_VERSION_CHECK"
+
 func runServe(ctx context.Context, dir string, log *slog.Logger, sf serveFlags) error {
 	if err := store.CheckPrivate(dir); err != nil {
 		return err
@@ -353,7 +381,13 @@ func runServe(ctx context.Context, dir string, log *slog.Logger, sf serveFlags) 
 	if err != nil {
 		return err
 	}
-	a, err := Open(ctx, Options{StateDir: dir, Logger: log, Retention: *sf.retention, AuditRetention: *sf.auditRetention, Sandbox: sf.sandbox.v, Limits: lim})
+	o := Options{StateDir: dir, Logger: log, Retention: *sf.retention, AuditRetention: *sf.auditRetention, Sandbox: sf.sandbox.v, Limits: lim, Database: sf.db.choice()}
+	if o.Sandbox == "" && os.Getenv(noWebVersionCheckEnv) != "1" {
+		// Real WhatsApp: ask it for the current web client version (in
+		// the background, bounded; offline keeps the built-in one).
+		o.LatestWebVersion = whatsapp.LatestWebVersion
+	}
+	a, err := Open(ctx, o)
 	if err != nil {
 		return err
 	}
@@ -375,16 +409,19 @@ func (c *cli) set(ctx context.Context, args []string) error {
 	fs := c.flags("set", "[flags]", "Change the settings of an initialized state: --endpoint, --listen-port, --rate, --burst and --api-host\n(through a running serve the endpoint, limits and API hosts apply at once; a new listen port at its next start).\n--subnet and --mtu are fixed at init.")
 	state := stateFlag(fs)
 	f := addInitFlags(fs)
+	dbf := addDBFlags(fs)
 	s, err := f.parse(fs, args)
 	if err != nil {
 		return err
 	}
 	given := setFlags(fs)
 	delete(given, "state")
+	delete(given, "database")
+	delete(given, "database-insecure")
 	if len(given) == 0 {
 		return usagef("nothing to set: give --endpoint, --listen-port, --rate, --burst or --api-host")
 	}
-	changed, err := c.setSettings(ctx, *state, s, given)
+	changed, err := c.setSettings(ctx, *state, dbf.choice(), s, given)
 	if err != nil {
 		return err
 	}
@@ -421,23 +458,23 @@ func (c *cli) up(ctx context.Context, args []string) error {
 			return err
 		}
 	}
-	exists, err := initialize(ctx, *state, s)
+	exists, err := initialize(ctx, *state, s, sf.db.choice())
 	if err != nil {
 		return err
 	}
 	if !exists {
-		fmt.Fprintf(c.stderr, "initialized %s\n", *state)
-	} else if _, err := c.reconfigure(ctx, *state, s, setFlags(fs)); err != nil {
+		fmt.Fprintf(c.stderr, "initialized %s (database %s)\n", *state, sf.db.choice().link())
+	} else if _, err := c.reconfigure(ctx, *state, sf.db.choice(), s, setFlags(fs)); err != nil {
 		return err
 	}
-	if err := c.firstAdmin(ctx, *state); err != nil {
+	if err := c.firstAdmin(ctx, *state, sf.db.choice()); err != nil {
 		return err
 	}
 	return runServe(ctx, *state, log, sf)
 }
 
-func (c *cli) firstAdmin(ctx context.Context, dir string) error {
-	a, err := Open(ctx, Options{StateDir: dir})
+func (c *cli) firstAdmin(ctx context.Context, dir string, dbc DatabaseChoice) error {
+	a, err := Open(ctx, Options{StateDir: dir, Database: dbc})
 	if err != nil {
 		return err
 	}
@@ -483,13 +520,14 @@ func (c *cli) auditCmd(ctx context.Context, args []string) error {
 	after := fs.Int64("after", 0, "only entries with id greater than this")
 	limit := fs.Int("limit", 100, "at most this many entries (1-1000)")
 	asJSON := fs.Bool("json", false, "print JSON")
+	dbf := addDBFlags(fs)
 	if err := noArgs(fs, args); err != nil {
 		return err
 	}
 	if *limit < 1 || *limit > audit.MaxLimit {
 		return usagef("--limit must be 1-%d", audit.MaxLimit)
 	}
-	db, err := store.Open(ctx, *state, false)
+	db, err := openStateDB(ctx, *state, dbf.choice(), nil)
 	if err != nil {
 		return err
 	}
@@ -517,7 +555,7 @@ func (c *cli) auditCmd(ctx context.Context, args []string) error {
 // uninitialized state is store.ErrNotInitialized, and nothing's mode is
 // changed.
 func openState(ctx context.Context, dir string) (*Appliance, error) {
-	return Open(ctx, Options{StateDir: dir})
+	return Open(ctx, Options{StateDir: dir, Database: envChoice()})
 }
 
 func joinOr(ss []string, empty string) string {

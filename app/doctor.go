@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -12,8 +13,11 @@ import (
 	"syscall"
 	"time"
 
+	waStore "go.mau.fi/whatsmeow/store"
+
 	"waappliance/peers"
 	"waappliance/store"
+	"waappliance/whatsapp"
 )
 
 // check is one doctor finding; Fix is empty when all is well.
@@ -21,8 +25,10 @@ type check struct {
 	Name, Detail, Fix string
 }
 
-// Doctor inspects a configured state directory and the host around it.
-func Doctor(ctx context.Context, dir string) []check {
+// Doctor inspects a configured state directory, its database and the host
+// around it; dbc is what --database asked for (the zero value: the stored
+// database).
+func Doctor(ctx context.Context, dir string, dbc DatabaseChoice) []check {
 	var out []check
 	add := func(name, detail, fix string) { out = append(out, check{name, detail, fix}) }
 
@@ -58,18 +64,29 @@ func Doctor(ctx context.Context, dir string) []check {
 		add("file modes", "no file readable by group or others", "")
 	}
 
-	db, err := store.Open(ctx, dir, false)
+	link, err := stateLink(dir, dbc)
 	if err != nil {
-		add("database", err.Error(), "run 'waappliance init' for this state dir")
+		add("database", err.Error(), "give no --database (the state's own is stored in it), or move the state with 'waappliance migrate'")
+		return out
+	}
+	db, err := doctorOpen(ctx, dir, link)
+	if err != nil {
+		fix := "run 'waappliance init' for this state dir"
+		if link.URL != "" {
+			fix = fmt.Sprintf("check that the database server runs and that %s (the URL in %s) may reach it", link, filepath.Join(dir, store.DatabaseFile))
+		}
+		add("database", err.Error(), fix)
 		return out
 	}
 	defer db.Close()
+	if !dbChecks(ctx, db, link, add) {
+		return out
+	}
 	srv, err := peers.LoadServer(ctx, db)
 	if err != nil {
 		add("config", err.Error(), fmt.Sprintf("run 'waappliance init --endpoint HOST:PORT --state %s'", dir))
 		return out
 	}
-	add("database", filepath.Join(dir, store.FileName), "")
 
 	if srv.Endpoint == "" {
 		add("endpoint", "not set; configs say "+peers.EndpointPlaceholder(srv.ListenPort),
@@ -79,6 +96,7 @@ func Doctor(ctx context.Context, dir string) []check {
 	}
 
 	add(udpPortCheck(srv.ListenPort))
+	add(webVersionCheck(ctx, db))
 
 	reg, err := peers.NewRegistry(ctx, db, srv, nil)
 	if err == nil {
@@ -122,6 +140,88 @@ func Doctor(ctx context.Context, dir string) []check {
 		}
 	}
 	return out
+}
+
+// doctorOpen opens the state's database as it is: PostgreSQL without
+// applying migrations (doctor reports them), SQLite as every command opens
+// it.
+func doctorOpen(ctx context.Context, dir string, link store.Link) (*store.DB, error) {
+	if link.URL == "" {
+		return store.Open(ctx, dir, false)
+	}
+	db, err := store.OpenDSN(ctx, link.URL, store.Options{Dir: dir, Insecure: link.Insecure, NoMigrate: true})
+	if err != nil {
+		return nil, fmt.Errorf("%s is unreachable: %w", link, err)
+	}
+	return db, nil
+}
+
+// MaxClockSkew is how far the database's clock may be from the host's.
+const MaxClockSkew = 2 * time.Second
+
+// dbChecks checks the database: reachable, the link's TLS as the rule
+// wants it, the migrations current, and on PostgreSQL the clock and the
+// durability setting. It reports false when the state cannot be read on.
+func dbChecks(ctx context.Context, db *store.DB, link store.Link, add func(name, detail, fix string)) bool {
+	if link.URL == "" {
+		add("database", db.Path+" (SQLite)", "")
+	} else {
+		add("database", link.String()+" (reachable)", "")
+	}
+	applied, embedded, err := db.Migrations(ctx)
+	switch {
+	case err != nil:
+		add("migrations", err.Error(), "this database holds no waappliance state: check the URL, or run 'waappliance init'")
+		return false
+	case applied < embedded:
+		add("migrations", fmt.Sprintf("schema at version %d, this binary's is %d", applied, embedded), "start the appliance ('waappliance serve' migrates the database), or run any command that opens the state")
+	case applied > embedded:
+		add("migrations", fmt.Sprintf("schema at version %d, newer than this binary's %d", applied, embedded), "a newer waappliance migrated this database: run that version")
+	default:
+		add("migrations", fmt.Sprintf("current (version %d)", applied), "")
+	}
+	if db.Dialect != store.Postgres {
+		return true
+	}
+	var ssl bool
+	if err := db.QueryRowContext(ctx, `SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()`).Scan(&ssl); err != nil {
+		add("db tls", err.Error(), "check that the database role may read pg_stat_ssl")
+	} else {
+		insecure := errors.Is(store.CheckLink(link.URL), store.ErrInsecureLink)
+		switch {
+		case insecure && ssl:
+			add("db tls", "TLS, but the server's certificate is not verified, to a host that is not loopback (--database-insecure)", "set sslmode=verify-full and sslrootcert=CA in the URL")
+		case insecure:
+			add("db tls", "NOT ENCRYPTED, to a host that is not loopback (--database-insecure)", "enable ssl on the server and set sslmode=verify-full and sslrootcert=CA in the URL")
+		case ssl:
+			add("db tls", "TLS, the server verified (or a local link)", "")
+		default:
+			add("db tls", "not encrypted: a Unix socket or loopback link, which stays on this machine", "")
+		}
+	}
+	var epoch float64
+	before := time.Now()
+	if err := db.QueryRowContext(ctx, `SELECT EXTRACT(EPOCH FROM clock_timestamp())::float8`).Scan(&epoch); err != nil {
+		add("db clock", err.Error(), "")
+	} else {
+		after := time.Now()
+		host := before.Add(after.Sub(before) / 2)
+		skew := time.Duration((epoch - float64(host.UnixNano())/1e9) * float64(time.Second))
+		if skew.Abs() > MaxClockSkew {
+			add("db clock", fmt.Sprintf("the database's clock is %s from this host's", skew.Round(time.Millisecond)), "enable NTP on both machines (timedatectl set-ntp true): expiries, retention and event times depend on it")
+		} else {
+			add("db clock", fmt.Sprintf("within %s of this host's", skew.Abs().Round(time.Millisecond)), "")
+		}
+	}
+	var sc string
+	if err := db.QueryRowContext(ctx, `SHOW synchronous_commit`).Scan(&sc); err != nil {
+		add("db commit", err.Error(), "")
+	} else if sc == "off" {
+		add("db commit", "synchronous_commit is off: a commit the appliance acknowledged (a 202) can be lost in a crash of the server", "set it on: ALTER DATABASE … SET synchronous_commit = on (or in postgresql.conf)")
+	} else {
+		add("db commit", "synchronous_commit is "+sc, "")
+	}
+	return true
 }
 
 // udpPortCheck reports whether the WireGuard port is free, or who holds it.
@@ -180,13 +280,14 @@ func udpOwner(port int) (int, string) {
 }
 
 func (c *cli) doctor(ctx context.Context, args []string) error {
-	fs := c.flags("doctor", "", "Check a configured box: state dir permissions, the UDP port, the endpoint, the clock, free disk.\nPrints what to fix; exit 1 when something needs fixing.")
+	fs := c.flags("doctor", "", "Check a configured box: state dir permissions, the database (reachable, TLS, migrations, clock, synchronous_commit),\nthe UDP port, the endpoint, the clock, free disk.\nPrints what to fix; exit 1 when something needs fixing.")
 	state := stateFlag(fs)
+	dbf := addDBFlags(fs)
 	if err := noArgs(fs, args); err != nil {
 		return err
 	}
 	problems := 0
-	for _, ch := range Doctor(ctx, *state) {
+	for _, ch := range Doctor(ctx, *state, dbf.choice()) {
 		if ch.Fix == "" {
 			fmt.Fprintf(c.stdout, "ok   %-10s %s\n", ch.Name, ch.Detail)
 			continue
@@ -199,4 +300,28 @@ func (c *cli) doctor(ctx context.Context, args []string) error {
 	}
 	fmt.Fprintln(c.stdout, "all checks passed")
 	return nil
+}
+
+// webVersionCheck shows the WhatsApp web client version the appliance
+// announced at its last start (recorded by the engine), beside whatsmeow's
+// built-in one.
+func webVersionCheck(ctx context.Context, db *store.DB) (string, string, string) {
+	name := "web client"
+	builtIn := waStore.GetWAVersion().String()
+	raw, ok, err := db.Settings().Get(ctx, whatsapp.WebVersionSetting)
+	var v whatsapp.WebVersion
+	if err != nil || !ok || json.Unmarshal([]byte(raw), &v) != nil || v.InUse == "" {
+		return name, "built-in " + builtIn + " (WhatsApp has not been started on this state yet)", ""
+	}
+	detail := v.InUse + " (" + v.Source
+	if v.Source != "built-in" {
+		detail += "; built-in " + v.BuiltIn
+	}
+	if v.CheckedAt != nil {
+		detail += "; asked WhatsApp at " + v.CheckedAt.Format(time.RFC3339)
+	}
+	if v.Error != "" {
+		detail += "; asking failed: " + v.Error
+	}
+	return name, detail + ")", ""
 }

@@ -134,11 +134,67 @@ func TestInboundRedeliveryLoggedOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, "the redelivery acked", ackedTimes(id, 2))
-	if got := logged(); len(got) != 1 || got[0] != id {
-		t.Fatalf("/v1/events has message.received %v after the redelivery, want [%s]", got, id)
+	// Once more under the other address form: from the phone number with
+	// the LID beside it (sender_lid), where the first came from the LID.
+	ada.SetAddressing(wasim.AddressingPN)
+	if err := ada.Resend(ctx, account.ToNonAD(), id); err != nil {
+		t.Fatal(err)
 	}
-	if n := logs.count(dupLine); n != 1 {
-		t.Fatalf("the engine saw %d redeliveries, want 1: the copy never reached it, so the test proves nothing", n)
+	eventually(t, "the redelivery by phone number acked", ackedTimes(id, 3))
+	ada.SetAddressing(wasim.AddressingLID)
+	if got := logged(); len(got) != 1 || got[0] != id {
+		t.Fatalf("/v1/events has message.received %v after the redeliveries, want [%s]", got, id)
+	}
+	if n := logs.count(dupLine); n != 2 {
+		t.Fatalf("the engine saw %d redeliveries, want 2: a copy never reached it, so the test proves nothing", n)
+	}
+	// The LID contact's message names its phone number, with the LID beside.
+	var evs struct {
+		Events []struct {
+			Type string
+			Raw  json.RawMessage `json:"data"`
+		}
+	}
+	if r := do(t, cl, "GET", "/v1/events?session=shop&limit=1000", nil); r.Status != 200 || r.JSON(&evs) != nil {
+		t.Fatalf("events: %d %s", r.Status, r.Body)
+	}
+	for _, e := range evs.Events {
+		if e.Type != events.TypeMessageReceived {
+			continue
+		}
+		var d struct {
+			From    string `json:"from"`
+			Chat    string `json:"chat"`
+			FromLID string `json:"from_lid"`
+			ChatLID string `json:"chat_lid"`
+		}
+		json.Unmarshal(e.Raw, &d)
+		if pn, lid := ada.JID().String(), ada.LID().String(); d.From != pn || d.Chat != pn || d.FromLID != lid || d.ChatLID != lid {
+			t.Fatalf("message.received names %+v, want %s with the LID %s", d, pn, lid)
+		}
+	}
+	// A send to her phone number, whose chat is LID-addressed, reaches her
+	// once, and the answer names her LID; so does a send to the LID.
+	for _, to := range []string{"+15550002", ada.LID().String()} {
+		text := "reply to " + to
+		var sent struct {
+			To           string `json:"to"`
+			RecipientLID string `json:"recipient_lid"`
+		}
+		if r := do(t, cl, "POST", "/v1/sessions/shop/messages", map[string]string{"to": to, "text": text}); r.Status != 202 || r.JSON(&sent) != nil {
+			t.Fatalf("send: %d %s", r.Status, r.Body)
+		} else if sent.RecipientLID != ada.LID().String() {
+			t.Errorf("send to %s answers %s", to, r.Body)
+		}
+		eventually(t, "the reply in her inbox", func() bool {
+			n := 0
+			for _, m := range ada.Inbox() {
+				if m.Text() == text {
+					n++
+				}
+			}
+			return n == 1
+		})
 	}
 
 	// Restart: the key is in the database.
@@ -149,9 +205,9 @@ func TestInboundRedeliveryLoggedOnce(t *testing.T) {
 	if err := ada.Resend(ctx, account.ToNonAD(), id); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the redelivery after the restart acked", ackedTimes(id, 3))
-	if n := logs.count(dupLine); n != 2 {
-		t.Fatalf("the engine saw %d redeliveries, want 2", n)
+	eventually(t, "the redelivery after the restart acked", ackedTimes(id, 4))
+	if n := logs.count(dupLine); n != 3 {
+		t.Fatalf("the engine saw %d redeliveries, want 3", n)
 	}
 	next := contactSend("and the next one")
 	eventually(t, "the next message acked", ackedTimes(next, 1))
@@ -194,7 +250,7 @@ func TestInboundRedeliveryLoggedOnce(t *testing.T) {
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	if acks[id] != 3 || acks[next] != 1 {
-		t.Fatalf("wasim saw %d and %d acks, want 3 and 1", acks[id], acks[next])
+	if acks[id] != 4 || acks[next] != 1 {
+		t.Fatalf("wasim saw %d and %d acks, want 4 and 1", acks[id], acks[next])
 	}
 }

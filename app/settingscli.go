@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	"waappliance/peers"
-	"waappliance/store"
 )
 
 // serverChange compares the settings given to up or set (want, with the
@@ -59,15 +58,15 @@ func (c *cli) reportChange(dir string, what []string) {
 // appliance's control socket when one answers (PATCH /v1/settings: audited
 // as local-cli, in force when it returns, a new listen port at the next
 // start), else on the store.
-func (c *cli) setSettings(ctx context.Context, dir string, want peers.Server, set map[string]bool) (bool, error) {
+func (c *cli) setSettings(ctx context.Context, dir string, dbc DatabaseChoice, want peers.Server, set map[string]bool) (bool, error) {
 	cc := serving(dir)
 	if cc == nil {
-		return c.reconfigure(ctx, dir, want, set)
+		return c.reconfigure(ctx, dir, dbc, want, set)
 	}
 	// What is stored, read as the direct path reads it: the serving
 	// registry keeps the listen port it runs on, not a new one stored for
 	// its next start.
-	have, err := storedServer(ctx, dir)
+	have, err := storedServer(ctx, dir, dbc)
 	if err != nil {
 		return false, err
 	}
@@ -90,8 +89,8 @@ func (c *cli) setSettings(ctx context.Context, dir string, want peers.Server, se
 }
 
 // storedServer reads the settings stored in dir.
-func storedServer(ctx context.Context, dir string) (peers.Server, error) {
-	db, err := store.Open(ctx, dir, false)
+func storedServer(ctx context.Context, dir string, dbc DatabaseChoice) (peers.Server, error) {
+	db, err := openStateDB(ctx, dir, dbc, nil)
 	if err != nil {
 		return peers.Server{}, err
 	}

@@ -26,13 +26,20 @@ const (
 	TypeMessageStatus   = "message.status"
 	TypeSessionState    = "session.state"
 	TypeLoggedOut       = "session.logged_out"
+	// TypeTemporarilyBanned: WhatsApp banned the account for a while
+	// (code, reason, expires_at); the session waits for the expiry.
+	TypeTemporarilyBanned = "session.temporarily_banned"
+	// TypeMessageUndecryptable: a message arrived that the session could
+	// not decrypt yet; the session asked for it again, and it follows as a
+	// message.received under the same id when it arrives.
+	TypeMessageUndecryptable = "message.undecryptable"
 	// TypeWebhookDisabled: a webhook subscription was disabled by its
 	// failures (or a 410); its session is "".
 	TypeWebhookDisabled = "webhook.disabled"
 )
 
 // Types lists every event type, in the order above.
-var Types = []string{TypeMessageReceived, TypeMessageStatus, TypeSessionState, TypeLoggedOut, TypeWebhookDisabled}
+var Types = []string{TypeMessageReceived, TypeMessageStatus, TypeSessionState, TypeLoggedOut, TypeTemporarilyBanned, TypeMessageUndecryptable, TypeWebhookDisabled}
 
 // DefaultRetention is how long events are kept when Options.Retention is zero.
 const DefaultRetention = 7 * 24 * time.Hour

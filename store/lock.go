@@ -93,8 +93,9 @@ func LockState(dir string, create bool) (*DirLock, error) {
 	return Lock(dir)
 }
 
-// HasState reports whether dir already holds a database.
+// HasState reports whether dir already holds a state: a database, or a
+// DatabaseFile naming one.
 func HasState(dir string) bool {
 	_, err := os.Stat(filepath.Join(dir, FileName))
-	return err == nil
+	return err == nil || linked(dir)
 }

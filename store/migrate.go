@@ -210,6 +210,24 @@ func (db *DB) migrate(ctx context.Context) error {
 	return db.apply(ctx, ms)
 }
 
+// Migrate applies the migrations not yet recorded (OpenDSN does, unless
+// Options.NoMigrate).
+func (db *DB) Migrate(ctx context.Context) error { return db.migrate(ctx) }
+
+// Migrations returns the highest migration version applied to db and the
+// highest this binary embeds; equal, the schema is current.
+func (db *DB) Migrations(ctx context.Context) (applied, embedded int, err error) {
+	ms, err := loadMigrations()
+	if err != nil {
+		return 0, 0, err
+	}
+	var max int
+	if err := db.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&max); err != nil {
+		return 0, len(ms), fmt.Errorf("store: schema_migrations: %w", err)
+	}
+	return max, ms[len(ms)-1].version, nil
+}
+
 func (db *DB) apply(ctx context.Context, ms []migration) error {
 	inTx := func(fn func(Querier) error) error {
 		tx, err := db.BeginTx(ctx, nil)

@@ -27,6 +27,10 @@ type Options struct {
 	// nor a Unix socket without sslmode=verify-ca or verify-full
 	// (--database-insecure). The caller logs a warning at every start.
 	Insecure bool
+	// NoMigrate opens a PostgreSQL database as it is, without applying
+	// the migrations (nor, without Create, requiring them): migrate
+	// inspects a target before it makes the schema there (DB.Migrate).
+	NoMigrate bool
 }
 
 // ErrInsecureLink is returned by OpenDSN for a PostgreSQL URL whose link
@@ -73,6 +77,9 @@ func openPostgres(ctx context.Context, dsn string, o Options) (*DB, error) {
 	if err := db.PingContext(ctx); err != nil {
 		sdb.Close()
 		return nil, fmt.Errorf("store: %s: %w", where(cfg), err)
+	}
+	if o.NoMigrate {
+		return db, nil
 	}
 	if !o.Create {
 		var ok bool

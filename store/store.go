@@ -75,6 +75,11 @@ var ErrForeignDir = errors.New("directory is not empty and holds no waappliance 
 // non-empty directory without a database is refused with ErrForeignDir.
 func Open(ctx context.Context, dir string, create bool) (*DB, error) {
 	path := filepath.Join(dir, FileName)
+	if linked(dir) {
+		if _, err := os.Stat(path); err != nil {
+			return nil, fmt.Errorf("store: the state in %s keeps its database elsewhere (see its %s file)", dir, DatabaseFile)
+		}
+	}
 	if !create {
 		if err := checkState(dir, path); err != nil {
 			return nil, err
@@ -146,6 +151,9 @@ func checkState(dir, path string) error {
 		return fmt.Errorf("store: state dir %s is not a directory", dir)
 	}
 	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+		if linked(dir) {
+			return nil
+		}
 		return fmt.Errorf("%w: no %s in %s (run `waappliance init` first)", ErrNotInitialized, FileName, dir)
 	} else if err != nil {
 		return fmt.Errorf("store: %w", err)
@@ -181,7 +189,7 @@ func prepareDir(dir, path string) error {
 // refuseForeign refuses (ErrForeignDir) a directory that is not empty and
 // holds no database at path.
 func refuseForeign(dir, path string) error {
-	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) && !linked(dir) {
 		ents, err := os.ReadDir(dir)
 		if err != nil {
 			return fmt.Errorf("store: state dir: %w", err)
@@ -193,6 +201,13 @@ func refuseForeign(dir, path string) error {
 		return fmt.Errorf("store: %w", err)
 	}
 	return nil
+}
+
+// linked reports whether dir holds a DatabaseFile: a state whose database
+// is elsewhere.
+func linked(dir string) bool {
+	_, err := os.Stat(filepath.Join(dir, DatabaseFile))
+	return err == nil
 }
 
 // onlyLock reports whether a directory without a database holds nothing

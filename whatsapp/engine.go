@@ -19,10 +19,12 @@ import (
 	"time"
 
 	"go.mau.fi/whatsmeow"
+	waStore "go.mau.fi/whatsmeow/store"
 	"go.mau.fi/whatsmeow/store/sqlstore"
 	"go.mau.fi/whatsmeow/types"
 
 	"waappliance/events"
+	"waappliance/internal/backoff"
 	"waappliance/store"
 )
 
@@ -39,11 +41,15 @@ const (
 	// StateReplaced: another client took over the account's connection;
 	// whatsmeow does not reconnect on its own, and neither do we.
 	StateReplaced = "replaced"
+	// StateTemporarilyBanned: WhatsApp banned the account for a while; the
+	// session tries once more when the ban's expiry has passed, not before.
+	StateTemporarilyBanned = "temporarily_banned"
 )
 
 // Config wires an Engine. DB and Events are required. Zero values: Logger
-// discards, Now is time.Now, Prepare is nil (real WhatsApp), backoff 1 s to
-// 1 min, MaxAttempts 0 means retry until the message is older than 24 h.
+// discards, Now is time.Now, Prepare is nil (real WhatsApp), send backoff
+// 1 s to 1 min, Reconnect 1 s to 1 min with full jitter, MaxAttempts 0
+// means retry until the message is older than 24 h.
 type Config struct {
 	DB     *store.DB
 	Events *events.Log
@@ -55,6 +61,13 @@ type Config struct {
 	MinBackoff  time.Duration
 	MaxBackoff  time.Duration
 	MaxAttempts int
+	// Reconnect is the backoff of connecting and reconnecting sessions
+	// (its Rand and After are injectable for tests).
+	Reconnect backoff.Policy
+	// LatestVersion, when set, is asked at Start for WhatsApp's current web
+	// client version (LatestWebVersion on a real appliance); nil keeps the
+	// built-in one without asking (sandbox mode, tests: never the internet).
+	LatestVersion func(ctx context.Context) (waStore.WAVersionContainer, error)
 	// DisplayName is shown on the phone's linked-devices list for phone-code pairing.
 	DisplayName string
 }
@@ -73,6 +86,8 @@ type Engine struct {
 	sessions map[string]*session
 	closed   bool
 	unprune  func() // drops pruneMessages from the event log's pruner
+
+	ver webVersion
 }
 
 // New prepares whatsmeow's tables in the shared database. Start connects.
@@ -98,11 +113,12 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	// Every line at info and above goes through Redact (house rule: no full
 	// phone numbers above debug), ours and whatsmeow's alike.
 	log := newRedactingLogger(cfg.Logger)
-	c := sqlstore.NewWithDB(cfg.DB.DB, "sqlite", newWALogger(log, "store"))
+	c := sqlstore.NewWithDB(cfg.DB.DB, string(cfg.DB.Dialect), newWALogger(log, "store"))
 	if err := c.Upgrade(ctx); err != nil {
 		return nil, fmt.Errorf("whatsapp: upgrade whatsmeow tables: %w", err)
 	}
 	e := &Engine{cfg: cfg, log: log.With("component", "whatsapp"), container: c, sessions: map[string]*session{}}
+	e.ver.done = make(chan struct{})
 	e.ctx, e.cancel = context.WithCancel(context.Background())
 	rows, err := cfg.DB.QueryContext(ctx, `SELECT name FROM sessions ORDER BY name`)
 	if err != nil {
@@ -141,6 +157,7 @@ func (e *Engine) Start(ctx context.Context) error {
 	}
 	e.unprune = e.cfg.Events.OnPrune(e.pruneMessages)
 	e.mu.Unlock()
+	e.checkWebVersion()
 	var linked []*session
 	for _, s := range ss {
 		info, err := e.info(ctx, s.name)
@@ -227,6 +244,26 @@ type SessionInfo struct {
 	LastConnectedAt *time.Time `json:"last_connected_at"`
 	LastError       string     `json:"last_error,omitempty"`
 	CreatedAt       time.Time  `json:"created_at"`
+	// BanExpiresAt is when a temporary ban ends, while temporarily_banned
+	// (kept in memory: after a restart the session simply tries once).
+	BanExpiresAt *time.Time `json:"ban_expires_at,omitempty"`
+}
+
+// withLive adds what only the live session knows to si.
+func (e *Engine) withLive(si SessionInfo) SessionInfo {
+	e.mu.Lock()
+	s := e.sessions[si.Name]
+	e.mu.Unlock()
+	if s == nil || si.State != StateTemporarilyBanned {
+		return si
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.banUntil.IsZero() {
+		t := s.banUntil
+		si.BanExpiresAt = &t
+	}
+	return si
 }
 
 // Create adds a session in state new.
@@ -243,7 +280,10 @@ func (e *Engine) Create(ctx context.Context, name string) (SessionInfo, error) {
 		return SessionInfo{}, fmt.Errorf("%w: %q", ErrSessionExists, name)
 	}
 	now := e.cfg.Now().UnixNano()
-	if _, err := e.cfg.DB.ExecContext(ctx, `INSERT INTO sessions(name, state, created_at, updated_at) VALUES (?,?,?,?)`, name, StateNew, now, now); err != nil {
+	if err := e.cfg.DB.WriteTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO sessions(name, state, created_at, updated_at) VALUES ($1, $2, $3, $4)`, name, StateNew, now, now)
+		return err
+	}); err != nil {
 		return SessionInfo{}, fmt.Errorf("whatsapp.Create %q: %w", name, err)
 	}
 	s := newSession(e, name)
@@ -265,7 +305,7 @@ func (e *Engine) List(ctx context.Context) ([]SessionInfo, error) {
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, si)
+		out = append(out, e.withLive(si))
 	}
 	return out, rows.Err()
 }
@@ -275,7 +315,8 @@ func (e *Engine) Get(ctx context.Context, name string) (SessionInfo, error) {
 	if _, err := e.session(name); err != nil {
 		return SessionInfo{}, err
 	}
-	return e.info(ctx, name)
+	si, err := e.info(ctx, name)
+	return e.withLive(si), err
 }
 
 const sessionCols = `name, state, jid, push_name, last_connected_at, last_error, created_at`
@@ -298,7 +339,7 @@ func scanSession(r scanner) (SessionInfo, error) {
 }
 
 func (e *Engine) info(ctx context.Context, name string) (SessionInfo, error) {
-	si, err := scanSession(e.cfg.DB.QueryRowContext(ctx, `SELECT `+sessionCols+` FROM sessions WHERE name = ?`, name))
+	si, err := scanSession(e.cfg.DB.QueryRowContext(ctx, `SELECT `+sessionCols+` FROM sessions WHERE name = $1`, name))
 	if errors.Is(err, sql.ErrNoRows) {
 		return si, fmt.Errorf("%w: %q", ErrSessionNotFound, name)
 	}
@@ -309,18 +350,19 @@ func (e *Engine) info(ctx context.Context, name string) (SessionInfo, error) {
 func (e *Engine) setState(ctx context.Context, name, state, lastErr string) {
 	now := e.cfg.Now()
 	var changed bool
-	err := e.cfg.DB.Tx(ctx, func(tx *sql.Tx) error {
+	err := e.cfg.DB.WriteTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		var old string
-		if err := tx.QueryRowContext(ctx, `SELECT state FROM sessions WHERE name = ?`, name).Scan(&old); err != nil {
+		if err := tx.QueryRowContext(ctx, `SELECT state FROM sessions WHERE name = $1`, name).Scan(&old); err != nil {
 			return err
 		}
-		q := `UPDATE sessions SET state = ?, last_error = ?, updated_at = ?`
+		q := `UPDATE sessions SET state = $1, last_error = $2, updated_at = $3`
 		args := []any{state, lastErr, now.UnixNano()}
 		if state == StateConnected {
-			q += `, last_connected_at = ?`
+			q += `, last_connected_at = $4`
 			args = append(args, now.UnixNano())
 		}
-		if _, err := tx.ExecContext(ctx, q+` WHERE name = ?`, append(args, name)...); err != nil {
+		args = append(args, name)
+		if _, err := tx.ExecContext(ctx, q+fmt.Sprintf(` WHERE name = $%d`, len(args)), args...); err != nil {
 			return err
 		}
 		if old == state {
@@ -347,9 +389,12 @@ func (e *Engine) setState(ctx context.Context, name, state, lastErr string) {
 }
 
 func (e *Engine) setJID(ctx context.Context, name string, jid types.JID, pushName string) error {
-	_, err := e.cfg.DB.ExecContext(ctx, `UPDATE sessions SET jid = ?, push_name = ?, updated_at = ? WHERE name = ?`,
-		jid.String(), pushName, e.cfg.Now().UnixNano(), name)
-	return err
+	now := e.cfg.Now().UnixNano()
+	return e.cfg.DB.WriteTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `UPDATE sessions SET jid = $1, push_name = $2, updated_at = $3 WHERE name = $4`,
+			jid.String(), pushName, now, name)
+		return err
+	})
 }
 
 // Delete logs the session out (when linked), removes its device keys, its
@@ -362,7 +407,10 @@ func (e *Engine) Delete(ctx context.Context, name string) error {
 	}
 	s.logout(ctx, true)
 	s.close()
-	if _, err := e.cfg.DB.ExecContext(ctx, `DELETE FROM sessions WHERE name = ?`, name); err != nil {
+	if err := e.cfg.DB.WriteTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `DELETE FROM sessions WHERE name = $1`, name)
+		return err
+	}); err != nil {
 		return fmt.Errorf("whatsapp.Delete %q: %w", name, err)
 	}
 	e.mu.Lock()

@@ -13,6 +13,7 @@ import (
 	"go.mau.fi/whatsmeow"
 
 	"waappliance/events"
+	"waappliance/internal/pgtest"
 	"waappliance/internal/wasim"
 	"waappliance/store"
 	"waappliance/whatsapp"
@@ -59,7 +60,9 @@ func (g *gate) wait(ctx context.Context) error {
 	}
 }
 
-// rig is a wasim, a database and an event log that engines come and go on.
+// rig is a wasim, a database and an event log that engines come and go on:
+// the database is of the engine dsn names (pgtest.ForEngines), so on
+// PostgreSQL whatsmeow's own sqlstore runs there too, through pgx's stdlib.
 type rig struct {
 	srv  *wasim.Server
 	gate *gate
@@ -67,14 +70,14 @@ type rig struct {
 	ev   *events.Log
 }
 
-func newRig(t *testing.T) *rig {
+func newRig(t *testing.T, dsn string) *rig {
 	t.Helper()
 	ctx := context.Background()
 	srv, err := wasim.New(ctx, wasim.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	db, err := store.Open(ctx, filepath.Join(t.TempDir(), "state"), true)
+	db, err := store.OpenDSN(ctx, dsn, store.Options{Dir: filepath.Join(t.TempDir(), "state"), Create: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,12 +108,32 @@ func (r *rig) prepare(cli *whatsmeow.Client) {
 
 func (r *rig) engine(t *testing.T) *whatsapp.Engine {
 	t.Helper()
-	e, err := whatsapp.New(context.Background(), whatsapp.Config{DB: r.db, Events: r.ev, Prepare: r.prepare})
+	return r.engineWith(t, nil)
+}
+
+// engineWith is engine with the config changed by edit first.
+func (r *rig) engineWith(t *testing.T, edit func(*whatsapp.Config)) *whatsapp.Engine {
+	t.Helper()
+	cfg := whatsapp.Config{DB: r.db, Events: r.ev, Prepare: r.prepare}
+	if edit != nil {
+		edit(&cfg)
+	}
+	e, err := whatsapp.New(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { e.Close() })
 	return e
+}
+
+// forEnginesInTurn is pgtest.ForEngines one engine after the other: the
+// simulator's root key is process-wide (whatsmeow.WACertPubKey), so two
+// wasim servers cannot serve clients at the same time.
+func forEnginesInTurn(t *testing.T, fn func(t *testing.T, dsn string)) {
+	t.Run("sqlite", func(t *testing.T) { fn(t, "") })
+	if pgtest.Enabled() {
+		t.Run("postgres", func(t *testing.T) { fn(t, pgtest.Fresh(t)) })
+	}
 }
 
 func waitFor(t *testing.T, what string, d time.Duration, fn func() bool) {
@@ -157,83 +180,87 @@ func (r *rig) pair(t *testing.T, e *whatsapp.Engine, name, phone string) {
 // at once (the API comes up) with the linked sessions connecting; they
 // connect when WhatsApp answers again.
 func TestStartDoesNotWaitForWhatsApp(t *testing.T) {
-	r := newRig(t)
-	e1 := r.engine(t)
-	if err := e1.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	names := []string{"one", "two", "three"}
-	for i, n := range names {
-		r.pair(t, e1, n, "+1555010"+string(rune('1'+i)))
-	}
-	e1.Close()
-
-	r.gate.block()
-	e2 := r.engine(t)
-	started := make(chan error, 1)
-	t0 := time.Now()
-	go func() { started <- e2.Start(context.Background()) }()
-	select {
-	case err := <-started:
-		if err != nil {
+	forEnginesInTurn(t, func(t *testing.T, dsn string) {
+		r := newRig(t, dsn)
+		e1 := r.engine(t)
+		if err := e1.Start(context.Background()); err != nil {
 			t.Fatal(err)
 		}
-	case <-time.After(3 * time.Second):
-		r.gate.release() // let the stuck Start end, so Close does not hang
-		t.Fatal("Start waits for WhatsApp, which does not answer")
-	}
-	if d := time.Since(t0); d > time.Second {
-		t.Fatalf("Start took %v", d)
-	}
-	for _, n := range names {
-		if st := state(e2, n); st != whatsapp.StateConnecting && st != whatsapp.StateDisconnected {
-			t.Fatalf("%s is %s while WhatsApp is unreachable", n, st)
+		names := []string{"one", "two", "three"}
+		for i, n := range names {
+			r.pair(t, e1, n, "+1555010"+string(rune('1'+i)))
 		}
-	}
-	r.gate.release()
-	for _, n := range names {
-		waitFor(t, n+" connected once WhatsApp answers", 30*time.Second, func() bool { return state(e2, n) == whatsapp.StateConnected })
-	}
+		e1.Close()
+
+		r.gate.block()
+		e2 := r.engine(t)
+		started := make(chan error, 1)
+		t0 := time.Now()
+		go func() { started <- e2.Start(context.Background()) }()
+		select {
+		case err := <-started:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(3 * time.Second):
+			r.gate.release() // let the stuck Start end, so Close does not hang
+			t.Fatal("Start waits for WhatsApp, which does not answer")
+		}
+		if d := time.Since(t0); d > time.Second {
+			t.Fatalf("Start took %v", d)
+		}
+		for _, n := range names {
+			if st := state(e2, n); st != whatsapp.StateConnecting && st != whatsapp.StateDisconnected {
+				t.Fatalf("%s is %s while WhatsApp is unreachable", n, st)
+			}
+		}
+		r.gate.release()
+		for _, n := range names {
+			waitFor(t, n+" connected once WhatsApp answers", 30*time.Second, func() bool { return state(e2, n) == whatsapp.StateConnected })
+		}
+	})
 }
 
 // TestLoginAndPairCodeErrors: a login or phone code that WhatsApp does not
 // answer in time is ErrTimeout (504), one it refuses is ErrUnreachable
 // (502); neither waits past the caller's deadline.
 func TestLoginAndPairCodeErrors(t *testing.T) {
-	r := newRig(t)
-	e := r.engine(t)
-	if err := e.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	if _, err := e.Create(ctx, "shop"); err != nil {
-		t.Fatal(err)
-	}
-	r.gate.block()
-	for _, call := range []struct {
-		name string
-		fn   func(ctx context.Context) error
-	}{
-		{"login", func(ctx context.Context) error { return e.Login(ctx, "shop") }},
-		{"pair-code", func(ctx context.Context) error { _, err := e.PairCode(ctx, "shop", "+15550199"); return err }},
-	} {
-		cctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
-		t0 := time.Now()
-		err := call.fn(cctx)
-		cancel()
-		if !errors.Is(err, whatsapp.ErrTimeout) {
-			t.Errorf("%s while blackholed: %v, want ErrTimeout", call.name, err)
+	forEnginesInTurn(t, func(t *testing.T, dsn string) {
+		r := newRig(t, dsn)
+		e := r.engine(t)
+		if err := e.Start(context.Background()); err != nil {
+			t.Fatal(err)
 		}
-		if d := time.Since(t0); d > 5*time.Second {
-			t.Errorf("%s took %v past a 500 ms deadline", call.name, d)
+		ctx := context.Background()
+		if _, err := e.Create(ctx, "shop"); err != nil {
+			t.Fatal(err)
 		}
-		if st := state(e, "shop"); st != whatsapp.StateNew {
-			t.Errorf("after the failed %s: state %s", call.name, st)
+		r.gate.block()
+		for _, call := range []struct {
+			name string
+			fn   func(ctx context.Context) error
+		}{
+			{"login", func(ctx context.Context) error { return e.Login(ctx, "shop") }},
+			{"pair-code", func(ctx context.Context) error { _, err := e.PairCode(ctx, "shop", "+15550199"); return err }},
+		} {
+			cctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+			t0 := time.Now()
+			err := call.fn(cctx)
+			cancel()
+			if !errors.Is(err, whatsapp.ErrTimeout) {
+				t.Errorf("%s while blackholed: %v, want ErrTimeout", call.name, err)
+			}
+			if d := time.Since(t0); d > 5*time.Second {
+				t.Errorf("%s took %v past a 500 ms deadline", call.name, d)
+			}
+			if st := state(e, "shop"); st != whatsapp.StateNew {
+				t.Errorf("after the failed %s: state %s", call.name, st)
+			}
 		}
-	}
-	r.gate.release()
-	r.srv.RefuseConnections(true)
-	if err := e.Login(ctx, "shop"); !errors.Is(err, whatsapp.ErrUnreachable) {
-		t.Errorf("login while refused: %v, want ErrUnreachable", err)
-	}
+		r.gate.release()
+		r.srv.RefuseConnections(true)
+		if err := e.Login(ctx, "shop"); !errors.Is(err, whatsapp.ErrUnreachable) {
+			t.Errorf("login while refused: %v, want ErrUnreachable", err)
+		}
+	})
 }

@@ -14,9 +14,14 @@ import (
 
 // InboundMessage is the data of a message.received event.
 type InboundMessage struct {
-	ID        string    `json:"id"`
-	From      string    `json:"from"`
-	Chat      string    `json:"chat"`
+	ID   string `json:"id"`
+	From string `json:"from"`
+	Chat string `json:"chat"`
+	// FromLID and ChatLID are the LIDs of From and Chat when WhatsApp
+	// addressed them by LID or whatsmeow knows it (From and Chat are then
+	// the phone-number JIDs, when known).
+	FromLID   string    `json:"from_lid,omitempty"`
+	ChatLID   string    `json:"chat_lid,omitempty"`
 	FromMe    bool      `json:"from_me"`
 	PushName  string    `json:"push_name,omitempty"`
 	Timestamp time.Time `json:"timestamp"`
@@ -60,6 +65,48 @@ func (e *Engine) recordInbound(ctx context.Context, session string, m *waEvents.
 	return true
 }
 
+// Undecryptable is the data of a message.undecryptable event: a message
+// that arrived but could not be decrypted yet. The session has asked the
+// sender (and our own phone) for it again; when it comes, it is a
+// message.received with the same id.
+type Undecryptable struct {
+	ID        string    `json:"id"`
+	From      string    `json:"from"`
+	Chat      string    `json:"chat"`
+	FromLID   string    `json:"from_lid,omitempty"`
+	ChatLID   string    `json:"chat_lid,omitempty"`
+	FromMe    bool      `json:"from_me"`
+	Timestamp time.Time `json:"timestamp"`
+	// IsUnavailable: no ciphertext for this device was sent at all (as
+	// opposed to one that failed to decrypt).
+	IsUnavailable bool `json:"is_unavailable"`
+	// Reason is decrypt_failed, unavailable, or unavailable_<type> (e.g.
+	// unavailable_view_once, which never follows).
+	Reason string `json:"reason"`
+}
+
+// recordUndecryptable commits a message.undecryptable event, once per
+// message (whatsmeow may report it again while it retries).
+func (e *Engine) recordUndecryptable(ctx context.Context, session string, m *waEvents.UndecryptableMessage) bool {
+	from, chat, fromLID, chatLID := addresses(&m.Info)
+	u := Undecryptable{ID: m.Info.ID, From: from.ToNonAD().String(), Chat: chat.String(), FromLID: fromLID, ChatLID: chatLID,
+		FromMe: m.Info.IsFromMe, Timestamp: m.Info.Timestamp.UTC(), IsUnavailable: m.IsUnavailable, Reason: "decrypt_failed"}
+	if m.IsUnavailable {
+		u.Reason = "unavailable"
+		if m.UnavailableType != "" {
+			u.Reason += "_" + string(m.UnavailableType)
+		}
+	}
+	key := inboundKey(InboundMessage{ID: u.ID, From: u.From, Chat: u.Chat})
+	if _, appended, err := e.cfg.Events.AppendOnce(ctx, session, events.TypeMessageUndecryptable, key, u); err != nil {
+		e.log.Error("undecryptable message not recorded", "session", session, "id", m.Info.ID, "err", err)
+		return false
+	} else if appended {
+		e.log.Info("message not decryptable yet; asked for it again", "session", session, "id", m.Info.ID, "reason", u.Reason)
+	}
+	return true
+}
+
 // inboundKey identifies an inbound message for the event log's
 // de-duplication: WhatsApp's id is unique per sender, and a redelivery
 // carries the same chat, sender and id. JIDs hold no spaces, so the key
@@ -71,24 +118,61 @@ func inboundKey(in InboundMessage) string {
 // fillPhoneNumbers sets the phone number beside a LID-addressed sender
 // (SenderAlt, RecipientAlt for our own other devices' sends) from
 // whatsmeow's LID store when the message did not carry it: a message our
-// phone resends on request, or a contact's without sender_pn. cli may be nil.
-func fillPhoneNumbers(ctx context.Context, cli *whatsmeow.Client, m *waEvents.Message) {
-	if cli == nil || cli.Store == nil || cli.Store.LIDs == nil || m.Info.IsGroup {
+// phone resends on request, or a contact's without sender_pn. And the LID
+// beside a phone-addressed one, when the store knows it. cli may be nil.
+func fillPhoneNumbers(ctx context.Context, cli *whatsmeow.Client, info *types.MessageInfo) {
+	if cli == nil || cli.Store == nil || cli.Store.LIDs == nil || info.IsGroup {
 		return
 	}
-	fill := func(lid types.JID, alt *types.JID) {
-		if lid.Server != types.HiddenUserServer || !alt.IsEmpty() {
+	fill := func(j types.JID, alt *types.JID) {
+		if !alt.IsEmpty() {
 			return
 		}
-		if pn, err := cli.Store.LIDs.GetPNForLID(ctx, lid.ToNonAD()); err == nil && !pn.IsEmpty() {
-			*alt = pn
+		switch j.Server {
+		case types.HiddenUserServer:
+			if pn, err := cli.Store.LIDs.GetPNForLID(ctx, j.ToNonAD()); err == nil && !pn.IsEmpty() {
+				*alt = pn
+			}
+		case types.DefaultUserServer:
+			if lid, err := cli.Store.LIDs.GetLIDForPN(ctx, j.ToNonAD()); err == nil && !lid.IsEmpty() {
+				*alt = lid
+			}
 		}
 	}
-	if m.Info.IsFromMe {
-		fill(m.Info.Chat, &m.Info.RecipientAlt)
+	if info.IsFromMe {
+		fill(info.Chat, &info.RecipientAlt)
 	} else {
-		fill(m.Info.Sender, &m.Info.SenderAlt)
+		fill(info.Sender, &info.SenderAlt)
 	}
+}
+
+// lidForm is the LID (without device) of j or of its alt form, or "".
+func lidForm(j, alt types.JID) string {
+	switch {
+	case j.Server == types.HiddenUserServer:
+		return j.ToNonAD().String()
+	case alt.Server == types.HiddenUserServer && alt.User != "":
+		return alt.ToNonAD().String()
+	}
+	return ""
+}
+
+// addresses is the phone-number form (when known) and the LID (when
+// known) of a message's sender and chat.
+func addresses(info *types.MessageInfo) (from, chat types.JID, fromLID, chatLID string) {
+	from, chat = phoneForm(info.Sender, info.SenderAlt), info.Chat
+	fromLID = lidForm(info.Sender, info.SenderAlt)
+	if !info.IsGroup {
+		chatAlt := info.SenderAlt
+		if info.IsFromMe {
+			chatAlt = info.RecipientAlt
+		}
+		chat = phoneForm(chat, chatAlt)
+		chatLID = lidForm(info.Chat, chatAlt)
+	} else if info.Chat.Server == types.HiddenUserServer {
+		chatLID = info.Chat.String()
+	}
+	return from, chat, fromLID, chatLID
 }
 
 // phoneForm is the phone-number JID of j when j is a LID and whatsmeow
@@ -115,15 +199,8 @@ func translate(m *waEvents.Message) (InboundMessage, bool) {
 	if inner := msg.GetViewOnceMessage().GetMessage(); inner != nil {
 		msg = inner
 	}
-	from, chat := phoneForm(m.Info.Sender, m.Info.SenderAlt), m.Info.Chat
-	if !m.Info.IsGroup {
-		chatAlt := m.Info.SenderAlt
-		if m.Info.IsFromMe {
-			chatAlt = m.Info.RecipientAlt
-		}
-		chat = phoneForm(chat, chatAlt)
-	}
-	in := InboundMessage{ID: m.Info.ID, From: from.ToNonAD().String(), Chat: chat.String(),
+	from, chat, fromLID, chatLID := addresses(&m.Info)
+	in := InboundMessage{ID: m.Info.ID, From: from.ToNonAD().String(), Chat: chat.String(), FromLID: fromLID, ChatLID: chatLID,
 		FromMe: m.Info.IsFromMe, PushName: m.Info.PushName, Timestamp: m.Info.Timestamp.UTC()}
 	var ctxInfo *waE2E.ContextInfo
 	switch {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"waappliance/events"
+	"waappliance/store"
 )
 
 // Message statuses, in the order a message moves through them.
@@ -54,6 +55,9 @@ type Message struct {
 	History   []StatusAt `json:"history,omitempty"`
 	Peer      string     `json:"-"`
 	seq       int64
+
+	// RecipientLID is the recipient's LID when whatsmeow knows it (or To is one).
+	RecipientLID string `json:"recipient_lid,omitempty"`
 }
 
 // StatusAt is one step of a message's history.
@@ -125,10 +129,10 @@ func (e *Engine) Send(ctx context.Context, session string, req SendRequest) (msg
 			return errReplay
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO outbox(id, session, peer, idem_key, to_jid, text, reply_to, status, next_attempt_at, created_at, updated_at)
-			VALUES (?,?,?,?,?,?,?,?,?,?,?)`, id, session, req.Peer, idem, to.String(), req.Text, req.ReplyTo, StatusQueued, now.UnixNano(), now.UnixNano(), now.UnixNano()); err != nil {
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`, id, session, req.Peer, idem, to.String(), req.Text, req.ReplyTo, StatusQueued, now.UnixNano(), now.UnixNano(), now.UnixNano()); err != nil {
 			return err
 		}
-		_, err := tx.ExecContext(ctx, `INSERT INTO outbox_history(message_id, at, status) VALUES (?,?,?)`, id, now.UnixNano(), StatusQueued)
+		_, err := tx.ExecContext(ctx, `INSERT INTO outbox_history(message_id, at, status) VALUES ($1, $2, $3)`, id, now.UnixNano(), StatusQueued)
 		return err
 	})
 	switch {
@@ -172,18 +176,14 @@ func (e *Engine) replay(ctx context.Context, session string, req SendRequest) (M
 	return m, err == nil, err
 }
 
-type queryRower interface {
-	QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row
-}
-
 // lookupKey finds the message of (req.Peer, req.IdempotencyKey) and checks
 // that req asks for the same message.
-func lookupKey(ctx context.Context, q queryRower, session string, req SendRequest) (string, bool, error) {
+func lookupKey(ctx context.Context, q store.Querier, session string, req SendRequest) (string, bool, error) {
 	if req.IdempotencyKey == "" {
 		return "", false, nil
 	}
 	var id, exTo, exText, exReply, exSession string
-	err := q.QueryRowContext(ctx, `SELECT id, to_jid, text, reply_to, session FROM outbox WHERE peer = ? AND idem_key = ?`,
+	err := q.QueryRowContext(ctx, `SELECT id, to_jid, text, reply_to, session FROM outbox WHERE peer = $1 AND idem_key = $2`,
 		req.Peer, req.IdempotencyKey).Scan(&id, &exTo, &exText, &exReply, &exSession)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", false, nil
@@ -219,14 +219,15 @@ func scanMessage(r scanner) (Message, error) {
 
 // Message returns one outbox message of session with its history.
 func (e *Engine) Message(ctx context.Context, session, id string) (Message, error) {
-	m, err := scanMessage(e.cfg.DB.QueryRowContext(ctx, `SELECT `+msgCols+` FROM outbox WHERE id = ? AND session = ?`, id, session))
+	m, err := scanMessage(e.cfg.DB.QueryRowContext(ctx, `SELECT `+msgCols+` FROM outbox WHERE id = $1 AND session = $2`, id, session))
 	if errors.Is(err, sql.ErrNoRows) {
 		return m, fmt.Errorf("%w: %q", ErrMessageNotFound, id)
 	}
 	if err != nil {
 		return m, err
 	}
-	rows, err := e.cfg.DB.QueryContext(ctx, `SELECT at, status, detail FROM outbox_history WHERE message_id = ? ORDER BY id`, id)
+	m.RecipientLID = e.recipientLID(ctx, session, m.To)
+	rows, err := e.cfg.DB.QueryContext(ctx, `SELECT at, status, detail FROM outbox_history WHERE message_id = $1 ORDER BY id`, id)
 	if err != nil {
 		return m, err
 	}
@@ -265,7 +266,7 @@ func canMove(old, next string) bool {
 // server timestamp).
 func (e *Engine) setStatus(ctx context.Context, id, status, detail string, serverTS time.Time) error {
 	var changed bool
-	err := e.cfg.DB.Tx(ctx, func(tx *sql.Tx) error {
+	err := e.cfg.DB.WriteTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		var err error
 		changed, err = e.moveTx(ctx, tx, id, status, detail, serverTS)
 		return err
@@ -284,33 +285,34 @@ func (e *Engine) setStatus(ctx context.Context, id, status, detail string, serve
 func (e *Engine) moveTx(ctx context.Context, tx *sql.Tx, id, status, detail string, serverTS time.Time) (changed bool, err error) {
 	now := e.cfg.Now()
 	var old, session string
-	if err := tx.QueryRowContext(ctx, `SELECT status, session FROM outbox WHERE id = ?`, id).Scan(&old, &session); err != nil {
+	if err := tx.QueryRowContext(ctx, `SELECT status, session FROM outbox WHERE id = $1`, id).Scan(&old, &session); err != nil {
 		return false, err
 	}
 	if !canMove(old, status) {
 		if status == StatusSent && !serverTS.IsZero() && old != StatusFailed {
 			// The ack came after a receipt: keep its server timestamp.
-			_, err := tx.ExecContext(ctx, `UPDATE outbox SET server_ts = ? WHERE id = ? AND server_ts IS NULL`, serverTS.Unix(), id)
+			_, err := tx.ExecContext(ctx, `UPDATE outbox SET server_ts = $1 WHERE id = $2 AND server_ts IS NULL`, serverTS.Unix(), id)
 			return false, err
 		}
 		return false, nil
 	}
 	if old == StatusQueued && (status == StatusDelivered || status == StatusRead) {
 		// A receipt overtook the server's ack: the message was sent.
-		if _, err := tx.ExecContext(ctx, `INSERT INTO outbox_history(message_id, at, status, detail) VALUES (?,?,?,?)`, id, now.UnixNano(), StatusSent, "implied by a receipt that arrived before the server ack"); err != nil {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO outbox_history(message_id, at, status, detail) VALUES ($1, $2, $3, $4)`, id, now.UnixNano(), StatusSent, "implied by a receipt that arrived before the server ack"); err != nil {
 			return false, err
 		}
 	}
-	q := `UPDATE outbox SET status = ?, error = ?, updated_at = ?`
+	q := `UPDATE outbox SET status = $1, error = $2, updated_at = $3`
 	args := []any{status, detail, now.UnixNano()}
 	if !serverTS.IsZero() {
-		q += `, server_ts = ?`
+		q += `, server_ts = $4`
 		args = append(args, serverTS.Unix())
 	}
-	if _, err := tx.ExecContext(ctx, q+` WHERE id = ?`, append(args, id)...); err != nil {
+	args = append(args, id)
+	if _, err := tx.ExecContext(ctx, q+fmt.Sprintf(` WHERE id = $%d`, len(args)), args...); err != nil {
 		return false, err
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO outbox_history(message_id, at, status, detail) VALUES (?,?,?,?)`, id, now.UnixNano(), status, detail); err != nil {
+	if _, err := tx.ExecContext(ctx, `INSERT INTO outbox_history(message_id, at, status, detail) VALUES ($1, $2, $3, $4)`, id, now.UnixNano(), status, detail); err != nil {
 		return false, err
 	}
 	data := map[string]string{"id": id, "status": status}
@@ -328,8 +330,8 @@ func (e *Engine) moveTx(ctx context.Context, tx *sql.Tx, id, status, detail stri
 // and the write.
 func (e *Engine) failPending(ctx context.Context, session, reason string) {
 	var n int
-	err := e.cfg.DB.Tx(ctx, func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, `SELECT id FROM outbox WHERE session = ? AND status = ?`, session, StatusQueued)
+	err := e.cfg.DB.WriteTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, `SELECT id FROM outbox WHERE session = $1 AND status = $2`, session, StatusQueued)
 		if err != nil {
 			return err
 		}
@@ -372,11 +374,18 @@ func (e *Engine) failPending(ctx context.Context, session, reason string) {
 // sender fails them itself after giveUpAfter. The event log's pruner calls
 // it with the events' retention.
 func (e *Engine) pruneMessages(ctx context.Context, cutoff time.Time) (int64, error) {
-	res, err := e.cfg.DB.ExecContext(ctx, `DELETE FROM outbox WHERE status != ? AND updated_at < ?`, StatusQueued, cutoff.UnixNano())
+	var n int64
+	err := e.cfg.DB.WriteTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM outbox WHERE status != $1 AND updated_at < $2`, StatusQueued, cutoff.UnixNano())
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
 	if err != nil {
 		return 0, fmt.Errorf("whatsapp: prune outbox: %w", err)
 	}
-	n, _ := res.RowsAffected()
 	if n > 0 {
 		e.log.Info("pruned old messages from the outbox", "messages", n)
 	}

@@ -1,6 +1,7 @@
 package whatsapp
 
 import (
+	"context"
 	"fmt"
 	"strings"
 
@@ -71,4 +72,33 @@ func checkDigits(d string) error {
 		}
 	}
 	return nil
+}
+
+// recipientLID is the LID of to (a stored recipient JID) when to is one or
+// the session's whatsmeow store maps its phone number to one, else "".
+func (e *Engine) recipientLID(ctx context.Context, session, to string) string {
+	j, err := types.ParseJID(to)
+	if err != nil {
+		return ""
+	}
+	if j.Server == types.HiddenUserServer {
+		return j.ToNonAD().String()
+	}
+	e.mu.Lock()
+	s := e.sessions[session]
+	e.mu.Unlock()
+	if s == nil {
+		return ""
+	}
+	s.mu.Lock()
+	cli := s.client
+	s.mu.Unlock()
+	if cli == nil || cli.Store == nil || cli.Store.LIDs == nil {
+		return ""
+	}
+	lid, err := cli.Store.LIDs.GetLIDForPN(ctx, j.ToNonAD())
+	if err != nil || lid.IsEmpty() {
+		return ""
+	}
+	return lid.ToNonAD().String()
 }

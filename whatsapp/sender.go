@@ -2,6 +2,7 @@ package whatsapp
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"strconv"
@@ -12,6 +13,8 @@ import (
 	"go.mau.fi/whatsmeow/proto/waE2E"
 	"go.mau.fi/whatsmeow/types"
 	"google.golang.org/protobuf/proto"
+
+	"waappliance/internal/backoff"
 )
 
 // giveUpAfter fails a message that could not be sent for this long.
@@ -70,7 +73,7 @@ func (s *session) sendDue() time.Duration {
 			return idle
 		default:
 		}
-		row := e.cfg.DB.QueryRowContext(ctx, `SELECT `+msgCols+`, next_attempt_at FROM outbox WHERE session = ? AND status = ? ORDER BY seq LIMIT 1`, s.name, StatusQueued)
+		row := e.cfg.DB.QueryRowContext(ctx, `SELECT `+msgCols+`, next_attempt_at FROM outbox WHERE session = $1 AND status = $2 ORDER BY seq LIMIT 1`, s.name, StatusQueued)
 		m, next, err := scanPending(row)
 		if err != nil {
 			return idle // no queued message (or the database is closing)
@@ -94,8 +97,12 @@ func (s *session) sendDue() time.Duration {
 				}
 				continue
 			}
-			backoff := min(e.cfg.MinBackoff<<min(m.Attempts, 16), e.cfg.MaxBackoff)
-			e.cfg.DB.ExecContext(ctx, `UPDATE outbox SET next_attempt_at = ?, error = ? WHERE id = ? AND status = ?`, time.Now().Add(backoff).UnixNano(), Redact(err.Error()), m.ID, StatusQueued)
+			backoff := backoff.Policy{Min: e.cfg.MinBackoff, Max: e.cfg.MaxBackoff}.Delay(m.Attempts)
+			retryAt, reason := time.Now().Add(backoff).UnixNano(), Redact(err.Error())
+			e.cfg.DB.WriteTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+				_, err := tx.ExecContext(ctx, `UPDATE outbox SET next_attempt_at = $1, error = $2 WHERE id = $3 AND status = $4`, retryAt, reason, m.ID, StatusQueued)
+				return err
+			})
 			e.log.Info("send failed; will retry", "session", s.name, "id", m.ID, "attempt", m.Attempts+1, "backoff", backoff, "err", err)
 			return backoff
 		}
@@ -122,7 +129,11 @@ func (p *permanentError) Error() string { return p.msg }
 // the server's ack.
 func (s *session) sendOne(ctx context.Context, cli *whatsmeow.Client, m Message) error {
 	e := s.e
-	if _, err := e.cfg.DB.ExecContext(ctx, `UPDATE outbox SET attempts = attempts + 1, updated_at = ? WHERE id = ?`, e.cfg.Now().UnixNano(), m.ID); err != nil {
+	now := e.cfg.Now().UnixNano()
+	if err := e.cfg.DB.WriteTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `UPDATE outbox SET attempts = attempts + 1, updated_at = $1 WHERE id = $2`, now, m.ID)
+		return err
+	}); err != nil {
 		return err
 	}
 	to, err := types.ParseJID(m.To)

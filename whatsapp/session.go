@@ -12,6 +12,7 @@ import (
 	waEvents "go.mau.fi/whatsmeow/types/events"
 
 	"waappliance/events"
+	"waappliance/internal/backoff"
 )
 
 // session is one account's live state: its whatsmeow client, the current
@@ -25,7 +26,10 @@ type session struct {
 	qr        string
 	qrExpires time.Time
 	pairing   bool
-	firstQR   chan struct{} // closed at the first QR code of a pairing
+	firstQR   chan struct{}    // closed at the first QR code of a pairing
+	retrying  bool             // a reconnect loop runs
+	bo        *backoff.Backoff // reconnect failures since the last login
+	banUntil  time.Time        // the expiry of a temporary ban, while banned
 
 	nudge      chan struct{}
 	stop       chan struct{}
@@ -34,7 +38,7 @@ type session struct {
 }
 
 func newSession(e *Engine, name string) *session {
-	return &session{e: e, name: name, nudge: make(chan struct{}, 1), stop: make(chan struct{})}
+	return &session{e: e, name: name, nudge: make(chan struct{}, 1), stop: make(chan struct{}), bo: backoff.New(e.cfg.Reconnect)}
 }
 
 // newClient makes a whatsmeow client for dev with our handlers.
@@ -54,154 +58,16 @@ func (s *session) newClient(devJID *types.JID) (*whatsmeow.Client, error) {
 	cli := whatsmeow.NewClient(dev, newWALogger(s.e.log, "client").Sub(s.name))
 	cli.SynchronousAck = true
 	cli.EnableDecryptedEventBuffer = true
-	cli.EnableAutoReconnect = true
+	// Reconnects are ours (connect.go): one backoff with jitter.
+	cli.EnableAutoReconnect = false
+	// A message that cannot be decrypted is asked for again from our own
+	// phone too, not only from the sender (the lost first message).
+	cli.AutomaticMessageRerequestFromPhone = true
 	if s.e.cfg.Prepare != nil {
 		s.e.cfg.Prepare(cli)
 	}
 	cli.AddEventHandlerWithSuccessStatus(func(evt any) bool { return s.handle(cli, evt) })
 	return cli, nil
-}
-
-// connectAttemptTimeout bounds one connection attempt (dial, TLS, Noise
-// handshake); a blackholed server must not hold a login or a retry forever.
-var connectAttemptTimeout = 20 * time.Second
-
-// connect connects cli for the engine's lifetime; ctx (and
-// connectAttemptTimeout) bound only the attempt.
-func (s *session) connect(ctx context.Context, cli *whatsmeow.Client) error {
-	ctx, cancelAttempt := context.WithTimeout(ctx, connectAttemptTimeout)
-	defer cancelAttempt()
-	// whatsmeow keeps the context it connects with for the connection's
-	// loops: give it one that lives as long as the engine, and cancel it
-	// only if the attempt is abandoned.
-	life, cancel := context.WithCancel(s.e.ctx)
-	stop := context.AfterFunc(ctx, cancel)
-	err := cli.ConnectContext(life)
-	if !stop() {
-		// The attempt was abandoned (timeout, request gone, engine closing):
-		// a connection made meanwhile runs on a cancelled context.
-		if err == nil {
-			cli.Disconnect()
-		}
-		return fmt.Errorf("connect: %w", context.Cause(ctx))
-	}
-	return err
-}
-
-// connectError turns a failed connection attempt into ErrTimeout or
-// ErrUnreachable. The cause stays in front, redacted, for the log only:
-// the client sees the sentinel's text.
-func connectError(err error) error {
-	if errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Errorf("%s: %w", Redact(err.Error()), ErrTimeout)
-	}
-	return fmt.Errorf("%s: %w", Redact(err.Error()), ErrUnreachable)
-}
-
-// startLinked connects a linked session at start-up, unless the API
-// changed it meanwhile (logged out, deleted, taken over).
-func (s *session) startLinked() {
-	ctx := s.e.ctx
-	info, err := s.e.info(ctx, s.name)
-	if err != nil || info.State != StateConnecting || info.JID == "" {
-		return
-	}
-	s.mu.Lock()
-	busy := s.client != nil
-	s.mu.Unlock()
-	if busy {
-		return // a login through the API got there first
-	}
-	if err := s.connectLinked(ctx, info.JID); err != nil && ctx.Err() == nil {
-		s.e.log.Warn("session connect failed", "session", s.name, "err", err)
-		s.e.setState(ctx, s.name, StateDisconnected, err.Error())
-	}
-}
-
-// connectLinked connects a session that is already paired. When the first
-// attempt fails it keeps retrying in the background: whatsmeow reconnects
-// on its own only once connected once. ctx bounds the first attempt.
-func (s *session) connectLinked(ctx context.Context, jid string) error {
-	j, err := types.ParseJID(jid)
-	if err != nil {
-		return fmt.Errorf("stored jid %q: %w", jid, err)
-	}
-	cli, err := s.newClient(&j)
-	if err != nil {
-		return err
-	}
-	s.mu.Lock()
-	select {
-	case <-s.stop:
-		s.mu.Unlock()
-		return ErrClosed
-	default:
-	}
-	old := s.client
-	s.client, s.pairing, s.qr = cli, false, ""
-	s.mu.Unlock()
-	if old != nil {
-		old.Disconnect()
-	}
-	s.e.setState(ctx, s.name, StateConnecting, "")
-	if err := s.connect(ctx, cli); err != nil {
-		if s.e.ctx.Err() != nil {
-			return nil
-		}
-		s.e.log.Warn("session connect failed; retrying", "session", s.name, "err", err)
-		if s.current(cli) {
-			s.e.setState(s.e.ctx, s.name, StateDisconnected, connectProblem(err)+"; retrying")
-		}
-		go s.retryConnect(cli)
-		return nil
-	}
-	if !s.current(cli) {
-		cli.Disconnect() // closed or replaced by a login while connecting
-	}
-	return nil
-}
-
-// connectProblem says what stopped a connection attempt, for a session's
-// last_error: without addresses or dial internals (the log has those).
-func connectProblem(err error) string {
-	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, ErrTimeout) {
-		return "WhatsApp did not answer in time"
-	}
-	return "cannot reach WhatsApp"
-}
-
-// current reports whether cli is the session's client.
-func (s *session) current(cli *whatsmeow.Client) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.client == cli
-}
-
-func (s *session) retryConnect(cli *whatsmeow.Client) {
-	delay := time.Second
-	for {
-		select {
-		case <-s.stop:
-			return
-		case <-time.After(delay):
-		}
-		s.mu.Lock()
-		current := s.client == cli
-		s.mu.Unlock()
-		if !current || cli.IsConnected() {
-			return
-		}
-		if err := s.connect(s.e.ctx, cli); err == nil || errors.Is(err, whatsmeow.ErrAlreadyConnected) {
-			if !s.current(cli) {
-				cli.Disconnect()
-			}
-			return
-		} else if s.e.ctx.Err() == nil && s.current(cli) {
-			s.e.log.Info("session connect failed; retrying", "session", s.name, "err", err, "in", min(delay*2, time.Minute))
-			s.e.setState(context.Background(), s.name, StateDisconnected, connectProblem(err)+"; retrying")
-		}
-		delay = min(delay*2, time.Minute)
-	}
 }
 
 // login starts QR pairing: a fresh device, the QR channel, then Connect.
@@ -240,7 +106,7 @@ func (s *session) login(ctx context.Context) error {
 	s.client, s.pairing, s.qr, s.firstQR = cli, true, "", make(chan struct{})
 	first := s.firstQR
 	s.mu.Unlock()
-	s.e.setState(ctx, s.name, StatePairing, "")
+	s.setState(ctx, StatePairing, "")
 	go s.watchQR(cli, qrCh, first)
 	if err := s.connect(ctx, cli); err != nil {
 		s.endPairing(cli, StateNew, connectProblem(err)+"; start the login again")
@@ -287,7 +153,7 @@ func (s *session) endPairing(cli *whatsmeow.Client, state, lastErr string) {
 	s.client = nil
 	s.mu.Unlock()
 	cli.Disconnect()
-	s.e.setState(context.Background(), s.name, state, lastErr)
+	s.setState(context.Background(), state, lastErr)
 }
 
 // currentQR returns the QR code while pairing.
@@ -366,7 +232,7 @@ func (s *session) logout(ctx context.Context, deleting bool) {
 		}
 	}
 	if !deleting {
-		s.e.setState(ctx, s.name, StateLoggedOut, "logged out through the API")
+		s.setState(ctx, StateLoggedOut, "logged out through the API")
 		s.e.cfg.Events.Append(ctx, s.name, events.TypeLoggedOut, map[string]string{"reason": "api"})
 		s.e.failPending(ctx, s.name, "session logged out")
 	}
@@ -386,7 +252,8 @@ const replacedMessage = "another client connected as this device and took over i
 func (s *session) handle(cli *whatsmeow.Client, evt any) bool {
 	ctx := s.e.ctx
 	switch evt.(type) {
-	case *waEvents.Connected, *waEvents.Disconnected, *waEvents.StreamReplaced, *waEvents.TemporaryBan, *waEvents.ConnectFailure, *waEvents.PairSuccess:
+	case *waEvents.Connected, *waEvents.Disconnected, *waEvents.StreamReplaced, *waEvents.TemporaryBan, *waEvents.ConnectFailure, *waEvents.PairSuccess,
+		*waEvents.KeepAliveTimeout, *waEvents.ClientOutdated:
 		if !s.current(cli) {
 			return true
 		}
@@ -394,37 +261,54 @@ func (s *session) handle(cli *whatsmeow.Client, evt any) bool {
 	switch v := evt.(type) {
 	case *waEvents.PairSuccess:
 		s.e.setJID(ctx, s.name, v.ID, v.BusinessName)
-		s.e.setState(ctx, s.name, StateConnecting, "")
+		s.setState(ctx, StateConnecting, "")
 	case *waEvents.Connected:
 		s.mu.Lock()
-		s.pairing, s.qr = false, ""
+		s.pairing, s.qr, s.banUntil = false, "", time.Time{}
+		s.bo.Reset()
 		s.mu.Unlock()
 		if cli.Store.ID != nil {
 			s.e.setJID(ctx, s.name, *cli.Store.ID, cli.Store.PushName)
 		}
-		s.e.setState(ctx, s.name, StateConnected, "")
+		s.setState(ctx, StateConnected, "")
 		s.poke()
 	case *waEvents.Disconnected:
 		if info, err := s.e.info(ctx, s.name); err == nil && (info.State == StateConnected || info.State == StateConnecting) {
-			s.e.setState(ctx, s.name, StateDisconnected, "connection lost; reconnecting")
+			s.setState(ctx, StateDisconnected, "connection lost; reconnecting")
+		}
+		go s.reconnect(cli)
+	case *waEvents.KeepAliveTimeout:
+		// whatsmeow forces a reconnect here only with its auto-reconnect on.
+		if !v.LastSuccess.IsZero() && time.Since(v.LastSuccess) > whatsmeow.KeepAliveMaxFailTime && s.current(cli) {
+			s.e.log.Warn("keepalives failing; reconnecting", "session", s.name, "errors", v.ErrorCount)
+			cli.Disconnect()
+			s.setState(ctx, StateDisconnected, "connection stalled; reconnecting")
+			go s.reconnect(cli)
 		}
 	case *waEvents.LoggedOut:
 		s.mu.Lock()
 		s.client = nil
 		s.mu.Unlock()
-		s.e.setState(ctx, s.name, StateLoggedOut, "logged out at WhatsApp: "+v.Reason.String())
+		s.setState(ctx, StateLoggedOut, "logged out at WhatsApp: "+v.Reason.String())
 		s.e.cfg.Events.Append(ctx, s.name, events.TypeLoggedOut, map[string]any{"reason": v.Reason.String(), "on_connect": v.OnConnect})
 		s.e.failPending(ctx, s.name, "session logged out at WhatsApp")
 	case *waEvents.StreamReplaced:
-		s.e.setState(ctx, s.name, StateReplaced, fmt.Sprintf(replacedMessage, s.name))
+		s.setState(ctx, StateReplaced, fmt.Sprintf(replacedMessage, s.name))
 		cli.Disconnect() // whatsmeow expects it and will not reconnect; nor will we
 	case *waEvents.TemporaryBan:
-		s.e.setState(ctx, s.name, StateDisconnected, "temporary ban: "+v.String())
+		s.temporarilyBanned(ctx, cli, v)
+	case *waEvents.ClientOutdated:
+		// 405: no retry helps until the announced version changes.
+		s.setState(ctx, StateDisconnected, "WhatsApp refused this web client version as outdated ("+
+			s.e.WebVersion().InUse+"); restart the appliance online (it asks WhatsApp for the current version) or update it")
 	case *waEvents.ConnectFailure:
-		s.e.setState(ctx, s.name, StateDisconnected, fmt.Sprintf("connect failure %d: %s", v.Reason, v.Message))
+		s.setState(ctx, StateDisconnected, fmt.Sprintf("connect failure %d: %s", v.Reason, v.Message))
 	case *waEvents.Message:
-		fillPhoneNumbers(ctx, cli, v)
+		fillPhoneNumbers(ctx, cli, &v.Info)
 		return s.e.recordInbound(ctx, s.name, v)
+	case *waEvents.UndecryptableMessage:
+		fillPhoneNumbers(ctx, cli, &v.Info)
+		return s.e.recordUndecryptable(ctx, s.name, v)
 	case *waEvents.Receipt:
 		return s.e.recordReceipt(ctx, s.name, v)
 	}
@@ -491,4 +375,10 @@ func (e *Engine) PairCode(ctx context.Context, name, phone string) (string, erro
 		return "", err
 	}
 	return s.pairCode(ctx, num)
+}
+
+// setState is how a session changes its own state: recorded in its row
+// with a session.state event when it changed (Engine.setState).
+func (s *session) setState(ctx context.Context, state, lastErr string) {
+	s.e.setState(ctx, s.name, state, lastErr)
 }

@@ -27,11 +27,12 @@ var allowed = map[string][]string{
 	"store":              {},
 	"events":             {"store"},
 	"webhooks":           {"events", "peers", "store", "audit"},
-	"whatsapp":           {"store", "events"}, // never the simulator: sandbox wiring is app's
+	"whatsapp":           {"store", "events", "internal/backoff"}, // never the simulator: sandbox wiring is app's
 	"internal/wgclient":  {"peers"},
 	"internal/wasim":     {},
 	"internal/elfcheck":  {},
 	"internal/pgtest":    {},
+	"internal/backoff":   {},
 	"internal/archtest":  {},
 	"cmd/wasim":          {"internal/wasim"},
 	"internal/cmd/*":     {"*"},

@@ -31,7 +31,8 @@ import (
 //	POST /v1/contacts/{phone}/send         {"to": "<jid>", "text", "reply_to", "undecryptable"} -> {"id"}
 //	POST /v1/contacts/{phone}/retry        {"id"}: ask the sender's device for message id again
 //	GET  /v1/contacts/{phone}/inbox        [{"id","from","text","reply_to","at","deliveries","resends"}]
-//	POST /v1/faults                        {"refuse_connections": bool, "fail_sends": code, "drop_sends": bool, "withhold_acks": bool}
+//	POST /v1/faults                        {"refuse_connections": bool, "fail_sends": code, "drop_sends": bool, "withhold_acks": bool,
+//	                                        "temporary_ban": {"phone", "code", "expiry_ms"} (expiry_ms 0 lifts it)}
 //
 // The control API listens on TCP loopback; an InMemory server has none.
 
@@ -186,6 +187,16 @@ type Faults struct {
 	FailSends         *int  `json:"fail_sends,omitempty"`
 	DropSends         *bool `json:"drop_sends,omitempty"`
 	WithholdAcks      *bool `json:"withhold_acks,omitempty"`
+	// TemporaryBan bans an account for a while (Server.TemporaryBan).
+	TemporaryBan *BanFault `json:"temporary_ban,omitempty"`
+}
+
+// BanFault is a Faults.TemporaryBan: the account's phone number, WhatsApp's
+// reason code, and the expiry in milliseconds (0 lifts the ban).
+type BanFault struct {
+	Phone    string `json:"phone"`
+	Code     int    `json:"code"`
+	ExpiryMS int64  `json:"expiry_ms"`
 }
 
 // SetFaults sets the switches that f names.
@@ -201,6 +212,9 @@ func (s *Server) SetFaults(f Faults) {
 	}
 	if f.WithholdAcks != nil {
 		s.WithholdAcks(*f.WithholdAcks)
+	}
+	if b := f.TemporaryBan; b != nil {
+		s.TemporaryBan(b.Phone, b.Code, time.Duration(b.ExpiryMS)*time.Millisecond)
 	}
 }
 

@@ -34,7 +34,10 @@
 // restart, from either QR text (the bare fields, or the
 // https://wa.me/settings/linked_devices# link with the client type that
 // current clients show); phone-code pairing (PairPhone, then
-// Phone.EnterCode); login with <success> or <failure 401>; LIDs: every
+// Phone.EnterCode); login with <success>, <failure 401>, or during a
+// temporary ban (Server.TemporaryBan: the account's connections dropped,
+// each login until the expiry answered with <failure reason="402" code
+// expire>, which whatsmeow reports as events.TemporaryBan); LIDs: every
 // account has one (Phone.LID, Contact.LID; derived from the number, so a
 // restarted wasim gives the same), which pair-success and <success> carry
 // and usync answers (<lid/> queries; "on WhatsApp" checks with the LID and
@@ -72,7 +75,8 @@
 // ways (media_conn points at wasim, which stores encrypted uploads and
 // serves downloads); stream errors 401 (device removed), 440 (replaced) and
 // dropped connections, with a 2 s grace for the client to hang up first;
-// faults: refuse connections, fail sends with an error code (FailSends),
+// faults: refuse connections, a temporary ban (TemporaryBan, above), fail
+// sends with an error code (FailSends),
 // delay acks (DelayAcks), lose sends whole (DropSends: nothing delivered,
 // nothing acked), and lose only the ack (WithholdAcks: delivered, never
 // acked). State (accounts, linked devices, contacts, Signal keys) can live
@@ -92,7 +96,7 @@
 // it other than placeholder resend requests (its copies of sent messages are
 // decrypted and dropped), message edits and revokes, privacy tokens
 // (issuance is acked, no token is given or checked), business features, rate
-// limits and bans, WhatsApp's real window for de-duplication (wasim
+// limits, permanent bans, WhatsApp's real window for de-duplication (wasim
 // remembers the newest 10,000 sends, in memory only, so a standalone wasim
 // forgets them when it restarts), faults other than those above (a
 // connection that hangs without closing, corrupted frames, delivery to some

@@ -28,6 +28,7 @@ const (
 	EventContactAskedRetry EventKind = "contact_asked_retry" // Contact asked Device to resend MessageID (RequestRetry)
 	EventPrivacyTokens     EventKind = "privacy_tokens"      // Device issued privacy tokens (after a first send to a user)
 	EventPhoneResend       EventKind = "phone_resend"        // Device asked its phone for messages it could not decrypt (peer MessageID); the phone answers
+	EventTemporaryBan      EventKind = "temporary_ban"       // Device tried to log in during a TemporaryBan and got <failure reason="402">
 )
 
 // Event is one thing the simulator observed.

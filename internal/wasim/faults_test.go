@@ -431,3 +431,23 @@ func TestUndecryptableUntilThePhoneAnswers(t *testing.T) {
 		t.Fatal("the message came without a request to the phone")
 	}
 }
+
+// TestTemporaryBan: a banned account's connection drops, and its next
+// login gets <failure reason="402"> with the code and the seconds left,
+// which whatsmeow reports as TemporaryBan; once lifted, it logs in again.
+func TestTemporaryBan(t *testing.T) {
+	s := newServer(t)
+	tc := newLenientClient(t, s)
+	pairByQR(t, s, tc, "15550111")
+	s.SetFaults(Faults{TemporaryBan: &BanFault{Phone: "+15550111", Code: 102, ExpiryMS: 90_000}})
+	ban := tc.waitFor(t, "TemporaryBan", is[*events.TemporaryBan]).(*events.TemporaryBan)
+	if ban.Code != events.TempBanBlockedByUsers || ban.Expire <= 85*time.Second || ban.Expire > 90*time.Second {
+		t.Fatalf("ban %+v, want code 102 and about 90 s", ban)
+	}
+	s.TemporaryBan("15550111", 0, 0)
+	tc.Disconnect()
+	if err := tc.Connect(); err != nil {
+		t.Fatal(err)
+	}
+	tc.waitFor(t, "Connected after the ban", is[*events.Connected])
+}

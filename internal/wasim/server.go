@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -73,6 +74,7 @@ type Server struct {
 	sessions  map[types.JID]*session
 	offline   map[types.JID][]waBinary.Node
 	codePairs map[string]*codePairing // by phone number
+	bans      map[string]tempBan      // by phone number (TemporaryBan)
 	blobs     map[string][]byte       // uploaded media by direct path
 	hooks     []func(Event)
 
@@ -99,7 +101,7 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{log: o.Logger.With("component", "wasim"), accounts: map[string]*account{}, byLID: map[string]*account{}, pending: map[string]*session{}, sessions: map[types.JID]*session{}, offline: map[types.JID][]waBinary.Node{}, codePairs: map[string]*codePairing{}, blobs: map[string][]byte{}, accepted: map[sendKey]*acceptedSend{}}
+	s := &Server{log: o.Logger.With("component", "wasim"), accounts: map[string]*account{}, byLID: map[string]*account{}, pending: map[string]*session{}, sessions: map[types.JID]*session{}, offline: map[types.JID][]waBinary.Node{}, codePairs: map[string]*codePairing{}, bans: map[string]tempBan{}, blobs: map[string][]byte{}, accepted: map[sendKey]*acceptedSend{}}
 	s.root, s.static = keys.NewKeyPair(), keys.NewKeyPair()
 	var err error
 	if s.cert, err = certChain(s.root, s.static); err != nil {
@@ -252,6 +254,51 @@ func (s *Server) RefuseConnections(refuse bool) {
 			c.close()
 		}
 	}
+}
+
+type tempBan struct {
+	code  int
+	until time.Time
+}
+
+// TemporaryBan bans the account of phone (E.164 digits, with or without
+// '+') for expiry: its companions are dropped now, and each login until
+// then is answered with <failure reason="402" code=… expire=…> (expire in
+// whole seconds left, rounded up), which whatsmeow reports as
+// events.TemporaryBan. code is WhatsApp's reason code (whatsmeow's
+// TempBanReason: 101 sent to too many people, 102 blocked by users, …).
+// An expiry of 0 lifts the ban.
+func (s *Server) TemporaryBan(phone string, code int, expiry time.Duration) {
+	phone = strings.TrimPrefix(phone, "+")
+	s.mu.Lock()
+	if expiry <= 0 {
+		delete(s.bans, phone)
+		s.mu.Unlock()
+		return
+	}
+	s.bans[phone] = tempBan{code: code, until: time.Now().Add(expiry)}
+	var drop []*session
+	for j, c := range s.sessions {
+		if j.User == phone {
+			drop = append(drop, c)
+		}
+	}
+	s.mu.Unlock()
+	for _, c := range drop {
+		c.close()
+	}
+}
+
+// banOf returns the ban of phone still in force, if any.
+func (s *Server) banOf(phone string) (tempBan, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	b, ok := s.bans[phone]
+	if ok && !time.Now().Before(b.until) {
+		delete(s.bans, phone)
+		return b, false
+	}
+	return b, ok
 }
 
 const (

@@ -172,7 +172,8 @@ func (c *session) startPairing() {
 		Content: []waBinary.Node{{Tag: "pair-device", Content: content}}})
 }
 
-// login answers a returning companion with <success>, or <failure 401>.
+// login answers a returning companion with <success>, <failure 401>, or
+// <failure 402> during a TemporaryBan.
 func (c *session) login(cp *waWa6.ClientPayload) bool {
 	s := c.srv
 	phone := strconv.FormatUint(cp.GetUsername(), 10)
@@ -187,6 +188,18 @@ func (c *session) login(cp *waWa6.ClientPayload) bool {
 		c.send(waBinary.Node{Tag: "failure", Attrs: waBinary.Attrs{"reason": "401", "location": "wasim"}})
 		go c.hangUpAfterGrace()
 		for { // ignore whatever comes until one side hangs up
+			if _, err := c.fc.readFrame(c.ctx); err != nil {
+				return false
+			}
+		}
+	}
+	if ban, banned := s.banOf(phone); banned {
+		left := (time.Until(ban.until) + time.Second - 1) / time.Second
+		c.send(waBinary.Node{Tag: "failure", Attrs: waBinary.Attrs{"reason": "402", "code": strconv.Itoa(ban.code),
+			"expire": strconv.FormatInt(int64(left), 10), "location": "wasim"}})
+		s.emit(Event{Kind: EventTemporaryBan, Device: types.JID{User: phone, Server: types.DefaultUserServer, Device: comp.id}})
+		go c.hangUpAfterGrace()
+		for {
 			if _, err := c.fc.readFrame(c.ctx); err != nil {
 				return false
 			}
