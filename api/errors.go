@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"waappliance/peers"
+	"waappliance/webhooks"
 	"waappliance/whatsapp"
 )
 
@@ -65,6 +66,13 @@ var sentinels = []struct {
 	{peers.ErrBadKey, http.StatusBadRequest, "invalid_argument"},
 	{peers.ErrBadAPIHost, http.StatusBadRequest, "invalid_argument"},
 	{peers.ErrSubnetFull, http.StatusConflict, "subnet_full"},
+
+	{webhooks.ErrNotFound, http.StatusNotFound, "not_found"},
+	{webhooks.ErrBadURL, http.StatusBadRequest, "invalid_argument"},
+	{webhooks.ErrBadEvents, http.StatusBadRequest, "invalid_argument"},
+	{webhooks.ErrBadSessions, http.StatusBadRequest, "invalid_argument"},
+	{webhooks.ErrBadRewind, http.StatusBadRequest, "invalid_argument"},
+	{webhooks.ErrTooMany, http.StatusConflict, "too_many_webhooks"},
 
 	{whatsapp.ErrSessionNotFound, http.StatusNotFound, "not_found"},
 	{whatsapp.ErrMessageNotFound, http.StatusNotFound, "not_found"},

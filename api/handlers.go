@@ -93,6 +93,8 @@ type createPeerRequest struct {
 	ExpiresIn string     `json:"expires_in"`
 	ExpiresAt *time.Time `json:"expires_at"`
 	Sessions  []string   `json:"sessions"`
+	// WebhooksExternal allows webhooks outside the tunnel (https only).
+	WebhooksExternal bool `json:"webhooks_external"`
 }
 
 type createdJSON struct {
@@ -136,7 +138,7 @@ func (s *server) createPeer(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	o := peers.AddOptions{Name: req.Name, Scopes: scopes, Rate: req.Rate, Burst: req.Burst, SendPerMinute: req.SendPM,
-		MaxConns: req.MaxConns, MaxStreams: req.MaxStream, Sessions: req.Sessions}
+		MaxConns: req.MaxConns, MaxStreams: req.MaxStream, Sessions: req.Sessions, WebhooksExternal: req.WebhooksExternal}
 	if req.PublicKey != "" {
 		if o.PublicKey, err = peers.ParseKey(req.PublicKey); err != nil {
 			return badArg("public_key: %v", err)
@@ -182,6 +184,8 @@ type updatePeerRequest struct {
 	ExpiresIn *string         `json:"expires_in"`
 	ExpiresAt json.RawMessage `json:"expires_at"`
 	Disabled  *bool           `json:"disabled"`
+	// WebhooksExternal allows or forbids webhooks outside the tunnel.
+	WebhooksExternal *bool `json:"webhooks_external"`
 }
 
 func (s *server) updatePeer(w http.ResponseWriter, r *http.Request) error {
@@ -199,6 +203,7 @@ func (s *server) updatePeer(w http.ResponseWriter, r *http.Request) error {
 	}
 	o.Sessions, o.Rate, o.Burst, o.SendPerMinute, o.Disabled = req.Sessions, req.Rate, req.Burst, req.SendPM, req.Disabled
 	o.MaxConns, o.MaxStreams = req.MaxConns, req.MaxStream
+	o.WebhooksExternal = req.WebhooksExternal
 	switch {
 	case req.ExpiresIn != nil && req.ExpiresAt != nil:
 		return badArg("give expires_in or expires_at, not both")

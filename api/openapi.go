@@ -51,6 +51,16 @@ var operations = map[string]op{
 	"GET /v1/events":                           {summary: "Events in order after the cursor; 410 when the cursor is older than retention", scope: "read", response: "EventList", query: []string{"session", "after", "limit"}},
 	"GET /v1/events/stream":                    {summary: "Server-Sent Events with id: lines; resumes from Last-Event-ID; heartbeat comments every 15 s", scope: "read", response: "Event", query: []string{"session", "after"}, stream: true},
 
+	"POST /v1/webhooks":                    {summary: "Subscribe this peer to events at a URL on its own tunnel address (http://<its address>[:port]/path); the secret is in this response only", scope: "read", request: "WebhookCreate", response: "WebhookCreated", status: "201"},
+	"GET /v1/webhooks":                     {summary: "This peer's webhooks (an admin's: every peer's)", scope: "read", response: "WebhookList"},
+	"GET /v1/webhooks/{id}":                {summary: "One webhook: state, lag, last success, last error and status, next attempt", scope: "read", response: "Webhook"},
+	"DELETE /v1/webhooks/{id}":             {summary: "Remove a webhook; its delivery stops", scope: "read", status: "204"},
+	"POST /v1/webhooks/{id}/enable":        {summary: "Enable; delivery resumes from the cursor with a fresh attempt count", scope: "read", response: "Webhook"},
+	"POST /v1/webhooks/{id}/disable":       {summary: "Disable; the cursor stays", scope: "read", response: "Webhook"},
+	"POST /v1/webhooks/{id}/rotate-secret": {summary: "New secret (in this response only); the old one keeps signing alongside it for 24 h", scope: "read", response: "WebhookCreated"},
+	"POST /v1/webhooks/{id}/test":          {summary: "Send one webhook.test event now, outside the log and the cursor, and report the answer", scope: "read", response: "WebhookTest"},
+	"POST /v1/webhooks/{id}/rewind":        {summary: "Replay from a cursor: events after `after` are delivered again; 410 when it is older than retention", scope: "read", request: "WebhookRewind", response: "Webhook"},
+
 	"POST /v1/sandbox/scan":                      {summary: "Sandbox only: complete a pending QR pairing as a simulated phone", scope: "admin", request: "SandboxScan", response: "Object"},
 	"POST /v1/sandbox/contacts":                  {summary: "Sandbox only: create a simulated contact", scope: "admin", request: "SandboxContact", response: "SandboxContact", status: "201"},
 	"POST /v1/sandbox/contacts/{phone}/messages": {summary: "Sandbox only: the contact sends a text to a session", scope: "admin", request: "SandboxSend", response: "Object", status: "202"},
@@ -91,7 +101,7 @@ var schemas = map[string]any{
 	"Peer": obj(map[string]any{
 		"name": str, "public_key": str, "address": str, "scopes": strList, "sessions": strList,
 		"rate": number, "burst": integer, "send_per_minute": integer, "expires_at": nullTime, "disabled": boolean,
-		"max_conns": capInt, "max_streams": capInt,
+		"max_conns": capInt, "max_streams": capInt, "webhooks_external": boolean,
 		"state":      map[string]any{"type": "string", "enum": []string{"enabled", "disabled", "expired"}},
 		"created_at": dateTime, "updated_at": dateTime,
 		"last_handshake": dateTime, "rx_bytes": integer, "tx_bytes": integer, "connected": boolean,
@@ -101,11 +111,11 @@ var schemas = map[string]any{
 	"PeerCreate": obj(map[string]any{
 		"name": str, "scopes": strList, "public_key": str, "rate": number, "burst": integer, "send_per_minute": integer,
 		"max_conns": capInt, "max_streams": capInt,
-		"expires_in": str, "expires_at": dateTime, "sessions": strList}, "name"),
+		"expires_in": str, "expires_at": dateTime, "sessions": strList, "webhooks_external": boolean}, "name"),
 	"PeerUpdate": obj(map[string]any{
 		"scopes": strList, "sessions": strList, "rate": number, "burst": integer, "send_per_minute": integer,
 		"max_conns": capInt, "max_streams": capInt,
-		"expires_in": str, "expires_at": nullTime, "disabled": boolean}),
+		"expires_in": str, "expires_at": nullTime, "disabled": boolean, "webhooks_external": boolean}),
 	"PeerCreated":   obj(map[string]any{"peer": ref("Peer"), "config": str, "private_key": str, "warning": str}, "peer", "config"),
 	"PeerConfig":    obj(map[string]any{"name": str, "config": str}, "name", "config"),
 	"SessionCreate": obj(map[string]any{"name": str}, "name"),
@@ -158,6 +168,22 @@ var schemas = map[string]any{
 		"default_rate":  map[string]any{"type": "number", "description": "requests/second of peers added from now on without their own"},
 		"default_burst": map[string]any{"type": "integer", "minimum": 1, "description": "burst of peers added from now on without their own"},
 		"api_hosts":     map[string]any{"type": "array", "items": str, "description": "replaces the list; [] clears it"}}),
+	"WebhookCreate": obj(map[string]any{"url": map[string]any{"type": "string", "description": "http://<the peer's own tunnel address>[:port]/path; no other address is accepted"},
+		"events":   map[string]any{"type": "array", "items": str, "description": "event types, or [\"*\"] (the default) for all"},
+		"sessions": map[string]any{"type": "array", "items": str, "description": "sessions (within the peer's allow-list); [] for all it may read"},
+		"peer":     map[string]any{"type": "string", "description": "admin only: subscribe for this peer (its address is then the one the url must name)"}}, "url"),
+	"Webhook": obj(map[string]any{"id": integer, "peer": str, "url": str, "events": strList, "sessions": strList,
+		"state": map[string]any{"type": "string", "enum": []string{"enabled", "disabled"}}, "disabled_reason": str,
+		"cursor": integer, "attempts": integer, "next_attempt_at": dateTime, "last_success_at": dateTime, "last_error": str, "last_status": integer,
+		"previous_secret_until": dateTime, "created_at": dateTime, "updated_at": dateTime,
+		"lag": obj(map[string]any{"events": integer, "oldest_at": dateTime, "oldest_age_seconds": number})}, "id", "peer", "url", "state", "cursor"),
+	"WebhookCreated": map[string]any{"allOf": []any{ref("Webhook"), obj(map[string]any{"secret": map[string]any{"type": "string", "description": "whsec_…, shown only here"}}, "secret")}},
+	"WebhookList":    obj(map[string]any{"webhooks": map[string]any{"type": "array", "items": ref("Webhook")}}, "webhooks"),
+	"WebhookTest":    obj(map[string]any{"webhook_id": str, "status": integer, "error": str}, "webhook_id"),
+	"WebhookRewind":  obj(map[string]any{"after": integer}, "after"),
+	"WebhookDisabled": obj(map[string]any{"webhook": integer, "peer": str,
+		"reason": map[string]any{"type": "string", "enum": []string{"gone (410)", "failing", "cursor expired"}},
+		"status": integer, "cursor": integer}, "webhook", "peer", "reason"),
 	"AuditList": obj(map[string]any{"next_after": integer, "entries": map[string]any{"type": "array", "items": obj(map[string]any{
 		"id": integer, "at": dateTime, "peer": str, "method": str, "route": str, "target": str, "status": integer, "request_id": str,
 		"count": integer, "last_at": dateTime})}}, "entries"),
@@ -172,6 +198,7 @@ var eventData = map[string]string{
 	events.TypeLoggedOut:            "LoggedOut",
 	events.TypeTemporarilyBanned:    "TemporarilyBanned",
 	events.TypeMessageUndecryptable: "MessageUndecryptable",
+	events.TypeWebhookDisabled:      "WebhookDisabled",
 }
 
 // eventSchemas adds one Event schema per type (its type a const, its data

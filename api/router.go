@@ -59,6 +59,16 @@ func (s *server) routes() []route {
 		{method: "GET", path: "/v1/events", scope: peers.ScopeRead, h: s.needEvents(s.listEvents)},
 		{method: "GET", path: "/v1/events/stream", scope: peers.ScopeRead, h: s.needEvents(s.streamEvents)},
 
+		{method: "POST", path: "/v1/webhooks", scope: peers.ScopeRead, h: s.needWebhooks(s.createWebhook), body: jsonBody},
+		{method: "GET", path: "/v1/webhooks", scope: peers.ScopeRead, h: s.needWebhooks(s.listWebhooks)},
+		{method: "GET", path: "/v1/webhooks/{id}", scope: peers.ScopeRead, h: s.needWebhooks(s.getWebhook)},
+		{method: "DELETE", path: "/v1/webhooks/{id}", scope: peers.ScopeRead, h: s.needWebhooks(s.deleteWebhook)},
+		{method: "POST", path: "/v1/webhooks/{id}/enable", scope: peers.ScopeRead, h: s.needWebhooks(s.enableWebhook(true))},
+		{method: "POST", path: "/v1/webhooks/{id}/disable", scope: peers.ScopeRead, h: s.needWebhooks(s.enableWebhook(false))},
+		{method: "POST", path: "/v1/webhooks/{id}/rotate-secret", scope: peers.ScopeRead, h: s.needWebhooks(s.rotateWebhook)},
+		{method: "POST", path: "/v1/webhooks/{id}/test", scope: peers.ScopeRead, h: s.needWebhooks(s.testWebhook)},
+		{method: "POST", path: "/v1/webhooks/{id}/rewind", scope: peers.ScopeRead, h: s.needWebhooks(s.rewindWebhook), body: jsonBody},
+
 		{method: "POST", path: "/v1/sandbox/scan", scope: peers.ScopeAdmin, h: s.sandboxScan, body: jsonBody, sandbox: true},
 		{method: "POST", path: "/v1/sandbox/contacts", scope: peers.ScopeAdmin, h: s.sandboxAddContact, body: jsonBody, sandbox: true},
 		{method: "POST", path: "/v1/sandbox/contacts/{phone}/messages", scope: peers.ScopeAdmin, h: s.sandboxContactSend, body: jsonBody, sandbox: true},

@@ -47,6 +47,8 @@ type Options struct {
 	// answers them with 503.
 	WhatsApp Engine
 	Events   EventLog
+	// Webhooks serves /v1/webhooks; nil answers them with 503.
+	Webhooks Webhooks
 	// Sandbox, when set, serves the /v1/sandbox routes and marks health and
 	// whoami with "sandbox": true.
 	Sandbox Sandbox
@@ -73,6 +75,7 @@ type server struct {
 	sb      Sandbox
 	wa      Engine
 	ev      EventLog
+	hooks   Webhooks
 	log     *slog.Logger
 
 	sendLimits  *sendBudget
@@ -86,7 +89,7 @@ type server struct {
 // must be the tunnel source address of the request.
 func New(o Options) http.Handler {
 	s := &server{reg: o.Registry, limits: o.Limiters, audit: o.Audit, stats: o.Stats,
-		changed: o.Changed, version: o.Version, sandbox: o.Sandbox != nil, sb: o.Sandbox, wa: o.WhatsApp, ev: o.Events,
+		changed: o.Changed, version: o.Version, sandbox: o.Sandbox != nil, sb: o.Sandbox, wa: o.WhatsApp, ev: o.Events, hooks: o.Webhooks,
 		log: o.Logger, sendLimits: newSendBudget(o.Now),
 		streams: streamCaps{perPeer: o.PeerStreams, total: o.Streams}, bodyTimeout: o.BodyTimeout}
 	if s.bodyTimeout <= 0 {

@@ -361,7 +361,9 @@ func (s *server) streamEvents(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	defer release()
-	first, err := s.ev.List(r.Context(), f) // validates the cursor before the stream starts
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	fl, err := events.Follow(ctx, s.ev, f) // validates the cursor before the stream starts
 	if err != nil {
 		return err
 	}
@@ -379,41 +381,22 @@ func (s *server) streamEvents(w http.ResponseWriter, r *http.Request) error {
 	}
 	tick := time.NewTicker(heartbeat)
 	defer tick.Stop()
-	batch := first
 	for {
-		for _, e := range batch {
-			b, _ := json.Marshal(e)
-			if _, err := fmt.Fprintf(w, "id: %d\nevent: %s\ndata: %s\n\n", e.ID, e.Type, b); err != nil {
-				return nil
-			}
-			f.After = e.ID
-		}
-		if len(batch) > 0 && flusher != nil {
-			flusher.Flush()
-		}
-		if len(batch) == f.Limit {
-			batch, err = s.ev.List(r.Context(), f)
-			if err != nil {
-				return nil
-			}
-			continue
-		}
-		// Every appended event wakes every stream: skip the query when
-		// nothing past this stream's cursor was appended (another stream's
-		// wake-up), so streams × appends do not all become queries.
-		changed := s.ev.Changed()
-		batch = nil
-		if s.ev.Newer(f.After) {
-			batch, err = s.ev.List(r.Context(), f) // anything that landed before Changed was taken
-			if err != nil {
-				return nil
-			}
-		}
-		if len(batch) > 0 {
-			continue
-		}
 		select {
-		case <-r.Context().Done():
+		case batch, ok := <-fl.C:
+			if !ok {
+				return nil // a read failed: the client resumes from its Last-Event-ID
+			}
+			for _, e := range batch {
+				b, _ := json.Marshal(e)
+				if _, err := fmt.Fprintf(w, "id: %d\nevent: %s\ndata: %s\n\n", e.ID, e.Type, b); err != nil {
+					return nil
+				}
+			}
+			if flusher != nil {
+				flusher.Flush()
+			}
+		case <-ctx.Done():
 			return nil
 		case <-closing:
 			return nil // the client resumes from its Last-Event-ID
@@ -424,9 +407,7 @@ func (s *server) streamEvents(w http.ResponseWriter, r *http.Request) error {
 			if flusher != nil {
 				flusher.Flush()
 			}
-		case <-changed:
 		}
-		batch = nil // the query at the top of the loop reads what woke us
 	}
 }
 

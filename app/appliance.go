@@ -26,6 +26,7 @@ import (
 	"waappliance/netstack"
 	"waappliance/peers"
 	"waappliance/store"
+	"waappliance/webhooks"
 	"waappliance/whatsapp"
 )
 
@@ -70,6 +71,9 @@ type Options struct {
 	// version at start (whatsapp.LatestWebVersion; serve sets it for real
 	// WhatsApp). nil keeps whatsmeow's built-in one without asking.
 	LatestWebVersion func(ctx context.Context) (waStore.WAVersionContainer, error)
+	// WebhookSchedule is the wait after each failed webhook attempt; nil
+	// is webhooks.DefaultSchedule (tests shorten it).
+	WebhookSchedule []time.Duration
 }
 
 // SandboxInProcess selects the built-in simulator.
@@ -89,6 +93,9 @@ type Appliance struct {
 	sandbox *sandbox
 	handler http.Handler
 	cancel  context.CancelFunc
+	// webhooks (app/webhooks.go)
+	hooks    *webhooks.Manager
+	hookDial *tunnelDialer
 
 	mu      sync.Mutex
 	dev     *netstack.Device
@@ -161,6 +168,9 @@ func (a *Appliance) buildHandler() http.Handler {
 	}
 	if a.sandbox != nil {
 		opts.Sandbox = a.sandbox.withEngine(a.wa)
+	}
+	if a.hooks != nil { // webhooks
+		opts.Webhooks = a.hooks
 	}
 	return api.New(opts)
 }
@@ -305,6 +315,13 @@ func (a *Appliance) Start(ctx context.Context) error {
 		defer close(a.flushDone)
 		a.audit.RunFlusher(bg, func(err error) { a.log.Error("audit refusal counts not written", "err", err) })
 	}()
+	if err := a.newWebhooks(); err != nil { // webhooks
+		if a.wa != nil {
+			a.wa.Close()
+			a.wa = nil
+		}
+		return err
+	}
 	a.handler = a.buildHandler()
 	port := a.server.ListenPort
 	fail := func(err error) error {
@@ -355,6 +372,9 @@ func (a *Appliance) Start(ctx context.Context) error {
 		a.log.Warn("reaching the peers of the last run failed", "err", err)
 	}
 	go a.reconcileLoop(a.done)
+	if err := a.startWebhooks(bg, dev); err != nil { // webhooks: their failure stops no other service
+		a.log.Error("webhooks not started", "err", err)
+	}
 	p, _ := dev.Port()
 	a.log.Info("appliance up", "udp_port", p, "tunnel_addr", a.server.TunnelAddr(), "api", fmt.Sprintf("http://%s:%d", a.server.TunnelAddr(), APIPort), "peers", len(a.reg.List()), "version", Version())
 	return nil
@@ -511,6 +531,9 @@ func (a *Appliance) Close() error {
 	}
 	if err := a.audit.Flush(context.Background()); err != nil {
 		a.log.Error("audit refusal counts not written", "err", err)
+	}
+	if a.hooks != nil { // webhooks: attempts in flight are cut off, retried at the next start
+		a.hooks.Close()
 	}
 	if wa != nil {
 		errs = append(errs, wa.Close())

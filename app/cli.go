@@ -41,6 +41,7 @@ func commands() []command {
 		{"set", "[--endpoint HOST:PORT] [--listen-port N] [--rate R] [--burst B] [--api-host NAME,...]", "change the settings of an initialized state", (*cli).set},
 		{"peer", "add|list|show|set|remove|disable|enable|rotate|config ...", "manage peers", (*cli).peer},
 		{"session", "add|list|login|logout|remove ...", "manage WhatsApp sessions of a running appliance", (*cli).session},
+		{"webhook", "add|list|show|remove|enable|disable|rotate-secret|test|rewind ...", "manage webhooks of a running appliance", (*cli).webhook},
 		{"audit", "[--peer NAME] [--after ID] [--limit N] [--json]", "show the audit log", (*cli).auditCmd},
 		{"migrate", "--to postgres://…|sqlite", "move the stopped appliance's state to another database, keeping every session", (*cli).migrate},
 		{"selftest", "", "prove this binary works: a throwaway appliance and client over loopback", (*cli).selftest},

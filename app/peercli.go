@@ -56,6 +56,7 @@ func (c *cli) peerAdd(ctx context.Context, args []string) error {
 	expires := fs.Duration("expires", 0, "stop working after this long, e.g. 720h; at most until "+peers.MaxExpiry.Format("2006-01-02")+" (default: never)")
 	sessions := fs.String("sessions", "", "comma separated WhatsApp sessions this peer may use (default: all)")
 	qr := fs.Bool("qr", false, "also print the config as a terminal QR code (on stderr)")
+	external := fs.Bool("webhooks-external", false, "allow this peer webhooks outside the tunnel (https:// to public addresses only)")
 	name, err := oneName(fs, args)
 	if err != nil {
 		return err
@@ -97,7 +98,7 @@ func (c *cli) peerAdd(ctx context.Context, args []string) error {
 		}
 	}
 	o := peers.AddOptions{Name: name, Scopes: sc, Rate: *rate, Burst: *burst, SendPerMinute: *sendPM,
-		MaxConns: *caps.conns, MaxStreams: *caps.streams, Sessions: splitList(*sessions), ExpiresAt: expiresAt}
+		MaxConns: *caps.conns, MaxStreams: *caps.streams, Sessions: splitList(*sessions), ExpiresAt: expiresAt, WebhooksExternal: *external}
 	if *pub != "" {
 		if o.PublicKey, err = peers.ParseKey(*pub); err != nil {
 			return usagef("--public-key: %v", err)
@@ -142,7 +143,7 @@ type createdAnswer struct {
 // key, returned this once, or the placeholder for --public-key.
 func (c *cli) addVia(ctx context.Context, cc *controlClient, o peers.AddOptions) (string, error) {
 	req := map[string]any{"name": o.Name, "scopes": (&peers.Peer{Scopes: o.Scopes}).ScopeStrings(), "rate": o.Rate, "burst": o.Burst,
-		"send_per_minute": o.SendPerMinute, "max_conns": o.MaxConns, "max_streams": o.MaxStreams, "sessions": o.Sessions}
+		"send_per_minute": o.SendPerMinute, "max_conns": o.MaxConns, "max_streams": o.MaxStreams, "sessions": o.Sessions, "webhooks_external": o.WebhooksExternal}
 	if !o.PublicKey.IsZero() {
 		req["public_key"] = o.PublicKey.String()
 	}
@@ -358,19 +359,23 @@ func (f capFlags) check(set map[string]bool) error {
 // at once (connection and stream caps count from the next connection or
 // stream: nothing already open is cut).
 func (c *cli) peerSet(ctx context.Context, args []string) error {
-	fs := c.flags("peer set", "NAME [--rate R] [--burst B] [--send-per-minute N] [--max-conns N] [--max-streams N]",
+	fs := c.flags("peer set", "NAME [--rate R] [--burst B] [--send-per-minute N] [--max-conns N] [--max-streams N] [--webhooks-external=true|false]",
 		"Change a peer's limits; flags left out stay as they are. --max-conns 0 and --max-streams 0 return to the appliance default.")
 	state := stateFlag(fs)
 	rate := fs.Float64("rate", 0, fmt.Sprintf("requests per second, %g-%.0f", peers.MinRate, peers.MaxRate))
 	burst := fs.Int("burst", 0, fmt.Sprintf("burst size, 1-%d", peers.MaxBurst))
 	sendPM := fs.Int("send-per-minute", 0, "WhatsApp messages this peer may send per minute, 1-1000000")
 	caps := addCapFlags(fs)
+	external := fs.Bool("webhooks-external", false, "allow (true) or forbid (false) this peer webhooks outside the tunnel (https:// to public addresses only)")
 	name, err := oneName(fs, args)
 	if err != nil {
 		return err
 	}
 	set := setFlags(fs)
 	var o peers.UpdateOptions
+	if set["webhooks-external"] {
+		o.WebhooksExternal = external
+	}
 	if set["rate"] {
 		if err := peers.ValidateRate(*rate); err != nil {
 			return usagef("--rate: %v", err)
@@ -399,7 +404,7 @@ func (c *cli) peerSet(ctx context.Context, args []string) error {
 		o.MaxStreams = caps.streams
 	}
 	if o == (peers.UpdateOptions{}) {
-		return usagef("nothing to set: give --rate, --burst, --send-per-minute, --max-conns or --max-streams")
+		return usagef("nothing to set: give --rate, --burst, --send-per-minute, --max-conns, --max-streams or --webhooks-external")
 	}
 	err = c.onPeer(ctx, *state, name,
 		func(cc *controlClient, n string) error {
@@ -409,7 +414,8 @@ func (c *cli) peerSet(ctx context.Context, args []string) error {
 				SendPerMinute *int     `json:"send_per_minute,omitempty"`
 				MaxConns      *int     `json:"max_conns,omitempty"`
 				MaxStreams    *int     `json:"max_streams,omitempty"`
-			}{o.Rate, o.Burst, o.SendPerMinute, o.MaxConns, o.MaxStreams}
+				External      *bool    `json:"webhooks_external,omitempty"`
+			}{o.Rate, o.Burst, o.SendPerMinute, o.MaxConns, o.MaxStreams, o.WebhooksExternal}
 			return cc.call(ctx, "PATCH", "/v1/peers/"+n, body, nil)
 		},
 		func(a *Appliance, n string) error {

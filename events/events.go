@@ -33,10 +33,13 @@ const (
 	// not decrypt yet; the session asked for it again, and it follows as a
 	// message.received under the same id when it arrives.
 	TypeMessageUndecryptable = "message.undecryptable"
+	// TypeWebhookDisabled: a webhook subscription was disabled by its
+	// failures (or a 410); its session is "".
+	TypeWebhookDisabled = "webhook.disabled"
 )
 
 // Types lists every event type, in the order above.
-var Types = []string{TypeMessageReceived, TypeMessageStatus, TypeSessionState, TypeLoggedOut, TypeTemporarilyBanned, TypeMessageUndecryptable}
+var Types = []string{TypeMessageReceived, TypeMessageStatus, TypeSessionState, TypeLoggedOut, TypeTemporarilyBanned, TypeMessageUndecryptable, TypeWebhookDisabled}
 
 // DefaultRetention is how long events are kept when Options.Retention is zero.
 const DefaultRetention = 7 * 24 * time.Hour

@@ -2,6 +2,7 @@ package events
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -208,6 +209,73 @@ func TestAppendOnceSameKeyConcurrently(t *testing.T) {
 			if want := before.ID + 1 + int64(round); got[0].ID != want {
 				t.Fatalf("round %d: the event has id %d, want %d: the repeats took ids", round, got[0].ID, want)
 			}
+		}
+	})
+}
+
+// TestFollowDeliversInOrderAndWakes: Follow hands over what was there,
+// then sleeps and wakes on each append, in id order across full batches;
+// a cursor out of retention is refused before anything is delivered.
+func TestFollowDeliversInOrderAndWakes(t *testing.T) {
+	pgtest.ForEngines(t, func(t *testing.T, dsn string) {
+		now := time.Unix(1_700_000_000, 0)
+		l := newLog(t, dsn, &now)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		for i := range 7 {
+			if _, err := l.Append(ctx, "shop", TypeSessionState, map[string]int{"i": i}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		fctx, stop := context.WithCancel(ctx)
+		fl, err := Follow(fctx, l, Filter{Limit: 3, Sessions: []string{"shop"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []int64
+		next := func() {
+			select {
+			case b, ok := <-fl.C:
+				if !ok {
+					t.Fatalf("follower ended: %v", fl.Err())
+				}
+				for _, e := range b {
+					got = append(got, e.ID)
+				}
+			case <-ctx.Done():
+				t.Fatal("no batch")
+			}
+		}
+		for len(got) < 7 {
+			next()
+		}
+		if _, err := l.Append(ctx, "other", TypeSessionState, nil); err != nil { // filtered out
+			t.Fatal(err)
+		}
+		if _, err := l.Append(ctx, "shop", TypeSessionState, nil); err != nil {
+			t.Fatal(err)
+		}
+		next()
+		if want := []int64{1, 2, 3, 4, 5, 6, 7, 9}; !slices.Equal(got, want) {
+			t.Fatalf("ids %v, want %v", got, want)
+		}
+		stop()
+		if _, ok := <-fl.C; ok {
+			t.Fatal("a batch after the context ended")
+		}
+		if err := fl.Err(); err != nil {
+			t.Fatalf("Err after cancel: %v", err)
+		}
+
+		now = now.Add(2 * time.Hour)
+		if _, err := l.Append(ctx, "shop", TypeSessionState, nil); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := l.Prune(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Follow(ctx, l, Filter{After: 2, HasAfter: true}); !errors.Is(err, ErrCursorExpired) {
+			t.Fatalf("Follow from a pruned cursor: %v", err)
 		}
 	})
 }

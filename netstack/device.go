@@ -9,6 +9,7 @@ package netstack
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -224,6 +225,26 @@ func (d *Device) Listen(addr netip.AddrPort) (net.Listener, error) {
 		return nil, fmt.Errorf("netstack: listen %s: %w", addr, err)
 	}
 	return &trackingListener{Listener: l, t: d.conns, limits: d.limits, refusing: make(chan struct{}, maxRefusing)}, nil
+}
+
+// DialContext opens a TCP connection from the appliance's tunnel address
+// to addr ("ip:port", IPv4, no names) through the WireGuard device: the
+// packets go to the peer whose AllowedIPs hold the address, or nowhere.
+// Used to deliver webhooks to a peer's own address. network is "tcp" or
+// "tcp4".
+func (d *Device) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	if network != "tcp" && network != "tcp4" {
+		return nil, fmt.Errorf("netstack: dial %s: only tcp", network)
+	}
+	ap, err := netip.ParseAddrPort(addr)
+	if err != nil || !ap.Addr().Is4() {
+		return nil, fmt.Errorf("netstack: dial %q: want an IPv4 address and port", addr)
+	}
+	c, err := d.tnet.dialTCP(ctx, ap)
+	if err != nil {
+		return nil, fmt.Errorf("netstack: dial %s: %w", addr, err)
+	}
+	return c, nil
 }
 
 // CloseConns closes every accepted connection from addr and returns how many.

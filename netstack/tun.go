@@ -10,6 +10,7 @@
 package netstack
 
 import (
+	"context"
 	"fmt"
 	"net/netip"
 	"os"
@@ -184,4 +185,11 @@ func (t *netTun) Close() error {
 func (t *netTun) listenTCP(addr netip.AddrPort) (*gonet.TCPListener, error) {
 	fa := tcpip.FullAddress{NIC: 1, Addr: tcpip.AddrFromSlice(addr.Addr().AsSlice()), Port: addr.Port()}
 	return gonet.ListenTCP(t.stack, fa, ipv4.ProtocolNumber)
+}
+
+// dialTCP connects from the stack to addr, as upstream's
+// Net.DialContextTCPAddrPort does.
+func (t *netTun) dialTCP(ctx context.Context, addr netip.AddrPort) (*gonet.TCPConn, error) {
+	fa := tcpip.FullAddress{NIC: 1, Addr: tcpip.AddrFromSlice(addr.Addr().AsSlice()), Port: addr.Port()}
+	return gonet.DialContextTCP(ctx, t.stack, fa, ipv4.ProtocolNumber)
 }

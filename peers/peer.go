@@ -73,8 +73,11 @@ type Peer struct {
 	// ExpiresAt is when the peer stops working; zero means never.
 	ExpiresAt time.Time
 	Disabled  bool
-	CreatedAt time.Time
-	UpdatedAt time.Time
+	// WebhooksExternal: the peer may subscribe webhooks to https:// URLs
+	// outside the tunnel (an admin's decision; false by default).
+	WebhooksExternal bool
+	CreatedAt        time.Time
+	UpdatedAt        time.Time
 }
 
 // Has reports whether the peer holds scope s (admin holds every scope).

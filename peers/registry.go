@@ -116,7 +116,7 @@ func (r *Registry) generation(ctx context.Context, q store.Querier) (int64, erro
 	return strconv.ParseInt(v, 10, 64)
 }
 
-const peerCols = `name, public_key, preshared_key, addr, scopes, sessions, rate, burst, expires_at, disabled, created_at, updated_at, send_per_minute, max_conns, max_streams`
+const peerCols = `name, public_key, preshared_key, addr, scopes, sessions, rate, burst, expires_at, disabled, created_at, updated_at, send_per_minute, max_conns, max_streams, webhooks_external`
 
 // reload reads the generation, the settings and the peers in one snapshot
 // (store.DB.ReadTx), so the generation it records is that of the peers it
@@ -196,10 +196,10 @@ func scanPeer(rows scanner) (*Peer, error) {
 		pub, psk, addr, sc, sess string
 		expires                  sql.NullInt64
 		maxConns, maxStreams     sql.NullInt64
-		disabled                 int
+		disabled, external       int
 		created, updated         int64
 	)
-	if err := rows.Scan(&p.Name, &pub, &psk, &addr, &sc, &sess, &p.Rate, &p.Burst, &expires, &disabled, &created, &updated, &p.SendPerMinute, &maxConns, &maxStreams); err != nil {
+	if err := rows.Scan(&p.Name, &pub, &psk, &addr, &sc, &sess, &p.Rate, &p.Burst, &expires, &disabled, &created, &updated, &p.SendPerMinute, &maxConns, &maxStreams, &external); err != nil {
 		return nil, err
 	}
 	var err error
@@ -222,6 +222,7 @@ func scanPeer(rows scanner) (*Peer, error) {
 		p.ExpiresAt = time.Unix(0, expires.Int64).UTC()
 	}
 	p.Disabled = disabled != 0
+	p.WebhooksExternal = external != 0
 	p.MaxConns, p.MaxStreams = int(maxConns.Int64), int(maxStreams.Int64)
 	p.CreatedAt = time.Unix(0, created).UTC()
 	p.UpdatedAt = time.Unix(0, updated).UTC()
@@ -253,6 +254,8 @@ type AddOptions struct {
 	// ExpiresAt, when non-zero, is when the peer stops working.
 	ExpiresAt time.Time
 	Sessions  []string
+	// WebhooksExternal allows webhooks outside the tunnel (https only).
+	WebhooksExternal bool
 }
 
 // Created is a peer just added or rotated. PrivateKey is set only when the
@@ -360,7 +363,7 @@ func (r *Registry) prepare(o AddOptions) (Created, error) {
 		return c, err
 	}
 	c.Peer = Peer{Name: o.Name, PublicKey: pub, PresharedKey: psk, Scopes: o.Scopes, Sessions: o.Sessions,
-		Rate: o.Rate, Burst: o.Burst, SendPerMinute: o.SendPerMinute, MaxConns: o.MaxConns, MaxStreams: o.MaxStreams, ExpiresAt: o.ExpiresAt.UTC(), CreatedAt: now, UpdatedAt: now}
+		Rate: o.Rate, Burst: o.Burst, SendPerMinute: o.SendPerMinute, MaxConns: o.MaxConns, MaxStreams: o.MaxStreams, ExpiresAt: o.ExpiresAt.UTC(), CreatedAt: now, UpdatedAt: now, WebhooksExternal: o.WebhooksExternal}
 	if o.ExpiresAt.IsZero() {
 		c.Peer.ExpiresAt = time.Time{}
 	}
@@ -387,9 +390,9 @@ func (r *Registry) insert(ctx context.Context, tx *sql.Tx, p *Peer, al *allocato
 		return err
 	}
 	p.Addr = addr
-	_, err = tx.ExecContext(ctx, `INSERT INTO peers(`+peerCols+`) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15)`,
+	_, err = tx.ExecContext(ctx, `INSERT INTO peers(`+peerCols+`) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16)`,
 		p.Name, p.PublicKey.String(), p.PresharedKey.String(), addr.String(), joinScopes(p.Scopes), strings.Join(p.Sessions, ","),
-		p.Rate, p.Burst, nullTime(p.ExpiresAt), 0, p.CreatedAt.UnixNano(), p.UpdatedAt.UnixNano(), p.SendPerMinute, nullCap(p.MaxConns), nullCap(p.MaxStreams))
+		p.Rate, p.Burst, nullTime(p.ExpiresAt), 0, p.CreatedAt.UnixNano(), p.UpdatedAt.UnixNano(), p.SendPerMinute, nullCap(p.MaxConns), nullCap(p.MaxStreams), boolInt(p.WebhooksExternal))
 	return err
 }
 
@@ -581,6 +584,8 @@ type UpdateOptions struct {
 	MaxStreams *int
 	ExpiresAt  *time.Time
 	Disabled   *bool
+	// WebhooksExternal allows or forbids webhooks outside the tunnel.
+	WebhooksExternal *bool
 }
 
 // Update changes the peer called name and returns it. It reads the current
@@ -647,9 +652,12 @@ func (r *Registry) Update(ctx context.Context, name string, o UpdateOptions) (Pe
 		if o.Disabled != nil {
 			cur.Disabled = *o.Disabled
 		}
+		if o.WebhooksExternal != nil {
+			cur.WebhooksExternal = *o.WebhooksExternal
+		}
 		cur.UpdatedAt = now
-		_, err = tx.ExecContext(ctx, `UPDATE peers SET scopes=$1, sessions=$2, rate=$3, burst=$4, send_per_minute=$5, max_conns=$6, max_streams=$7, expires_at=$8, disabled=$9, updated_at=$10 WHERE name=$11`,
-			joinScopes(cur.Scopes), strings.Join(cur.Sessions, ","), cur.Rate, cur.Burst, cur.SendPerMinute, nullCap(cur.MaxConns), nullCap(cur.MaxStreams), nullTime(cur.ExpiresAt), boolInt(cur.Disabled), now.UnixNano(), name)
+		_, err = tx.ExecContext(ctx, `UPDATE peers SET scopes=$1, sessions=$2, rate=$3, burst=$4, send_per_minute=$5, max_conns=$6, max_streams=$7, expires_at=$8, disabled=$9, updated_at=$10, webhooks_external=$12 WHERE name=$11`,
+			joinScopes(cur.Scopes), strings.Join(cur.Sessions, ","), cur.Rate, cur.Burst, cur.SendPerMinute, nullCap(cur.MaxConns), nullCap(cur.MaxStreams), nullTime(cur.ExpiresAt), boolInt(cur.Disabled), now.UnixNano(), name, boolInt(cur.WebhooksExternal))
 		out = clonePeer(cur)
 		return err
 	})

@@ -18,15 +18,17 @@ type View struct {
 	MaxStreams *int       `json:"max_streams"`
 	ExpiresAt  *time.Time `json:"expires_at"`
 	Disabled   bool       `json:"disabled"`
-	State      string     `json:"state"`
-	CreatedAt  time.Time  `json:"created_at"`
-	UpdatedAt  time.Time  `json:"updated_at"`
+	// WebhooksExternal: webhooks outside the tunnel are allowed.
+	WebhooksExternal bool      `json:"webhooks_external"`
+	State            string    `json:"state"`
+	CreatedAt        time.Time `json:"created_at"`
+	UpdatedAt        time.Time `json:"updated_at"`
 }
 
 // View returns p's JSON shape at now. Sessions is [] (all) rather than null.
 func (p *Peer) View(now time.Time) View {
 	v := View{Name: p.Name, PublicKey: p.PublicKey.String(), Address: p.Addr.String(), Scopes: p.ScopeStrings(),
-		Sessions: p.Sessions, Rate: p.Rate, Burst: p.Burst, SendPerMinute: p.SendPerMinute, Disabled: p.Disabled,
+		Sessions: p.Sessions, Rate: p.Rate, Burst: p.Burst, SendPerMinute: p.SendPerMinute, Disabled: p.Disabled, WebhooksExternal: p.WebhooksExternal,
 		State: p.State(now), CreatedAt: p.CreatedAt, UpdatedAt: p.UpdatedAt}
 	if n := p.MaxConns; n > 0 {
 		v.MaxConns = &n

@@ -20,12 +20,13 @@ const module = "waappliance"
 var allowed = map[string][]string{
 	"cmd/waappliance":    {"app"},
 	"app":                {"*"},
-	"api":                {"peers", "audit", "whatsapp", "events"},
+	"api":                {"peers", "audit", "whatsapp", "events", "webhooks"},
 	"netstack":           {"peers"},
 	"peers":              {"store"},
 	"audit":              {"store"},
 	"store":              {},
 	"events":             {"store"},
+	"webhooks":           {"events", "peers", "store", "audit"},
 	"whatsapp":           {"store", "events", "internal/backoff"}, // never the simulator: sandbox wiring is app's
 	"internal/wgclient":  {"peers"},
 	"internal/wasim":     {},
