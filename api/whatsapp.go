@@ -296,8 +296,8 @@ func (s *server) getMessage(w http.ResponseWriter, r *http.Request) error {
 // peer's allow-list.
 func (s *server) eventFilter(r *http.Request, after string) (events.Filter, error) {
 	q := r.URL.Query()
-	f := events.Filter{Limit: 100}
 	p := PeerFrom(r.Context())
+	f := events.Filter{Limit: 100, SessionsOnly: !p.Has(peers.ScopeAdmin)}
 	if len(p.Sessions) > 0 {
 		f.Sessions = slices.Clone(p.Sessions)
 	}

@@ -292,6 +292,10 @@ func (l *Log) Changed() <-chan struct{} {
 // the client gave one (without it, listing starts at the oldest event kept).
 type Filter struct {
 	Sessions []string
+	// SessionsOnly leaves out events that belong to no session (session
+	// "": webhook.disabled, which names another peer's webhook); only
+	// admins see those.
+	SessionsOnly bool
 	After    int64
 	HasAfter bool
 	Limit    int
@@ -353,6 +357,9 @@ func (l *Log) list(ctx context.Context, tx *sql.Tx, f Filter) ([]Event, error) {
 			ph[i] = fmt.Sprintf("$%d", len(args))
 		}
 		q += ` AND session IN (` + strings.Join(ph, ", ") + `)`
+	}
+	if f.SessionsOnly {
+		q += ` AND session <> ''`
 	}
 	args = append(args, f.Limit)
 	q += fmt.Sprintf(` ORDER BY id LIMIT $%d`, len(args))

@@ -384,3 +384,28 @@ func TestBatchedAppendsNoGapWakeAfterCommit(t *testing.T) {
 		}
 	})
 }
+
+// TestSessionsOnlyHidesGlobalEvents: an event of no session (webhook.disabled
+// names another peer's webhook) is left out for non-admins (SessionsOnly),
+// and listed for admins.
+func TestSessionsOnlyHidesGlobalEvents(t *testing.T) {
+	pgtest.ForEngines(t, func(t *testing.T, dsn string) {
+		now := time.Unix(1_700_000_000, 0)
+		l := newLog(t, dsn, &now)
+		ctx := context.Background()
+		if _, err := l.Append(ctx, "shop", TypeMessageReceived, map[string]int{"n": 1}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := l.Append(ctx, "", TypeWebhookDisabled, map[string]any{"webhook": 7, "peer": "other"}); err != nil {
+			t.Fatal(err)
+		}
+		admin, err := l.List(ctx, Filter{})
+		if err != nil || len(admin) != 2 {
+			t.Fatalf("admin view: %d %v", len(admin), err)
+		}
+		peer, err := l.List(ctx, Filter{SessionsOnly: true})
+		if err != nil || len(peer) != 1 || peer[0].Session != "shop" {
+			t.Fatalf("a non-admin saw %+v (%v), want only the shop event", peer, err)
+		}
+	})
+}
