@@ -296,9 +296,9 @@ type Filter struct {
 	// "": webhook.disabled, which names another peer's webhook); only
 	// admins see those.
 	SessionsOnly bool
-	After    int64
-	HasAfter bool
-	Limit    int
+	After        int64
+	HasAfter     bool
+	Limit        int
 }
 
 // MaxLimit caps Filter.Limit; 0 means 100.
