@@ -45,7 +45,7 @@ func commands() []command {
 		{"audit", "[--peer NAME] [--after ID] [--limit N] [--json]", "show the audit log", (*cli).auditCmd},
 		{"migrate", "--to postgres://…|sqlite", "move the stopped appliance's state to another database, keeping every session", (*cli).migrate},
 		{"selftest", "", "prove this binary works: a throwaway appliance and client over loopback", (*cli).selftest},
-		{"doctor", "", "check a configured box and print what to fix", (*cli).doctor},
+		{"doctor", "[--event-retention 168h]", "check a configured box and print what to fix", (*cli).doctor},
 		{"version", "", "print version, commit, Go version and platform", (*cli).version},
 	}
 }

@@ -15,8 +15,10 @@ import (
 
 	waStore "go.mau.fi/whatsmeow/store"
 
+	"waappliance/events"
 	"waappliance/peers"
 	"waappliance/store"
+	"waappliance/webhooks"
 	"waappliance/whatsapp"
 )
 
@@ -28,7 +30,9 @@ type check struct {
 // Doctor inspects a configured state directory, its database and the host
 // around it; dbc is what --database asked for (the zero value: the stored
 // database).
-func Doctor(ctx context.Context, dir string, dbc DatabaseChoice) []check {
+// retention is serve's --event-retention (0: events.DefaultRetention),
+// against which webhook cursors are checked (webhookChecks).
+func Doctor(ctx context.Context, dir string, dbc DatabaseChoice, retention time.Duration) []check {
 	var out []check
 	add := func(name, detail, fix string) { out = append(out, check{name, detail, fix}) }
 
@@ -128,6 +132,7 @@ func Doctor(ctx context.Context, dir string, dbc DatabaseChoice) []check {
 		default:
 			add("clock", now.UTC().Format(time.RFC3339), "")
 		}
+		webhookChecks(ctx, db, reg, retention, now, add)
 	}
 
 	var fsst syscall.Statfs_t
@@ -280,14 +285,18 @@ func udpOwner(port int) (int, string) {
 }
 
 func (c *cli) doctor(ctx context.Context, args []string) error {
-	fs := c.flags("doctor", "", "Check a configured box: state dir permissions, the database (reachable, TLS, migrations, clock, synchronous_commit),\nthe UDP port, the endpoint, the clock, free disk.\nPrints what to fix; exit 1 when something needs fixing.")
+	fs := c.flags("doctor", "", "Check a configured box: state dir permissions, the database (reachable, TLS, migrations, clock, synchronous_commit),\nthe UDP port, the endpoint, the clock, webhook cursors near the end of the event retention, free disk.\nPrints what to fix; exit 1 when something needs fixing.")
 	state := stateFlag(fs)
 	dbf := addDBFlags(fs)
+	retention := fs.Duration("event-retention", events.DefaultRetention, "serve's --event-retention, against which webhook cursors are checked")
 	if err := noArgs(fs, args); err != nil {
 		return err
 	}
+	if *retention <= 0 {
+		return usagef("--event-retention must be positive")
+	}
 	problems := 0
-	for _, ch := range Doctor(ctx, *state, dbf.choice()) {
+	for _, ch := range Doctor(ctx, *state, dbf.choice(), *retention) {
 		if ch.Fix == "" {
 			fmt.Fprintf(c.stdout, "ok   %-10s %s\n", ch.Name, ch.Detail)
 			continue
@@ -300,6 +309,63 @@ func (c *cli) doctor(ctx context.Context, args []string) error {
 	}
 	fmt.Fprintln(c.stdout, "all checks passed")
 	return nil
+}
+
+// WebhookLagShare is the share of the event retention past which doctor
+// warns of a webhook subscription's oldest undelivered event: at 80% of
+// 168 h that leaves about 34 h (past the retry schedule's 27.6 h) before
+// the event is pruned and the subscription is disabled ("cursor expired").
+const WebhookLagShare = 0.8
+
+// webhookChecks warns of each enabled webhook subscription whose cursor
+// fell out of the event retention, or whose oldest undelivered event is
+// older than WebhookLagShare of it; one ok line when none is.
+func webhookChecks(ctx context.Context, db *store.DB, reg *peers.Registry, retention time.Duration, now time.Time, add func(name, detail, fix string)) {
+	if retention <= 0 {
+		retention = events.DefaultRetention
+	}
+	subs, err := webhooks.Backlogs(ctx, db, reg, now)
+	if err != nil {
+		add("webhooks", err.Error(), "check that the database is readable")
+		return
+	}
+	limit := time.Duration(float64(retention) * WebhookLagShare)
+	log := events.New(db, events.Options{Retention: retention, Now: func() time.Time { return now }})
+	bad := 0
+	for _, s := range subs {
+		id := strconv.FormatInt(s.ID, 10)
+		_, err := log.List(ctx, events.Filter{After: s.Cursor, HasAfter: true, Limit: 1})
+		var exp *events.CursorExpiredError
+		if errors.As(err, &exp) {
+			bad++
+			add("webhooks", fmt.Sprintf("subscription %s of peer %s: its cursor %d fell out of the event retention (oldest event kept: %d); events were lost to it", id, s.Peer, s.Cursor, exp.Oldest),
+				fmt.Sprintf("replay what is still kept: 'waappliance webhook rewind %s %d' on the running appliance", id, exp.Oldest-1))
+			continue
+		}
+		if err != nil {
+			add("webhooks", err.Error(), "check that the database is readable")
+			return
+		}
+		if s.Lag == nil || s.Lag.OldestAt == nil {
+			continue
+		}
+		age := now.Sub(*s.Lag.OldestAt)
+		if age <= limit {
+			continue
+		}
+		bad++
+		left := max(0, retention-age)
+		why := ""
+		if s.LastError != "" {
+			why = "; last error: " + s.LastError
+		}
+		add("webhooks", fmt.Sprintf("subscription %s of peer %s is %d event(s) behind; the oldest undelivered is %s old, over %.0f%% of the event retention %s: it is pruned in %s%s",
+			id, s.Peer, s.Lag.Events, age.Round(time.Second), WebhookLagShare*100, retention, left.Round(time.Second), why),
+			fmt.Sprintf("bring its receiver up (see 'waappliance webhook show %s'), or start serve with a longer --event-retention", id))
+	}
+	if bad == 0 {
+		add("webhooks", fmt.Sprintf("%d enabled, none behind by more than %.0f%% of the event retention %s", len(subs), WebhookLagShare*100, retention), "")
+	}
 }
 
 // webVersionCheck shows the WhatsApp web client version the appliance

@@ -345,3 +345,63 @@ func TestWebhooksLeaveNoGoroutine(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// TestDoctorWarnsOfLaggingWebhook: doctor warns (FIX, exit 1) of an
+// enabled subscription whose receiver is down and whose oldest
+// undelivered event is past 80% of the event retention, and not of one
+// whose receiver took every event; a disabled one is not its concern.
+func TestDoctorWarnsOfLaggingWebhook(t *testing.T) {
+	dir := initState(t, peers.Server{Endpoint: "127.0.0.1:51820"})
+	ta := serveWith(t, dir, func(o *app.Options) { o.NoWhatsApp = true })
+	ctx := context.Background()
+	up := ta.addPeer(t, "up", peers.ScopeRead)
+	down := ta.addPeer(t, "down", peers.ScopeRead)
+	clUp, clDown := ta.client(t, up), ta.client(t, down)
+	rc := listenHooks(t, clUp, 8080)
+	createHook(t, clUp, fmt.Sprintf("http://%s:8080/wa", up.Peer.Addr))
+	// Nothing listens on down's address: every attempt is refused.
+	lag := createHook(t, clDown, fmt.Sprintf("http://%s:8080/wa", down.Peer.Addr))
+
+	// Before any event both are current.
+	const retention = "2s"
+	code, o, _ := cliRun(t, dir, "doctor", "--event-retention", retention)
+	if !strings.Contains(o, "ok   webhooks") || !strings.Contains(o, "2 enabled, none behind") {
+		t.Fatalf("doctor with no event (exit %d):\n%s", code, o)
+	}
+	first := time.Now()
+	var want []int64
+	for i := range 5 {
+		e, err := ta.Events().Append(ctx, "shop", events.TypeMessageReceived, map[string]int{"n": i})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, e.ID)
+	}
+	// Past 80% of 2 s, the receiver that is up having taken all five.
+	for deadline := time.Now().Add(20 * time.Second); len(rc.got()) < len(want) || time.Since(first) < 1700*time.Millisecond; {
+		if time.Now().After(deadline) {
+			t.Fatalf("the receiver that is up got %d of %d events", len(rc.got()), len(want))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	code, o, _ = cliRun(t, dir, "doctor", "--event-retention", retention)
+	wantFix := fmt.Sprintf("FIX  webhooks   subscription %d of peer down is 5 event(s) behind", lag.ID)
+	if code != 1 || !strings.Contains(o, wantFix) || !strings.Contains(o, "over 80% of the event retention 2s") ||
+		!strings.Contains(o, fmt.Sprintf("waappliance webhook show %d", lag.ID)) {
+		t.Fatalf("doctor with a lagging subscription (exit %d) lacks %q:\n%s", code, wantFix, o)
+	}
+	if strings.Contains(o, "of peer up") || strings.Count(o, "FIX  webhooks") != 1 {
+		t.Fatalf("doctor warns of the current subscription:\n%s", o)
+	}
+	// With the default retention (168h) the same backlog is young.
+	if _, o, _ = cliRun(t, dir, "doctor"); !strings.Contains(o, "ok   webhooks") {
+		t.Fatalf("doctor at the default retention:\n%s", o)
+	}
+	// Disabled, it no longer counts.
+	if r := do(t, clDown, "POST", fmt.Sprintf("/v1/webhooks/%d/disable", lag.ID), nil); r.Status != 200 {
+		t.Fatalf("disable: %d %s", r.Status, r.Body)
+	}
+	if _, o, _ = cliRun(t, dir, "doctor", "--event-retention", retention); !strings.Contains(o, "ok   webhooks   1 enabled, none behind") {
+		t.Fatalf("doctor after disabling the lagging one:\n%s", o)
+	}
+}

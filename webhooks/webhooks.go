@@ -528,6 +528,43 @@ func (m *Manager) Get(ctx context.Context, id int64) (Subscription, error) {
 }
 
 func (m *Manager) lag(ctx context.Context, r *row) (Lag, error) {
+	return lagOf(ctx, m.cfg.DB, m.cfg.Peers, m.cfg.Now(), r)
+}
+
+// Backlogs returns every enabled subscription with its Lag as of now,
+// read from db and ps alone: doctor calls it on a stopped appliance's
+// state to warn of a cursor about to fall out of the event retention.
+func Backlogs(ctx context.Context, db *store.DB, ps Peers, now time.Time) ([]Subscription, error) {
+	rows, err := db.QueryContext(ctx, `SELECT `+columns+` FROM webhooks WHERE disabled = 0 ORDER BY id`)
+	if err != nil {
+		return nil, fmt.Errorf("webhooks: backlogs: %w", err)
+	}
+	var rs []*row
+	for rows.Next() {
+		r, err := scanRow(rows)
+		if err != nil {
+			rows.Close()
+			return nil, err
+		}
+		rs = append(rs, r)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("webhooks: backlogs: %w", err)
+	}
+	out := make([]Subscription, 0, len(rs))
+	for _, r := range rs {
+		lag, err := lagOf(ctx, db, ps, now, r)
+		if err != nil {
+			return nil, err
+		}
+		r.Lag = &lag
+		out = append(out, r.Subscription)
+	}
+	return out, nil
+}
+
+func lagOf(ctx context.Context, db *store.DB, ps Peers, now time.Time, r *row) (Lag, error) {
 	args := []any{r.Cursor}
 	q := `SELECT COUNT(*), MIN(at) FROM events WHERE id > $1`
 	if !slices.Contains(r.Events, "*") {
@@ -535,7 +572,7 @@ func (m *Manager) lag(ctx context.Context, r *row) (Lag, error) {
 	}
 	sess := r.Sessions
 	if len(sess) == 0 {
-		if p, err := m.cfg.Peers.Get(r.Peer); err == nil {
+		if p, err := ps.Get(r.Peer); err == nil {
 			sess = p.Sessions
 		}
 	}
@@ -544,13 +581,13 @@ func (m *Manager) lag(ctx context.Context, r *row) (Lag, error) {
 	}
 	var lag Lag
 	var oldest sql.NullInt64
-	if err := m.cfg.DB.QueryRowContext(ctx, q, args...).Scan(&lag.Events, &oldest); err != nil {
+	if err := db.QueryRowContext(ctx, q, args...).Scan(&lag.Events, &oldest); err != nil {
 		return Lag{}, fmt.Errorf("webhooks: lag of %d: %w", r.ID, err)
 	}
 	if oldest.Valid {
 		t := time.Unix(0, oldest.Int64).UTC()
 		lag.OldestAt = &t
-		lag.OldestAgeSeconds = max(0, m.cfg.Now().Sub(t).Seconds())
+		lag.OldestAgeSeconds = max(0, now.Sub(t).Seconds())
 	}
 	return lag, nil
 }
