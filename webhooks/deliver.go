@@ -28,9 +28,15 @@ type httpClient struct {
 
 func newHTTPClient(d Dialer, timeout time.Duration) *httpClient {
 	t := &http.Transport{
-		DialContext:           d.DialContext,
-		Proxy:                 nil, // never the environment's proxy
-		MaxIdleConnsPerHost:   2,
+		DialContext: d.DialContext,
+		Proxy:       nil, // never the environment's proxy
+		// One request in flight per subscription and at most MaxPerPeer
+		// subscriptions per peer: as many keep-alive connections per
+		// receiver, so a burst reuses them instead of dialling (and
+		// leaving in TIME_WAIT) a connection per delivery.
+		MaxIdleConnsPerHost:   MaxPerPeer,
+		MaxConnsPerHost:       MaxPerPeer,
+		MaxIdleConns:          1024,
 		IdleConnTimeout:       90 * time.Second,
 		ResponseHeaderTimeout: timeout,
 		DisableCompression:    true,

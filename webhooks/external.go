@@ -71,9 +71,15 @@ func checkDial(network, address string, _ syscall.RawConn) error {
 func newExternalClient(timeout time.Duration) *httpClient {
 	d := &net.Dialer{Timeout: timeout, Control: checkDial}
 	t := &http.Transport{
-		DialContext:           d.DialContext,
-		Proxy:                 nil,
-		MaxIdleConnsPerHost:   2,
+		DialContext: d.DialContext,
+		Proxy:       nil,
+		// One request in flight per subscription and at most MaxPerPeer
+		// subscriptions per peer: as many keep-alive connections per
+		// receiver, so a burst reuses them instead of dialling (and
+		// leaving in TIME_WAIT) a connection per delivery.
+		MaxIdleConnsPerHost:   MaxPerPeer,
+		MaxConnsPerHost:       MaxPerPeer,
+		MaxIdleConns:          1024,
 		IdleConnTimeout:       90 * time.Second,
 		TLSHandshakeTimeout:   timeout,
 		ResponseHeaderTimeout: timeout,
