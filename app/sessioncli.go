@@ -10,11 +10,18 @@ import (
 )
 
 func (c *cli) session(ctx context.Context, args []string) error {
-	subs := map[string]func(context.Context, []string) error{
-		"add": c.sessionAdd, "list": c.sessionList, "login": c.sessionLogin, "logout": c.sessionLogout, "remove": c.sessionRemove,
-	}
+	return c.dispatch(ctx, args, "Usage: waappliance session add|list|login|logout|remove [NAME] [flags]\n\nWhatsApp sessions of a running appliance (through its control socket in the state dir).\n",
+		map[string]func(context.Context, []string) error{
+			"add": c.sessionAdd, "list": c.sessionList, "login": c.sessionLogin, "logout": c.sessionLogout, "remove": c.sessionRemove,
+		})
+}
+
+// dispatch runs the subcommand args[0] of subs; none, help or an unknown
+// one prints usage and exits as the command line promises (2, or 0 for
+// help).
+func (c *cli) dispatch(ctx context.Context, args []string, usage string, subs map[string]func(context.Context, []string) error) error {
 	if len(args) == 0 || args[0] == "--help" || args[0] == "-h" || args[0] == "help" {
-		fmt.Fprintf(c.stderr, "Usage: waappliance session add|list|login|logout|remove [NAME] [flags]\n\nWhatsApp sessions of a running appliance (through its control socket in the state dir).\n")
+		fmt.Fprint(c.stderr, usage)
 		if len(args) == 0 {
 			return usagef("missing subcommand")
 		}

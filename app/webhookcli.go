@@ -11,24 +11,13 @@ import (
 )
 
 func (c *cli) webhook(ctx context.Context, args []string) error {
-	subs := map[string]func(context.Context, []string) error{
-		"add": c.webhookAdd, "list": c.webhookList, "show": c.webhookShow, "remove": c.webhookID("remove", "DELETE", ""),
-		"enable": c.webhookID("enable", "POST", "/enable"), "disable": c.webhookID("disable", "POST", "/disable"),
-		"rotate-secret": c.webhookID("rotate-secret", "POST", "/rotate-secret"), "test": c.webhookID("test", "POST", "/test"),
-		"rewind": c.webhookRewind,
-	}
-	if len(args) == 0 || args[0] == "--help" || args[0] == "-h" || args[0] == "help" {
-		fmt.Fprintf(c.stderr, "Usage: waappliance webhook add|list|show|remove|enable|disable|rotate-secret|test|rewind ...\n\nWebhooks of a running appliance (through its control socket in the state dir).\n")
-		if len(args) == 0 {
-			return usagef("missing subcommand")
-		}
-		return errHelp
-	}
-	run, ok := subs[args[0]]
-	if !ok {
-		return usagef("unknown subcommand %q", args[0])
-	}
-	return run(ctx, args[1:])
+	return c.dispatch(ctx, args, "Usage: waappliance webhook add|list|show|remove|enable|disable|rotate-secret|test|rewind ...\n\nWebhooks of a running appliance (through its control socket in the state dir).\n",
+		map[string]func(context.Context, []string) error{
+			"add": c.webhookAdd, "list": c.webhookList, "show": c.webhookShow, "remove": c.webhookID("remove", "DELETE", ""),
+			"enable": c.webhookID("enable", "POST", "/enable"), "disable": c.webhookID("disable", "POST", "/disable"),
+			"rotate-secret": c.webhookID("rotate-secret", "POST", "/rotate-secret"), "test": c.webhookID("test", "POST", "/test"),
+			"rewind": c.webhookRewind,
+		})
 }
 
 func (c *cli) webhookAdd(ctx context.Context, args []string) error {
