@@ -22,7 +22,14 @@ func TestNoGoroutineLeak(t *testing.T) {
 		cl.Close()
 		ta.Close()
 	}()
-	deadline := time.Now().Add(5 * time.Second)
+	noGoroutinesAbove(t, before, 5*time.Second)
+}
+
+// noGoroutinesAbove waits up to wait for the goroutine count to fall back
+// to before, and fails with every stack when it does not.
+func noGoroutinesAbove(t *testing.T, before int, wait time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(wait)
 	for {
 		n := runtime.NumGoroutine()
 		if n <= before {

@@ -331,19 +331,7 @@ func TestWebhooksLeaveNoGoroutine(t *testing.T) {
 		rc.srv.Close()
 		cl.Close()
 	}()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		n := runtime.NumGoroutine()
-		if n <= before {
-			return
-		}
-		if time.Now().After(deadline) {
-			buf := make([]byte, 1<<20)
-			buf = buf[:runtime.Stack(buf, true)]
-			t.Fatalf("%d goroutines before, %d after closing everything:\n%s", before, n, buf)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	noGoroutinesAbove(t, before, 10*time.Second)
 }
 
 // TestDoctorWarnsOfLaggingWebhook: doctor warns (FIX, exit 1) of an
