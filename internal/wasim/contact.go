@@ -55,6 +55,8 @@ type Contact struct {
 	sentOrder []string
 	// polls are the polls the contact knows the secret of, by id.
 	polls map[string]*poll
+	// reads and chatStates are what the client told the contact (chat.go).
+	reads, chatStates []string
 }
 
 // maxKeptForRetry is how many sent messages a contact can still resend.
