@@ -364,6 +364,8 @@ func (c *session) handleReceipt(n *waBinary.Node) {
 		c.srv.retryToContact(c.jid, n)
 	case "read", "read-self":
 		c.srv.readToContact(n)
+	case "server-error":
+		c.srv.mediaRetryTo(c.jid, n)
 	}
 }
 
