@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -224,7 +223,9 @@ func TestChangesPointAtTheRightMessage(t *testing.T) {
 			t.Errorf("edit arrived as %v", pm)
 		}
 		del := k.mustSend(t, whatsapp.Content{Kind: whatsapp.KindDelete, Delete: &whatsapp.DeleteContent{Message: ours.ID}})
-		k.sentStatus(t, del.ID)
+		if pm := k.arrived(t, del.ID).GetProtocolMessage(); pm.GetType() != waE2E.ProtocolMessage_REVOKE || pm.GetKey().GetID() != ours.ID || !pm.GetKey().GetFromMe() {
+			t.Errorf("delete arrived as %v", pm)
+		}
 
 		// Refusals, none of which leaves a row.
 		count := func() int {
@@ -286,30 +287,17 @@ func TestChangesPointAtTheRightMessage(t *testing.T) {
 	})
 }
 
-// TestMarkRead: a read receipt for their messages reaches WhatsApp for
-// those ids; an id the chat never received is ErrTargetNotFound.
+// TestMarkRead: read receipts for their messages and our chat states
+// reach the contact; an id the chat never received is ErrTargetNotFound.
 func TestMarkRead(t *testing.T) {
 	forEnginesInTurn(t, func(t *testing.T, dsn string) {
 		ctx := context.Background()
 		k := newKindsRig(t, dsn)
-		var mu sync.Mutex
-		read := map[string]bool{}
-		k.srv.OnEvent(func(e wasim.Event) {
-			if e.Kind == wasim.EventClientReceipt && e.Class == "read" {
-				mu.Lock()
-				read[e.MessageID] = true
-				mu.Unlock()
-			}
-		})
 		a, b := k.theirs(t, "one"), k.theirs(t, "two")
 		if err := k.e.MarkRead(ctx, "shop", "+15550002", []string{a, b}); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, "the read receipt", 15*time.Second, func() bool {
-			mu.Lock()
-			defer mu.Unlock()
-			return read[a]
-		})
+		waitFor(t, "the read receipts", 15*time.Second, func() bool { return strings.Join(k.ct.ReadReceipts(), ",") == a+","+b })
 		if err := k.e.MarkRead(ctx, "shop", "+15550002", []string{"3EB0NEVERSEEN"}); !errors.Is(err, whatsapp.ErrTargetNotFound) {
 			t.Errorf("unknown id: %v, want ErrTargetNotFound", err)
 		}
@@ -321,5 +309,8 @@ func TestMarkRead(t *testing.T) {
 				t.Errorf("presence %s: %v", st, err)
 			}
 		}
+		waitFor(t, "the chat states", 15*time.Second, func() bool {
+			return strings.Join(k.ct.ChatPresence(), ",") == "composing,composing/audio,paused"
+		})
 	})
 }

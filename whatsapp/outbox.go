@@ -165,8 +165,8 @@ func (e *Engine) Send(ctx context.Context, session string, req SendRequest) (msg
 			id = existing
 			return errReplay
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO outbox(id, session, peer, idem_key, to_jid, text, reply_to, kind, content, request_hash, status, next_attempt_at, created_at, updated_at)
-			VALUES ($1, $2, $3, $4, $5, '', '', $6, $7, $8, $9, $10, $11, $12)`, id, session, req.Peer, idem, to.String(), content.Kind, string(contentJSON), hash, StatusQueued, now.UnixNano(), now.UnixNano(), now.UnixNano()); err != nil {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO outbox(id, session, peer, idem_key, to_jid, text, reply_to, kind, content, request_hash, status, next_attempt_at, created_at, updated_at, media_id)
+			VALUES ($1, $2, $3, $4, $5, '', '', $6, $7, $8, $9, $10, $11, $12, $13)`, id, session, req.Peer, idem, to.String(), content.Kind, string(contentJSON), hash, StatusQueued, now.UnixNano(), now.UnixNano(), now.UnixNano(), content.MediaID()); err != nil {
 			return err
 		}
 		_, err := tx.ExecContext(ctx, `INSERT INTO outbox_history(message_id, at, status) VALUES ($1, $2, $3)`, id, now.UnixNano(), StatusQueued)
