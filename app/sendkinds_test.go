@@ -1,6 +1,8 @@
 package app_test
 
 import (
+	"bytes"
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -161,5 +163,80 @@ func TestSendKindsThroughTheTunnel(t *testing.T) {
 	}
 	if n := rows(); n != before {
 		t.Errorf("the refusals left %d outbox rows", n-before)
+	}
+}
+
+// TestSendMediaThroughTheTunnel: media the peer uploaded goes out as the
+// kind asked, with its caption and file name, and the contact's download
+// has the same bytes; a type that does not fit the kind is a 400 naming
+// the problem, an unknown id or another peer's upload a 404, and none of
+// them leaves an outbox row.
+func TestSendMediaThroughTheTunnel(t *testing.T) {
+	ta, cl, ct := kindsSandbox(t)
+	ms := ta.Media()
+	putAs := func(peer, typ, name string, b []byte) string {
+		it, err := ms.Put(t.Context(), peer, typ, name, int64(len(b)), bytes.NewReader(b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return it.ID
+	}
+	jpeg := append([]byte("\xff\xd8\xff\xe0"), bytes.Repeat([]byte("photo"), 50000)...)
+	pdf := append([]byte("%PDF-1.7\n"), bytes.Repeat([]byte("invoice "), 100000)...)
+	img, doc := putAs("boss", "image/jpeg", "", jpeg), putAs("boss", "application/pdf", "invoice.pdf", pdf)
+	other := putAs("somebody", "image/jpeg", "", jpeg)
+
+	m := sendKind(t, cl, fmt.Sprintf(`{"to":"+15550002","image":{"media":%q,"caption":"fresh today"}}`, img))
+	if m["kind"] != "image" || fmt.Sprint(m["image"]) != fmt.Sprintf("map[caption:fresh today media:%s]", img) {
+		t.Errorf("the answer shows %v", m)
+	}
+	d := sendKind(t, cl, fmt.Sprintf(`{"to":"+15550002","document":{"media":%q,"caption":"December"}}`, doc))
+	for _, c := range []struct {
+		id   string
+		data []byte
+		ok   func(*waE2E.Message) bool
+	}{
+		{m["id"].(string), jpeg, func(x *waE2E.Message) bool { return x.GetImageMessage().GetCaption() == "fresh today" }},
+		{d["id"].(string), pdf, func(x *waE2E.Message) bool {
+			return x.GetDocumentMessage().GetFileName() == "invoice.pdf" && x.GetDocumentMessage().GetCaption() == "December"
+		}},
+	} {
+		received(t, ct, c.id)
+		for _, r := range ct.Inbox() {
+			if r.ID != c.id {
+				continue
+			}
+			if !c.ok(r.Message) {
+				t.Errorf("%s arrived as %v", c.id, r.Message)
+			}
+			got, err := ct.Media(r)
+			if err != nil || sha256.Sum256(got) != sha256.Sum256(c.data) {
+				t.Errorf("%s: the contact's download differs (%v)", c.id, err)
+			}
+		}
+	}
+
+	var before int
+	ta.DB().QueryRow(`SELECT COUNT(*) FROM outbox`).Scan(&before)
+	for _, c := range []struct {
+		what, body string
+		status     int
+		says       string
+	}{
+		{"a PDF as an image", fmt.Sprintf(`{"to":"+15550002","image":{"media":%q}}`, doc), 400, "application/pdf, which WhatsApp does not take as an image (want image/jpeg, image/png)"},
+		{"a JPEG as a sticker", fmt.Sprintf(`{"to":"+15550002","sticker":{"media":%q}}`, img), 400, "want image/webp"},
+		{"an unknown media id", `{"to":"+15550002","video":{"media":"m_nosuchthing"}}`, 404, "no such media item"},
+		{"another peer's media", fmt.Sprintf(`{"to":"+15550002","image":{"media":%q}}`, other), 404, "no such media item"},
+		{"a caption on audio", fmt.Sprintf(`{"to":"+15550002","audio":{"media":%q,"caption":"x"}}`, img), 400, "unknown field"},
+	} {
+		r := do(t, cl, "POST", "/v1/sessions/shop/messages", c.body)
+		if r.Status != c.status || !strings.Contains(string(r.Body), c.says) {
+			t.Errorf("%s: %d %s; want %d saying %q", c.what, r.Status, r.Body, c.status, c.says)
+		}
+	}
+	var after int
+	ta.DB().QueryRow(`SELECT COUNT(*) FROM outbox`).Scan(&after)
+	if after != before {
+		t.Errorf("the refusals left %d outbox rows", after-before)
 	}
 }
