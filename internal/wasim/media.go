@@ -284,7 +284,8 @@ func mediaOf(m *waE2E.Message) (d downloadable, kind, info string, ok bool) {
 }
 
 // Media downloads and decrypts the media (image, video, video note, audio,
-// document or sticker) a received message carries, checking both hashes.
+// document or sticker) a received message carries, checking both hashes
+// and FileLength.
 func (ct *Contact) Media(r Received) ([]byte, error) {
 	d, kind, info, ok := mediaOf(r.Message)
 	if !ok {
@@ -307,6 +308,9 @@ func (s *Server) openMedia(d downloadable, kind, info string) ([]byte, error) {
 	}
 	if sum := sha256.Sum256(plain); !hmac.Equal(sum[:], d.GetFileSHA256()) {
 		return nil, fmt.Errorf("wasim: %s hash mismatch", kind)
+	}
+	if l, ok := d.(interface{ GetFileLength() uint64 }); ok && l.GetFileLength() != uint64(len(plain)) {
+		return nil, fmt.Errorf("wasim: %s of %d bytes says FileLength %d", kind, len(plain), l.GetFileLength())
 	}
 	return plain, nil
 }
