@@ -311,8 +311,9 @@ func inbound(t *testing.T, db interface {
 }
 
 // TestForwardReceivedMedia: media received in the session may be sent on
-// (whoever the peer), with its bytes; media of another session is unknown
-// and media still downloading is ErrMediaPending.
+// (whoever the peer), with its bytes, here as a reply whose caption is then
+// edited; media of another session is unknown and media still downloading
+// is ErrMediaPending.
 func TestForwardReceivedMedia(t *testing.T) {
 	forEnginesInTurn(t, func(t *testing.T, dsn string) {
 		k, ms := newMediaRig(t, dsn)
@@ -329,10 +330,24 @@ func TestForwardReceivedMedia(t *testing.T) {
 		if _, err := k.send(t, image(pending.ID)); !errors.Is(err, whatsapp.ErrMediaPending) {
 			t.Errorf("media still downloading: %v, want ErrMediaPending", err)
 		}
-		m := k.mustSend(t, image(ours.ID))
-		got, err := k.ct.Media(inboxOf(t, k.ct, m.ID))
+		theirs := k.theirs(t, "send me the photo")
+		fwd := image(ours.ID)
+		fwd.Image.Caption = "here it is"
+		fwd.ReplyTo = &whatsapp.MessageRef{ID: theirs}
+		m := k.mustSend(t, fwd)
+		r := inboxOf(t, k.ct, m.ID)
+		got, err := k.ct.Media(r)
 		if err != nil || sha256.Sum256(got) != sha256.Sum256(data) {
 			t.Errorf("the forwarded image differs (%v)", err)
+		}
+		if ci := r.Message.GetImageMessage().GetContextInfo(); ci.GetStanzaID() != theirs || ci.GetParticipant() != "15550002@s.whatsapp.net" {
+			t.Errorf("the image's reply quotes %q from %q, want %s from the contact", ci.GetStanzaID(), ci.GetParticipant(), theirs)
+		}
+		// Its caption edited: an edit of our image's key.
+		ed := k.mustSend(t, whatsapp.Content{Kind: whatsapp.KindEdit, Edit: &whatsapp.EditContent{Message: m.ID, Text: "here it is, in colour"}})
+		pm := k.arrived(t, ed.ID).GetEditedMessage().GetMessage().GetProtocolMessage()
+		if pm.GetKey().GetID() != m.ID || pm.GetEditedMessage().GetConversation() != "here it is, in colour" {
+			t.Errorf("the caption's edit arrived as %v", pm)
 		}
 	})
 }
