@@ -530,8 +530,7 @@ func (c *chunkReader) Read(p []byte) (int, error) {
 	}
 	n := c.off / ChunkSize
 	if n != c.cur {
-		c.buf = c.buf[:0]
-		if err := c.db.QueryRowContext(c.ctx, `SELECT data FROM media_chunks WHERE media_id = $1 AND n = $2`, c.id, n).Scan(&c.buf); err != nil {
+		if err := c.load(n); err != nil {
 			c.cur = -1
 			return 0, fmt.Errorf("media: read chunk %d of %s: %w", n, c.id, err)
 		}
@@ -544,6 +543,28 @@ func (c *chunkReader) Read(p []byte) (int, error) {
 	k := copy(p, c.buf[i:])
 	c.off += int64(k)
 	return k, nil
+}
+
+// load reads chunk n into buf, reusing it: sql.RawBytes spares the copy
+// database/sql makes for a []byte destination (1 MiB of garbage a chunk).
+func (c *chunkReader) load(n int64) error {
+	rows, err := c.db.QueryContext(c.ctx, `SELECT data FROM media_chunks WHERE media_id = $1 AND n = $2`, c.id, n)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	if !rows.Next() {
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		return sql.ErrNoRows
+	}
+	var raw sql.RawBytes
+	if err := rows.Scan(&raw); err != nil {
+		return err
+	}
+	c.buf = append(c.buf[:0], raw...)
+	return rows.Close()
 }
 
 func (c *chunkReader) Seek(offset int64, whence int) (int64, error) {
