@@ -89,6 +89,9 @@ var (
 	ErrBadFilename = errors.New("media: bad file name")
 	// ErrEmpty is returned by Put for a size of 0.
 	ErrEmpty = errors.New("media: empty")
+	// ErrNoSpace is returned by Put and Complete when the disk is full
+	// (before the quota is: --media-max-bytes is larger than the disk).
+	ErrNoSpace = errors.New("media: no space left on the disk")
 )
 
 // MaxFilename is the longest file name Put takes, in bytes.

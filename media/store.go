@@ -13,6 +13,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
+	"syscall"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -45,6 +47,11 @@ type Store struct {
 	dir string
 	max int64
 	now func() time.Time
+	// inflight is the bytes of uploads being received: together they
+	// may not exceed the quota, so that concurrent uploads cannot fill
+	// the disk with temporary files before the quota is applied at
+	// commit.
+	inflight atomic.Int64
 }
 
 // New opens the media store of db with its files in dir, which is made
@@ -218,6 +225,13 @@ func (s *Store) Put(ctx context.Context, peer, mediaType, filename string, size 
 	if s.max > 0 && size > s.max {
 		return Item{}, fmt.Errorf("%w: %d bytes, the quota is %d", ErrQuota, size, s.max)
 	}
+	if s.max > 0 {
+		if n := s.inflight.Add(size); n > s.max {
+			s.inflight.Add(-size)
+			return Item{}, fmt.Errorf("%w: uploads in progress hold %d of the quota %d; retry when they are done", ErrQuota, n-size, s.max)
+		}
+		defer s.inflight.Add(-size)
+	}
 	body = bodyReader{body}
 	head := make([]byte, min(size, SniffLen))
 	if _, err := io.ReadFull(body, head); err != nil {
@@ -234,14 +248,14 @@ func (s *Store) Put(ctx context.Context, peer, mediaType, filename string, size 
 	h := sha256.New()
 	w := io.MultiWriter(f, h)
 	if _, err := w.Write(head); err != nil {
-		return Item{}, fmt.Errorf("media: write: %w", err)
+		return Item{}, diskErr(err)
 	}
 	if n, err := io.CopyN(w, body, size-int64(len(head))); err != nil {
 		var re readErr
 		if errors.As(err, &re) || err == io.EOF {
 			return Item{}, shortBody(err)
 		}
-		return Item{}, fmt.Errorf("media: write after %d bytes: %w", int64(len(head))+n, err)
+		return Item{}, fmt.Errorf("after %d bytes: %w", int64(len(head))+n, diskErr(err))
 	}
 	now := s.now()
 	it := Item{ID: newID(), SHA256: hex.EncodeToString(h.Sum(nil)), Size: size, Type: t, Filename: name,
@@ -257,6 +271,15 @@ func (s *Store) Put(ctx context.Context, peer, mediaType, filename string, size 
 		return Item{}, err
 	}
 	return it, nil
+}
+
+// diskErr is a write error of the store's files: ErrNoSpace when the disk
+// is full.
+func diskErr(err error) error {
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+		return fmt.Errorf("%w: %w", ErrNoSpace, err)
+	}
+	return fmt.Errorf("media: write: %w", err)
 }
 
 func shortBody(err error) error {
@@ -307,7 +330,7 @@ func (s *Store) keep(ctx context.Context, it *Item, f *os.File, fn func(context.
 		return nil
 	}
 	if err := f.Sync(); err != nil {
-		return fmt.Errorf("media: fsync: %w", err)
+		return diskErr(err)
 	}
 	path := s.path(it.ID)
 	if err := os.Rename(f.Name(), path); err != nil {

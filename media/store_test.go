@@ -479,3 +479,31 @@ func TestNewSweeps(t *testing.T) {
 		t.Fatalf("after New: %v", left)
 	}
 }
+
+// Uploads in progress hold their size of the quota: two that would not
+// both fit are not both received (their temporary files would fill the
+// disk before the quota is applied at commit).
+func TestInflightHoldsQuota(t *testing.T) {
+	e := open(t, "", 1<<20)
+	ctx := context.Background()
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		_, err := e.st.Put(ctx, "p", "image/png", "", 600<<10, pr)
+		done <- err
+	}()
+	if _, err := pw.Write(pngBytes(1000)); err != nil { // the first is being received
+		t.Fatal(err)
+	}
+	if _, err := e.st.Put(ctx, "p", "image/png", "", 600<<10, bytes.NewReader(pngBytes(600<<10))); !errors.Is(err, media.ErrQuota) {
+		t.Fatalf("second upload while the first holds the quota: %v", err)
+	}
+	pw.Write(make([]byte, 600<<10-1000))
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	// Done: the next one is received (and evicts the first).
+	if _, err := e.st.Put(ctx, "p", "image/png", "", 600<<10, bytes.NewReader(pngBytes(600<<10))); err != nil {
+		t.Fatal(err)
+	}
+}
