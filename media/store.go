@@ -43,10 +43,11 @@ type Options struct {
 
 // Store is the media store. It is safe for concurrent use.
 type Store struct {
-	db  *store.DB
-	dir string
-	max int64
-	now func() time.Time
+	db    *store.DB
+	dir   string
+	max   int64
+	now   func() time.Time
+	stage chan struct{} // stageChunks' semaphore
 	// inflight is the bytes of uploads being received: together they
 	// may not exceed the quota, so that concurrent uploads cannot fill
 	// the disk with temporary files before the quota is applied at
@@ -72,7 +73,7 @@ func New(db *store.DB, dir string, opt Options) (*Store, error) {
 	if err := os.Chmod(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("media: %w", err)
 	}
-	s := &Store{db: db, dir: dir, max: opt.MaxBytes, now: opt.Now}
+	s := &Store{db: db, dir: dir, max: opt.MaxBytes, now: opt.Now, stage: make(chan struct{}, stagers)}
 	if err := s.sweep(context.Background()); err != nil {
 		return nil, err
 	}
@@ -83,6 +84,9 @@ func New(db *store.DB, dir string, opt Options) (*Store, error) {
 func (s *Store) Dir() string { return s.dir }
 
 func (s *Store) sweep(ctx context.Context) error {
+	if _, err := s.db.ExecContext(ctx, `DELETE FROM media WHERE state = $1 AND created_at < $2`, stateUploading, s.now().Add(-staleUpload).UnixNano()); err != nil {
+		return fmt.Errorf("media: sweep: %w", err)
+	}
 	ents, err := os.ReadDir(s.dir)
 	if err != nil {
 		return fmt.Errorf("media: %w", err)
@@ -261,12 +265,19 @@ func (s *Store) Put(ctx context.Context, peer, mediaType, filename string, size 
 	it := Item{ID: newID(), SHA256: hex.EncodeToString(h.Sum(nil)), Size: size, Type: t, Filename: name,
 		State: StateReady, Peer: peer, CreatedAt: time.Unix(0, now.UnixNano())}
 	inspect(f, &it)
-	err = s.keep(ctx, &it, f, func(ctx context.Context, tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO media (id, sha256, size, type, filename, state, peer, width, height, seconds, thumbnail, created_at, updated_at)
+	row := func(state string) func(context.Context, *sql.Tx) error {
+		return func(ctx context.Context, tx *sql.Tx) error {
+			_, err := tx.ExecContext(ctx, `INSERT INTO media (id, sha256, size, type, filename, state, peer, width, height, seconds, thumbnail, created_at, updated_at)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12)`,
-			it.ID, it.SHA256, it.Size, it.Type, it.Filename, StateReady, peer, it.Width, it.Height, it.Seconds, nullBytes(it.Thumbnail), now.UnixNano())
-		return err
-	})
+				it.ID, it.SHA256, it.Size, it.Type, it.Filename, state, peer, it.Width, it.Height, it.Seconds, nullBytes(it.Thumbnail), now.UnixNano())
+			return err
+		}
+	}
+	if s.db.Dialect == store.Postgres {
+		err = s.keepChunks(ctx, &it, f, row(stateUploading), stateUploading, nil)
+	} else {
+		err = s.keepFile(ctx, &it, f, row(StateReady))
+	}
 	if err != nil {
 		return Item{}, err
 	}
@@ -302,33 +313,23 @@ func nullBytes(b []byte) any {
 	return b
 }
 
-// keep makes the bytes of it (the whole of f) durable and commits fn with
-// them, after making room under the quota, in one write transaction:
-//
-//   - SQLite: f is fsynced, renamed to the item's file, and the directory
-//     fsynced, before the transaction; if it does not commit, the file is
-//     removed.
-//   - PostgreSQL: f is copied into media_chunks inside the transaction.
-//
-// Files of evicted items are removed after the commit.
-func (s *Store) keep(ctx context.Context, it *Item, f *os.File, fn func(context.Context, *sql.Tx) error) error {
-	var evicted []string
-	if s.db.Dialect == store.Postgres {
-		err := s.db.WriteTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
-			var err error
-			if evicted, err = s.makeRoom(ctx, tx, it.Size); err != nil {
-				return err
-			}
-			if err := fn(ctx, tx); err != nil {
-				return err
-			}
-			return writeChunks(ctx, tx, it.ID, f)
-		})
-		if err != nil {
-			return wrapDB(err)
-		}
-		return nil
-	}
+// stateUploading is, on PostgreSQL, an upload whose row and chunks are
+// written but not yet made ready under the quota: invisible (Get answers
+// ErrNotFound), never evicted or pruned, and swept by New once older than
+// staleUpload (a crash between the two transactions).
+const stateUploading = "uploading"
+
+// staleUpload is when New removes an uploading row: longer than any
+// upload's last step takes.
+const staleUpload = time.Hour
+
+// keepFile (SQLite) makes the bytes of it (the whole of f) durable as its
+// file and then commits fn with them, after making room under the quota,
+// in one write transaction: f is fsynced, renamed to the item's file, and
+// the directory fsynced, before the transaction; if it does not commit,
+// the file is removed. Files of evicted items are removed after the
+// commit.
+func (s *Store) keepFile(ctx context.Context, it *Item, f *os.File, fn func(context.Context, *sql.Tx) error) error {
 	if err := f.Sync(); err != nil {
 		return diskErr(err)
 	}
@@ -340,6 +341,7 @@ func (s *Store) keep(ctx context.Context, it *Item, f *os.File, fn func(context.
 		os.Remove(path)
 		return err
 	}
+	var evicted []string
 	err := s.db.WriteTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		var err error
 		if evicted, err = s.makeRoom(ctx, tx, it.Size); err != nil {
@@ -352,6 +354,85 @@ func (s *Store) keep(ctx context.Context, it *Item, f *os.File, fn func(context.
 		return wrapDB(err)
 	}
 	s.removeFiles(evicted)
+	return nil
+}
+
+// keepChunks (PostgreSQL) writes f as the media_chunks rows of it, in one
+// transaction with stage (the upload's row, in state from), and then, in a
+// write transaction, makes room under the quota and marks the item ready
+// (readyTx from state from, with also). The chunks go in outside the write
+// lock, which every write of the appliance waits for: a 100 MB item over a
+// slow link to the database would otherwise stop sends and inbound events
+// for as long; at most stagers of them are written at once. On any error
+// what was staged is removed.
+func (s *Store) keepChunks(ctx context.Context, it *Item, f *os.File, stage func(context.Context, *sql.Tx) error, from string, also func(context.Context, *sql.Tx) error) error {
+	err := s.stageChunks(ctx, it.ID, f, stage)
+	if err == nil {
+		err = s.db.WriteTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+			if _, err := s.makeRoom(ctx, tx, it.Size); err != nil {
+				return err
+			}
+			return readyTx(ctx, tx, it, from, s.now(), also)
+		})
+	}
+	if err != nil {
+		cctx := context.WithoutCancel(ctx)
+		if from == stateUploading {
+			s.db.ExecContext(cctx, `DELETE FROM media WHERE id = $1 AND state = $2`, it.ID, stateUploading)
+		} else {
+			s.db.ExecContext(cctx, `DELETE FROM media_chunks WHERE media_id = $1 AND EXISTS (SELECT 1 FROM media WHERE id = $1 AND state = $2)`, it.ID, from)
+		}
+		return wrapDB(err)
+	}
+	return nil
+}
+
+// stagers bounds the chunk writes of a process at once (each holds a
+// pooled connection and a chunk's buffers).
+const stagers = 2
+
+func (s *Store) stageChunks(ctx context.Context, id string, f *os.File, stage func(context.Context, *sql.Tx) error) error {
+	select {
+	case s.stage <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-s.stage }()
+	tx, err := s.db.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelReadCommitted})
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if err := stage(ctx, tx); err != nil {
+		return err
+	}
+	// A crash between staging and commit may have left chunks of a
+	// pending item: they are written anew.
+	if _, err := tx.ExecContext(ctx, `DELETE FROM media_chunks WHERE media_id = $1`, id); err != nil {
+		return err
+	}
+	if err := writeChunks(ctx, tx, id, f); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// readyTx marks the item it, in state from, ready with what the store
+// learned of its bytes, and runs also (nil: nothing) in the same
+// transaction. ErrNotFound when it is no longer in state from.
+func readyTx(ctx context.Context, tx *sql.Tx, it *Item, from string, now time.Time, also func(context.Context, *sql.Tx) error) error {
+	res, err := tx.ExecContext(ctx, `UPDATE media SET state = 'ready', sha256 = $3, size = $4, width = $5, height = $6, seconds = $7,
+		thumbnail = $8, source = NULL, updated_at = $9 WHERE id = $1 AND state = $2`,
+		it.ID, from, it.SHA256, it.Size, it.Width, it.Height, it.Seconds, nullBytes(it.Thumbnail), now.UnixNano())
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("%w: no %s item %s", ErrNotFound, from, it.ID)
+	}
+	if also != nil {
+		return also(ctx, tx)
+	}
 	return nil
 }
 
@@ -497,6 +578,9 @@ func (s *Store) get(ctx context.Context, q store.Querier, id string) (Item, erro
 	}
 	if err != nil {
 		return Item{}, fmt.Errorf("media: get: %w", err)
+	}
+	if it.State == stateUploading {
+		return Item{}, ErrNotFound
 	}
 	return it, nil
 }
