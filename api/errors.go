@@ -111,6 +111,7 @@ var sentinels = []struct {
 	{media.ErrTypeMismatch, http.StatusUnsupportedMediaType, "media_type_mismatch"},
 	{media.ErrUnsupportedType, http.StatusUnsupportedMediaType, "unsupported_media_type"},
 	{media.ErrQuota, http.StatusInsufficientStorage, "media_quota_exceeded"},
+	{media.ErrNoSpace, http.StatusInsufficientStorage, "insufficient_storage"},
 	{media.ErrShortBody, http.StatusBadRequest, "short_body"},
 	{media.ErrBadFilename, http.StatusBadRequest, "invalid_argument"},
 	{media.ErrEmpty, http.StatusBadRequest, "invalid_argument"},
@@ -260,7 +261,7 @@ func bodyDeadline(base time.Duration, n int64) time.Duration {
 	if n <= 0 {
 		return base
 	}
-	return min(base+time.Duration(n)*time.Second/uploadRate, maxBodyTime)
+	return min(base+time.Duration(float64(n)/uploadRate*float64(time.Second)), maxBodyTime)
 }
 
 // limitBody is the one check of a request body before any handler runs,
