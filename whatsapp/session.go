@@ -309,7 +309,7 @@ func (s *session) handle(cli *whatsmeow.Client, evt any) bool {
 		s.setState(ctx, StateDisconnected, fmt.Sprintf("connect failure %d: %s", v.Reason, v.Message))
 	case *waEvents.Message:
 		fillPhoneNumbers(ctx, cli, &v.Info)
-		return s.e.recordInbound(ctx, s.name, v)
+		return s.e.recordInbound(ctx, cli, s.name, v)
 	case *waEvents.UndecryptableMessage:
 		fillPhoneNumbers(ctx, cli, &v.Info)
 		return s.e.recordUndecryptable(ctx, s.name, v)
