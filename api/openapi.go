@@ -137,10 +137,6 @@ var schemas = map[string]any{
 		"attempts": integer, "error": str, "server_timestamp": dateTime, "created_at": dateTime, "updated_at": dateTime,
 		"history": map[string]any{"type": "array", "items": obj(map[string]any{"status": str, "at": dateTime, "detail": str})}}, "id", "status"),
 	"EventList": obj(map[string]any{"events": map[string]any{"type": "array", "items": ref("Event")}, "next_after": integer}, "events"),
-	"MessageReceived": obj(map[string]any{"id": str, "from": str, "chat": str, "from_lid": str, "chat_lid": str, "from_me": boolean, "push_name": str, "timestamp": dateTime,
-		"kind": map[string]any{"type": "string", "enum": []string{"text", "reaction", "image", "video", "audio", "document", "sticker", "location", "contact", "unsupported"}},
-		"text": str, "reply_to": str, "caption": str, "mimetype": str,
-		"reaction": obj(map[string]any{"to": str, "emoji": str})}, "id", "from", "kind"),
 	"MessageStatus": obj(map[string]any{"id": str,
 		"status": map[string]any{"type": "string", "enum": []string{"sent", "delivered", "read", "failed"}},
 		"error":  str}, "id", "status"),
@@ -199,6 +195,12 @@ var eventData = map[string]string{
 	events.TypeTemporarilyBanned:    "TemporarilyBanned",
 	events.TypeMessageUndecryptable: "MessageUndecryptable",
 	events.TypeWebhookDisabled:      "WebhookDisabled",
+	events.TypeMessageReaction:      "MessageReaction",
+	events.TypeMessageEdited:        "MessageEdited",
+	events.TypeMessageDeleted:       "MessageDeleted",
+	events.TypePollVote:             "PollVote",
+	events.TypeMediaReady:           "MediaReady",
+	events.TypeMediaFailed:          "MediaFailed",
 }
 
 // eventSchemas adds one Event schema per type (its type a const, its data
@@ -306,6 +308,7 @@ func allSchemas() map[string]any {
 	for k, v := range schemas {
 		out[k] = v
 	}
+	receivedSchemas(out)
 	eventSchemas(out)
 	return out
 }

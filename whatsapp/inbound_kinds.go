@@ -97,7 +97,9 @@ func init() {
 		{"edit", func(m *waE2E.Message) bool {
 			return m.GetProtocolMessage().GetType() == waE2E.ProtocolMessage_MESSAGE_EDIT && m.GetProtocolMessage().GetEditedMessage() != nil
 		}, (*inbound).edit},
-		{"revoke", func(m *waE2E.Message) bool { return m.GetProtocolMessage().GetType() == waE2E.ProtocolMessage_REVOKE }, (*inbound).revoke},
+		{"revoke", func(m *waE2E.Message) bool {
+			return m.ProtocolMessage != nil && m.ProtocolMessage.Type != nil && m.ProtocolMessage.GetType() == waE2E.ProtocolMessage_REVOKE
+		}, (*inbound).revoke},
 		{"poll vote", func(m *waE2E.Message) bool { return m.PollUpdateMessage != nil }, (*inbound).pollVote},
 	}
 }
@@ -329,3 +331,7 @@ func (in *inbound) phoneAndLID(j types.JID) (types.JID, string) {
 	}
 	return phoneForm(j, alt).ToNonAD(), lidForm(j, alt)
 }
+
+// ReceivedKinds are the kinds of message.received (the OpenAPI document
+// has one schema each).
+var ReceivedKinds = []string{KindText, "image", "video", "audio", "document", "sticker", "location", "contacts", "poll", "unsupported"}
