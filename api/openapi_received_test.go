@@ -23,7 +23,9 @@ func TestOpenAPIReceivedKinds(t *testing.T) {
 		t.Fatal(err)
 	}
 	var mr struct {
-		OneOf         []struct{ Ref string `json:"$ref"` }
+		OneOf []struct {
+			Ref string `json:"$ref"`
+		}
 		Discriminator struct {
 			PropertyName string `json:"propertyName"`
 			Mapping      map[string]string

@@ -180,4 +180,3 @@ func jsonEqual(a, b string) bool {
 	jb, _ := json.Marshal(y)
 	return string(ja) == string(jb)
 }
-
