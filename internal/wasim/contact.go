@@ -240,7 +240,7 @@ func (ct *Contact) receive(ctx context.Context, from types.JID, id string, enc w
 	if err := proto.Unmarshal(pt, &msg); err != nil {
 		return fmt.Errorf("wasim: message protobuf: %w", err)
 	}
-	if msg.GetProtocolMessage() != nil || (msg.GetSenderKeyDistributionMessage() != nil && msg.Conversation == nil && msg.ExtendedTextMessage == nil) {
+	if !inboxWorthy(&msg) {
 		return nil
 	}
 	ct.deliveries[id]++
@@ -252,6 +252,19 @@ func (ct *Contact) receive(ctx context.Context, from types.JID, id string, enc w
 	ct.inbox = append(ct.inbox, r)
 	ct.srv.emit(Event{Kind: EventContactReceived, Device: from, Contact: ct.acc.jid, MessageID: id, Message: &msg})
 	return nil
+}
+
+// inboxWorthy reports whether a decrypted message is one a user sees: not
+// a protocol message other than a revoke or an edit, and not a bare
+// sender key distribution.
+func inboxWorthy(msg *waE2E.Message) bool {
+	if pm := msg.GetProtocolMessage(); pm != nil {
+		t := pm.GetType()
+		return t == waE2E.ProtocolMessage_REVOKE || t == waE2E.ProtocolMessage_MESSAGE_EDIT
+	}
+	rest := proto.Clone(msg).(*waE2E.Message)
+	rest.SenderKeyDistributionMessage, rest.MessageContextInfo = nil, nil
+	return proto.Size(rest) > 0
 }
 
 // Send makes the contact send text to every device of the account to.

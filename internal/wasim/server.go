@@ -65,6 +65,7 @@ type Server struct {
 	http    *http.Server
 
 	db        *sql.DB
+	blobDir   string // uploaded media files; removed on Close
 	container *sqlstore.Container
 
 	mu        sync.Mutex
@@ -75,7 +76,7 @@ type Server struct {
 	offline   map[types.JID][]waBinary.Node
 	codePairs map[string]*codePairing // by phone number
 	bans      map[string]tempBan      // by phone number (TemporaryBan)
-	blobs     map[string][]byte       // uploaded media by direct path
+	blobs     map[string]*blob        // uploaded media by direct path (files in blobDir)
 	hooks     []func(Event)
 
 	saveMu sync.Mutex
@@ -101,7 +102,7 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{log: o.Logger.With("component", "wasim"), accounts: map[string]*account{}, byLID: map[string]*account{}, pending: map[string]*session{}, sessions: map[types.JID]*session{}, offline: map[types.JID][]waBinary.Node{}, codePairs: map[string]*codePairing{}, bans: map[string]tempBan{}, blobs: map[string][]byte{}, accepted: map[sendKey]*acceptedSend{}}
+	s := &Server{log: o.Logger.With("component", "wasim"), accounts: map[string]*account{}, byLID: map[string]*account{}, pending: map[string]*session{}, sessions: map[types.JID]*session{}, offline: map[types.JID][]waBinary.Node{}, codePairs: map[string]*codePairing{}, bans: map[string]tempBan{}, blobs: map[string]*blob{}, accepted: map[sendKey]*acceptedSend{}}
 	s.root, s.static = keys.NewKeyPair(), keys.NewKeyPair()
 	var err error
 	if s.cert, err = certChain(s.root, s.static); err != nil {
@@ -135,6 +136,11 @@ func New(ctx context.Context, o Options) (*Server, error) {
 		s.mem = newMemListener()
 		s.ln = s.mem
 	} else if s.ln, err = net.Listen("tcp", o.Addr); err != nil {
+		s.db.Close()
+		return nil, err
+	}
+	if s.blobDir, err = newBlobDir(); err != nil {
+		s.ln.Close()
 		s.db.Close()
 		return nil, err
 	}
@@ -219,6 +225,7 @@ func (s *Server) Close() error {
 	}
 	err := s.http.Close()
 	s.db.Close()
+	removeBlobDir(s.blobDir)
 	return err
 }
 
