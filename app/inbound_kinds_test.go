@@ -183,6 +183,21 @@ func TestReceiveEveryKind(t *testing.T) {
 	if d := eventAbout(t, cl, "shop", "message.deleted", del); !sameJSON(js(d["message"]), herMsg) {
 		t.Errorf("delete: %s", js(d))
 	}
+	// Status updates are left out until an admin turns them on.
+	var set struct {
+		StatusBroadcasts *bool `json:"status_broadcasts"`
+	}
+	if r := do(t, cl, "GET", "/v1/settings", nil); r.Status != 200 || r.JSON(&set) != nil || set.StatusBroadcasts == nil || *set.StatusBroadcasts {
+		t.Fatalf("settings: %d %s", r.Status, r.Body)
+	}
+	if r := do(t, cl, "PATCH", "/v1/settings", map[string]bool{"status_broadcasts": true}); r.Status != 200 || r.JSON(&set) != nil || !*set.StatusBroadcasts {
+		t.Fatalf("patch settings: %d %s", r.Status, r.Body)
+	}
+	if r := do(t, cl, "GET", "/v1/settings", nil); r.JSON(&set) != nil || !*set.StatusBroadcasts {
+		t.Fatalf("settings after the patch: %s", r.Body)
+	}
+	wantError(t, do(t, cl, "PATCH", "/v1/settings", map[string]string{"status_broadcasts": "yes"}), 400, "bad_json")
+
 	// Each once, and nothing left out: every message she sent is an event.
 	count := map[string]int{}
 	for _, e := range sessionEvents(t, cl, "shop") {
