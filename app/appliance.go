@@ -23,6 +23,7 @@ import (
 	"waappliance/audit"
 	"waappliance/events"
 	"waappliance/internal/wasim"
+	"waappliance/media"
 	"waappliance/netstack"
 	"waappliance/peers"
 	"waappliance/store"
@@ -74,6 +75,9 @@ type Options struct {
 	// WebhookSchedule is the wait after each failed webhook attempt; nil
 	// is webhooks.DefaultSchedule (tests shorten it).
 	WebhookSchedule []time.Duration
+	// MediaMaxBytes is the media store's quota (--media-max-bytes); 0 is
+	// DefaultMediaMaxBytes, negative is none.
+	MediaMaxBytes int64
 }
 
 // SandboxInProcess selects the built-in simulator.
@@ -90,6 +94,7 @@ type Appliance struct {
 	audit   *audit.Log
 	events  *events.Log
 	wa      *whatsapp.Engine
+	media   *media.Store
 	sandbox *sandbox
 	handler http.Handler
 	cancel  context.CancelFunc
@@ -277,6 +282,10 @@ func (a *Appliance) Start(ctx context.Context) error {
 	if a.closed || a.dev != nil {
 		return errors.New("app: already started or closed")
 	}
+	unpruneMedia, err := a.openMedia()
+	if err != nil {
+		return err
+	}
 	bg, cancel := context.WithCancel(context.Background())
 	a.cancel = cancel
 	if !a.opts.NoWhatsApp {
@@ -293,7 +302,7 @@ func (a *Appliance) Start(ctx context.Context) error {
 			a.log.Warn("SANDBOX MODE: WhatsApp sessions talk to the simulator (wasim), not to WhatsApp", "wasim", a.opts.Sandbox)
 		}
 		wa, err := whatsapp.New(ctx, whatsapp.Config{DB: a.db, Events: a.events, Logger: a.log, Now: a.opts.Now, Prepare: prepare,
-			LatestVersion: a.opts.LatestWebVersion})
+			LatestVersion: a.opts.LatestWebVersion, Media: a.media})
 		if err != nil {
 			return err
 		}
@@ -303,12 +312,13 @@ func (a *Appliance) Start(ctx context.Context) error {
 		}
 		a.wa = wa
 	}
-	// One hourly pruner for the event log and the audit log (each with its
-	// own retention).
+	// One hourly pruner for the event log, the audit log (each with its
+	// own retention) and the media store (with the events').
 	unprune := a.events.OnPrune(a.audit.Prune)
 	go func() {
 		a.events.RunPruner(bg, time.Hour, func(err error) { a.log.Warn("pruning failed", "err", err) })
 		unprune()
+		unpruneMedia()
 	}()
 	a.flushDone = make(chan struct{})
 	go func() {

@@ -37,7 +37,7 @@ func commands() []command {
 	return []command{
 		{"up", "[init flags] [serve flags]", "init if needed, create the first admin peer and print its config and QR, then serve", (*cli).up},
 		{"init", "[--endpoint HOST:PORT] [--listen-port 51820] [--subnet 10.77.0.0/24] [--mtu 1420]", "create the server key and config in the state dir", (*cli).init},
-		{"serve", "[--memory-limit SIZE] [--log-level info] [--event-retention 168h] [--audit-retention 2160h]", "run the appliance", (*cli).serve},
+		{"serve", "[--memory-limit SIZE] [--log-level info] [--event-retention 168h] [--audit-retention 2160h] [--media-max-bytes 1GiB]", "run the appliance", (*cli).serve},
 		{"set", "[--endpoint HOST:PORT] [--listen-port N] [--rate R] [--burst B] [--api-host NAME,...]", "change the settings of an initialized state", (*cli).set},
 		{"peer", "add|list|show|set|remove|disable|enable|rotate|config ...", "manage peers", (*cli).peer},
 		{"session", "add|list|login|logout|remove ...", "manage WhatsApp sessions of a running appliance", (*cli).session},
@@ -279,6 +279,7 @@ type serveFlags struct {
 	logLevel       *string
 	retention      *time.Duration
 	auditRetention *time.Duration
+	mediaMax       *string
 	sandbox        *sandboxFlag
 	limits         limitFlags
 	db             dbFlags
@@ -312,7 +313,8 @@ func addServeFlags(fs *flag.FlagSet) serveFlags {
 		retention: fs.Duration("event-retention", 7*24*time.Hour, "how long events are kept"),
 		auditRetention: fs.Duration("audit-retention", audit.DefaultRetention,
 			"how long audit rows are kept (pruned hourly); refusals are one row per peer, route and status a minute"),
-		sandbox: &sandboxFlag{},
+		mediaMax: fs.String("media-max-bytes", "1GiB", "quota of the media store (uploads and downloaded media); the oldest media no queued message needs\nis evicted to make room, and media ages out with --event-retention"),
+		sandbox:  &sandboxFlag{},
 	}
 	sf.limits = addLimitFlags(fs)
 	sf.db = addDBFlags(fs)
@@ -330,6 +332,9 @@ func (f serveFlags) apply(stderr io.Writer) (*slog.Logger, error) {
 	}
 	if *f.auditRetention <= 0 {
 		return nil, usagef("--audit-retention must be positive")
+	}
+	if _, err := parseSize(*f.mediaMax); err != nil {
+		return nil, usagef("--media-max-bytes: %v", err)
 	}
 	if *f.memLimit != "" {
 		n, err := parseSize(*f.memLimit)
@@ -381,7 +386,9 @@ func runServe(ctx context.Context, dir string, log *slog.Logger, sf serveFlags) 
 	if err != nil {
 		return err
 	}
-	o := Options{StateDir: dir, Logger: log, Retention: *sf.retention, AuditRetention: *sf.auditRetention, Sandbox: sf.sandbox.v, Limits: lim, Database: sf.db.choice()}
+	mediaMax, _ := parseSize(*sf.mediaMax) // checked by apply
+	o := Options{StateDir: dir, Logger: log, Retention: *sf.retention, AuditRetention: *sf.auditRetention, Sandbox: sf.sandbox.v, Limits: lim, Database: sf.db.choice(),
+		MediaMaxBytes: mediaMax}
 	if o.Sandbox == "" && os.Getenv(noWebVersionCheckEnv) != "1" {
 		// Real WhatsApp: ask it for the current web client version (in
 		// the background, bounded; offline keeps the built-in one).

@@ -39,6 +39,7 @@ func TestCLIExitCodes(t *testing.T) {
 		{[]string{"peer", "explode", "--state", dir}, 2, "unknown subcommand"},
 		{[]string{"serve", "--log-level", "loud", "--state", dir}, 2, "--log-level"},
 		{[]string{"serve", "--memory-limit", "lots", "--state", dir}, 2, "--memory-limit"},
+		{[]string{"serve", "--media-max-bytes", "0", "--state", dir}, 2, "--media-max-bytes"},
 		{[]string{"serve", "--audit-retention", "0", "--state", dir}, 2, "--audit-retention must be positive"},
 		{[]string{"serve", "--audit-retention", "-1h", "--state", dir}, 2, "--audit-retention must be positive"},
 		{[]string{"up", "--audit-retention", "0", "--state", dir}, 2, "--audit-retention must be positive"},
@@ -141,12 +142,21 @@ func TestStateFileModes(t *testing.T) {
 		if len(ents) == 0 {
 			t.Fatal("empty state dir")
 		}
-		for _, e := range ents {
-			info, _ := e.Info()
-			if info.Mode().Perm() != 0o600 {
-				t.Errorf("%s has mode %v, want 0600", e.Name(), info.Mode().Perm())
+		// Directories inside (the media store's) are 0700, every file 0600.
+		filepath.WalkDir(dir, func(p string, e os.DirEntry, err error) error {
+			if err != nil || p == dir {
+				return err
 			}
-		}
+			info, _ := e.Info()
+			if want := os.FileMode(0o600); e.IsDir() && info.Mode().Perm() != 0o700 || !e.IsDir() && info.Mode().Perm() != want {
+				t.Errorf("%s has mode %v, want 0600 (0700 for a directory)", p, info.Mode().Perm())
+			}
+			return nil
+		})
+	}
+	// An uploaded media file too.
+	if _, err := ta.Media().Put(context.Background(), "a", "image/png", "a.png", 100, bytes.NewReader(pngBytes(100))); err != nil {
+		t.Fatal(err)
 	}
 	check()
 	ta.Close()

@@ -25,6 +25,7 @@ import (
 
 	"waappliance/events"
 	"waappliance/internal/backoff"
+	"waappliance/media"
 	"waappliance/store"
 )
 
@@ -70,6 +71,10 @@ type Config struct {
 	LatestVersion func(ctx context.Context) (waStore.WAVersionContainer, error)
 	// DisplayName is shown on the phone's linked-devices list for phone-code pairing.
 	DisplayName string
+	// Media is the media store: the bytes a send of a media kind uploads
+	// to WhatsApp, and where inbound media is reserved and downloaded to.
+	// nil: media kinds fail with a clear error (text and the rest work).
+	Media *media.Store
 }
 
 // Engine owns every session.

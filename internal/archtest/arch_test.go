@@ -20,14 +20,15 @@ const module = "waappliance"
 var allowed = map[string][]string{
 	"cmd/waappliance":    {"app"},
 	"app":                {"*"},
-	"api":                {"peers", "audit", "whatsapp", "events", "webhooks"},
+	"api":                {"peers", "audit", "whatsapp", "events", "webhooks", "media"},
 	"netstack":           {"peers"},
 	"peers":              {"store"},
 	"audit":              {"store"},
 	"store":              {},
 	"events":             {"store"},
 	"webhooks":           {"events", "peers", "store", "audit"},
-	"whatsapp":           {"store", "events", "internal/backoff"}, // never the simulator: sandbox wiring is app's
+	"whatsapp":           {"store", "events", "internal/backoff", "media"}, // never the simulator: sandbox wiring is app's
+	"media":              {"store"},
 	"internal/wgclient":  {"peers"},
 	"internal/wasim":     {},
 	"internal/elfcheck":  {},
