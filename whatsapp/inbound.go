@@ -181,7 +181,7 @@ func (e *Engine) appendInbound(ctx context.Context, session string, rec record) 
 		return events.Event{}, false, err
 	}
 	e.cfg.Events.Notify()
-	e.mediaReserved(session)
+	e.mediaReserved(session, in)
 	return ev, true, nil
 }
 

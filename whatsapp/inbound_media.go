@@ -23,8 +23,11 @@ type mediaSource struct {
 	Sender  string `json:"sender"`
 	FromMe  bool   `json:"from_me"`
 	IsGroup bool   `json:"is_group"`
-	// Retried: a media retry receipt was sent for this item.
-	Retried bool `json:"retried,omitempty"`
+	// Message is the message.received the media came with, as its event
+	// names it (media.ready and media.failed point at it).
+	Message Target `json:"message"`
+	// Retries counts the media retry receipts sent for this item.
+	Retries int `json:"retries,omitempty"`
 }
 
 // source is the download source of m, the media of the message in.

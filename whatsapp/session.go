@@ -276,6 +276,7 @@ func (s *session) handle(cli *whatsmeow.Client, evt any) bool {
 		}
 		s.setState(ctx, StateConnected, "")
 		s.poke()
+		s.e.resumeDownloads(s.name)
 	case *waEvents.Disconnected:
 		if info, err := s.e.info(ctx, s.name); err == nil && (info.State == StateConnected || info.State == StateConnecting) {
 			s.setState(ctx, StateDisconnected, "connection lost; reconnecting")
@@ -315,6 +316,8 @@ func (s *session) handle(cli *whatsmeow.Client, evt any) bool {
 		return s.e.recordUndecryptable(ctx, s.name, v)
 	case *waEvents.Receipt:
 		return s.e.recordReceipt(ctx, s.name, v)
+	case *waEvents.MediaRetry:
+		s.e.mediaRetry(s.name, v)
 	}
 	return true
 }
