@@ -17,7 +17,6 @@ import (
 	signalsession "go.mau.fi/libsignal/session"
 	"go.mau.fi/libsignal/util/optional"
 	waBinary "go.mau.fi/whatsmeow/binary"
-	"go.mau.fi/whatsmeow/proto/waCommon"
 	"go.mau.fi/whatsmeow/proto/waE2E"
 	"go.mau.fi/whatsmeow/store"
 	"go.mau.fi/whatsmeow/types"
@@ -54,6 +53,10 @@ type Contact struct {
 	// to maxKeptForRetry), so that a retry receipt can be answered.
 	sent      map[string]sentMessage
 	sentOrder []string
+	// polls are the polls the contact knows the secret of, by id.
+	polls map[string]*poll
+	// reads and chatStates are what the client told the contact (chat.go).
+	reads, chatStates []string
 }
 
 // maxKeptForRetry is how many sent messages a contact can still resend.
@@ -133,20 +136,28 @@ func (a *account) fromAttrs(like types.JID) waBinary.Attrs {
 }
 
 // messageAttrs are the attributes of a message the contact sends.
-func (ct *Contact) messageAttrs(id string, ts int64) waBinary.Attrs {
+func (ct *Contact) messageAttrs(id string, ts int64, pt []byte) waBinary.Attrs {
 	ct.mu.Lock()
 	defer ct.mu.Unlock()
-	return ct.messageAttrsLocked(id, ts)
+	return ct.messageAttrsLocked(id, ts, pt)
 }
 
 // messageAttrsLocked is messageAttrs with ct.mu held.
-func (ct *Contact) messageAttrsLocked(id string, ts int64) waBinary.Attrs {
+// The node's type and edit attributes follow the message (pt, its
+// protobuf), as WhatsApp's do: media, poll, reaction or text; edit 1 for
+// an edit, 7 for a revoke by its sender.
+func (ct *Contact) messageAttrsLocked(id string, ts int64, pt []byte) waBinary.Attrs {
 	like, name := ct.acc.lid, ct.Name
 	if ct.byPhone {
 		like = ct.acc.jid
 	}
 	attrs := ct.acc.fromAttrs(like)
-	attrs["id"], attrs["t"], attrs["type"], attrs["notify"] = id, ts, "text", name
+	var msg waE2E.Message
+	proto.Unmarshal(pt, &msg)
+	attrs["id"], attrs["t"], attrs["type"], attrs["notify"] = id, ts, nodeType(&msg), name
+	if e := editAttr(&msg); e != "" {
+		attrs["edit"] = e
+	}
 	return attrs
 }
 
@@ -248,6 +259,7 @@ func (ct *Contact) receive(ctx context.Context, from types.JID, id string, enc w
 		return nil
 	}
 	ct.seenIDs[id] = true
+	ct.notePollLocked(id, &msg)
 	r := Received{ID: id, From: from, At: time.Now(), Message: &msg, Type: typ}
 	ct.inbox = append(ct.inbox, r)
 	ct.srv.emit(Event{Kind: EventContactReceived, Device: from, Contact: ct.acc.jid, MessageID: id, Message: &msg})
@@ -278,13 +290,6 @@ func (ct *Contact) Send(ctx context.Context, to types.JID, text string) (string,
 func (ct *Contact) Reply(ctx context.Context, to types.JID, quotedID, text string) (string, error) {
 	return ct.SendMessage(ctx, to, &waE2E.Message{ExtendedTextMessage: &waE2E.ExtendedTextMessage{Text: proto.String(text),
 		ContextInfo: &waE2E.ContextInfo{StanzaID: proto.String(quotedID), Participant: proto.String(to.ToNonAD().String())}}})
-}
-
-// React sends an emoji reaction to a message the account sent the contact.
-func (ct *Contact) React(ctx context.Context, to types.JID, msgID, emoji string) (string, error) {
-	return ct.SendMessage(ctx, to, &waE2E.Message{ReactionMessage: &waE2E.ReactionMessage{
-		Key:  &waCommon.MessageKey{RemoteJID: proto.String(to.ToNonAD().String()), FromMe: proto.Bool(false), ID: proto.String(msgID)},
-		Text: proto.String(emoji), SenderTimestampMS: proto.Int64(time.Now().UnixMilli())}})
 }
 
 // SendMessage encrypts msg for each linked device of the account to.
@@ -353,7 +358,7 @@ func (ct *Contact) sendTo(ctx context.Context, to types.JID, id string, pt []byt
 		if err != nil {
 			return err
 		}
-		node := waBinary.Node{Tag: "message", Attrs: ct.messageAttrs(id, ts), Content: []waBinary.Node{enc}}
+		node := waBinary.Node{Tag: "message", Attrs: ct.messageAttrs(id, ts, pt), Content: []waBinary.Node{enc}}
 		ct.srv.deliver(dev, node)
 	}
 	return nil
@@ -472,7 +477,7 @@ func (ct *Contact) retry(ctx context.Context, dev types.JID, id string, count in
 		return err
 	}
 	enc.Attrs["count"] = strconv.Itoa(count)
-	ct.srv.deliver(dev, waBinary.Node{Tag: "message", Attrs: ct.messageAttrsLocked(id, m.ts), Content: []waBinary.Node{enc}})
+	ct.srv.deliver(dev, waBinary.Node{Tag: "message", Attrs: ct.messageAttrsLocked(id, m.ts, m.plaintext), Content: []waBinary.Node{enc}})
 	return nil
 }
 
@@ -586,7 +591,7 @@ func (ct *Contact) SendUndecryptable(ctx context.Context, to types.JID, text str
 			return "", err
 		}
 		enc := waBinary.Node{Tag: "enc", Attrs: waBinary.Attrs{"v": "2", "type": "msg"}, Content: sm.Serialize()}
-		ct.srv.deliver(dev, waBinary.Node{Tag: "message", Attrs: ct.messageAttrs(id, ts), Content: []waBinary.Node{enc}})
+		ct.srv.deliver(dev, waBinary.Node{Tag: "message", Attrs: ct.messageAttrs(id, ts, pt), Content: []waBinary.Node{enc}})
 	}
 	ct.srv.emit(Event{Kind: EventContactSent, Contact: ct.acc.jid, MessageID: id, Message: &waE2E.Message{Conversation: proto.String(text)}})
 	return id, nil

@@ -32,7 +32,8 @@ import (
 //	POST /v1/contacts/{phone}/retry        {"id"}: ask the sender's device for message id again
 //	GET  /v1/contacts/{phone}/inbox        [{"id","from","text","reply_to","at","deliveries","resends"}]
 //	POST /v1/faults                        {"refuse_connections": bool, "fail_sends": code, "drop_sends": bool, "withhold_acks": bool,
-//	                                        "temporary_ban": {"phone", "code", "expiry_ms"} (expiry_ms 0 lifts it)}
+//	                                        "temporary_ban": {"phone", "code", "expiry_ms"} (expiry_ms 0 lifts it),
+//	                                        "expired_media": bool}
 //
 // The control API listens on TCP loopback; an InMemory server has none.
 
@@ -190,6 +191,9 @@ type Faults struct {
 	WithholdAcks      *bool `json:"withhold_acks,omitempty"`
 	// TemporaryBan bans an account for a while (Server.TemporaryBan).
 	TemporaryBan *BanFault `json:"temporary_ban,omitempty"`
+	// ExpiredMedia makes contacts' media answer 410 until the client's
+	// phone re-uploads it for a media retry receipt (Server.ExpireMedia).
+	ExpiredMedia *bool `json:"expired_media,omitempty"`
 }
 
 // BanFault is a Faults.TemporaryBan: the account's phone number, WhatsApp's
@@ -213,6 +217,9 @@ func (s *Server) SetFaults(f Faults) {
 	}
 	if f.WithholdAcks != nil {
 		s.WithholdAcks(*f.WithholdAcks)
+	}
+	if f.ExpiredMedia != nil {
+		s.ExpireMedia(*f.ExpiredMedia)
 	}
 	if b := f.TemporaryBan; b != nil {
 		s.TemporaryBan(b.Phone, b.Code, time.Duration(b.ExpiryMS)*time.Millisecond)

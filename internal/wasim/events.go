@@ -29,6 +29,10 @@ const (
 	EventPrivacyTokens     EventKind = "privacy_tokens"      // Device issued privacy tokens (after a first send to a user)
 	EventPhoneResend       EventKind = "phone_resend"        // Device asked its phone for messages it could not decrypt (peer MessageID); the phone answers
 	EventTemporaryBan      EventKind = "temporary_ban"       // Device tried to log in during a TemporaryBan and got <failure reason="402">
+	EventMediaExpired      EventKind = "media_expired"       // a download of a contact's media was answered 410 (ExpireMedia; Class: the path)
+	EventMediaReuploaded   EventKind = "media_reuploaded"    // Device's phone re-uploaded Contact's MessageID for a media retry receipt (Class: the new path)
+	EventClientRead        EventKind = "client_read"         // the client marked Contact's MessageID read
+	EventChatPresence      EventKind = "chat_presence"       // Device sent Contact a chat state (Class: composing, composing/audio, paused)
 )
 
 // Event is one thing the simulator observed.

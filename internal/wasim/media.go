@@ -92,6 +92,11 @@ func (s *Server) serveMedia(w http.ResponseWriter, r *http.Request) bool {
 			http.NotFound(w, r)
 			return true
 		}
+		if b.contact && !b.reupload && s.expiredMedia.Load() {
+			s.emit(Event{Kind: EventMediaExpired, Class: r.URL.Path})
+			http.Error(w, "wasim: media expired", http.StatusGone)
+			return true
+		}
 		f, err := os.Open(b.file)
 		if err != nil {
 			http.NotFound(w, r)

@@ -87,11 +87,13 @@ type Server struct {
 	accepted      map[sendKey]*acceptedSend
 	acceptedOrder []sendKey
 
-	refuse   atomic.Bool
-	ackMode  atomic.Int32 // ackNormal, ackRefuse, ackDrop, ackWithhold
-	ackErr   atomic.Int32 // error code for refused sends
-	ackDelay atomic.Int64 // time.Duration before each ack
-	nextRef  atomic.Int64
+	refuse atomic.Bool
+	// expiredMedia: contacts' media answer 410 until re-uploaded (ExpireMedia).
+	expiredMedia atomic.Bool
+	ackMode      atomic.Int32 // ackNormal, ackRefuse, ackDrop, ackWithhold
+	ackErr       atomic.Int32 // error code for refused sends
+	ackDelay     atomic.Int64 // time.Duration before each ack
+	nextRef      atomic.Int64
 }
 
 // New creates and starts a server.

@@ -236,6 +236,8 @@ func (c *session) handle(n *waBinary.Node) {
 		c.handleMessage(n)
 	case "receipt":
 		c.handleReceipt(n)
+	case "chatstate":
+		c.srv.chatStateToContact(c.jid, n)
 	case "ack":
 		c.srv.ackedByClient(c, attr(n, "id"))
 		c.srv.emit(Event{Kind: EventClientAck, Device: c.jid, MessageID: attr(n, "id"), Class: attr(n, "class")})
@@ -357,8 +359,13 @@ func (c *session) handleReceipt(n *waBinary.Node) {
 		a["type"] = t
 	}
 	c.send(waBinary.Node{Tag: "ack", Attrs: a})
-	if attr(n, "type") == "retry" {
+	switch attr(n, "type") {
+	case "retry":
 		c.srv.retryToContact(c.jid, n)
+	case "read", "read-self":
+		c.srv.readToContact(n)
+	case "server-error":
+		c.srv.mediaRetryTo(c.jid, n)
 	}
 }
 
