@@ -207,3 +207,5 @@ func TestReceiveEveryKind(t *testing.T) {
 		t.Errorf("events %v", count)
 	}
 }
+
+func jsonUnmarshal(s string, v any) error { return json.Unmarshal([]byte(s), v) }

@@ -329,30 +329,7 @@ func (e *Engine) askPhone(cli *whatsmeow.Client, session string, it *pendingItem
 		e.failMedia(session, it, fmt.Sprintf("WhatsApp's media server answered %s, also after the phone was asked %d times to upload it again", Redact(cause.Error()), it.src.Retries))
 		return
 	}
-	info, err := it.src.messageInfo()
-	if err == nil {
-		err = cli.SendMediaRetryReceipt(e.ctx, info, it.src.MediaKey)
-	}
-	if err != nil {
-		it.failures++
-		if it.failures >= max(DownloadAttempts, 1) {
-			e.failMedia(session, it, "the link expired and asking the phone to upload it again failed: "+Redact(err.Error()))
-			return
-		}
-		e.log.Warn("media retry receipt not sent; retrying", "session", session, "media", it.id, "err", Redact(err.Error()))
-		d := &e.dl
-		d.mu.Lock()
-		it.timer = time.AfterFunc(downloadBackoff.Delay(it.failures-1), func() { e.requeue(session, it, false) })
-		d.mu.Unlock()
-		return
-	}
-	it.src.Retries++
-	if b, err := json.Marshal(it.src); err == nil {
-		if err := e.cfg.Media.SetSource(e.ctx, it.id, b); err != nil {
-			e.log.Warn("media retry count not stored", "session", session, "media", it.id, "err", err)
-		}
-	}
-	e.log.Info("media link expired; asked the phone to upload it again", "session", session, "media", it.id, "status", Redact(cause.Error()))
+	// Waiting before the receipt goes out: the phone may answer at once.
 	d := &e.dl
 	d.mu.Lock()
 	q := d.queueOf(session)
@@ -366,6 +343,38 @@ func (e *Engine) askPhone(cli *whatsmeow.Client, session string, it *pendingItem
 			e.failMedia(session, it, fmt.Sprintf("WhatsApp's media link expired and the phone did not upload the media again within %v", MediaRetryWait))
 		}
 	})
+	it.src.Retries++
+	src := it.src
+	d.mu.Unlock()
+	if b, err := json.Marshal(src); err == nil {
+		if err := e.cfg.Media.SetSource(e.ctx, it.id, b); err != nil {
+			e.log.Warn("media retry count not stored", "session", session, "media", it.id, "err", err)
+		}
+	}
+	info, err := src.messageInfo()
+	if err == nil {
+		err = cli.SendMediaRetryReceipt(e.ctx, info, src.MediaKey)
+	}
+	if err == nil {
+		e.log.Info("media link expired; asked the phone to upload it again", "session", session, "media", it.id, "status", Redact(cause.Error()))
+		return
+	}
+	d.mu.Lock()
+	still := q.waiting[src.ID] == it
+	delete(q.waiting, src.ID)
+	it.timer.Stop()
+	it.failures++
+	d.mu.Unlock()
+	if !still {
+		return // answered or given up meanwhile
+	}
+	if it.failures >= max(DownloadAttempts, 1) {
+		e.failMedia(session, it, "the link expired and asking the phone to upload it again failed: "+Redact(err.Error()))
+		return
+	}
+	e.log.Warn("media retry receipt not sent; retrying", "session", session, "media", it.id, "err", Redact(err.Error()))
+	d.mu.Lock()
+	it.timer = time.AfterFunc(downloadBackoff.Delay(it.failures-1), func() { e.requeue(session, it, false) })
 	d.mu.Unlock()
 }
 
