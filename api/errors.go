@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"waappliance/media"
 	"waappliance/peers"
 	"waappliance/webhooks"
 	"waappliance/whatsapp"
@@ -92,6 +93,16 @@ var sentinels = []struct {
 	{whatsapp.ErrClosed, http.StatusServiceUnavailable, "unavailable"},
 	{whatsapp.ErrUnreachable, http.StatusBadGateway, "whatsapp_unreachable"},
 	{whatsapp.ErrTimeout, http.StatusGatewayTimeout, "whatsapp_timeout"},
+	{media.ErrNotFound, http.StatusNotFound, "not_found"},
+	{media.ErrPending, http.StatusConflict, "media_pending"},
+	{media.ErrFailed, http.StatusGone, "media_failed"},
+	{media.ErrTooLarge, http.StatusRequestEntityTooLarge, "too_large"},
+	{media.ErrTypeMismatch, http.StatusUnsupportedMediaType, "media_type_mismatch"},
+	{media.ErrUnsupportedType, http.StatusUnsupportedMediaType, "unsupported_media_type"},
+	{media.ErrQuota, http.StatusInsufficientStorage, "media_quota_exceeded"},
+	{media.ErrShortBody, http.StatusBadRequest, "short_body"},
+	{media.ErrBadFilename, http.StatusBadRequest, "invalid_argument"},
+	{media.ErrEmpty, http.StatusBadRequest, "invalid_argument"},
 	{ErrSandboxNotFound, http.StatusNotFound, "not_found"},
 	{ErrSandboxBadRequest, http.StatusBadRequest, "invalid_argument"},
 }
@@ -213,7 +224,8 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Write(b)
 }
 
-// maxBody is the request body limit for every route.
+// maxBody is the request body limit of every route but raw uploads
+// (route.maxBody).
 const maxBody = 64 << 10
 
 // DefaultBodyTimeout bounds the reading of a request body: a maxBody body
@@ -221,29 +233,65 @@ const maxBody = 64 << 10
 // drips a byte every few seconds is cut instead of holding its connection.
 const DefaultBodyTimeout = 10 * time.Second
 
-// limitBody is the one check of a request body before any handler runs. A
-// declared Content-Length over maxBody is refused with 413 without reading
+// The body deadline grows with the declared length: bodyTimeout plus one
+// second per uploadRate bytes (1 MiB), capped at maxBodyTime. So an upload
+// must keep up 1 MiB/s on average (a 100 MiB document: 110 s), a JSON body
+// gets at most 62 ms more than bodyTimeout, and no request holds its
+// connection longer than an hour.
+const (
+	uploadRate  = 1 << 20
+	maxBodyTime = time.Hour
+)
+
+// bodyDeadline is how long a body of declared length n (-1: unknown) may
+// take to arrive, from the end of its headers.
+func bodyDeadline(base time.Duration, n int64) time.Duration {
+	if n <= 0 {
+		return base
+	}
+	return min(base+time.Duration(n)*time.Second/uploadRate, maxBodyTime)
+}
+
+// limitBody is the one check of a request body before any handler runs,
+// with limit the route's (bodyLimit: maxBody but for raw uploads). A
+// declared Content-Length over limit is refused with 413 without reading
 // a byte of it (with Expect: 100-continue the client never gets its 100
 // Continue: net/http sends that only when a handler reads the body). A
-// body must then arrive within s.bodyTimeout, from the end of the headers:
-// the connection's read deadline is set for it. net/http lifts the deadline
-// itself once the body is read to its end (its background read, which
-// watches for the client going away, starts without one), so a handler
-// that runs long after reading is not cut. Requests without a body (SSE
-// streams included) get no deadline. A per-request deadline rather than
-// http.Server.ReadTimeout lets routes with larger bodies (media uploads)
-// have their own later.
-func (s *server) limitBody(w http.ResponseWriter, r *http.Request) error {
-	if r.ContentLength > maxBody {
-		return errorf(http.StatusRequestEntityTooLarge, "too_large", "request body over %d bytes", maxBody)
+// route with a raised limit takes only a declared length: 411 without one
+// (chunked or missing), so that its limits are checked before reading.
+// Both refusals close the connection (closing) instead of reading. A
+// body must then arrive within bodyDeadline, from the end of the headers:
+// the connection's read deadline is set for it. net/http lifts the
+// deadline itself once the body is read to its end (its background read,
+// which watches for the client going away, starts without one), so a
+// handler that runs long after reading is not cut. Requests without a body
+// (SSE streams included) get no deadline. A per-request deadline rather
+// than http.Server.ReadTimeout lets uploads have theirs.
+func (s *server) limitBody(w http.ResponseWriter, r *http.Request, limit int64) error {
+	if r.ContentLength > limit {
+		return closing(errorf(http.StatusRequestEntityTooLarge, "too_large", "request body over %d bytes", limit))
+	}
+	if limit > maxBody && (r.ContentLength < 0 || r.Header.Get("Content-Length") == "") {
+		return closing(errorf(http.StatusLengthRequired, "length_required", "this route needs a Content-Length (no chunked body)"))
 	}
 	if r.Body == nil || r.Body == http.NoBody {
 		return nil
 	}
 	// An error means no connection to bound (handler tests, httptest's
 	// recorder): nothing to do.
-	http.NewResponseController(w).SetReadDeadline(time.Now().Add(s.bodyTimeout))
+	http.NewResponseController(w).SetReadDeadline(time.Now().Add(bodyDeadline(s.bodyTimeout, r.ContentLength)))
 	return nil
+}
+
+// closing makes e close the connection after it is answered: a refused
+// body is not read (net/http would otherwise read up to 256 KiB of it
+// first, or wait for a chunked one that never comes).
+func closing(e *apiError) *apiError {
+	if e.Header == nil {
+		e.Header = http.Header{}
+	}
+	e.Header.Set("Connection", "close")
+	return e
 }
 
 // isTimeout reports whether err is a read deadline passing.

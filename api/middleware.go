@@ -174,7 +174,7 @@ func (o *outerHandler) serve(w http.ResponseWriter, r *http.Request, p *peers.Pe
 			return
 		}
 	}
-	if err := s.limitBody(w, r); err != nil { // front door: body size and read deadline
+	if err := s.limitBody(w, r, s.bodyLimit(o.next, r)); err != nil { // front door: body size and read deadline
 		writeError(w, r, s.log, err)
 		return
 	}

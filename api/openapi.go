@@ -6,6 +6,7 @@ import (
 	"sync"
 
 	"waappliance/events"
+	"waappliance/media"
 	"waappliance/whatsapp"
 )
 
@@ -21,6 +22,12 @@ type op struct {
 	// stream: the success response is text/event-stream whose data lines
 	// are the response schema (Event), not JSON.
 	stream bool
+	// rawRequest lists the media types of a raw (not JSON) request body;
+	// rawResponse says the success body is the bytes themselves.
+	rawRequest  []string
+	rawResponse string
+	// errors adds or overrides error answers of this operation.
+	errors map[string]string
 }
 
 var operations = map[string]op{
@@ -60,6 +67,15 @@ var operations = map[string]op{
 	"POST /v1/webhooks/{id}/rotate-secret": {summary: "New secret (in this response only); the old one keeps signing alongside it for 24 h", scope: "read", response: "WebhookCreated"},
 	"POST /v1/webhooks/{id}/test":          {summary: "Send one webhook.test event now, outside the log and the cursor, and report the answer", scope: "read", response: "WebhookTest"},
 	"POST /v1/webhooks/{id}/rewind":        {summary: "Replay from a cursor: events after `after` are delivered again; 410 when it is older than retention", scope: "read", request: "WebhookRewind", response: "Webhook"},
+
+	"POST /v1/media": {summary: "Upload media: the raw bytes as the body, their media type as Content-Type (checked against the content's own signature), Content-Length required. " +
+		"Per-kind limits: image 16 MiB, sticker 1 MiB, audio 16 MiB, video 64 MiB, document 2 GiB; under the quota (--media-max-bytes) the oldest media no queued message needs is evicted. " +
+		"Optional file name: ?filename= or Content-Disposition: attachment; filename=…. 201 only once the bytes are durable; sends name the item by its id",
+		scope: "send", response: "MediaItem", status: "201", query: []string{"filename"}, rawRequest: media.Types(), errors: mediaErrors},
+	"GET /v1/media/{id}": {summary: "The bytes of a media item (an upload of this peer, or inbound media of a session on its allow-list), with its media type; Range and If-None-Match (ETag: the SHA-256) work; documents are attachments with their file name. " +
+		"409 media_pending until inbound media is downloaded (media.ready says when), 410 media_failed when it could not be",
+		scope: "read", rawResponse: "the item's media type", errors: mediaErrors},
+	"GET /v1/media/{id}/info": {summary: "A media item's metadata in any state: type, size, SHA-256, file name, state, error, dimensions, duration", scope: "read", response: "MediaItem", errors: mediaErrors},
 
 	"POST /v1/sandbox/scan":                      {summary: "Sandbox only: complete a pending QR pairing as a simulated phone", scope: "admin", request: "SandboxScan", response: "Object"},
 	"POST /v1/sandbox/contacts":                  {summary: "Sandbox only: create a simulated contact", scope: "admin", request: "SandboxContact", response: "SandboxContact", status: "201"},
@@ -182,6 +198,19 @@ var schemas = map[string]any{
 	"WebhookDisabled": obj(map[string]any{"webhook": integer, "peer": str,
 		"reason": map[string]any{"type": "string", "enum": []string{"gone (410)", "failing", "cursor expired"}},
 		"status": integer, "cursor": integer}, "webhook", "peer", "reason"),
+	"MediaItem": obj(map[string]any{"id": str,
+		"sha256":     map[string]any{"type": "string", "description": "hex SHA-256 of the bytes (\"\" while pending)"},
+		"size":       map[string]any{"type": "integer", "description": "bytes (while pending: what WhatsApp announced)"},
+		"type":       map[string]any{"type": "string", "description": "media type without parameters, e.g. image/jpeg"},
+		"filename":   str,
+		"state":      map[string]any{"type": "string", "enum": []string{media.StateReady, media.StatePending, media.StateFailed}},
+		"error":      map[string]any{"type": "string", "description": "why the download failed"},
+		"session":    map[string]any{"type": "string", "description": "inbound media: the session it came to"},
+		"created_at": dateTime,
+		"width":      map[string]any{"type": "integer", "description": "images (JPEG, PNG, GIF)"},
+		"height":     map[string]any{"type": "integer", "description": "images (JPEG, PNG, GIF)"},
+		"seconds":    map[string]any{"type": "integer", "description": "duration of audio (Ogg Opus) and video (MP4)"}},
+		"id", "sha256", "size", "type", "state", "created_at"),
 	"AuditList": obj(map[string]any{"next_after": integer, "entries": map[string]any{"type": "array", "items": obj(map[string]any{
 		"id": integer, "at": dateTime, "peer": str, "method": str, "route": str, "target": str, "status": integer, "request_id": str,
 		"count": integer, "last_at": dateTime})}}, "entries"),
@@ -227,6 +256,16 @@ func eventSchemas(into map[string]any) {
 		"discriminator": map[string]any{"propertyName": "type", "mapping": mapping}}
 }
 
+// mediaErrors are the media routes' own error answers.
+var mediaErrors = map[string]string{
+	"409": "Inbound media not downloaded yet (media_pending)",
+	"410": "Inbound media whose download failed (media_failed; the error says why)",
+	"411": "No Content-Length (length_required): uploads must declare their size",
+	"413": "Over the limit of the media type's kind (too_large)",
+	"415": "A media type the appliance does not take (unsupported_media_type), or content whose signature is not the declared type's (media_type_mismatch)",
+	"507": "Does not fit under the media quota even after evicting every item no queued message needs (media_quota_exceeded)",
+}
+
 var errorResponses = map[string]string{
 	"400": "Malformed JSON, duplicate key, invalid UTF-8 or NUL, unknown field or invalid argument (control characters in names and ids included)",
 	"403": "Missing scope, not an enabled peer, or a cross-origin write (cross_origin)",
@@ -264,11 +303,18 @@ func buildOpenAPI(version string) map[string]any {
 			resp["content"] = map[string]any{"text/event-stream": map[string]any{
 				"schema":       map[string]any{"type": "string"},
 				"x-event-data": ref(o.response)}}
+		case o.rawResponse != "":
+			resp["content"] = map[string]any{"*/*": map[string]any{
+				"schema": map[string]any{"type": "string", "format": "binary", "description": "the bytes, as " + o.rawResponse}}}
 		case o.response != "":
 			resp["content"] = map[string]any{"application/json": map[string]any{"schema": ref(o.response)}}
 		}
 		responses := map[string]any{status: resp}
 		for code, desc := range errorResponses {
+			responses[code] = map[string]any{"description": desc,
+				"content": map[string]any{"application/json": map[string]any{"schema": ref("Error")}}}
+		}
+		for code, desc := range o.errors {
 			responses[code] = map[string]any{"description": desc,
 				"content": map[string]any{"application/json": map[string]any{"schema": ref("Error")}}}
 		}
@@ -292,6 +338,13 @@ func buildOpenAPI(version string) map[string]any {
 		if o.request != "" {
 			opDoc["requestBody"] = map[string]any{"required": true,
 				"content": map[string]any{"application/json": map[string]any{"schema": ref(o.request)}}}
+		}
+		if o.rawRequest != nil {
+			content := map[string]any{}
+			for _, t := range o.rawRequest {
+				content[t] = map[string]any{"schema": map[string]any{"type": "string", "format": "binary"}}
+			}
+			opDoc["requestBody"] = map[string]any{"required": true, "content": content}
 		}
 		item[strings.ToLower(method)] = opDoc
 	}

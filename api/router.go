@@ -5,6 +5,7 @@ import (
 
 	"github.com/gorilla/mux"
 
+	"waappliance/media"
 	"waappliance/peers"
 )
 
@@ -20,6 +21,12 @@ type route struct {
 	// (checkBody). nil: the route reads no body, and one sent anyway must
 	// be JSON.
 	body []string
+	// maxBody is the route's request body limit; 0 is maxBody (64 KiB),
+	// the front door's rule for every JSON body. A route that raises it
+	// (raw uploads: POST /v1/media) needs a Content-Length (411 without
+	// one), and its body's read deadline grows with that length
+	// (bodyDeadline). limitBody applies both, before the route runs.
+	maxBody int64
 	// sandbox routes are served only in sandbox mode.
 	sandbox bool
 }
@@ -55,6 +62,10 @@ func (s *server) routes() []route {
 		{method: "POST", path: "/v1/sessions/{session}/logout", scope: peers.ScopeSessions, h: s.needWA(s.logoutSession)},
 		{method: "POST", path: "/v1/sessions/{session}/messages", scope: peers.ScopeSend, h: s.needWA(s.sendMessage), body: jsonBody},
 		{method: "GET", path: "/v1/sessions/{session}/messages/{id}", scope: peers.ScopeRead, h: s.needWA(s.getMessage)},
+
+		{method: "POST", path: "/v1/media", scope: peers.ScopeSend, h: s.needMedia(s.uploadMedia), body: media.Types(), maxBody: media.MaxSize(media.KindDocument)},
+		{method: "GET", path: "/v1/media/{id}", scope: peers.ScopeRead, h: s.needMedia(s.getMedia)},
+		{method: "GET", path: "/v1/media/{id}/info", scope: peers.ScopeRead, h: s.needMedia(s.mediaInfo)},
 
 		{method: "GET", path: "/v1/events", scope: peers.ScopeRead, h: s.needEvents(s.listEvents)},
 		{method: "GET", path: "/v1/events/stream", scope: peers.ScopeRead, h: s.needEvents(s.streamEvents)},
@@ -96,15 +107,32 @@ func (s *server) needEvents(h handlerFunc) handlerFunc {
 
 func (s *server) router() http.Handler {
 	r := mux.NewRouter()
+	s.bodyLimits = map[string]int64{}
 	for _, rt := range s.routes() {
 		if rt.sandbox && s.sb == nil {
 			continue
+		}
+		if rt.maxBody > 0 {
+			s.bodyLimits[rt.method+" "+rt.path] = rt.maxBody
 		}
 		r.Handle(rt.path, s.wrap(rt)).Methods(rt.method)
 	}
 	r.NotFoundHandler = s.handle(func(w http.ResponseWriter, r *http.Request) error { return errNotFound })
 	r.MethodNotAllowedHandler = s.handle(func(w http.ResponseWriter, r *http.Request) error { return errMethodNotAllowed })
 	return s.outer(r)
+}
+
+// bodyLimit is the request body limit of the route r matches in router:
+// its maxBody, or maxBody for every other route (and no route at all).
+func (s *server) bodyLimit(router http.Handler, r *http.Request) int64 {
+	if len(s.bodyLimits) > 0 {
+		if t, _ := matchRoute(router, r); t != "" {
+			if n := s.bodyLimits[r.Method+" "+t]; n > 0 {
+				return n
+			}
+		}
+	}
+	return maxBody
 }
 
 // pathVar returns the route variable name of r ("" when absent).

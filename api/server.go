@@ -60,8 +60,11 @@ type Options struct {
 	// max_streams overrides it) and Streams all of them; 0 means no cap.
 	PeerStreams, Streams int
 	// BodyTimeout bounds the reading of a request body, from the end of
-	// its headers; 0 means DefaultBodyTimeout.
+	// its headers; 0 means DefaultBodyTimeout. An upload's deadline adds
+	// to it (bodyDeadline).
 	BodyTimeout time.Duration
+	// Media serves /v1/media; nil answers them with 503.
+	Media MediaStore
 }
 
 type server struct {
@@ -83,6 +86,10 @@ type server struct {
 	origins     originGuard
 	streams     streamCaps
 	bodyTimeout time.Duration
+	// bodyLimits are the raised body limits (route.maxBody) by "METHOD
+	// path template"; router fills it.
+	bodyLimits map[string]int64
+	media      MediaStore
 }
 
 // New returns the API handler. Identity is taken from r.RemoteAddr, which
@@ -91,7 +98,7 @@ func New(o Options) http.Handler {
 	s := &server{reg: o.Registry, limits: o.Limiters, audit: o.Audit, stats: o.Stats,
 		changed: o.Changed, version: o.Version, sandbox: o.Sandbox != nil, sb: o.Sandbox, wa: o.WhatsApp, ev: o.Events, hooks: o.Webhooks,
 		log: o.Logger, sendLimits: newSendBudget(o.Now),
-		streams: streamCaps{perPeer: o.PeerStreams, total: o.Streams}, bodyTimeout: o.BodyTimeout}
+		streams: streamCaps{perPeer: o.PeerStreams, total: o.Streams}, bodyTimeout: o.BodyTimeout, media: o.Media}
 	if s.bodyTimeout <= 0 {
 		s.bodyTimeout = DefaultBodyTimeout
 	}

@@ -177,6 +177,9 @@ func (a *Appliance) buildHandler() http.Handler {
 	if a.hooks != nil { // webhooks
 		opts.Webhooks = a.hooks
 	}
+	if a.media != nil {
+		opts.Media = a.media
+	}
 	return api.New(opts)
 }
 

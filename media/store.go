@@ -263,7 +263,7 @@ func shortBody(err error) error {
 	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 		return ErrShortBody
 	}
-	return fmt.Errorf("%w: %v", ErrShortBody, err)
+	return fmt.Errorf("%w: %w", ErrShortBody, err)
 }
 
 // removeTemp closes and removes f (harmless once keep has moved it).
