@@ -7,7 +7,6 @@ import (
 
 	"waappliance/events"
 	"waappliance/media"
-	"waappliance/whatsapp"
 )
 
 // op documents one route. The document is written by hand, apart from the
@@ -45,18 +44,20 @@ var operations = map[string]op{
 	"GET /v1/settings":             {summary: "The appliance's settings (never its private key)", scope: "admin", response: "Settings"},
 	"PATCH /v1/settings":           {summary: "Change the endpoint, the listen port (from the next start), the default rate and burst, the API host names, or whether status updates are recorded (status_broadcasts); absent fields stay. The subnet and the MTU are fixed at init", scope: "admin", request: "SettingsUpdate", response: "Settings"},
 
-	"POST /v1/sessions":                        {summary: "Create a WhatsApp session (state new)", scope: "sessions", request: "SessionCreate", response: "Session", status: "201"},
-	"GET /v1/sessions":                         {summary: "Sessions on this peer's allow-list", scope: "read", response: "SessionList"},
-	"GET /v1/sessions/{session}":               {summary: "One session: state, JID, push name, last connected, last error", scope: "read", response: "Session"},
-	"DELETE /v1/sessions/{session}":            {summary: "Log out and remove the session, its device keys and its outbox", scope: "sessions", status: "204"},
-	"POST /v1/sessions/{session}/login":        {summary: "Start QR pairing; poll /qr for the code. On a replaced session: take the connection back (no pairing)", scope: "sessions", response: "Session", status: "202"},
-	"GET /v1/sessions/{session}/qr":            {summary: "Current QR code (JSON, or a PNG with Accept: image/png); 409 when not pairing", scope: "sessions", response: "QR"},
-	"POST /v1/sessions/{session}/pair-code":    {summary: "Link by phone number: returns the 8-character code to type on the phone", scope: "sessions", request: "PairCodeRequest", response: "PairCode"},
-	"POST /v1/sessions/{session}/logout":       {summary: "Unlink the device at WhatsApp; the session row stays", scope: "sessions", response: "Session"},
-	"POST /v1/sessions/{session}/messages":     {summary: "Queue a text message, optionally a reply; 202 only after it is committed to the outbox. Optional Idempotency-Key header: the same key with the same body answers 200 with the original, with another body 422", scope: "send", request: "SendRequest", response: "Message", status: "202"},
-	"GET /v1/sessions/{session}/messages/{id}": {summary: "A sent message's status and history", scope: "read", response: "Message"},
-	"GET /v1/events":                           {summary: "Events in order after the cursor; 410 when the cursor is older than retention", scope: "read", response: "EventList", query: []string{"session", "after", "limit"}},
-	"GET /v1/events/stream":                    {summary: "Server-Sent Events with id: lines; resumes from Last-Event-ID; heartbeat comments every 15 s", scope: "read", response: "Event", query: []string{"session", "after"}, stream: true},
+	"POST /v1/sessions":                                 {summary: "Create a WhatsApp session (state new)", scope: "sessions", request: "SessionCreate", response: "Session", status: "201"},
+	"GET /v1/sessions":                                  {summary: "Sessions on this peer's allow-list", scope: "read", response: "SessionList"},
+	"GET /v1/sessions/{session}":                        {summary: "One session: state, JID, push name, last connected, last error", scope: "read", response: "Session"},
+	"DELETE /v1/sessions/{session}":                     {summary: "Log out and remove the session, its device keys and its outbox", scope: "sessions", status: "204"},
+	"POST /v1/sessions/{session}/login":                 {summary: "Start QR pairing; poll /qr for the code. On a replaced session: take the connection back (no pairing)", scope: "sessions", response: "Session", status: "202"},
+	"GET /v1/sessions/{session}/qr":                     {summary: "Current QR code (JSON, or a PNG with Accept: image/png); 409 when not pairing", scope: "sessions", response: "QR"},
+	"POST /v1/sessions/{session}/pair-code":             {summary: "Link by phone number: returns the 8-character code to type on the phone", scope: "sessions", request: "PairCodeRequest", response: "PairCode"},
+	"POST /v1/sessions/{session}/logout":                {summary: "Unlink the device at WhatsApp; the session row stays", scope: "sessions", response: "Session"},
+	"POST /v1/sessions/{session}/messages":              {summary: "Queue a message of one kind (text, media, location, contacts, poll, reaction, edit, delete), optionally a reply; 202 only after it is committed to the outbox. Optional Idempotency-Key header: the same key with the same body answers 200 with the original, with another body 422", scope: "send", request: "SendRequest", response: "Message", status: "202"},
+	"GET /v1/sessions/{session}/messages/{id}":          {summary: "A sent message's content, status and history", scope: "read", response: "Message"},
+	"POST /v1/sessions/{session}/chats/{chat}/read":     {summary: "Mark messages received in the chat (a phone number or JID) read; not queued: 409 not_connected while the session is not connected", scope: "send", request: "ChatRead", response: "ChatReadDone"},
+	"POST /v1/sessions/{session}/chats/{chat}/presence": {summary: "Show typing, recording (a voice note) or paused in the chat; not queued: 409 not_connected while the session is not connected", scope: "send", request: "ChatPresence", response: "ChatPresenceDone"},
+	"GET /v1/events":                                    {summary: "Events in order after the cursor; 410 when the cursor is older than retention", scope: "read", response: "EventList", query: []string{"session", "after", "limit"}},
+	"GET /v1/events/stream":                             {summary: "Server-Sent Events with id: lines; resumes from Last-Event-ID; heartbeat comments every 15 s", scope: "read", response: "Event", query: []string{"session", "after"}, stream: true},
 
 	"POST /v1/webhooks":                    {summary: "Subscribe this peer to events at a URL on its own tunnel address (http://<its address>[:port]/path); the secret is in this response only", scope: "read", request: "WebhookCreate", response: "WebhookCreated", status: "201"},
 	"GET /v1/webhooks":                     {summary: "This peer's webhooks (an admin's: every peer's)", scope: "read", response: "WebhookList"},
@@ -143,16 +144,7 @@ var schemas = map[string]any{
 	"QR":              obj(map[string]any{"code": str, "expires_at": dateTime}, "code", "expires_at"),
 	"PairCodeRequest": obj(map[string]any{"phone": str}, "phone"),
 	"PairCode":        obj(map[string]any{"code": str, "session": str}, "code"),
-	"SendRequest": obj(map[string]any{"to": map[string]any{"type": "string", "description": "E.164 phone number (+4915123456789), a phone-number JID (…@s.whatsapp.net) or a LID (…@lid)"},
-		"text": map[string]any{"type": "string", "minLength": 1, "maxLength": whatsapp.MaxTextBytes, "description": "the text; at most 16 KiB (UTF-8 bytes); 413 above"},
-		"reply_to": map[string]any{"type": "string", "description": "quote a message of this chat by the id the API showed: one of ours (a send's id) or a received one (message.received's id); " +
-			"the appliance finds its sender itself; 404 not_found when this session has no such message in this chat"}}, "to", "text"),
-	"Message": obj(map[string]any{"id": str, "session": str, "to": str, "recipient_lid": str, "text": str, "reply_to": str,
-		"kind":     map[string]any{"type": "string", "enum": []string{whatsapp.KindText}},
-		"status":   map[string]any{"type": "string", "enum": []string{"queued", "sent", "delivered", "read", "failed"}},
-		"attempts": integer, "error": str, "server_timestamp": dateTime, "created_at": dateTime, "updated_at": dateTime,
-		"history": map[string]any{"type": "array", "items": obj(map[string]any{"status": str, "at": dateTime, "detail": str})}}, "id", "status"),
-	"EventList": obj(map[string]any{"events": map[string]any{"type": "array", "items": ref("Event")}, "next_after": integer}, "events"),
+	"EventList":       obj(map[string]any{"events": map[string]any{"type": "array", "items": ref("Event")}, "next_after": integer}, "events"),
 	"MessageStatus": obj(map[string]any{"id": str,
 		"status": map[string]any{"type": "string", "enum": []string{"sent", "delivered", "read", "failed"}},
 		"error":  str}, "id", "status"),
@@ -274,7 +266,7 @@ var errorResponses = map[string]string{
 	"404": "Unknown route or resource",
 	"405": "Method not allowed",
 	"408": "Request body not received in time (request_timeout)",
-	"409": "Conflict with the current state (exists, not pairing, already paired, not paired, logged out, session replaced)",
+	"409": "Conflict with the current state (exists, not pairing, already paired, not paired, logged out, session replaced, not connected) or with the message named (not_own_message, edit_window_passed, delete_window_passed, wrong_message_kind, media_pending)",
 	"410": "Event cursor older than retention; X-Oldest-Event-Id gives the oldest id kept",
 	"413": "Request body or text too large",
 	"429": "Rate limited (rate_limited, see Retry-After and RateLimit-* headers), or too many streams (too_many_streams)",
@@ -324,7 +316,7 @@ func buildOpenAPI(version string) map[string]any {
 			opDoc["description"] = "Requires scope `" + o.scope + "` (admin holds every scope)."
 		}
 		var params []any
-		for _, v := range []string{"name", "session", "id", "phone"} {
+		for _, v := range []string{"name", "session", "id", "phone", "chat"} {
 			if strings.Contains(path, "{"+v+"}") {
 				params = append(params, map[string]any{"name": v, "in": "path", "required": true, "schema": str})
 			}
@@ -365,6 +357,7 @@ func allSchemas() map[string]any {
 	}
 	receivedSchemas(out)
 	eventSchemas(out)
+	sendSchemas(out)
 	return out
 }
 

@@ -62,6 +62,8 @@ func (s *server) routes() []route {
 		{method: "POST", path: "/v1/sessions/{session}/logout", scope: peers.ScopeSessions, h: s.needWA(s.logoutSession)},
 		{method: "POST", path: "/v1/sessions/{session}/messages", scope: peers.ScopeSend, h: s.needWA(s.sendMessage), body: jsonBody},
 		{method: "GET", path: "/v1/sessions/{session}/messages/{id}", scope: peers.ScopeRead, h: s.needWA(s.getMessage)},
+		{method: "POST", path: "/v1/sessions/{session}/chats/{chat}/read", scope: peers.ScopeSend, h: s.needWA(s.markRead), body: jsonBody},
+		{method: "POST", path: "/v1/sessions/{session}/chats/{chat}/presence", scope: peers.ScopeSend, h: s.needWA(s.chatPresence), body: jsonBody},
 
 		{method: "POST", path: "/v1/media", scope: peers.ScopeSend, h: s.needMedia(s.uploadMedia), body: media.Types(), maxBody: media.MaxSize(media.KindDocument)},
 		{method: "GET", path: "/v1/media/{id}", scope: peers.ScopeRead, h: s.needMedia(s.getMedia)},

@@ -31,6 +31,8 @@ type Engine interface {
 	Send(ctx context.Context, session string, req whatsapp.SendRequest) (whatsapp.Message, bool, error)
 	Replay(ctx context.Context, session string, req whatsapp.SendRequest) (whatsapp.Message, bool, error)
 	Message(ctx context.Context, session, id string) (whatsapp.Message, error)
+	MarkRead(ctx context.Context, session, chat string, ids []string) error
+	ChatPresence(ctx context.Context, session, chat, state string) error
 	WebVersion() whatsapp.WebVersion
 }
 
@@ -185,18 +187,79 @@ func (s *server) deleteSession(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// sendRequest is the JSON of a send: to, reply_to and exactly one
+// content field (the kinds, in whatsapp.Kinds order).
+type sendRequest struct {
+	To          string                    `json:"to"`
+	ReplyTo     string                    `json:"reply_to"`
+	Text        *string                   `json:"text"`
+	Mentions    []string                  `json:"mentions"`
+	LinkPreview *bool                     `json:"link_preview"`
+	Image       *whatsapp.ImageContent    `json:"image"`
+	Video       *whatsapp.VideoContent    `json:"video"`
+	Audio       *whatsapp.AudioContent    `json:"audio"`
+	Document    *whatsapp.DocumentContent `json:"document"`
+	Sticker     *whatsapp.StickerContent  `json:"sticker"`
+	Location    *whatsapp.LocationContent `json:"location"`
+	Contacts    *whatsapp.ContactsContent `json:"contacts"`
+	Poll        *whatsapp.PollContent     `json:"poll"`
+	Reaction    *whatsapp.ReactionContent `json:"reaction"`
+	Edit        *whatsapp.EditContent     `json:"edit"`
+	Delete      *whatsapp.DeleteContent   `json:"delete"`
+}
+
+// content is the one content field of req as a whatsapp.Content; none or
+// more than one is a 400 naming what came.
+func (req *sendRequest) content() (whatsapp.Content, error) {
+	c := whatsapp.Content{Image: req.Image, Video: req.Video, Audio: req.Audio, Document: req.Document, Sticker: req.Sticker,
+		Location: req.Location, Contacts: req.Contacts, Poll: req.Poll, Reaction: req.Reaction, Edit: req.Edit, Delete: req.Delete}
+	if req.Text != nil {
+		c.Text = &whatsapp.TextContent{Body: *req.Text, Mentions: req.Mentions}
+	}
+	present := map[string]bool{
+		whatsapp.KindText: c.Text != nil, whatsapp.KindImage: c.Image != nil, whatsapp.KindVideo: c.Video != nil,
+		whatsapp.KindAudio: c.Audio != nil, whatsapp.KindDocument: c.Document != nil, whatsapp.KindSticker: c.Sticker != nil,
+		whatsapp.KindLocation: c.Location != nil, whatsapp.KindContacts: c.Contacts != nil, whatsapp.KindPoll: c.Poll != nil,
+		whatsapp.KindReaction: c.Reaction != nil, whatsapp.KindEdit: c.Edit != nil, whatsapp.KindDelete: c.Delete != nil,
+	}
+	var got []string
+	for _, k := range whatsapp.Kinds {
+		if present[k] {
+			got = append(got, k)
+		}
+	}
+	if len(got) != 1 {
+		seen := "none"
+		if len(got) > 0 {
+			seen = strings.Join(got, ", ")
+		}
+		return c, badArg("exactly one of %s; got %s", strings.Join(whatsapp.Kinds, ", "), seen)
+	}
+	c.Kind = got[0]
+	if req.Mentions != nil && c.Kind != whatsapp.KindText {
+		return c, badArg("mentions: only with text")
+	}
+	if req.LinkPreview != nil && *req.LinkPreview {
+		return c, badArg("link_preview: not supported (whatsmeow builds no link previews, and the appliance does not fetch URLs); leave it out or false")
+	}
+	if req.ReplyTo != "" {
+		c.ReplyTo = &whatsapp.MessageRef{ID: req.ReplyTo}
+	}
+	return c, nil
+}
+
 // sendMessage commits the message to the outbox and answers 202 only then.
 func (s *server) sendMessage(w http.ResponseWriter, r *http.Request) error {
 	name, err := s.sessionFor(r)
 	if err != nil {
 		return err
 	}
-	var req struct {
-		To      string `json:"to"`
-		Text    string `json:"text"`
-		ReplyTo string `json:"reply_to"`
-	}
+	var req sendRequest
 	if err := decodeJSON(w, r, &req); err != nil {
+		return err
+	}
+	content, err := req.content()
+	if err != nil {
 		return err
 	}
 	p := PeerFrom(r.Context())
@@ -204,13 +267,10 @@ func (s *server) sendMessage(w http.ResponseWriter, r *http.Request) error {
 	if len(key) > 200 {
 		return badArg("Idempotency-Key: at most 200 characters")
 	}
-	if err := cleanNames("Idempotency-Key", key, "to", req.To, "reply_to", req.ReplyTo); err != nil {
+	if err := cleanNames("Idempotency-Key", key, "to", req.To, "reply_to", req.ReplyTo, "message", targetID(content), "media", content.MediaID()); err != nil {
 		return err
 	}
-	sr := whatsapp.SendRequest{To: req.To, Content: whatsapp.Text(req.Text), Peer: p.Name, IdempotencyKey: key}
-	if req.ReplyTo != "" {
-		sr.Content.ReplyTo = &whatsapp.MessageRef{ID: req.ReplyTo}
-	}
+	sr := whatsapp.SendRequest{To: req.To, Content: content, Peer: p.Name, IdempotencyKey: key}
 	// A replay is answered first, with the original message, whatever the
 	// session's state and without spending the message budget.
 	if m, ok, err := s.wa.Replay(r.Context(), name, sr); err != nil {
@@ -234,6 +294,19 @@ func (s *server) sendMessage(w http.ResponseWriter, r *http.Request) error {
 	}
 	writeJSON(w, http.StatusAccepted, m)
 	return nil
+}
+
+// targetID is the message id a reaction, edit or delete names ("" else).
+func targetID(c whatsapp.Content) string {
+	switch {
+	case c.Reaction != nil:
+		return c.Reaction.Message
+	case c.Edit != nil:
+		return c.Edit.Message
+	case c.Delete != nil:
+		return c.Delete.Message
+	}
+	return ""
 }
 
 func writeReplay(w http.ResponseWriter, m whatsapp.Message) {

@@ -31,6 +31,37 @@ var (
 	// ErrUnknownKind is returned by Send for content of a kind the
 	// appliance does not send (or without its kind's body).
 	ErrUnknownKind = errors.New("unknown message kind")
+	// ErrBadContent is returned by Send for a kind's body that is not
+	// valid (its message says which field and why).
+	ErrBadContent = errors.New("invalid message content")
+	// ErrTargetNotFound is returned by Send when a reaction, edit or
+	// delete names no message of this session's chat with the recipient.
+	ErrTargetNotFound = errors.New("message: no such message in this chat")
+	// ErrNotOwnMessage is returned by Send for an edit or delete of a
+	// message the session did not send.
+	ErrNotOwnMessage = errors.New("not the session's own message")
+	// ErrEditWindowPassed is returned by Send for an edit after EditWindow.
+	ErrEditWindowPassed = errors.New("too late to edit this message")
+	// ErrDeleteWindowPassed is returned by Send for a delete after DeleteWindow.
+	ErrDeleteWindowPassed = errors.New("too late to delete this message for everyone")
+	// ErrWrongMessageKind is returned by Send when the message a reaction,
+	// edit or delete names is of a kind it cannot change.
+	ErrWrongMessageKind = errors.New("the message named cannot be changed this way")
+	// ErrMediaNotFound is returned by Send for a media id that is unknown,
+	// failed, or not visible to the peer (neither its upload nor media
+	// received in this session).
+	ErrMediaNotFound = errors.New("media: no such media item")
+	// ErrMediaPending is returned by Send for received media still downloading.
+	ErrMediaPending = errors.New("media: the item is still downloading; send it when media.ready says so")
+	// ErrMediaMismatch is returned by Send for media whose type does not
+	// fit the kind (a PDF as an image).
+	ErrMediaMismatch = errors.New("media: its type does not fit the kind")
+	// ErrNoMediaStore is returned by Send for a media kind when the engine
+	// has no media store.
+	ErrNoMediaStore = errors.New("media is not available on this appliance")
+	// ErrNotConnected is returned by chat actions (read, presence) while
+	// the session is not connected to WhatsApp.
+	ErrNotConnected = errors.New("session is not connected to WhatsApp right now; try again when its state is connected")
 	// ErrReplyNotFound is returned by Send when reply_to names no message
 	// of this session's chat with the recipient: neither one of our sends
 	// nor one received from them.

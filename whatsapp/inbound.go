@@ -55,7 +55,7 @@ type InboundMessage struct {
 	Media     *InboundMedia `json:"media,omitempty"`
 	Location  *Location     `json:"location,omitempty"`
 	Contacts  []ContactCard `json:"contacts,omitempty"`
-	Poll      *PollQuestion `json:"poll,omitempty"`
+	Poll      *PollContent  `json:"poll,omitempty"`
 	src       *mediaSource  // what the download needs; reserved with the event
 }
 

@@ -61,22 +61,6 @@ type Location struct {
 	Live      bool    `json:"live,omitempty"`
 }
 
-// ContactCard is one shared contact: its display name, its vCard, and the
-// phone numbers the vCard lists.
-type ContactCard struct {
-	Name   string   `json:"name,omitempty"`
-	VCard  string   `json:"vcard"`
-	Phones []string `json:"phones,omitempty"`
-}
-
-// PollQuestion is a poll: its question, its options, and how many of them
-// a voter may choose (0: any number).
-type PollQuestion struct {
-	Question   string   `json:"question"`
-	Options    []string `json:"options"`
-	Selectable int      `json:"selectable"`
-}
-
 // translators is the table, in the order it is tried; set in init (a
 // translator's quote summary reads the table).
 var translators []translator
@@ -257,7 +241,7 @@ func pollOfFuture(m *waE2E.Message) *waE2E.PollCreationMessage {
 func (in *inbound) poll() record {
 	p := pollOf(in.msg)
 	msg := in.message("poll")
-	msg.Poll = &PollQuestion{Question: p.GetName(), Options: []string{}, Selectable: int(p.GetSelectableOptionsCount())}
+	msg.Poll = &PollContent{Question: p.GetName(), Options: []string{}, Selectable: int(p.GetSelectableOptionsCount())}
 	for _, o := range p.GetOptions() {
 		msg.Poll.Options = append(msg.Poll.Options, o.GetOptionName())
 	}
@@ -334,4 +318,4 @@ func (in *inbound) phoneAndLID(j types.JID) (types.JID, string) {
 
 // ReceivedKinds are the kinds of message.received (the OpenAPI document
 // has one schema each).
-var ReceivedKinds = []string{KindText, "image", "video", "audio", "document", "sticker", "location", "contacts", "poll", "unsupported"}
+var ReceivedKinds = []string{KindText, KindImage, KindVideo, KindAudio, KindDocument, KindSticker, KindLocation, KindContacts, KindPoll, "unsupported"}

@@ -45,36 +45,45 @@ type SendRequest struct {
 // and the content as asked for, so a replay must ask for the same message
 // and any kind compares the same way.
 func (req SendRequest) hash(to string) string {
-	c := req.Content
-	if c.ReplyTo != nil {
-		c.ReplyTo = &MessageRef{ID: c.ReplyTo.ID} // as asked, not as resolved
-	}
 	b, _ := json.Marshal(struct {
 		To      string  `json:"to"`
 		Content Content `json:"content"`
-	}{to, c})
+	}{to, req.Content.public()}) // as asked, not as resolved
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])
 }
 
-// Message is an outbox entry with its history. Text and ReplyTo show the
-// content in the API's terms (the text, the id the reply quotes).
+// Message is an outbox entry with its history. Kind, its one body and
+// ReplyTo show the content in the API's terms (the text, the media id,
+// the id of the message a reaction names, the id the reply quotes).
 type Message struct {
-	ID        string     `json:"id"`
-	Session   string     `json:"session"`
-	To        string     `json:"to"`
-	Kind      string     `json:"kind"`
-	Text      string     `json:"text,omitempty"`
-	ReplyTo   string     `json:"reply_to,omitempty"`
-	Status    string     `json:"status"`
-	Attempts  int        `json:"attempts"`
-	Error     string     `json:"error,omitempty"`
-	ServerTS  *time.Time `json:"server_timestamp,omitempty"`
-	CreatedAt time.Time  `json:"created_at"`
-	UpdatedAt time.Time  `json:"updated_at"`
-	History   []StatusAt `json:"history,omitempty"`
-	Peer      string     `json:"-"`
-	Content   Content    `json:"-"`
+	ID        string           `json:"id"`
+	Session   string           `json:"session"`
+	To        string           `json:"to"`
+	Kind      string           `json:"kind"`
+	Text      string           `json:"text,omitempty"`
+	Mentions  []string         `json:"mentions,omitempty"`
+	Image     *ImageContent    `json:"image,omitempty"`
+	Video     *VideoContent    `json:"video,omitempty"`
+	Audio     *AudioContent    `json:"audio,omitempty"`
+	Document  *DocumentContent `json:"document,omitempty"`
+	Sticker   *StickerContent  `json:"sticker,omitempty"`
+	Location  *LocationContent `json:"location,omitempty"`
+	Contacts  *ContactsContent `json:"contacts,omitempty"`
+	Poll      *PollContent     `json:"poll,omitempty"`
+	Reaction  *ReactionContent `json:"reaction,omitempty"`
+	Edit      *EditContent     `json:"edit,omitempty"`
+	Delete    *DeleteContent   `json:"delete,omitempty"`
+	ReplyTo   string           `json:"reply_to,omitempty"`
+	Status    string           `json:"status"`
+	Attempts  int              `json:"attempts"`
+	Error     string           `json:"error,omitempty"`
+	ServerTS  *time.Time       `json:"server_timestamp,omitempty"`
+	CreatedAt time.Time        `json:"created_at"`
+	UpdatedAt time.Time        `json:"updated_at"`
+	History   []StatusAt       `json:"history,omitempty"`
+	Peer      string           `json:"-"`
+	Content   Content          `json:"-"`
 	seq       int64
 	nextAt    int64 // next_attempt_at, UnixNano
 
@@ -129,19 +138,15 @@ func (e *Engine) Send(ctx context.Context, session string, req SendRequest) (msg
 		return Message{}, false, ErrReplaced
 	}
 	hash := req.hash(to.String())
-	content := req.Content
-	if content.ReplyTo != nil {
-		ref, err := e.resolveRef(ctx, session, info.JID, to, content.ReplyTo.ID)
-		if err != nil {
-			return Message{}, false, err
-		}
-		content.ReplyTo = &ref
+	now := e.cfg.Now()
+	content, err := e.complete(ctx, session, info.JID, to, req, now)
+	if err != nil {
+		return Message{}, false, err
 	}
 	contentJSON, err := json.Marshal(content)
 	if err != nil {
 		return Message{}, false, err
 	}
-	now := e.cfg.Now()
 	id := newMessageID()
 	var idem any
 	if req.IdempotencyKey != "" {
@@ -160,8 +165,8 @@ func (e *Engine) Send(ctx context.Context, session string, req SendRequest) (msg
 			id = existing
 			return errReplay
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO outbox(id, session, peer, idem_key, to_jid, text, reply_to, kind, content, request_hash, status, next_attempt_at, created_at, updated_at)
-			VALUES ($1, $2, $3, $4, $5, '', '', $6, $7, $8, $9, $10, $11, $12)`, id, session, req.Peer, idem, to.String(), content.Kind, string(contentJSON), hash, StatusQueued, now.UnixNano(), now.UnixNano(), now.UnixNano()); err != nil {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO outbox(id, session, peer, idem_key, to_jid, text, reply_to, kind, content, request_hash, status, next_attempt_at, created_at, updated_at, media_id)
+			VALUES ($1, $2, $3, $4, $5, '', '', $6, $7, $8, $9, $10, $11, $12, $13)`, id, session, req.Peer, idem, to.String(), content.Kind, string(contentJSON), hash, StatusQueued, now.UnixNano(), now.UnixNano(), now.UnixNano(), content.MediaID()); err != nil {
 			return err
 		}
 		_, err := tx.ExecContext(ctx, `INSERT INTO outbox_history(message_id, at, status) VALUES ($1, $2, $3)`, id, now.UnixNano(), StatusQueued)
@@ -255,9 +260,12 @@ func scanMessage(r scanner) (Message, error) {
 	// Content that does not parse stays empty: the sender then fails that
 	// one message (build: unknown kind) instead of stopping at it.
 	_ = json.Unmarshal([]byte(content), &m.Content)
-	if t := m.Content.Text; t != nil {
-		m.Text = t.Body
+	c := m.Content
+	if t := c.Text; t != nil {
+		m.Text, m.Mentions = t.Body, t.Mentions
 	}
+	m.Image, m.Video, m.Audio, m.Document, m.Sticker = c.Image, c.Video, c.Audio, c.Document, c.Sticker
+	m.Location, m.Contacts, m.Poll, m.Reaction, m.Edit, m.Delete = c.Location, c.Contacts, c.Poll, c.Reaction, c.Edit, c.Delete
 	m.ReplyTo = m.Content.ReplyTo.id()
 	if ts.Valid {
 		t := time.Unix(ts.Int64, 0).UTC()
@@ -442,32 +450,95 @@ func (e *Engine) pruneMessages(ctx context.Context, cutoff time.Time) (int64, er
 	return n, nil
 }
 
+// complete is req's content as it is stored: the reply and the message a
+// reaction, edit or delete names resolved in this chat, a media body's
+// item looked up, a poll's secret drawn, the timestamp of a reaction or an
+// edit fixed. Whatever the caller put in those fields is replaced.
+func (e *Engine) complete(ctx context.Context, session, own string, to types.JID, req SendRequest, now time.Time) (Content, error) {
+	c := req.Content.public()
+	c.ReplyTo = nil
+	if r := req.Content.ReplyTo; r != nil {
+		t, err := e.resolveRef(ctx, session, own, to, r.ID)
+		if err != nil {
+			return c, err
+		}
+		c.ReplyTo = &t.ref
+	}
+	b, err := c.body()
+	if err != nil {
+		return c, err
+	}
+	if rb, ok := b.(refBody); ok {
+		t, err := e.resolveRef(ctx, session, own, to, rb.ref())
+		if errors.Is(err, ErrReplyNotFound) {
+			return c, fmt.Errorf("%w: %q", ErrTargetNotFound, rb.ref())
+		}
+		if err != nil {
+			return c, err
+		}
+		if err := rb.check(t, now.UnixMilli()); err != nil {
+			return c, err
+		}
+		c.Target, c.AtMS = &t.ref, now.UnixMilli()
+	}
+	if mb, ok := b.(mediaBody); ok {
+		st, err := e.mediaFor(ctx, session, req.Peer, mb)
+		if err != nil {
+			return c, err
+		}
+		c.Media = st
+	}
+	if c.Kind == KindPoll {
+		c.Secret = make([]byte, 32)
+		rand.Read(c.Secret)
+	}
+	return c, nil
+}
+
 // resolveRef finds the message id names in session's chat with to: one of
 // our sends (its sender is us, own being the session's JID), else one the
 // event log received in that chat, from the contact or from our own phone.
 // Anything else, a message of another session or chat included, is
 // ErrReplyNotFound.
-func (e *Engine) resolveRef(ctx context.Context, session, own string, to types.JID, id string) (MessageRef, error) {
+func (e *Engine) resolveRef(ctx context.Context, session, own string, to types.JID, id string) (target, error) {
 	ownJID, err := types.ParseJID(own)
 	if err != nil {
-		return MessageRef{}, fmt.Errorf("whatsapp: session JID %q: %w", own, err)
+		return target{}, fmt.Errorf("whatsapp: session JID %q: %w", own, err)
 	}
 	me, chat := ownJID.ToNonAD().String(), to.String()
-	var outTo string
-	err = e.cfg.DB.QueryRowContext(ctx, `SELECT to_jid FROM outbox WHERE id = $1 AND session = $2`, id, session).Scan(&outTo)
+	var outTo, kind string
+	var created int64
+	var serverTS sql.NullInt64
+	err = e.cfg.DB.QueryRowContext(ctx, `SELECT to_jid, kind, created_at, server_ts FROM outbox WHERE id = $1 AND session = $2`, id, session).Scan(&outTo, &kind, &created, &serverTS)
 	switch {
 	case err == nil && outTo == chat:
-		return MessageRef{Chat: chat, Sender: me, ID: id}, nil
+		at := created / int64(time.Millisecond)
+		if serverTS.Valid {
+			at = serverTS.Int64 * 1000
+		}
+		return target{ref: MessageRef{Chat: chat, Sender: me, ID: id, FromMe: true}, kind: kind, atMS: at}, nil
 	case err != nil && !errors.Is(err, sql.ErrNoRows):
-		return MessageRef{}, err
+		return target{}, err
 	}
 	for _, sender := range []string{chat, me} {
 		key := inboundKey(InboundMessage{Chat: chat, From: sender, ID: id})
-		if _, ok, err := e.cfg.Events.ByKey(ctx, session, events.TypeMessageReceived, key); err != nil {
-			return MessageRef{}, err
-		} else if ok {
-			return MessageRef{Chat: chat, Sender: sender, ID: id}, nil
+		ev, ok, err := e.cfg.Events.ByKey(ctx, session, events.TypeMessageReceived, key)
+		if err != nil {
+			return target{}, err
 		}
+		if !ok {
+			continue
+		}
+		var data struct {
+			Kind      string    `json:"kind"`
+			Timestamp time.Time `json:"timestamp"`
+		}
+		_ = json.Unmarshal(ev.Data, &data)
+		at := ev.At
+		if !data.Timestamp.IsZero() {
+			at = data.Timestamp
+		}
+		return target{ref: MessageRef{Chat: chat, Sender: sender, ID: id, FromMe: sender == me}, kind: data.Kind, atMS: at.UnixMilli()}, nil
 	}
-	return MessageRef{}, fmt.Errorf("%w: %q", ErrReplyNotFound, id)
+	return target{}, fmt.Errorf("%w: %q", ErrReplyNotFound, id)
 }

@@ -167,6 +167,9 @@ func (s *session) sendOne(ctx context.Context, cli *whatsmeow.Client, m Message)
 			return time.Time{}, &permanentError{"recipient " + maskPhone(to.User) + " is not on WhatsApp"}
 		}
 	}
+	if err := s.prepare(ctx, cli, &m); err != nil {
+		return time.Time{}, err
+	}
 	msg, err := m.Content.build()
 	if err != nil {
 		return time.Time{}, &permanentError{"stored content: " + err.Error()}
