@@ -209,3 +209,49 @@ func TestReceiveEveryKind(t *testing.T) {
 }
 
 func jsonUnmarshal(s string, v any) error { return json.Unmarshal([]byte(s), v) }
+
+// TestPollVotesNamed: a contact's votes arrive as poll.vote with the
+// chosen options' names, decrypted: in a poll we sent through the API
+// (named from the outbox) and in one she sent us (named from its
+// message.received); a withdrawn vote has none.
+func TestPollVotesNamed(t *testing.T) {
+	_, cl, ada, account := pairedWithContact(t)
+	ctx := context.Background()
+	var ours struct{ ID string }
+	if r := do(t, cl, "POST", "/v1/sessions/shop/messages", map[string]any{"to": "+15550002",
+		"poll": map[string]any{"question": "Which day?", "options": []string{"Mon", "Tue", "Wed"}, "selectable": 2}}); r.Status != 202 || r.JSON(&ours) != nil {
+		t.Fatalf("poll: %d %s", r.Status, r.Body)
+	}
+	eventually(t, "our poll at Ada", func() bool {
+		for _, m := range ada.Inbox() {
+			if m.ID == ours.ID {
+				return true
+			}
+		}
+		return false
+	})
+	hers, err := ada.SendPoll(ctx, account, "Pick up when?", []string{"Morning", "Evening"}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventAbout(t, cl, "shop", "message.received", hers)
+	for _, c := range []struct {
+		poll   string
+		fromMe bool
+		vote   []string
+	}{
+		{ours.ID, true, []string{"Tue", "Wed"}},
+		{ours.ID, true, []string{}},
+		{hers, false, []string{"Evening"}},
+	} {
+		id, err := ada.VotePoll(ctx, account, c.poll, c.vote)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := eventAbout(t, cl, "shop", "poll.vote", id)
+		msg, _ := d["message"].(map[string]any)
+		if js(d["options"]) != js(c.vote) || d["unknown_options"] != nil || d["error"] != nil || msg["id"] != c.poll || msg["from_me"] != c.fromMe || d["from"] != ada.JID().String() {
+			t.Errorf("vote %v in %s: %s", c.vote, c.poll, js(d))
+		}
+	}
+}

@@ -5,13 +5,28 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"database/sql"
 	"encoding/hex"
 	"io"
+	"strings"
 	"sync"
 	"testing"
 
 	"waappliance/internal/wasim"
+	"waappliance/media"
+	"waappliance/peers"
 )
+
+// addPeerWith adds a peer with o through the registry.
+func addPeerWith(t *testing.T, ta *testAppliance, o peers.AddOptions) peers.Created {
+	t.Helper()
+	c, err := ta.Peers().Add(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ta.Sync()
+	return c
+}
 
 // storedMedia reads a ready media item's bytes from the appliance's store.
 func storedMedia(t *testing.T, ta *testAppliance, id string) []byte {
@@ -54,6 +69,7 @@ func TestReceiveMediaKinds(t *testing.T) {
 		{wasim.Media{Kind: wasim.KindDocument, Data: randomBytes(t, "%PDF-1.7\n", 300000), Mimetype: "application/pdf", Filename: "invoice 42.pdf", Caption: "your invoice"}, "document", `{"type":"application/pdf","filename":"invoice 42.pdf"}`},
 		{wasim.Media{Kind: wasim.KindSticker, Data: randomBytes(t, "RIFF\x00\x00\x00\x00WEBPVP8 ", 3000), Mimetype: "image/webp"}, "sticker", `{"type":"image/webp"}`},
 	}
+	outsider := ta.client(t, addPeerWith(t, ta, peers.AddOptions{Name: "desk-reader", Scopes: []peers.Scope{peers.ScopeRead}, Sessions: []string{"desk"}}))
 	var mu sync.Mutex
 	var expired, reuploaded int
 	ta.SandboxServer().OnEvent(func(e wasim.Event) {
@@ -100,6 +116,15 @@ func TestReceiveMediaKinds(t *testing.T) {
 		if got := storedMedia(t, ta, mid); !bytes.Equal(got, c.m.Data) {
 			t.Errorf("%s: the stored media has %d bytes, not the %d she sent", c.kind, len(got), len(c.m.Data))
 		}
+		r := do(t, cl, "GET", "/v1/media/"+mid, nil)
+		if r.Status != 200 || !bytes.Equal(r.Body, c.m.Data) || r.Header.Get("Content-Type") != want["type"] {
+			t.Errorf("%s: GET /v1/media/%s: %d %s, %d bytes", c.kind, mid, r.Status, r.Header.Get("Content-Type"), len(r.Body))
+		}
+		if c.m.Filename != "" && !strings.Contains(r.Header.Get("Content-Disposition"), "invoice 42.pdf") {
+			t.Errorf("%s: Content-Disposition %q", c.kind, r.Header.Get("Content-Disposition"))
+		}
+		// A peer whose allow-list does not hold the session: no such media.
+		wantError(t, do(t, outsider, "GET", "/v1/media/"+mid, nil), 404, "not_found")
 		return id
 	}
 	var first string
@@ -146,6 +171,23 @@ func TestReceiveMediaKinds(t *testing.T) {
 	if received != len(cases) {
 		t.Fatalf("%d message.received for %d messages", received, len(cases))
 	}
+
+	// Nor does it see the events of the session.
+	var seen struct{ Events []loggedEvent }
+	if r := do(t, outsider, "GET", "/v1/events?limit=1000", nil); r.Status != 200 || r.JSON(&seen) != nil || len(seen.Events) != 0 {
+		t.Fatalf("the outsider's events: %d %s", r.Status, r.Body)
+	}
+
+	// An item not downloaded yet: 409 media_pending.
+	var pending string
+	if err := ta.DB().Batch(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		it, err := ta.Media().ReserveTx(ctx, tx, media.Reservation{Session: "shop", Type: "image/jpeg", Size: 10})
+		pending = it.ID
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	wantError(t, do(t, cl, "GET", "/v1/media/"+pending, nil), 409, "media_pending")
 
 	// An expired link: recovered through the phone.
 	ta.SandboxServer().ExpireMedia(true)
