@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 
 	"waappliance/internal/wasim"
 	"waappliance/internal/wgclient"
+	"waappliance/peers"
 )
 
 // loggedEvent is one event of /v1/events with its data kept raw.
@@ -253,5 +255,46 @@ func TestPollVotesNamed(t *testing.T) {
 		if js(d["options"]) != js(c.vote) || d["unknown_options"] != nil || d["error"] != nil || msg["id"] != c.poll || msg["from_me"] != c.fromMe || d["from"] != ada.JID().String() {
 			t.Errorf("vote %v in %s: %s", c.vote, c.poll, js(d))
 		}
+	}
+}
+
+// TestStatusBroadcastsFromCLI: set --status-broadcasts turns the
+// recording of status updates on and off, on a stopped state and through
+// a serving appliance's control socket, and says what changed.
+func TestStatusBroadcastsFromCLI(t *testing.T) {
+	dir := initState(t, peers.Server{Endpoint: "127.0.0.1:51820"})
+	if e, _ := mustCLI(t, dir, "set", "--status-broadcasts", "on"); e != "updated "+dir+": status broadcasts on (was off)\n" {
+		t.Fatalf("set on: %q", e)
+	}
+	if e, _ := mustCLI(t, dir, "set", "--status-broadcasts", "on"); e != dir+" already has these settings\n" {
+		t.Fatalf("set on again: %q", e)
+	}
+	if code, _, e := cliRun(t, dir, "set", "--status-broadcasts", "maybe"); code != 2 || !strings.Contains(e, "want on or off") {
+		t.Fatalf("set maybe: %d %q", code, e)
+	}
+	ta := sandboxed(t, dir)
+	c, err := ta.Peers().Add(context.Background(), peers.AddOptions{Name: "boss", Scopes: []peers.Scope{peers.ScopeAdmin}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ta.Sync()
+	cl := ta.client(t, c)
+	setting := func() bool {
+		var s struct {
+			StatusBroadcasts *bool `json:"status_broadcasts"`
+		}
+		if r := do(t, cl, "GET", "/v1/settings", nil); r.Status != 200 || r.JSON(&s) != nil || s.StatusBroadcasts == nil {
+			t.Fatalf("settings: %d %s", r.Status, r.Body)
+		}
+		return *s.StatusBroadcasts
+	}
+	if !setting() {
+		t.Fatal("the stored setting is not served")
+	}
+	if e, _ := mustCLI(t, dir, "set", "--status-broadcasts", "off"); e != "updated "+dir+": status broadcasts off (was on)\n" {
+		t.Fatalf("set off through serve: %q", e)
+	}
+	if setting() {
+		t.Fatal("set off through the control socket did not apply")
 	}
 }
