@@ -6,9 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
-	"time"
 
-	"go.mau.fi/whatsmeow/proto/waCommon"
 	"go.mau.fi/whatsmeow/proto/waE2E"
 	"go.mau.fi/whatsmeow/types"
 	"google.golang.org/protobuf/proto"
@@ -128,23 +126,31 @@ func TestReceiveEveryKind(t *testing.T) {
 		t.Errorf("reply: %s", js(d))
 	}
 
-	loc := sendMsg(&waE2E.Message{LocationMessage: &waE2E.LocationMessage{DegreesLatitude: proto.Float64(52.520008), DegreesLongitude: proto.Float64(13.404954),
-		Name: s("The shop"), Address: s("Alexanderplatz 1, Berlin")}})
+	loc, err := ada.SendLocation(ctx, account, 52.520008, 13.404954, "The shop", "Alexanderplatz 1, Berlin")
+	if err != nil {
+		t.Fatal(err)
+	}
 	if d := eventAbout(t, cl, "shop", "message.received", loc); d["kind"] != "location" ||
 		!sameJSON(js(d["location"]), `{"latitude":52.520008,"longitude":13.404954,"name":"The shop","address":"Alexanderplatz 1, Berlin"}`) {
 		t.Errorf("location: %s", js(d))
 	}
 
 	vcard := "BEGIN:VCARD\nVERSION:3.0\nFN:Bob Builder\nTEL;type=CELL;waid=15550009:+1 555 0009\nEND:VCARD"
-	cards := sendMsg(&waE2E.Message{ContactMessage: &waE2E.ContactMessage{DisplayName: s("Bob Builder"), Vcard: s(vcard)}})
+	bob := "BEGIN:VCARD\nVERSION:3.0\nFN:Bob\nTEL;waid=15550010:+1 555 0010\nEND:VCARD"
+	cards, err := ada.SendContacts(ctx, account, []wasim.Card{{Name: "Bob Builder", VCard: vcard}, {Name: "Bob", VCard: bob}})
+	if err != nil {
+		t.Fatal(err)
+	}
 	if d := eventAbout(t, cl, "shop", "message.received", cards); d["kind"] != "contacts" ||
-		!sameJSON(js(d["contacts"]), js([]map[string]any{{"name": "Bob Builder", "vcard": vcard, "phones": []string{"+1 555 0009"}}})) {
+		!sameJSON(js(d["contacts"]), js([]map[string]any{{"name": "Bob Builder", "vcard": vcard, "phones": []string{"+1 555 0009"}},
+			{"name": "Bob", "vcard": bob, "phones": []string{"+1 555 0010"}}})) {
 		t.Errorf("contacts: %s", js(d))
 	}
 
-	poll := sendMsg(&waE2E.Message{PollCreationMessageV3: &waE2E.PollCreationMessage{Name: s("Pick up when?"), SelectableOptionsCount: proto.Uint32(1),
-		Options: []*waE2E.PollCreationMessage_Option{{OptionName: s("Morning")}, {OptionName: s("Evening")}}},
-		MessageContextInfo: &waE2E.MessageContextInfo{MessageSecret: make([]byte, 32)}})
+	poll, err := ada.SendPoll(ctx, account, "Pick up when?", []string{"Morning", "Evening"}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if d := eventAbout(t, cl, "shop", "message.received", poll); d["kind"] != "poll" ||
 		!sameJSON(js(d["poll"]), `{"question":"Pick up when?","options":["Morning","Evening"],"selectable":1}`) {
 		t.Errorf("poll: %s", js(d))
@@ -173,15 +179,18 @@ func TestReceiveEveryKind(t *testing.T) {
 	// She edits and deletes her own message.
 	hers := sendMsg(&waE2E.Message{Conversation: s("see you at 9")})
 	eventAbout(t, cl, "shop", "message.received", hers)
-	herKey := &waCommon.MessageKey{RemoteJID: s(account.String()), FromMe: proto.Bool(true), ID: s(hers)}
-	edit := sendMsg(&waE2E.Message{EditedMessage: &waE2E.FutureProofMessage{Message: &waE2E.Message{ProtocolMessage: &waE2E.ProtocolMessage{
-		Key: herKey, Type: waE2E.ProtocolMessage_MESSAGE_EDIT.Enum(), EditedMessage: &waE2E.Message{Conversation: s("see you at 10")},
-		TimestampMS: proto.Int64(time.Now().UnixMilli())}}}})
+	edit, err := ada.Edit(ctx, account, hers, "see you at 10")
+	if err != nil {
+		t.Fatal(err)
+	}
 	herMsg := fmt.Sprintf(`{"id":%q,"chat":%q,"chat_lid":%q,"from":%q,"from_lid":%q,"from_me":false}`, hers, adaPN, adaLID, adaPN, adaLID)
 	if d := eventAbout(t, cl, "shop", "message.edited", edit); d["text"] != "see you at 10" || !sameJSON(js(d["message"]), herMsg) {
 		t.Errorf("edit: %s", js(d))
 	}
-	del := sendMsg(&waE2E.Message{ProtocolMessage: &waE2E.ProtocolMessage{Key: herKey, Type: waE2E.ProtocolMessage_REVOKE.Enum()}})
+	del, err := ada.Revoke(ctx, account, hers)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if d := eventAbout(t, cl, "shop", "message.deleted", del); !sameJSON(js(d["message"]), herMsg) {
 		t.Errorf("delete: %s", js(d))
 	}

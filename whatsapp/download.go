@@ -339,7 +339,7 @@ func (e *Engine) askPhone(cli *whatsmeow.Client, session string, it *pendingItem
 		still := q.waiting[it.src.ID] == it
 		delete(q.waiting, it.src.ID)
 		d.mu.Unlock()
-		if still {
+		if still && e.ctx.Err() == nil { // closed: the item stays pending for the next start
 			e.failMedia(session, it, fmt.Sprintf("WhatsApp's media link expired and the phone did not upload the media again within %v", MediaRetryWait))
 		}
 	})

@@ -120,7 +120,7 @@ func (e *Engine) recordInbound(ctx context.Context, cli *whatsmeow.Client, sessi
 	if m.Message == nil {
 		return true
 	}
-	if m.Info.Chat.ToNonAD() == types.StatusBroadcastJID {
+	if m.Info.Chat.Server == types.StatusBroadcastJID.Server && m.Info.Chat.User == types.StatusBroadcastJID.User {
 		if on, err := e.StatusBroadcasts(ctx); err != nil {
 			e.log.Error("reading the status broadcasts setting failed; withholding the ack", "session", session, "err", err)
 			return false
