@@ -218,7 +218,7 @@ var eventData = map[string]string{
 	events.TypeTemporarilyBanned:    "TemporarilyBanned",
 	events.TypeMessageUndecryptable: "MessageUndecryptable",
 	events.TypeWebhookDisabled:      "WebhookDisabled",
-	events.TypeMessageReaction:      "MessageReaction",
+	events.TypeMessageReaction:      "ReactionReceived",
 	events.TypeMessageEdited:        "MessageEdited",
 	events.TypeMessageDeleted:       "MessageDeleted",
 	events.TypePollVote:             "PollVote",

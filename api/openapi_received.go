@@ -87,7 +87,7 @@ func receivedSchemas(into map[string]any) {
 		props["message"] = desc(ref("MessageTarget"), "the message this event changes")
 		return allOfObj("InboundOrigin", props, append([]string{"message"}, required...)...)
 	}
-	into["MessageReaction"] = changes(map[string]any{"emoji": desc(str, `the reaction; "" removes the sender's earlier reaction`)}, "emoji")
+	into["ReactionReceived"] = changes(map[string]any{"emoji": desc(str, `the reaction; "" removes the sender's earlier reaction`)}, "emoji")
 	into["MessageEdited"] = changes(map[string]any{"text": desc(str, "the new text of a text message"), "caption": desc(str, "the new caption of a media message"), "edited_at": dateTime})
 	into["MessageDeleted"] = changes(map[string]any{})
 	into["PollVote"] = changes(map[string]any{

@@ -55,3 +55,23 @@ func TestOpenAPIReceivedKinds(t *testing.T) {
 		}
 	}
 }
+
+// TestOpenAPISchemaNamesUnique: the parts of the document that add
+// schemas never name one twice (a later part would silently replace an
+// earlier one's schema).
+func TestOpenAPISchemaNamesUnique(t *testing.T) {
+	seen := map[string]string{}
+	for k := range schemas {
+		seen[k] = "schemas"
+	}
+	for name, part := range map[string]func(map[string]any){"receivedSchemas": receivedSchemas, "eventSchemas": eventSchemas, "sendSchemas": sendSchemas} {
+		m := map[string]any{}
+		part(m)
+		for k := range m {
+			if other, ok := seen[k]; ok {
+				t.Errorf("schema %s is written by %s and %s", k, other, name)
+			}
+			seen[k] = name
+		}
+	}
+}
