@@ -80,7 +80,7 @@ var operations = map[string]op{
 
 	"POST /v1/sandbox/scan":                      {summary: "Sandbox only: complete a pending QR pairing as a simulated phone", scope: "admin", request: "SandboxScan", response: "Object"},
 	"POST /v1/sandbox/contacts":                  {summary: "Sandbox only: create a simulated contact", scope: "admin", request: "SandboxContact", response: "SandboxContact", status: "201"},
-	"POST /v1/sandbox/contacts/{phone}/messages": {summary: "Sandbox only: the contact sends a text to a session", scope: "admin", request: "SandboxSend", response: "Object", status: "202"},
+	"POST /v1/sandbox/contacts/{phone}/messages": {summary: "Sandbox only: the contact sends a session a message of one kind (text, media inline, location, contacts, poll, reaction, edit, delete, vote)", scope: "admin", request: "SandboxSend", response: "Object", status: "202"},
 	"GET /v1/sandbox/contacts/{phone}/inbox":     {summary: "Sandbox only: what the contact received, decrypted", scope: "admin", response: "SandboxInbox"},
 }
 
@@ -159,9 +159,8 @@ var schemas = map[string]any{
 		"id", "from", "chat", "is_unavailable", "reason"),
 	"SandboxScan":    obj(map[string]any{"session": str, "phone": str}, "session", "phone"),
 	"SandboxContact": obj(map[string]any{"phone": str, "name": str, "read_after": map[string]any{"type": "string", "description": "duration such as 2s, or never"}}, "phone"),
-	"SandboxSend":    obj(map[string]any{"session": str, "text": str, "reply_to": str}, "session", "text"),
-	"SandboxInbox": obj(map[string]any{"messages": map[string]any{"type": "array", "items": obj(map[string]any{
-		"id": str, "from": str, "text": str, "reply_to": str, "at": str})}}, "messages"),
+	"SandboxSend":    sandboxSendSchema,
+	"SandboxInbox":   sandboxInboxSchema,
 	"Settings": obj(map[string]any{"public_key": str, "tunnel_address": str, "subnet": str, "listen_port": integer, "mtu": integer,
 		"endpoint": str, "default_rate": number, "default_burst": integer,
 		"api_hosts":         map[string]any{"type": "array", "items": str, "description": "host names or IP literals (no ports) besides the tunnel address that a request's Host may name"},

@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -99,15 +100,21 @@ func notFound(err error, phone string) error {
 	return err
 }
 
-func (s *sandbox) ContactSend(ctx context.Context, phone, session, text, replyTo string) (string, error) {
+// ContactSend makes a contact send m (checked by the API: one content
+// field, media within api.SandboxMaxMedia) to the session's account.
+func (s *sandbox) ContactSend(ctx context.Context, phone string, m api.SandboxMessage) (string, error) {
 	num, err := whatsapp.NormalizePhone(phone)
 	if err != nil {
 		return "", err
 	}
-	if strings.TrimSpace(text) == "" {
+	if m.Text != nil && strings.TrimSpace(*m.Text) == "" {
 		return "", whatsapp.ErrEmptyText
 	}
-	si, err := s.wa.Get(ctx, session)
+	o, err := outgoing(m)
+	if err != nil {
+		return "", err
+	}
+	si, err := s.wa.Get(ctx, m.Session)
 	if err != nil {
 		return "", err
 	}
@@ -118,8 +125,78 @@ func (s *sandbox) ContactSend(ctx context.Context, phone, session, text, replyTo
 	if err != nil {
 		return "", err
 	}
-	id, err := s.be.ContactSend(ctx, num, to.ToNonAD(), text, replyTo)
+	id, err := s.be.ContactSendKind(ctx, num, to.ToNonAD(), o)
+	switch {
+	case errors.Is(err, wasim.ErrInvalid):
+		return "", fmt.Errorf("%w: %s", api.ErrSandboxBadRequest, strings.TrimPrefix(err.Error(), wasim.ErrInvalid.Error()+": "))
+	case errors.Is(err, wasim.ErrUnknownMessage):
+		return "", fmt.Errorf("%w: %s", api.ErrSandboxNotFound, strings.TrimPrefix(err.Error(), wasim.ErrUnknownMessage.Error()+": "))
+	}
 	return id, notFound(err, "+"+num)
+}
+
+// outgoing is the sandbox message as wasim's contact sends it.
+func outgoing(m api.SandboxMessage) (wasim.Outgoing, error) {
+	o := wasim.Outgoing{ReplyTo: m.ReplyTo, Text: m.Text}
+	for kind, md := range map[string]*api.SandboxMedia{wasim.KindImage: m.Image, wasim.KindVideo: m.Video, wasim.KindAudio: m.Audio,
+		wasim.KindDocument: m.Document, wasim.KindSticker: m.Sticker} {
+		if md != nil {
+			o.Media = &wasim.Media{Kind: kind, Data: md.Data, Mimetype: md.Mimetype, Caption: md.Caption, Filename: md.Filename,
+				Voice: md.Voice && kind == wasim.KindAudio, VideoNote: md.VideoNote && kind == wasim.KindVideo}
+		}
+	}
+	if l := m.Location; l != nil {
+		o.Location = &wasim.Location{Latitude: *l.Latitude, Longitude: *l.Longitude, Name: l.Name, Address: l.Address}
+	}
+	for _, c := range m.Contacts {
+		card, err := vcardOf(c)
+		if err != nil {
+			return o, err
+		}
+		o.Contacts = append(o.Contacts, card)
+	}
+	if p := m.Poll; p != nil {
+		o.Poll = &wasim.Poll{Question: p.Question, Options: p.Options, Selectable: p.Selectable}
+	}
+	if r := m.Reaction; r != nil {
+		o.Reaction = &wasim.Reaction{Message: r.Message, Emoji: *r.Emoji}
+	}
+	if e := m.Edit; e != nil {
+		o.Edit = &wasim.Change{Message: e.Message, Text: e.Text}
+	}
+	if d := m.Delete; d != nil {
+		o.Delete = &wasim.Change{Message: d.Message}
+	}
+	if v := m.Vote; v != nil {
+		o.Vote = &wasim.Vote{Message: v.Message, Options: append([]string{}, v.Options...)}
+	}
+	return o, nil
+}
+
+// vcardOf is a sandbox contact card as WhatsApp carries it: the vCard as
+// given (its display name from FN when no name is), or one built from the
+// name and phone numbers (TEL with waid, as WhatsApp's own cards have).
+func vcardOf(c api.SandboxCard) (wasim.Card, error) {
+	if c.VCard != "" {
+		name := c.Name
+		for _, line := range strings.Split(strings.ReplaceAll(c.VCard, "\r\n", "\n"), "\n") {
+			if v, ok := strings.CutPrefix(line, "FN:"); ok && name == "" {
+				name = v
+			}
+		}
+		return wasim.Card{Name: name, VCard: c.VCard}, nil
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "BEGIN:VCARD\nVERSION:3.0\nFN:%s\n", c.Name)
+	for _, p := range c.Phones {
+		num, err := whatsapp.NormalizePhone(p)
+		if err != nil {
+			return wasim.Card{}, fmt.Errorf("%w: contacts: phone %q: %v", api.ErrSandboxBadRequest, p, err)
+		}
+		fmt.Fprintf(&b, "TEL;type=CELL;waid=%s:+%s\n", num, num)
+	}
+	b.WriteString("END:VCARD")
+	return wasim.Card{Name: c.Name, VCard: b.String()}, nil
 }
 
 func (s *sandbox) Inbox(ctx context.Context, phone string) ([]api.SandboxInboxMessage, error) {
@@ -131,9 +208,19 @@ func (s *sandbox) Inbox(ctx context.Context, phone string) ([]api.SandboxInboxMe
 	if err != nil {
 		return nil, notFound(err, "+"+num)
 	}
-	out := make([]api.SandboxInboxMessage, len(in))
-	for i, m := range in {
-		out[i] = api.SandboxInboxMessage{ID: m.ID, From: m.From, Text: m.Text, ReplyTo: m.ReplyTo, ReplyFrom: m.ReplyFrom, At: m.At.UTC().Format(time.RFC3339Nano)}
+	// wasim's inbox entry and the API's message have the same JSON shape
+	// by design (api cannot import wasim); the API's fields are the
+	// contract, and what it lacks (deliveries, resends) stays out.
+	for i := range in {
+		in[i].At = in[i].At.UTC()
+	}
+	b, err := json.Marshal(in)
+	if err != nil {
+		return nil, err
+	}
+	var out []api.SandboxInboxMessage
+	if err := json.Unmarshal(b, &out); err != nil {
+		return nil, err
 	}
 	return out, nil
 }

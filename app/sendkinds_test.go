@@ -166,7 +166,7 @@ func TestSendKindsThroughTheTunnel(t *testing.T) {
 	}
 }
 
-// TestSendMediaThroughTheTunnel: media the peer uploaded goes out as the
+// TestSendMediaThroughTheTunnel: media the peer uploaded (POST /v1/media) goes out as the
 // kind asked, with its caption and file name, and the contact's download
 // has the same bytes; a type that does not fit the kind is a 400 naming
 // the problem, an unknown id or another peer's upload a 404, and none of
@@ -183,7 +183,9 @@ func TestSendMediaThroughTheTunnel(t *testing.T) {
 	}
 	jpeg := append([]byte("\xff\xd8\xff\xe0"), bytes.Repeat([]byte("photo"), 50000)...)
 	pdf := append([]byte("%PDF-1.7\n"), bytes.Repeat([]byte("invoice "), 100000)...)
-	img, doc := putAs("boss", "image/jpeg", "", jpeg), putAs("boss", "application/pdf", "invoice.pdf", pdf)
+	// The peer's own uploads go through the tunnel; another peer's is
+	// stored under its name.
+	img, doc := mustUpload(t, cl, "image/jpeg", "", jpeg).ID, mustUpload(t, cl, "application/pdf", "?filename=invoice.pdf", pdf).ID
 	other := putAs("somebody", "image/jpeg", "", jpeg)
 
 	m := sendKind(t, cl, fmt.Sprintf(`{"to":"+15550002","image":{"media":%q,"caption":"fresh today"}}`, img))

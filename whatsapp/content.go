@@ -227,4 +227,6 @@ type target struct {
 	ref  MessageRef
 	kind string // its content kind ("" when the event did not say)
 	atMS int64  // when it was sent (Unix ms)
+	// failed: one of our sends that failed (WhatsApp never had it).
+	failed bool
 }

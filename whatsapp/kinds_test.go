@@ -244,7 +244,11 @@ func TestChangesPointAtTheRightMessage(t *testing.T) {
 			"3EB0OTHERSESSION", "other", "p", "15550002@s.whatsapp.net", `{"kind":"text","text":{"body":"x"}}`, "sent", now, now, now); err != nil {
 			t.Fatal(err)
 		}
-		before++
+		if _, err := k.db.Exec(`INSERT INTO outbox(id, session, peer, to_jid, text, kind, content, status, next_attempt_at, created_at, updated_at) VALUES ($1, $2, $3, $4, '', 'text', $5, $6, $7, $8, $9)`,
+			"3EB0FAILEDONE", "shop", "p", "15550002@s.whatsapp.net", `{"kind":"text","text":{"body":"x"}}`, "failed", now, now, now); err != nil {
+			t.Fatal(err)
+		}
+		before += 2
 		for _, c := range []struct {
 			what string
 			c    whatsapp.Content
@@ -252,7 +256,8 @@ func TestChangesPointAtTheRightMessage(t *testing.T) {
 		}{
 			{"edit of theirs", whatsapp.Content{Kind: whatsapp.KindEdit, Edit: &whatsapp.EditContent{Message: theirs, Text: "x"}}, whatsapp.ErrNotOwnMessage},
 			{"delete of theirs", whatsapp.Content{Kind: whatsapp.KindDelete, Delete: &whatsapp.DeleteContent{Message: theirs}}, whatsapp.ErrNotOwnMessage},
-			{"edit of a reaction", whatsapp.Content{Kind: whatsapp.KindEdit, Edit: &whatsapp.EditContent{Message: del.ID, Text: "x"}}, whatsapp.ErrWrongMessageKind},
+			{"reaction to a message that failed", whatsapp.Content{Kind: whatsapp.KindReaction, Reaction: &whatsapp.ReactionContent{Message: "3EB0FAILEDONE", Emoji: "👍"}}, whatsapp.ErrWrongMessageKind},
+			{"edit of a delete", whatsapp.Content{Kind: whatsapp.KindEdit, Edit: &whatsapp.EditContent{Message: del.ID, Text: "x"}}, whatsapp.ErrWrongMessageKind},
 			{"reaction to another session's message", whatsapp.Content{Kind: whatsapp.KindReaction, Reaction: &whatsapp.ReactionContent{Message: "3EB0OTHERSESSION", Emoji: "👍"}}, whatsapp.ErrTargetNotFound},
 			{"reaction to an unknown message", whatsapp.Content{Kind: whatsapp.KindReaction, Reaction: &whatsapp.ReactionContent{Message: "3EB0NEVERSEEN", Emoji: "👍"}}, whatsapp.ErrTargetNotFound},
 			{"reaction with a reply", whatsapp.Content{Kind: whatsapp.KindReaction, Reaction: &whatsapp.ReactionContent{Message: ours.ID, Emoji: "👍"}, ReplyTo: &whatsapp.MessageRef{ID: ours.ID}}, whatsapp.ErrBadContent},
@@ -312,5 +317,16 @@ func TestMarkRead(t *testing.T) {
 		waitFor(t, "the chat states", 15*time.Second, func() bool {
 			return strings.Join(k.ct.ChatPresence(), ",") == "composing,composing/audio,paused"
 		})
+		// A session that is not connected refuses chat actions (nothing
+		// queues them): never paired, here.
+		if _, err := k.e.Create(ctx, "idle"); err != nil {
+			t.Fatal(err)
+		}
+		if err := k.e.ChatPresence(ctx, "idle", "+15550002", whatsapp.PresenceTyping); !errors.Is(err, whatsapp.ErrNotPaired) {
+			t.Errorf("presence in a session never paired: %v, want ErrNotPaired", err)
+		}
+		if err := k.e.MarkRead(ctx, "idle", "+15550002", []string{a}); !errors.Is(err, whatsapp.ErrNotPaired) {
+			t.Errorf("read in a session never paired: %v, want ErrNotPaired", err)
+		}
 	})
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"path/filepath"
@@ -276,6 +277,62 @@ func TestMediaUploadedOnceAcrossRestart(t *testing.T) {
 		}
 		if n != 1 {
 			t.Errorf("the contact lists the image %d times", n)
+		}
+	})
+}
+
+// inbound reserves an item received in session (pending) and, with data,
+// completes it (ready), as the downloader does.
+func inbound(t *testing.T, db interface {
+	WriteTx(context.Context, func(context.Context, *sql.Tx) error) error
+}, ms *media.Store, session, typ string, data []byte) media.Item {
+	t.Helper()
+	ctx := context.Background()
+	var it media.Item
+	if err := db.WriteTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		var err error
+		it, err = ms.ReserveTx(ctx, tx, media.Reservation{Session: session, Type: typ, Size: int64(len(data))})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if data == nil {
+		return it
+	}
+	f, err := ms.TempFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Write(data)
+	if it, err = ms.Complete(ctx, it.ID, f, nil); err != nil {
+		t.Fatal(err)
+	}
+	return it
+}
+
+// TestForwardReceivedMedia: media received in the session may be sent on
+// (whoever the peer), with its bytes; media of another session is unknown
+// and media still downloading is ErrMediaPending.
+func TestForwardReceivedMedia(t *testing.T) {
+	forEnginesInTurn(t, func(t *testing.T, dsn string) {
+		k, ms := newMediaRig(t, dsn)
+		data := blob(t, "image/png", 20<<10)
+		ours := inbound(t, k.db, ms, "shop", "image/png", data)
+		elsewhere := inbound(t, k.db, ms, "other", "image/png", data)
+		pending := inbound(t, k.db, ms, "shop", "image/png", nil)
+		image := func(id string) whatsapp.Content {
+			return whatsapp.Content{Kind: whatsapp.KindImage, Image: &whatsapp.ImageContent{MediaFields: whatsapp.MediaFields{Media: id}}}
+		}
+		if _, err := k.send(t, image(elsewhere.ID)); !errors.Is(err, whatsapp.ErrMediaNotFound) {
+			t.Errorf("another session's media: %v, want ErrMediaNotFound", err)
+		}
+		if _, err := k.send(t, image(pending.ID)); !errors.Is(err, whatsapp.ErrMediaPending) {
+			t.Errorf("media still downloading: %v, want ErrMediaPending", err)
+		}
+		m := k.mustSend(t, image(ours.ID))
+		got, err := k.ct.Media(inboxOf(t, k.ct, m.ID))
+		if err != nil || sha256.Sum256(got) != sha256.Sum256(data) {
+			t.Errorf("the forwarded image differs (%v)", err)
 		}
 	})
 }

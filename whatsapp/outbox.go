@@ -476,6 +476,9 @@ func (e *Engine) complete(ctx context.Context, session, own string, to types.JID
 		if err != nil {
 			return c, err
 		}
+		if t.failed {
+			return c, fmt.Errorf("%w: %s failed and never reached WhatsApp", ErrWrongMessageKind, rb.ref())
+		}
 		if err := rb.check(t, now.UnixMilli()); err != nil {
 			return c, err
 		}
@@ -506,17 +509,17 @@ func (e *Engine) resolveRef(ctx context.Context, session, own string, to types.J
 		return target{}, fmt.Errorf("whatsapp: session JID %q: %w", own, err)
 	}
 	me, chat := ownJID.ToNonAD().String(), to.String()
-	var outTo, kind string
+	var outTo, kind, status string
 	var created int64
 	var serverTS sql.NullInt64
-	err = e.cfg.DB.QueryRowContext(ctx, `SELECT to_jid, kind, created_at, server_ts FROM outbox WHERE id = $1 AND session = $2`, id, session).Scan(&outTo, &kind, &created, &serverTS)
+	err = e.cfg.DB.QueryRowContext(ctx, `SELECT to_jid, kind, status, created_at, server_ts FROM outbox WHERE id = $1 AND session = $2`, id, session).Scan(&outTo, &kind, &status, &created, &serverTS)
 	switch {
 	case err == nil && outTo == chat:
 		at := created / int64(time.Millisecond)
 		if serverTS.Valid {
 			at = serverTS.Int64 * 1000
 		}
-		return target{ref: MessageRef{Chat: chat, Sender: me, ID: id, FromMe: true}, kind: kind, atMS: at}, nil
+		return target{ref: MessageRef{Chat: chat, Sender: me, ID: id, FromMe: true}, kind: kind, atMS: at, failed: status == StatusFailed}, nil
 	case err != nil && !errors.Is(err, sql.ErrNoRows):
 		return target{}, err
 	}

@@ -57,6 +57,8 @@ type Contact struct {
 	polls map[string]*poll
 	// reads and chatStates are what the client told the contact (chat.go).
 	reads, chatStates []string
+	// sums are the checked hashes of received media (InboxOf).
+	sums map[string]mediaSum
 }
 
 // maxKeptForRetry is how many sent messages a contact can still resend.

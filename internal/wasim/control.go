@@ -28,14 +28,22 @@ import (
 //	POST /v1/phones/{phone}/scan           {"code": "..."}
 //	POST /v1/phones/{phone}/logout
 //	POST /v1/contacts                      {"phone", "name", "read_after_ms" (-1: never)} -> {"jid", "lid"}
-//	POST /v1/contacts/{phone}/send         {"to": "<jid>", "text", "reply_to", "undecryptable"} -> {"id"}
+//	POST /v1/contacts/{phone}/send         {"to": "<jid>", "reply_to", "undecryptable", and one of the Outgoing
+//	                                        fields: "text", "media" {"kind","data" (base64),"mimetype",...},
+//	                                        "location", "contacts", "poll", "reaction", "edit", "delete", "vote"} -> {"id"}
 //	POST /v1/contacts/{phone}/retry        {"id"}: ask the sender's device for message id again
 //	GET  /v1/contacts/{phone}/inbox        [{"id","from","text","reply_to","at","deliveries","resends"}]
 //	POST /v1/faults                        {"refuse_connections": bool, "fail_sends": code, "drop_sends": bool, "withhold_acks": bool,
 //	                                        "temporary_ban": {"phone", "code", "expiry_ms"} (expiry_ms 0 lifts it),
 //	                                        "expired_media": bool}
 //
+// Errors are {"error", "code"}: 400 "invalid" (ErrInvalid), 404 for an
+// unknown contact, 404 "unknown_message" (ErrUnknownMessage).
+//
 // The control API listens on TCP loopback; an InMemory server has none.
+
+// maxControlBody bounds a control request (a send carries its media inline).
+const maxControlBody = 256 << 20
 
 type info struct {
 	RootKey string `json:"root_key"`
@@ -43,26 +51,49 @@ type info struct {
 	CertPEM string `json:"cert_pem"`
 }
 
-// InboxEntry is one message in a contact's inbox, as the control API shows it.
+// InboxEntry is one message in a contact's inbox, as the control API shows
+// it: its kind (Received.Kind) and that kind's fields.
 type InboxEntry struct {
 	ID         string    `json:"id"`
 	From       string    `json:"from"`
-	Text       string    `json:"text"`
-	ReplyTo    string    `json:"reply_to,omitempty"`
+	Kind       string    `json:"kind"`
+	Text       string    `json:"text"`                 // text, or an edit's new text
+	ReplyTo    string    `json:"reply_to,omitempty"`   // the quoted message's id
 	ReplyFrom  string    `json:"reply_from,omitempty"` // the quoted message's sender (ContextInfo.Participant)
 	At         time.Time `json:"at"`
 	Deliveries int       `json:"deliveries"` // decrypted copies (1 unless something went wrong)
 	Resends    int       `json:"resends"`    // sends of the same id the server de-duplicated
+	// Media kinds: the decrypted bytes' SHA-256 (hex) and size, and the
+	// message's fields.
+	SHA256    string `json:"sha256,omitempty"`
+	Size      int64  `json:"size,omitempty"`
+	Mimetype  string `json:"mimetype,omitempty"`
+	Caption   string `json:"caption,omitempty"`
+	Filename  string `json:"filename,omitempty"`
+	Voice     bool   `json:"voice,omitempty"`
+	VideoNote bool   `json:"video_note,omitempty"`
+	// The other kinds' content; Message in a reaction, edit, delete or
+	// vote is the id of the message it points at.
+	Location *Location `json:"location,omitempty"`
+	Contacts []Card    `json:"contacts,omitempty"`
+	Poll     *Poll     `json:"poll,omitempty"`
+	Reaction *Reaction `json:"reaction,omitempty"`
+	Edit     *Change   `json:"edit,omitempty"`
+	Delete   *Change   `json:"delete,omitempty"`
+	Vote     *Vote     `json:"vote,omitempty"` // the chosen option names, decrypted
+	// Error says why media did not download or a vote did not decrypt.
+	Error string `json:"error,omitempty"`
 }
 
 // ControlHandler serves the control API for this server.
 func (s *Server) ControlHandler() http.Handler {
 	mux := http.NewServeMux()
-	fail := func(w http.ResponseWriter, code int, err error) {
+	failCode := func(w http.ResponseWriter, status int, code string, err error) {
 		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(code)
-		json.NewEncoder(w).Encode(map[string]string{"error": err.Error()})
+		w.WriteHeader(status)
+		json.NewEncoder(w).Encode(map[string]string{"error": err.Error(), "code": code})
 	}
+	fail := func(w http.ResponseWriter, status int, err error) { failCode(w, status, "", err) }
 	ok := func(w http.ResponseWriter, v any) {
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(v)
@@ -111,11 +142,10 @@ func (s *Server) ControlHandler() http.Handler {
 	mux.HandleFunc("POST /v1/contacts/{phone}/send", func(w http.ResponseWriter, r *http.Request) {
 		var req struct {
 			To            string `json:"to"`
-			Text          string `json:"text"`
-			ReplyTo       string `json:"reply_to"`
 			Undecryptable bool   `json:"undecryptable"`
+			Outgoing
 		}
-		if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+		if err := json.NewDecoder(io.LimitReader(r.Body, maxControlBody)).Decode(&req); err != nil {
 			fail(w, 400, err)
 			return
 		}
@@ -130,11 +160,22 @@ func (s *Server) ControlHandler() http.Handler {
 		}
 		var id string
 		if req.Undecryptable {
-			id, err = s.ContactSendUndecryptable(r.Context(), r.PathValue("phone"), to, req.Text)
+			text := ""
+			if req.Text != nil {
+				text = *req.Text
+			}
+			id, err = s.ContactSendUndecryptable(r.Context(), r.PathValue("phone"), to, text)
 		} else {
-			id, err = s.ContactSend(r.Context(), r.PathValue("phone"), to, req.Text, req.ReplyTo)
+			id, err = s.ContactSendKind(r.Context(), r.PathValue("phone"), to, req.Outgoing)
 		}
-		if err != nil {
+		switch {
+		case errors.Is(err, ErrInvalid):
+			failCode(w, 400, "invalid", err)
+			return
+		case errors.Is(err, ErrUnknownMessage):
+			failCode(w, 404, "unknown_message", err)
+			return
+		case err != nil:
 			fail(w, 409, err)
 			return
 		}
@@ -254,6 +295,7 @@ type Backend interface {
 	AddContact(ctx context.Context, phone, name string, readAfter time.Duration) error
 	ContactSend(ctx context.Context, phone string, to types.JID, text, replyTo string) (string, error)
 	ContactSendUndecryptable(ctx context.Context, phone string, to types.JID, text string) (string, error)
+	ContactSendKind(ctx context.Context, phone string, to types.JID, o Outgoing) (string, error)
 	ContactRequestRetry(ctx context.Context, phone, id string) error
 	InboxOf(ctx context.Context, phone string) ([]InboxEntry, error)
 	Close() error
@@ -298,6 +340,19 @@ func (s *Server) ContactSend(ctx context.Context, phone string, to types.JID, te
 	return ct.Send(ctx, to, text)
 }
 
+// ContactSendKind makes a contact send a message of any kind (see
+// Contact.SendKind); ErrNotFound for an unknown contact.
+func (s *Server) ContactSendKind(ctx context.Context, phone string, to types.JID, o Outgoing) (string, error) {
+	if !s.HasContact(phone) {
+		return "", ErrNotFound
+	}
+	ct, err := s.Contact(phone)
+	if err != nil {
+		return "", err
+	}
+	return ct.SendKind(ctx, to, o)
+}
+
 // ContactSendUndecryptable makes a contact send text that the account's
 // devices can decrypt only once their retry receipt is answered (see
 // Contact.SendUndecryptable); ErrNotFound for an unknown contact.
@@ -336,9 +391,7 @@ func (s *Server) InboxOf(ctx context.Context, phone string) ([]InboxEntry, error
 	}
 	out := []InboxEntry{}
 	for _, m := range ct.Inbox() {
-		out = append(out, InboxEntry{ID: m.ID, From: m.From.ToNonAD().String(), Text: m.Text(),
-			ReplyTo: m.Message.GetExtendedTextMessage().GetContextInfo().GetStanzaID(), ReplyFrom: m.Message.GetExtendedTextMessage().GetContextInfo().GetParticipant(), At: m.At, Deliveries: ct.Deliveries(m.ID),
-			Resends: s.resendsFrom(m.From, m.ID)})
+		out = append(out, ct.entry(m))
 	}
 	return out, nil
 }
@@ -395,8 +448,14 @@ func (r *Remote) call(ctx context.Context, method, path string, body, out any) e
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode != 200 {
-		var e struct{ Error string }
+		var e struct{ Error, Code string }
 		json.Unmarshal(b, &e)
+		switch {
+		case e.Code == "unknown_message":
+			return fmt.Errorf("%w: %s", ErrUnknownMessage, e.Error)
+		case e.Code == "invalid":
+			return fmt.Errorf("%w: %s", ErrInvalid, e.Error)
+		}
 		if resp.StatusCode == 404 {
 			return fmt.Errorf("%w: %s", ErrNotFound, e.Error)
 		}
@@ -435,6 +494,16 @@ func (r *Remote) AddContact(ctx context.Context, phone, name string, readAfter t
 func (r *Remote) ContactSend(ctx context.Context, phone string, to types.JID, text, replyTo string) (string, error) {
 	var out struct{ ID string }
 	err := r.call(ctx, "POST", "/v1/contacts/"+digits(phone)+"/send", map[string]string{"to": to.String(), "text": text, "reply_to": replyTo}, &out)
+	return out.ID, err
+}
+
+// ContactSendKind makes a contact send a message of any kind.
+func (r *Remote) ContactSendKind(ctx context.Context, phone string, to types.JID, o Outgoing) (string, error) {
+	var out struct{ ID string }
+	err := r.call(ctx, "POST", "/v1/contacts/"+digits(phone)+"/send", struct {
+		To string `json:"to"`
+		Outgoing
+	}{to.String(), o}, &out)
 	return out.ID, err
 }
 

@@ -14,6 +14,7 @@
 //	ct, _ := srv.Contact("+15550002")          // a simulated contact
 //	cli.SendMessage(ctx, ct.JID(), msg)        // ct.Inbox() has it, decrypted
 //	ct.Send(ctx, account, "hi")                // the client gets events.Message
+//	ct.SendMedia(ctx, account, wasim.Media{Kind: wasim.KindDocument, Data: pdf, Filename: "a.pdf"})
 //
 // Prepare sets whatsmeow.WACertPubKey, a process-wide variable, to the
 // simulator's root key: a process that uses wasim must not talk to the real
@@ -53,8 +54,9 @@
 // the first timestamp, not delivered again, counted by Resends and the
 // inbox's "resends" (a resend that a retry receipt asked for is no
 // duplicate); delivered and read receipts, from the address form the client
-// sent to; contacts sending texts, replies and reactions, from their LID
-// with their phone number beside it (sender_pn) as WhatsApp does, or from
+// sent to; contacts sending every kind (Contact.SendKind; the node's type
+// and edit attributes as WhatsApp sets them) from their LID with their
+// phone number beside it (sender_pn) as WhatsApp does, or from
 // their number with the LID beside it (sender_lid; Contact.SetAddressing),
 // queued while the client is offline and redelivered until the client acks
 // them, and sent once more on demand after the ack (Contact.Resend: same id
@@ -71,35 +73,80 @@
 // message nothing acts on, on which the phone decrypts the copies and peer
 // messages a client sends it; a contact asking the client for a message
 // again (Contact.RequestRetry: a retry receipt the client must answer from
-// what it still has, after a restart from GetMessageForRetry); images both
-// ways (media_conn points at wasim, which stores encrypted uploads and
-// serves downloads); stream errors 401 (device removed), 440 (replaced) and
-// dropped connections, with a 2 s grace for the client to hang up first;
+// what it still has, after a restart from GetMessageForRetry); media of
+// every kind both ways — images, videos, round video notes (PtvMessage),
+// audio, voice notes (PTT, audio/ogg; codecs=opus), documents (file name,
+// caption) and stickers — encrypted under whatsmeow's key info for the kind
+// (stickers under the image keys): media_conn points at wasim, which
+// streams encrypted uploads to files in a temporary directory (up to 2 GB,
+// WhatsApp's document limit; removed on Close) and serves downloads (with
+// Range); a contact decrypts what the client uploaded (Contact.Media,
+// checking both hashes) and sends media it encrypted itself
+// (Contact.SendMedia); locations and contact cards (one, or several as a
+// ContactsArrayMessage) both ways; polls both ways with their message
+// secret, and votes encrypted as WhatsApp does (HKDF of the poll secret with
+// the poll id, its creator and the voter, "Poll Vote"; AES-GCM; SHA-256
+// option hashes): the contact's votes open with whatsmeow's DecryptPollVote
+// and the client's with Contact.PollVote, in either address form;
+// reactions to either side's messages (FromMe set for the contact's own),
+// and their removal; edits and revokes of the contact's own messages
+// (Contact.Edit, Contact.Revoke: what BuildEdit and BuildRevoke make, with
+// the contact as sender), and the client's reaching the contact's inbox;
+// the client's read receipts (MarkRead; each id recorded per contact,
+// Contact.ReadReceipts) and chat presence (SendChatPresence: composing,
+// composing with media audio = recording, paused; Contact.ChatPresence);
+// expired media (Faults.ExpiredMedia: what contacts sent answers 410 until
+// the client sends a media retry receipt, which the account's phone
+// decrypts, then re-uploads the file under a new direct path and answers
+// with the encrypted mediaretry notification that
+// DecryptMediaRetryNotification opens: SUCCESS, DECRYPTION_ERROR for a
+// wrong key, or error code 2 for a message it does not have); stream
+// errors 401 (device removed), 440 (replaced) and dropped connections,
+// with a 2 s grace for the client to hang up first;
 // faults: refuse connections, a temporary ban (TemporaryBan, above), fail
 // sends with an error code (FailSends),
 // delay acks (DelayAcks), lose sends whole (DropSends: nothing delivered,
 // nothing acked), and lose only the ack (WithholdAcks: delivered, never
-// acked). State (accounts, linked devices, contacts, Signal keys) can live
-// in a SQLite file (Options.DBPath) so a standalone wasim (cmd/wasim)
-// survives restarts; its control API (ControlHandler, Dial) drives it,
-// faults included, from another process.
+// acked), and expired media (above). State (accounts, linked devices,
+// contacts, Signal keys) can live in a SQLite file (Options.DBPath) so a
+// standalone wasim (cmd/wasim) survives restarts; its control API
+// (ControlHandler, Dial) drives it, faults and every kind a contact sends
+// included, from another process, and lists a contact's inbox by kind
+// (media by the SHA-256 of the bytes the contact decrypted).
 //
 // # What it does not simulate
 //
-// Groups, broadcast lists, status, newsletters, calls, presence, app state
-// sync and history sync (the phone shares no app state keys and no history),
-// LID addressing beyond one-to-one chats (LID groups, an account's LID
-// changing, hosted and username accounts, the LID-PN mappings a history sync
-// carries), video, audio and documents (only images are exercised), retry
-// receipts a contact sends on its own (one that cannot decrypt logs it;
-// RequestRetry sends one on demand), the phone acting on what a client sends
-// it other than placeholder resend requests (its copies of sent messages are
-// decrypted and dropped), message edits and revokes, privacy tokens
-// (issuance is acked, no token is given or checked), business features, rate
-// limits, permanent bans, WhatsApp's real window for de-duplication (wasim
-// remembers the newest 10,000 sends, in memory only, so a standalone wasim
-// forgets them when it restarts), faults other than those above (a
-// connection that hangs without closing, corrupted frames, delivery to some
-// of a contact's devices and not others), and anything about WhatsApp's real
-// servers beyond what the client checks. It is a test double, not WhatsApp.
+// Groups, broadcast lists, status, newsletters, calls, app state sync and
+// history sync (the phone shares no app state keys and no history),
+// presence beyond one-to-one chat states (the client's <presence>
+// available/unavailable and presence subscriptions are read and ignored;
+// contacts send no chat states or presence of their own), played receipts
+// of voice notes (acked, not recorded), LID addressing beyond one-to-one
+// chats (LID groups, an account's LID changing, hosted and username
+// accounts, the LID-PN mappings a history sync carries), retry receipts a
+// contact sends on its own (one that cannot decrypt logs it; RequestRetry
+// sends one on demand), the phone acting on what a client sends it other
+// than placeholder resend requests and media retry receipts (its copies of
+// sent messages are decrypted and dropped), re-uploads of media the client
+// itself sent (a media retry receipt for one is answered "not available"),
+// media after a restart (uploads live in a temporary directory, not in the
+// state file), the media server's checks (upload tokens, auth and hashes
+// are not verified; DELETE of media is not served; media_conn names one
+// host), anything about media content (types, thumbnails, durations and
+// waveforms are passed through as the sender gave them; contacts send no
+// thumbnail unless told), view-once, GIFs, disappearing messages and the
+// other wrappers (a client's DocumentWithCaptionMessage is read; none is
+// produced), edit
+// and revoke windows (any message the contact sent may be edited or
+// revoked; its edits carry new text only), poll edits, added options and
+// encrypted (community) reactions, privacy tokens (issuance is acked, no
+// token is given or checked), business features, rate limits, permanent
+// bans, WhatsApp's real window for de-duplication (wasim remembers the
+// newest 10,000 sends, in memory only, so a standalone wasim forgets them
+// when it restarts; a contact keeps its last 1000 sent messages, and the
+// polls it knows, in memory only), faults other than those above (a
+// connection that hangs without closing, corrupted frames, delivery to
+// some of a contact's devices and not others), and anything about
+// WhatsApp's real servers beyond what the client checks. It is a test
+// double, not WhatsApp.
 package wasim

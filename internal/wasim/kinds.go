@@ -117,7 +117,7 @@ func (ct *Contact) React(ctx context.Context, to types.JID, msgID, emoji string)
 // MESSAGE_EDIT protocol message inside EditedMessage, edit="1" on the node.
 func (ct *Contact) Edit(ctx context.Context, to types.JID, id, newText string) (string, error) {
 	if !ct.sentByContact(id) {
-		return "", fmt.Errorf("wasim: edit of %s, which contact %s did not send", id, ct.acc.phone)
+		return "", fmt.Errorf("%w: edit of %s, which contact %s did not send", ErrUnknownMessage, id, ct.acc.phone)
 	}
 	key, err := ct.keyFor(to, id)
 	if err != nil {
@@ -132,7 +132,7 @@ func (ct *Contact) Edit(ctx context.Context, to types.JID, id, newText string) (
 // whatsmeow's BuildRevoke makes it: a REVOKE protocol message, edit="7".
 func (ct *Contact) Revoke(ctx context.Context, to types.JID, id string) (string, error) {
 	if !ct.sentByContact(id) {
-		return "", fmt.Errorf("wasim: revoke of %s, which contact %s did not send", id, ct.acc.phone)
+		return "", fmt.Errorf("%w: revoke of %s, which contact %s did not send", ErrUnknownMessage, id, ct.acc.phone)
 	}
 	key, err := ct.keyFor(to, id)
 	if err != nil {
@@ -163,7 +163,7 @@ type Card struct {
 // (ContactsArrayMessage), as WhatsApp does.
 func (ct *Contact) SendContacts(ctx context.Context, to types.JID, cards []Card) (string, error) {
 	if len(cards) == 0 {
-		return "", errors.New("wasim: no contact cards")
+		return "", fmt.Errorf("%w: no contact cards", ErrInvalid)
 	}
 	cms := make([]*waE2E.ContactMessage, len(cards))
 	for i, c := range cards {
@@ -218,7 +218,7 @@ func (ct *Contact) notePollLocked(id string, m *waE2E.Message) {
 // secret as whatsmeow's BuildPollCreation does (selectable 0: any number).
 func (ct *Contact) SendPoll(ctx context.Context, to types.JID, question string, options []string, selectable int) (string, error) {
 	if len(options) < 2 {
-		return "", errors.New("wasim: a poll needs two options or more")
+		return "", fmt.Errorf("%w: a poll needs two options or more", ErrInvalid)
 	}
 	if selectable < 0 || selectable > len(options) {
 		selectable = 0
@@ -285,7 +285,7 @@ func (ct *Contact) VotePoll(ctx context.Context, to types.JID, pollID string, op
 	p := ct.polls[pollID]
 	ct.mu.Unlock()
 	if p == nil {
-		return "", fmt.Errorf("wasim: vote in %s, a poll contact %s does not know", pollID, ct.acc.phone)
+		return "", fmt.Errorf("%w: vote in %s, a poll contact %s does not know", ErrUnknownMessage, pollID, ct.acc.phone)
 	}
 	for _, o := range options {
 		found := false
@@ -293,7 +293,7 @@ func (ct *Contact) VotePoll(ctx context.Context, to types.JID, pollID string, op
 			found = found || have == o
 		}
 		if !found {
-			return "", fmt.Errorf("wasim: %q is not an option of poll %s", o, pollID)
+			return "", fmt.Errorf("%w: %q is not an option of poll %s", ErrInvalid, o, pollID)
 		}
 	}
 	chat, err := ct.chatWith(to)

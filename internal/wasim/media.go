@@ -55,6 +55,10 @@ const (
 	documentInfo = "WhatsApp Document Keys"
 )
 
+// defaultMimetype is the type of media sent without one.
+var defaultMimetype = map[string]string{KindImage: "image/jpeg", KindVideo: "video/mp4", KindAudio: "audio/ogg",
+	KindDocument: "application/octet-stream", KindSticker: "image/webp"}
+
 // voiceMimetype is the type WhatsApp gives voice notes (PTT).
 const voiceMimetype = "audio/ogg; codecs=opus"
 
@@ -219,15 +223,19 @@ func decryptMedia(file, key []byte, info string) ([]byte, error) {
 // KindVideo, KindAudio, KindDocument, KindSticker. Caption applies to
 // images, videos and documents; Filename to documents; Voice makes audio a
 // voice note (PTT, with WhatsApp's ogg/opus type when Mimetype is empty or
-// plain audio/ogg); VideoNote makes a video a round video note
+// plain audio/ogg; other kinds default to image/jpeg, video/mp4,
+// audio/ogg, application/octet-stream, image/webp); VideoNote makes a video a round video note
 // (PtvMessage). Thumbnail (a small JPEG) and Seconds are optional.
 type Media struct {
-	Kind                        string
-	Data                        []byte
-	Mimetype, Caption, Filename string
-	Voice, VideoNote            bool
-	Thumbnail                   []byte
-	Seconds                     uint32
+	Kind      string `json:"kind"`
+	Data      []byte `json:"data"` // base64 in JSON
+	Mimetype  string `json:"mimetype,omitempty"`
+	Caption   string `json:"caption,omitempty"`
+	Filename  string `json:"filename,omitempty"`
+	Voice     bool   `json:"voice,omitempty"`
+	VideoNote bool   `json:"video_note,omitempty"`
+	Thumbnail []byte `json:"thumbnail,omitempty"`
+	Seconds   uint32 `json:"seconds,omitempty"`
 }
 
 // kindInfo is the HKDF info of a media kind.
@@ -276,7 +284,8 @@ func mediaOf(m *waE2E.Message) (d downloadable, kind, info string, ok bool) {
 }
 
 // Media downloads and decrypts the media (image, video, video note, audio,
-// document or sticker) a received message carries, checking both hashes.
+// document or sticker) a received message carries, checking both hashes
+// and FileLength.
 func (ct *Contact) Media(r Received) ([]byte, error) {
 	d, kind, info, ok := mediaOf(r.Message)
 	if !ok {
@@ -299,6 +308,9 @@ func (s *Server) openMedia(d downloadable, kind, info string) ([]byte, error) {
 	}
 	if sum := sha256.Sum256(plain); !hmac.Equal(sum[:], d.GetFileSHA256()) {
 		return nil, fmt.Errorf("wasim: %s hash mismatch", kind)
+	}
+	if l, ok := d.(interface{ GetFileLength() uint64 }); ok && l.GetFileLength() != uint64(len(plain)) {
+		return nil, fmt.Errorf("wasim: %s of %d bytes says FileLength %d", kind, len(plain), l.GetFileLength())
 	}
 	return plain, nil
 }
@@ -358,19 +370,17 @@ func (ct *Contact) SendMedia(ctx context.Context, to types.JID, m Media) (string
 func (ct *Contact) mediaMessage(m Media) (*waE2E.Message, error) {
 	info, ok := kindInfo(m.Kind)
 	if !ok {
-		return nil, fmt.Errorf("wasim: unknown media kind %q", m.Kind)
+		return nil, fmt.Errorf("%w: unknown media kind %q", ErrInvalid, m.Kind)
 	}
 	if len(m.Data) == 0 {
-		return nil, errors.New("wasim: no media bytes")
+		return nil, fmt.Errorf("%w: no media bytes", ErrInvalid)
 	}
 	mt := m.Mimetype
 	switch {
 	case m.Kind == KindAudio && m.Voice && (mt == "" || mt == "audio/ogg"):
 		mt = voiceMimetype
-	case mt == "" && m.Kind == KindSticker:
-		mt = "image/webp"
 	case mt == "":
-		mt = "application/octet-stream"
+		mt = defaultMimetype[m.Kind]
 	}
 	up, err := ct.upload(m.Data, info)
 	if err != nil {
