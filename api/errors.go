@@ -111,6 +111,7 @@ var sentinels = []struct {
 	{media.ErrTypeMismatch, http.StatusUnsupportedMediaType, "media_type_mismatch"},
 	{media.ErrUnsupportedType, http.StatusUnsupportedMediaType, "unsupported_media_type"},
 	{media.ErrQuota, http.StatusInsufficientStorage, "media_quota_exceeded"},
+	{media.ErrNoSpace, http.StatusInsufficientStorage, "insufficient_storage"},
 	{media.ErrShortBody, http.StatusBadRequest, "short_body"},
 	{media.ErrBadFilename, http.StatusBadRequest, "invalid_argument"},
 	{media.ErrEmpty, http.StatusBadRequest, "invalid_argument"},

@@ -254,7 +254,7 @@ var mediaErrors = map[string]string{
 	"411": "No Content-Length (length_required): uploads must declare their size",
 	"413": "Over the limit of the media type's kind (too_large)",
 	"415": "A media type the appliance does not take (unsupported_media_type), or content whose signature is not the declared type's (media_type_mismatch)",
-	"507": "Does not fit under the media quota even after evicting every item no queued message needs (media_quota_exceeded)",
+	"507": "Does not fit under the media quota even after evicting every item no queued message needs, or uploads in progress hold the quota (media_quota_exceeded); the disk is full (insufficient_storage)",
 }
 
 var errorResponses = map[string]string{

@@ -228,7 +228,7 @@ func TestMediaUploadAndGet(t *testing.T) {
 		t.Fatalf("If-None-Match: %d", rr.Status)
 	}
 	var info mediaJSON
-	if r := do(t, alice, "GET", "/v1/media/"+m.ID+"/info", nil); r.Status != 200 || r.JSON(&info) != nil || info.SHA256 != m.SHA256 {
+	if r := do(t, alice, "GET", "/v1/media/"+m.ID+"/info", nil); r.Status != 200 || r.JSON(&info) != nil || info.SHA256 != m.SHA256 || info.Width != 300 || info.Height != 200 {
 		t.Fatalf("info: %d %s", r.Status, r.Body)
 	}
 	if r := do(t, admin, "GET", "/v1/media/"+m.ID, nil); r.Status != 200 || hexSum(r.Body) != m.SHA256 {

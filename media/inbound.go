@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 	"unicode"
+
+	"waappliance/store"
 )
 
 // Reservation is an inbound item before its download: the session it came
@@ -137,21 +139,13 @@ func (s *Store) Complete(ctx context.Context, id string, f *os.File, also func(c
 	}
 	it.SHA256, it.Size, it.State = sum, size, StateReady
 	inspect(f, &it)
-	err = s.keep(ctx, &it, f, func(ctx context.Context, tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE media SET state = 'ready', sha256 = $2, size = $3, width = $4, height = $5, seconds = $6,
-			thumbnail = $7, source = NULL, updated_at = $8 WHERE id = $1 AND state = 'pending'`,
-			id, it.SHA256, it.Size, it.Width, it.Height, it.Seconds, nullBytes(it.Thumbnail), s.now().UnixNano())
-		if err != nil {
-			return err
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return fmt.Errorf("%w: no pending item %s", ErrNotFound, id)
-		}
-		if also != nil {
-			return also(ctx, tx)
-		}
-		return nil
-	})
+	if s.db.Dialect == store.Postgres {
+		err = s.keepChunks(ctx, &it, f, func(context.Context, *sql.Tx) error { return nil }, StatePending, also)
+	} else {
+		err = s.keepFile(ctx, &it, f, func(ctx context.Context, tx *sql.Tx) error {
+			return readyTx(ctx, tx, &it, StatePending, s.now(), also)
+		})
+	}
 	if err != nil {
 		return Item{}, err
 	}
@@ -202,7 +196,7 @@ func (s *Store) Prune(ctx context.Context, before time.Time) (int, error) {
 	var ids []string
 	err := s.db.WriteTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		ids = ids[:0]
-		rows, err := tx.QueryContext(ctx, `SELECT id FROM media m WHERE created_at < $1 AND state <> 'pending' AND `+notQueued, before.UnixNano())
+		rows, err := tx.QueryContext(ctx, `SELECT id FROM media m WHERE created_at < $1 AND state IN ('ready', 'failed') AND `+notQueued, before.UnixNano())
 		if err != nil {
 			return err
 		}

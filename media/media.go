@@ -6,9 +6,10 @@
 // are a file named by its id in the store's directory (0700; files 0600),
 // written to a temporary file, fsynced, renamed and the directory fsynced
 // before the row commits. On PostgreSQL they are media_chunks rows of
-// ChunkSize bytes written in the transaction of the row, so that every
-// appliance sharing the database reads them. Uploads are streamed: no
-// item is ever held whole in memory.
+// ChunkSize bytes, so that every appliance sharing the database reads
+// them, written with the upload's row in one transaction outside the
+// appliance's write lock, then made ready under the quota in a short write
+// transaction. Uploads are streamed: no item is ever held whole in memory.
 //
 // Under the quota (Options.MaxBytes) the oldest ready items are evicted
 // first to make room; Prune ages items out with the event retention.
@@ -89,6 +90,9 @@ var (
 	ErrBadFilename = errors.New("media: bad file name")
 	// ErrEmpty is returned by Put for a size of 0.
 	ErrEmpty = errors.New("media: empty")
+	// ErrNoSpace is returned by Put and Complete when the disk is full
+	// (before the quota is: --media-max-bytes is larger than the disk).
+	ErrNoSpace = errors.New("media: no space left on the disk")
 )
 
 // MaxFilename is the longest file name Put takes, in bytes.

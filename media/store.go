@@ -13,6 +13,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
+	"syscall"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -41,10 +43,16 @@ type Options struct {
 
 // Store is the media store. It is safe for concurrent use.
 type Store struct {
-	db  *store.DB
-	dir string
-	max int64
-	now func() time.Time
+	db    *store.DB
+	dir   string
+	max   int64
+	now   func() time.Time
+	stage chan struct{} // stageChunks' semaphore
+	// inflight is the bytes of uploads being received: together they
+	// may not exceed the quota, so that concurrent uploads cannot fill
+	// the disk with temporary files before the quota is applied at
+	// commit.
+	inflight atomic.Int64
 }
 
 // New opens the media store of db with its files in dir, which is made
@@ -65,7 +73,7 @@ func New(db *store.DB, dir string, opt Options) (*Store, error) {
 	if err := os.Chmod(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("media: %w", err)
 	}
-	s := &Store{db: db, dir: dir, max: opt.MaxBytes, now: opt.Now}
+	s := &Store{db: db, dir: dir, max: opt.MaxBytes, now: opt.Now, stage: make(chan struct{}, stagers)}
 	if err := s.sweep(context.Background()); err != nil {
 		return nil, err
 	}
@@ -76,6 +84,9 @@ func New(db *store.DB, dir string, opt Options) (*Store, error) {
 func (s *Store) Dir() string { return s.dir }
 
 func (s *Store) sweep(ctx context.Context) error {
+	if _, err := s.db.ExecContext(ctx, `DELETE FROM media WHERE state = $1 AND created_at < $2`, stateUploading, s.now().Add(-staleUpload).UnixNano()); err != nil {
+		return fmt.Errorf("media: sweep: %w", err)
+	}
 	ents, err := os.ReadDir(s.dir)
 	if err != nil {
 		return fmt.Errorf("media: %w", err)
@@ -218,6 +229,13 @@ func (s *Store) Put(ctx context.Context, peer, mediaType, filename string, size 
 	if s.max > 0 && size > s.max {
 		return Item{}, fmt.Errorf("%w: %d bytes, the quota is %d", ErrQuota, size, s.max)
 	}
+	if s.max > 0 {
+		if n := s.inflight.Add(size); n > s.max {
+			s.inflight.Add(-size)
+			return Item{}, fmt.Errorf("%w: uploads in progress hold %d of the quota %d; retry when they are done", ErrQuota, n-size, s.max)
+		}
+		defer s.inflight.Add(-size)
+	}
 	body = bodyReader{body}
 	head := make([]byte, min(size, SniffLen))
 	if _, err := io.ReadFull(body, head); err != nil {
@@ -234,29 +252,45 @@ func (s *Store) Put(ctx context.Context, peer, mediaType, filename string, size 
 	h := sha256.New()
 	w := io.MultiWriter(f, h)
 	if _, err := w.Write(head); err != nil {
-		return Item{}, fmt.Errorf("media: write: %w", err)
+		return Item{}, diskErr(err)
 	}
 	if n, err := io.CopyN(w, body, size-int64(len(head))); err != nil {
 		var re readErr
 		if errors.As(err, &re) || err == io.EOF {
 			return Item{}, shortBody(err)
 		}
-		return Item{}, fmt.Errorf("media: write after %d bytes: %w", int64(len(head))+n, err)
+		return Item{}, fmt.Errorf("after %d bytes: %w", int64(len(head))+n, diskErr(err))
 	}
 	now := s.now()
 	it := Item{ID: newID(), SHA256: hex.EncodeToString(h.Sum(nil)), Size: size, Type: t, Filename: name,
 		State: StateReady, Peer: peer, CreatedAt: time.Unix(0, now.UnixNano())}
 	inspect(f, &it)
-	err = s.keep(ctx, &it, f, func(ctx context.Context, tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO media (id, sha256, size, type, filename, state, peer, width, height, seconds, thumbnail, created_at, updated_at)
+	row := func(state string) func(context.Context, *sql.Tx) error {
+		return func(ctx context.Context, tx *sql.Tx) error {
+			_, err := tx.ExecContext(ctx, `INSERT INTO media (id, sha256, size, type, filename, state, peer, width, height, seconds, thumbnail, created_at, updated_at)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12)`,
-			it.ID, it.SHA256, it.Size, it.Type, it.Filename, StateReady, peer, it.Width, it.Height, it.Seconds, nullBytes(it.Thumbnail), now.UnixNano())
-		return err
-	})
+				it.ID, it.SHA256, it.Size, it.Type, it.Filename, state, peer, it.Width, it.Height, it.Seconds, nullBytes(it.Thumbnail), now.UnixNano())
+			return err
+		}
+	}
+	if s.db.Dialect == store.Postgres {
+		err = s.keepChunks(ctx, &it, f, row(stateUploading), stateUploading, nil)
+	} else {
+		err = s.keepFile(ctx, &it, f, row(StateReady))
+	}
 	if err != nil {
 		return Item{}, err
 	}
 	return it, nil
+}
+
+// diskErr is a write error of the store's files: ErrNoSpace when the disk
+// is full.
+func diskErr(err error) error {
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+		return fmt.Errorf("%w: %w", ErrNoSpace, err)
+	}
+	return fmt.Errorf("media: write: %w", err)
 }
 
 func shortBody(err error) error {
@@ -279,35 +313,25 @@ func nullBytes(b []byte) any {
 	return b
 }
 
-// keep makes the bytes of it (the whole of f) durable and commits fn with
-// them, after making room under the quota, in one write transaction:
-//
-//   - SQLite: f is fsynced, renamed to the item's file, and the directory
-//     fsynced, before the transaction; if it does not commit, the file is
-//     removed.
-//   - PostgreSQL: f is copied into media_chunks inside the transaction.
-//
-// Files of evicted items are removed after the commit.
-func (s *Store) keep(ctx context.Context, it *Item, f *os.File, fn func(context.Context, *sql.Tx) error) error {
-	var evicted []string
-	if s.db.Dialect == store.Postgres {
-		err := s.db.WriteTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
-			var err error
-			if evicted, err = s.makeRoom(ctx, tx, it.Size); err != nil {
-				return err
-			}
-			if err := fn(ctx, tx); err != nil {
-				return err
-			}
-			return writeChunks(ctx, tx, it.ID, f)
-		})
-		if err != nil {
-			return wrapDB(err)
-		}
-		return nil
-	}
+// stateUploading is, on PostgreSQL, an upload whose row and chunks are
+// written but not yet made ready under the quota: invisible (Get answers
+// ErrNotFound), never evicted or pruned, and swept by New once older than
+// staleUpload (a crash between the two transactions).
+const stateUploading = "uploading"
+
+// staleUpload is when New removes an uploading row: longer than any
+// upload's last step takes.
+const staleUpload = time.Hour
+
+// keepFile (SQLite) makes the bytes of it (the whole of f) durable as its
+// file and then commits fn with them, after making room under the quota,
+// in one write transaction: f is fsynced, renamed to the item's file, and
+// the directory fsynced, before the transaction; if it does not commit,
+// the file is removed. Files of evicted items are removed after the
+// commit.
+func (s *Store) keepFile(ctx context.Context, it *Item, f *os.File, fn func(context.Context, *sql.Tx) error) error {
 	if err := f.Sync(); err != nil {
-		return fmt.Errorf("media: fsync: %w", err)
+		return diskErr(err)
 	}
 	path := s.path(it.ID)
 	if err := os.Rename(f.Name(), path); err != nil {
@@ -317,6 +341,7 @@ func (s *Store) keep(ctx context.Context, it *Item, f *os.File, fn func(context.
 		os.Remove(path)
 		return err
 	}
+	var evicted []string
 	err := s.db.WriteTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		var err error
 		if evicted, err = s.makeRoom(ctx, tx, it.Size); err != nil {
@@ -329,6 +354,85 @@ func (s *Store) keep(ctx context.Context, it *Item, f *os.File, fn func(context.
 		return wrapDB(err)
 	}
 	s.removeFiles(evicted)
+	return nil
+}
+
+// keepChunks (PostgreSQL) writes f as the media_chunks rows of it, in one
+// transaction with stage (the upload's row, in state from), and then, in a
+// write transaction, makes room under the quota and marks the item ready
+// (readyTx from state from, with also). The chunks go in outside the write
+// lock, which every write of the appliance waits for: a 100 MB item over a
+// slow link to the database would otherwise stop sends and inbound events
+// for as long; at most stagers of them are written at once. On any error
+// what was staged is removed.
+func (s *Store) keepChunks(ctx context.Context, it *Item, f *os.File, stage func(context.Context, *sql.Tx) error, from string, also func(context.Context, *sql.Tx) error) error {
+	err := s.stageChunks(ctx, it.ID, f, stage)
+	if err == nil {
+		err = s.db.WriteTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+			if _, err := s.makeRoom(ctx, tx, it.Size); err != nil {
+				return err
+			}
+			return readyTx(ctx, tx, it, from, s.now(), also)
+		})
+	}
+	if err != nil {
+		cctx := context.WithoutCancel(ctx)
+		if from == stateUploading {
+			s.db.ExecContext(cctx, `DELETE FROM media WHERE id = $1 AND state = $2`, it.ID, stateUploading)
+		} else {
+			s.db.ExecContext(cctx, `DELETE FROM media_chunks WHERE media_id = $1 AND EXISTS (SELECT 1 FROM media WHERE id = $1 AND state = $2)`, it.ID, from)
+		}
+		return wrapDB(err)
+	}
+	return nil
+}
+
+// stagers bounds the chunk writes of a process at once (each holds a
+// pooled connection and a chunk's buffers).
+const stagers = 2
+
+func (s *Store) stageChunks(ctx context.Context, id string, f *os.File, stage func(context.Context, *sql.Tx) error) error {
+	select {
+	case s.stage <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-s.stage }()
+	tx, err := s.db.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelReadCommitted})
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if err := stage(ctx, tx); err != nil {
+		return err
+	}
+	// A crash between staging and commit may have left chunks of a
+	// pending item: they are written anew.
+	if _, err := tx.ExecContext(ctx, `DELETE FROM media_chunks WHERE media_id = $1`, id); err != nil {
+		return err
+	}
+	if err := writeChunks(ctx, tx, id, f); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// readyTx marks the item it, in state from, ready with what the store
+// learned of its bytes, and runs also (nil: nothing) in the same
+// transaction. ErrNotFound when it is no longer in state from.
+func readyTx(ctx context.Context, tx *sql.Tx, it *Item, from string, now time.Time, also func(context.Context, *sql.Tx) error) error {
+	res, err := tx.ExecContext(ctx, `UPDATE media SET state = 'ready', sha256 = $3, size = $4, width = $5, height = $6, seconds = $7,
+		thumbnail = $8, source = NULL, updated_at = $9 WHERE id = $1 AND state = $2`,
+		it.ID, from, it.SHA256, it.Size, it.Width, it.Height, it.Seconds, nullBytes(it.Thumbnail), now.UnixNano())
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("%w: no %s item %s", ErrNotFound, from, it.ID)
+	}
+	if also != nil {
+		return also(ctx, tx)
+	}
 	return nil
 }
 
@@ -475,6 +579,9 @@ func (s *Store) get(ctx context.Context, q store.Querier, id string) (Item, erro
 	if err != nil {
 		return Item{}, fmt.Errorf("media: get: %w", err)
 	}
+	if it.State == stateUploading {
+		return Item{}, ErrNotFound
+	}
 	return it, nil
 }
 
@@ -530,8 +637,7 @@ func (c *chunkReader) Read(p []byte) (int, error) {
 	}
 	n := c.off / ChunkSize
 	if n != c.cur {
-		c.buf = c.buf[:0]
-		if err := c.db.QueryRowContext(c.ctx, `SELECT data FROM media_chunks WHERE media_id = $1 AND n = $2`, c.id, n).Scan(&c.buf); err != nil {
+		if err := c.load(n); err != nil {
 			c.cur = -1
 			return 0, fmt.Errorf("media: read chunk %d of %s: %w", n, c.id, err)
 		}
@@ -544,6 +650,28 @@ func (c *chunkReader) Read(p []byte) (int, error) {
 	k := copy(p, c.buf[i:])
 	c.off += int64(k)
 	return k, nil
+}
+
+// load reads chunk n into buf, reusing it: sql.RawBytes spares the copy
+// database/sql makes for a []byte destination (1 MiB of garbage a chunk).
+func (c *chunkReader) load(n int64) error {
+	rows, err := c.db.QueryContext(c.ctx, `SELECT data FROM media_chunks WHERE media_id = $1 AND n = $2`, c.id, n)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	if !rows.Next() {
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		return sql.ErrNoRows
+	}
+	var raw sql.RawBytes
+	if err := rows.Scan(&raw); err != nil {
+		return err
+	}
+	c.buf = append(c.buf[:0], raw...)
+	return rows.Close()
 }
 
 func (c *chunkReader) Seek(offset int64, whence int) (int64, error) {

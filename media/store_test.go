@@ -479,3 +479,71 @@ func TestNewSweeps(t *testing.T) {
 		t.Fatalf("after New: %v", left)
 	}
 }
+
+// Uploads in progress hold their size of the quota: two that would not
+// both fit are not both received (their temporary files would fill the
+// disk before the quota is applied at commit).
+func TestInflightHoldsQuota(t *testing.T) {
+	e := open(t, "", 1<<20)
+	ctx := context.Background()
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		_, err := e.st.Put(ctx, "p", "image/png", "", 600<<10, pr)
+		done <- err
+	}()
+	if _, err := pw.Write(pngBytes(1000)); err != nil { // the first is being received
+		t.Fatal(err)
+	}
+	if _, err := e.st.Put(ctx, "p", "image/png", "", 600<<10, bytes.NewReader(pngBytes(600<<10))); !errors.Is(err, media.ErrQuota) {
+		t.Fatalf("second upload while the first holds the quota: %v", err)
+	}
+	pw.Write(make([]byte, 600<<10-1000))
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	// Done: the next one is received (and evicts the first).
+	if _, err := e.st.Put(ctx, "p", "image/png", "", 600<<10, bytes.NewReader(pngBytes(600<<10))); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// An upload staged on PostgreSQL but not yet made ready (state
+// "uploading") is invisible, survives Prune and eviction, and is swept by
+// New once stale (a crash between its two transactions).
+func TestStagedUploadsInvisibleAndSwept(t *testing.T) {
+	pgtest.ForEngines(t, func(t *testing.T, dsn string) {
+		e := open(t, dsn, 0)
+		ctx := context.Background()
+		ins := func(id string, at time.Time) {
+			if _, err := e.db.ExecContext(ctx, `INSERT INTO media (id, size, type, state, created_at, updated_at) VALUES ($1, 5, 'image/png', 'uploading', $2, $2)`, id, at.UnixNano()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		stale, fresh := strings.Repeat("a", 32), strings.Repeat("b", 32)
+		ins(stale, e.now.Add(-2*time.Hour))
+		ins(fresh, e.now.Add(-time.Minute))
+		for _, id := range []string{stale, fresh} {
+			if _, err := e.st.Get(ctx, id); !errors.Is(err, media.ErrNotFound) {
+				t.Fatalf("Get of a staged upload: %v", err)
+			}
+		}
+		if n, err := e.st.Prune(ctx, e.now); err != nil || n != 0 {
+			t.Fatalf("Prune took %d staged uploads (%v)", n, err)
+		}
+		if _, err := media.New(e.db, e.dir, media.Options{Now: func() time.Time { return e.now }}); err != nil {
+			t.Fatal(err)
+		}
+		var ids []string
+		rows, _ := e.db.QueryContext(ctx, `SELECT id FROM media ORDER BY id`)
+		for rows.Next() {
+			var id string
+			rows.Scan(&id)
+			ids = append(ids, id)
+		}
+		rows.Close()
+		if len(ids) != 1 || ids[0] != fresh {
+			t.Fatalf("after New: %v, want only the fresh one", ids)
+		}
+	})
+}

@@ -4,8 +4,9 @@
 -- and later completed (ready) or failed by the downloader. The bytes of a
 -- ready item are, on SQLite, the file media/<id> in the state directory
 -- (written, fsynced and renamed before this row commits) and, on
--- PostgreSQL, its media_chunks rows (written in the same transaction), so
--- every appliance sharing the database reads them. peer is the uploader
+-- PostgreSQL, its media_chunks rows, so every appliance sharing the
+-- database reads them: written with the row (state 'uploading', invisible)
+-- in one transaction, then made 'ready' under the quota. peer is the uploader
 -- (uploads), session the session it came to (inbound). source is the
 -- downloader's opaque JSON (direct path, keys, hashes); attempts counts
 -- how often the downloader took the item up. Times are Unix nanoseconds.
