@@ -9,7 +9,9 @@ import (
 
 // Errors a Sandbox returns for the client's mistakes.
 var (
-	// ErrSandboxNotFound is returned for an unknown simulated contact.
+	// ErrSandboxNotFound is returned for an unknown simulated contact, and
+	// for a message a contact should edit, delete or vote in that it did
+	// not send or does not know.
 	ErrSandboxNotFound = errors.New("not found")
 	// ErrSandboxBadRequest is returned for an invalid sandbox request.
 	ErrSandboxBadRequest = errors.New("invalid sandbox request")
