@@ -27,7 +27,9 @@ import (
 // makes the item's bytes in one transaction with the media.ready event.
 //
 // Bounds: at most DownloadsPerSession downloads of a session and
-// DownloadsTotal of the engine run at once, each within DownloadTimeout.
+// DownloadsTotal of the engine run at once, each within its deadline:
+// DownloadTimeout plus a second per DownloadMinRate bytes it announced (2
+// min + 400 s for 100 MB).
 // A transient failure (network, timeout, a 5xx) is retried on the
 // engine's backoff up to DownloadAttempts times; when WhatsApp's media
 // server answers 403/404/410 (the link expired) the session asks the phone
@@ -43,7 +45,8 @@ import (
 var (
 	DownloadsPerSession = 2
 	DownloadsTotal      = 4
-	DownloadTimeout     = 10 * time.Minute
+	DownloadTimeout     = 2 * time.Minute
+	DownloadMinRate     = int64(256 << 10) // bytes/s a download is given at least
 	DownloadAttempts    = 5
 	MediaRetryWait      = 2 * time.Minute
 	downloadBackoff     = backoff.Policy{Min: 2 * time.Second, Max: 2 * time.Minute}
@@ -289,9 +292,9 @@ func (e *Engine) fetch(cli *whatsmeow.Client, session string, it *pendingItem) e
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(e.ctx, DownloadTimeout)
-	defer cancel()
 	src := &it.src
+	ctx, cancel := context.WithTimeout(e.ctx, DownloadTimeout+time.Duration(src.Length/max(DownloadMinRate, 1))*time.Second)
+	defer cancel()
 	err = cli.DownloadMediaWithPathToFile(ctx, src.DirectPath, src.FileEncSHA256, src.FileSHA256, src.MediaKey, whatsmeow.MediaType(src.MediaType), "", false, f)
 	if err != nil {
 		f.Close()

@@ -42,9 +42,12 @@ func mediaOf(t *testing.T, ev *events.Log, id string) string {
 func TestMediaDownloadResumesAfterRestart(t *testing.T) {
 	forEnginesInTurn(t, func(t *testing.T, dsn string) {
 		ctx := context.Background()
-		timeout, attempts := whatsapp.DownloadTimeout, whatsapp.DownloadAttempts
-		t.Cleanup(func() { whatsapp.DownloadTimeout, whatsapp.DownloadAttempts = timeout, attempts })
-		whatsapp.DownloadTimeout, whatsapp.DownloadAttempts = time.Nanosecond, 1000 // every download misses its deadline
+		timeout, attempts, rate := whatsapp.DownloadTimeout, whatsapp.DownloadAttempts, whatsapp.DownloadMinRate
+		t.Cleanup(func() {
+			whatsapp.DownloadTimeout, whatsapp.DownloadAttempts, whatsapp.DownloadMinRate = timeout, attempts, rate
+		})
+		// Every download misses its deadline.
+		whatsapp.DownloadTimeout, whatsapp.DownloadAttempts, whatsapp.DownloadMinRate = time.Nanosecond, 1000, 1<<62
 
 		k, ms := newMediaRig(t, dsn)
 		account := types.NewJID("15550001", types.DefaultUserServer)
