@@ -52,11 +52,28 @@ func TestMediaDownloadResumesAfterRestart(t *testing.T) {
 		k, ms := newMediaRig(t, dsn)
 		account := types.NewJID("15550001", types.DefaultUserServer)
 		data := blob(t, "image/jpeg", 60<<10)
+		acked := make(chan string, 10)
+		k.srv.OnEvent(func(e wasim.Event) {
+			if e.Kind == wasim.EventClientReceipt || e.Kind == wasim.EventClientAck && e.Class == "message" {
+				select {
+				case acked <- e.MessageID:
+				default: // never block the simulator
+				}
+			}
+		})
 		id, err := k.ct.SendMedia(ctx, account, wasim.Media{Kind: wasim.KindImage, Data: data, Mimetype: "image/jpeg", Caption: "later"})
 		if err != nil {
 			t.Fatal(err)
 		}
 		mid := mediaOf(t, k.ev, id)
+		// The message is acked although its media is not downloaded.
+		for got := ""; got != id; {
+			select {
+			case got = <-acked:
+			case <-time.After(15 * time.Second):
+				t.Fatal("the media message was not acked while its download failed")
+			}
+		}
 		time.Sleep(200 * time.Millisecond) // a few attempts miss their deadline
 		if it, err := ms.Get(ctx, mid); err != nil || it.State != media.StatePending {
 			t.Fatalf("item %+v, %v; want pending while downloads time out", it, err)
