@@ -261,7 +261,7 @@ func bodyDeadline(base time.Duration, n int64) time.Duration {
 	if n <= 0 {
 		return base
 	}
-	return min(base+time.Duration(n)*time.Second/uploadRate, maxBodyTime)
+	return min(base+time.Duration(float64(n)/uploadRate*float64(time.Second)), maxBodyTime)
 }
 
 // limitBody is the one check of a request body before any handler runs,

@@ -127,7 +127,7 @@ func (s *server) router() http.Handler {
 // bodyLimit is the request body limit of the route r matches in router:
 // its maxBody, or maxBody for every other route (and no route at all).
 func (s *server) bodyLimit(router http.Handler, r *http.Request) int64 {
-	if len(s.bodyLimits) > 0 {
+	if len(s.bodyLimits) > 0 && !(r.ContentLength == 0 && safeMethod(r.Method)) {
 		if t, _ := matchRoute(router, r); t != "" {
 			if n := s.bodyLimits[r.Method+" "+t]; n > 0 {
 				return n

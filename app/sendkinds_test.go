@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -121,6 +122,9 @@ func TestSendKindsThroughTheTunnel(t *testing.T) {
 			t.Errorf("presence %s: %d %s", st, r.Status, r.Body)
 		}
 	}
+	eventually(t, "the read receipt and the chat states at the contact", func() bool {
+		return slices.Contains(ct.ReadReceipts(), theirs) && strings.Join(ct.ChatPresence(), ",") == "composing,composing/audio,paused"
+	})
 
 	before := rows()
 	msgs := "/v1/sessions/shop/messages"

@@ -8,7 +8,10 @@ import (
 	"database/sql"
 	"encoding/json"
 	"errors"
+	"io"
 	"path/filepath"
+	"runtime"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -311,8 +314,9 @@ func inbound(t *testing.T, db interface {
 }
 
 // TestForwardReceivedMedia: media received in the session may be sent on
-// (whoever the peer), with its bytes; media of another session is unknown
-// and media still downloading is ErrMediaPending.
+// (whoever the peer), with its bytes, here as a reply whose caption is then
+// edited; media of another session is unknown and media still downloading
+// is ErrMediaPending.
 func TestForwardReceivedMedia(t *testing.T) {
 	forEnginesInTurn(t, func(t *testing.T, dsn string) {
 		k, ms := newMediaRig(t, dsn)
@@ -329,10 +333,108 @@ func TestForwardReceivedMedia(t *testing.T) {
 		if _, err := k.send(t, image(pending.ID)); !errors.Is(err, whatsapp.ErrMediaPending) {
 			t.Errorf("media still downloading: %v, want ErrMediaPending", err)
 		}
-		m := k.mustSend(t, image(ours.ID))
-		got, err := k.ct.Media(inboxOf(t, k.ct, m.ID))
+		theirs := k.theirs(t, "send me the photo")
+		fwd := image(ours.ID)
+		fwd.Image.Caption = "here it is"
+		fwd.ReplyTo = &whatsapp.MessageRef{ID: theirs}
+		m := k.mustSend(t, fwd)
+		r := inboxOf(t, k.ct, m.ID)
+		got, err := k.ct.Media(r)
 		if err != nil || sha256.Sum256(got) != sha256.Sum256(data) {
 			t.Errorf("the forwarded image differs (%v)", err)
 		}
+		if ci := r.Message.GetImageMessage().GetContextInfo(); ci.GetStanzaID() != theirs || ci.GetParticipant() != "15550002@s.whatsapp.net" {
+			t.Errorf("the image's reply quotes %q from %q, want %s from the contact", ci.GetStanzaID(), ci.GetParticipant(), theirs)
+		}
+		// Its caption edited: an edit of our image's key.
+		ed := k.mustSend(t, whatsapp.Content{Kind: whatsapp.KindEdit, Edit: &whatsapp.EditContent{Message: m.ID, Text: "here it is, in colour"}})
+		pm := k.arrived(t, ed.ID).GetEditedMessage().GetMessage().GetProtocolMessage()
+		if pm.GetKey().GetID() != m.ID || pm.GetEditedMessage().GetConversation() != "here it is, in colour" {
+			t.Errorf("the caption's edit arrived as %v", pm)
+		}
 	})
+}
+
+// patternReader is n deterministic pseudo-random bytes, made as read (the
+// test never holds the file).
+type patternReader struct {
+	n, off int64
+	x      uint64
+}
+
+func (p *patternReader) Read(b []byte) (int, error) {
+	if p.off >= p.n {
+		return 0, io.EOF
+	}
+	if int64(len(b)) > p.n-p.off {
+		b = b[:p.n-p.off]
+	}
+	for i := range b {
+		if p.off < 5 {
+			b[i] = "%PDF-"[p.off]
+		} else {
+			p.x = p.x*6364136223846793005 + 1442695040888963407
+			b[i] = byte(p.x >> 56)
+		}
+		p.off++
+	}
+	return len(b), nil
+}
+
+// TestLargeDocumentStreams: a 100 MiB document goes from the media store
+// to WhatsApp streamed (through a temporary file for the encryption): the
+// heap never grows by anything near the file's size while it is sent,
+// and the contact's download has its bytes.
+func TestLargeDocumentStreams(t *testing.T) {
+	if testing.Short() {
+		t.Skip("100 MiB through the media store and wasim")
+	}
+	k, ms := newMediaRig(t, "")
+	const size = 100 << 20
+	h := sha256.New()
+	it, err := ms.Put(context.Background(), "p", "application/pdf", "big.pdf", size, io.TeeReader(&patternReader{n: size}, h))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := h.Sum(nil)
+	runtime.GC()
+	var base runtime.MemStats
+	runtime.ReadMemStats(&base)
+	var peak atomic.Uint64
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		var ms runtime.MemStats
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(10 * time.Millisecond):
+			}
+			runtime.ReadMemStats(&ms)
+			if ms.HeapInuse > peak.Load() {
+				peak.Store(ms.HeapInuse)
+			}
+		}
+	}()
+	m := k.mustSend(t, whatsapp.Content{Kind: whatsapp.KindDocument, Document: &whatsapp.DocumentContent{MediaFields: whatsapp.MediaFields{Media: it.ID}}})
+	waitFor(t, "the document sent", 2*time.Minute, func() bool {
+		got, err := k.e.Message(context.Background(), "shop", m.ID)
+		return err == nil && got.Status != whatsapp.StatusQueued
+	})
+	close(stop)
+	<-done
+	if grew := int64(peak.Load()) - int64(base.HeapInuse); grew > 48<<20 {
+		t.Errorf("the heap grew by %d MiB while a %d MiB document was sent: not streamed", grew>>20, size>>20)
+	} else {
+		t.Logf("heap grew by at most %d MiB while sending %d MiB", grew>>20, size>>20)
+	}
+	got, err := k.ct.Media(inboxOf(t, k.ct, m.ID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum := sha256.Sum256(got); !bytes.Equal(sum[:], want) {
+		t.Errorf("the contact's %d bytes differ from the %d sent", len(got), size)
+	}
 }
