@@ -76,7 +76,8 @@ var operations = map[string]op{
 	"GET /v1/media/{id}": {summary: "The bytes of a media item (an upload of this peer, or inbound media of a session on its allow-list), with its media type; Range and If-None-Match (ETag: the SHA-256) work; documents are attachments with their file name. " +
 		"409 media_pending until inbound media is downloaded (media.ready says when), 410 media_failed when it could not be",
 		scope: "read", rawResponse: "the item's media type", errors: mediaErrors},
-	"GET /v1/media/{id}/info": {summary: "A media item's metadata in any state: type, size, SHA-256, file name, state, error, dimensions, duration", scope: "read", response: "MediaItem", errors: mediaErrors},
+	"GET /v1/media/{id}/thumbnail": {summary: "The item's thumbnail: a JPEG of at most 96 px on its longer side, made for JPEG, PNG and GIF images; 404 no_thumbnail for others", scope: "read", rawResponse: "image/jpeg", errors: mediaErrors},
+	"GET /v1/media/{id}/info":      {summary: "A media item's metadata in any state: type, size, SHA-256, file name, state, error, dimensions, duration", scope: "read", response: "MediaItem", errors: mediaErrors},
 
 	"POST /v1/sandbox/scan":                      {summary: "Sandbox only: complete a pending QR pairing as a simulated phone", scope: "admin", request: "SandboxScan", response: "Object"},
 	"POST /v1/sandbox/contacts":                  {summary: "Sandbox only: create a simulated contact", scope: "admin", request: "SandboxContact", response: "SandboxContact", status: "201"},
