@@ -12,6 +12,9 @@ import (
 	"sync"
 	"testing"
 
+	"go.mau.fi/whatsmeow/proto/waE2E"
+	"google.golang.org/protobuf/proto"
+
 	"waappliance/internal/wasim"
 	"waappliance/media"
 	"waappliance/peers"
@@ -188,6 +191,31 @@ func TestReceiveMediaKinds(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantError(t, do(t, cl, "GET", "/v1/media/"+pending, nil), 409, "media_pending")
+
+	// A blob that does not decrypt with the message's key (its MAC fails):
+	// media.failed with the reason, at once, and the item failed.
+	sentMsgs := make(chan *waE2E.Message, 10)
+	ta.SandboxServer().OnEvent(func(e wasim.Event) {
+		if e.Kind == wasim.EventContactSent && e.Message.GetImageMessage() != nil {
+			select {
+			case sentMsgs <- e.Message:
+			default:
+			}
+		}
+	})
+	check(cases[0])
+	forged := proto.Clone(<-sentMsgs).(*waE2E.Message)
+	forged.ImageMessage.MediaKey = randomBytes(t, "", 32)
+	bad, err := ada.SendMessage(ctx, account, forged)
+	if err != nil {
+		t.Fatal(err)
+	}
+	badMedia := eventAbout(t, cl, "shop", "message.received", bad)["media"].(map[string]any)["id"].(string)
+	failed := eventAbout(t, cl, "shop", "media.failed", badMedia)
+	if reason, _ := failed["reason"].(string); !strings.Contains(reason, "hmac") || failed["message"].(map[string]any)["id"] != bad {
+		t.Errorf("media.failed %s", js(failed))
+	}
+	wantError(t, do(t, cl, "GET", "/v1/media/"+badMedia, nil), 410, "media_failed")
 
 	// An expired link: recovered through the phone.
 	ta.SandboxServer().ExpireMedia(true)
