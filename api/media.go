@@ -163,3 +163,22 @@ func (s *server) mediaInfo(w http.ResponseWriter, r *http.Request) error {
 	writeJSON(w, http.StatusOK, it)
 	return nil
 }
+
+var errNoThumbnail = errorf(http.StatusNotFound, "no_thumbnail", "this item has no thumbnail (only JPEG, PNG and GIF images get one)")
+
+// mediaThumbnail is GET /v1/media/{id}/thumbnail: the item's small JPEG
+// (at most media.ThumbSize px on its longer side), 404 no_thumbnail when
+// it has none.
+func (s *server) mediaThumbnail(w http.ResponseWriter, r *http.Request) error {
+	it, err := s.mediaFor(r)
+	if err != nil {
+		return err
+	}
+	if len(it.Thumbnail) == 0 {
+		return errNoThumbnail
+	}
+	w.Header().Set("Content-Type", "image/jpeg")
+	w.WriteHeader(http.StatusOK)
+	w.Write(it.Thumbnail)
+	return nil
+}

@@ -42,7 +42,7 @@ var operations = map[string]op{
 	"GET /v1/peers/{name}/config":  {summary: "The wg-quick config with a private key placeholder (JSON, text/plain or image/png QR)", scope: "admin", response: "PeerConfig"},
 	"GET /v1/audit":                {summary: "Mutating requests, oldest first", scope: "admin", response: "AuditList", query: []string{"peer", "after", "limit"}},
 	"GET /v1/settings":             {summary: "The appliance's settings (never its private key)", scope: "admin", response: "Settings"},
-	"PATCH /v1/settings":           {summary: "Change the endpoint, the listen port (from the next start), the default rate and burst, or the API host names; absent fields stay. The subnet and the MTU are fixed at init", scope: "admin", request: "SettingsUpdate", response: "Settings"},
+	"PATCH /v1/settings":           {summary: "Change the endpoint, the listen port (from the next start), the default rate and burst, the API host names, or whether status updates are recorded (status_broadcasts); absent fields stay. The subnet and the MTU are fixed at init", scope: "admin", request: "SettingsUpdate", response: "Settings"},
 
 	"POST /v1/sessions":                                 {summary: "Create a WhatsApp session (state new)", scope: "sessions", request: "SessionCreate", response: "Session", status: "201"},
 	"GET /v1/sessions":                                  {summary: "Sessions on this peer's allow-list", scope: "read", response: "SessionList"},
@@ -76,7 +76,8 @@ var operations = map[string]op{
 	"GET /v1/media/{id}": {summary: "The bytes of a media item (an upload of this peer, or inbound media of a session on its allow-list), with its media type; Range and If-None-Match (ETag: the SHA-256) work; documents are attachments with their file name. " +
 		"409 media_pending until inbound media is downloaded (media.ready says when), 410 media_failed when it could not be",
 		scope: "read", rawResponse: "the item's media type", errors: mediaErrors},
-	"GET /v1/media/{id}/info": {summary: "A media item's metadata in any state: type, size, SHA-256, file name, state, error, dimensions, duration", scope: "read", response: "MediaItem", errors: mediaErrors},
+	"GET /v1/media/{id}/thumbnail": {summary: "The item's thumbnail: a JPEG of at most 96 px on its longer side, made for JPEG, PNG and GIF images; 404 no_thumbnail for others", scope: "read", rawResponse: "image/jpeg", errors: mediaErrors},
+	"GET /v1/media/{id}/info":      {summary: "A media item's metadata in any state: type, size, SHA-256, file name, state, error, dimensions, duration", scope: "read", response: "MediaItem", errors: mediaErrors},
 
 	"POST /v1/sandbox/scan":                      {summary: "Sandbox only: complete a pending QR pairing as a simulated phone", scope: "admin", request: "SandboxScan", response: "Object"},
 	"POST /v1/sandbox/contacts":                  {summary: "Sandbox only: create a simulated contact", scope: "admin", request: "SandboxContact", response: "SandboxContact", status: "201"},
@@ -145,10 +146,6 @@ var schemas = map[string]any{
 	"PairCodeRequest": obj(map[string]any{"phone": str}, "phone"),
 	"PairCode":        obj(map[string]any{"code": str, "session": str}, "code"),
 	"EventList":       obj(map[string]any{"events": map[string]any{"type": "array", "items": ref("Event")}, "next_after": integer}, "events"),
-	"MessageReceived": obj(map[string]any{"id": str, "from": str, "chat": str, "from_lid": str, "chat_lid": str, "from_me": boolean, "push_name": str, "timestamp": dateTime,
-		"kind": map[string]any{"type": "string", "enum": []string{"text", "reaction", "image", "video", "audio", "document", "sticker", "location", "contact", "unsupported"}},
-		"text": str, "reply_to": str, "caption": str, "mimetype": str,
-		"reaction": obj(map[string]any{"to": str, "emoji": str})}, "id", "from", "kind"),
 	"MessageStatus": obj(map[string]any{"id": str,
 		"status": map[string]any{"type": "string", "enum": []string{"sent", "delivered", "read", "failed"}},
 		"error":  str}, "id", "status"),
@@ -167,14 +164,16 @@ var schemas = map[string]any{
 	"SandboxInbox":   sandboxInboxSchema,
 	"Settings": obj(map[string]any{"public_key": str, "tunnel_address": str, "subnet": str, "listen_port": integer, "mtu": integer,
 		"endpoint": str, "default_rate": number, "default_burst": integer,
-		"api_hosts": map[string]any{"type": "array", "items": str, "description": "host names or IP literals (no ports) besides the tunnel address that a request's Host may name"}},
+		"api_hosts":         map[string]any{"type": "array", "items": str, "description": "host names or IP literals (no ports) besides the tunnel address that a request's Host may name"},
+		"status_broadcasts": map[string]any{"type": "boolean", "description": "status updates (status@broadcast) are recorded as message.received; off by default"}},
 		"tunnel_address", "api_hosts"),
 	"SettingsUpdate": obj(map[string]any{
-		"endpoint":      map[string]any{"type": "string", "description": "HOST:PORT clients dial, in configs rendered from now on; \"\" clears it"},
-		"listen_port":   map[string]any{"type": "integer", "minimum": 1, "maximum": 65535, "description": "WireGuard UDP port, used from the next start"},
-		"default_rate":  map[string]any{"type": "number", "description": "requests/second of peers added from now on without their own"},
-		"default_burst": map[string]any{"type": "integer", "minimum": 1, "description": "burst of peers added from now on without their own"},
-		"api_hosts":     map[string]any{"type": "array", "items": str, "description": "replaces the list; [] clears it"}}),
+		"endpoint":          map[string]any{"type": "string", "description": "HOST:PORT clients dial, in configs rendered from now on; \"\" clears it"},
+		"listen_port":       map[string]any{"type": "integer", "minimum": 1, "maximum": 65535, "description": "WireGuard UDP port, used from the next start"},
+		"default_rate":      map[string]any{"type": "number", "description": "requests/second of peers added from now on without their own"},
+		"default_burst":     map[string]any{"type": "integer", "minimum": 1, "description": "burst of peers added from now on without their own"},
+		"api_hosts":         map[string]any{"type": "array", "items": str, "description": "replaces the list; [] clears it"},
+		"status_broadcasts": map[string]any{"type": "boolean", "description": "record status updates (status@broadcast) as message.received from now on (default false: left out)"}}),
 	"WebhookCreate": obj(map[string]any{"url": map[string]any{"type": "string", "description": "http://<the peer's own tunnel address>[:port]/path; no other address is accepted"},
 		"events":   map[string]any{"type": "array", "items": str, "description": "event types, or [\"*\"] (the default) for all"},
 		"sessions": map[string]any{"type": "array", "items": str, "description": "sessions (within the peer's allow-list); [] for all it may read"},
@@ -219,6 +218,12 @@ var eventData = map[string]string{
 	events.TypeTemporarilyBanned:    "TemporarilyBanned",
 	events.TypeMessageUndecryptable: "MessageUndecryptable",
 	events.TypeWebhookDisabled:      "WebhookDisabled",
+	events.TypeMessageReaction:      "ReactionReceived",
+	events.TypeMessageEdited:        "MessageEdited",
+	events.TypeMessageDeleted:       "MessageDeleted",
+	events.TypePollVote:             "PollVote",
+	events.TypeMediaReady:           "MediaReady",
+	events.TypeMediaFailed:          "MediaFailed",
 }
 
 // eventSchemas adds one Event schema per type (its type a const, its data
@@ -350,6 +355,7 @@ func allSchemas() map[string]any {
 	for k, v := range schemas {
 		out[k] = v
 	}
+	receivedSchemas(out)
 	eventSchemas(out)
 	sendSchemas(out)
 	return out

@@ -68,6 +68,7 @@ func (s *server) routes() []route {
 		{method: "POST", path: "/v1/media", scope: peers.ScopeSend, h: s.needMedia(s.uploadMedia), body: media.Types(), maxBody: media.MaxSize(media.KindDocument)},
 		{method: "GET", path: "/v1/media/{id}", scope: peers.ScopeRead, h: s.needMedia(s.getMedia)},
 		{method: "GET", path: "/v1/media/{id}/info", scope: peers.ScopeRead, h: s.needMedia(s.mediaInfo)},
+		{method: "GET", path: "/v1/media/{id}/thumbnail", scope: peers.ScopeRead, h: s.needMedia(s.mediaThumbnail)},
 
 		{method: "GET", path: "/v1/events", scope: peers.ScopeRead, h: s.needEvents(s.listEvents)},
 		{method: "GET", path: "/v1/events/stream", scope: peers.ScopeRead, h: s.needEvents(s.streamEvents)},

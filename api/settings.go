@@ -1,10 +1,18 @@
 package api
 
 import (
+	"context"
 	"net/http"
 
 	"waappliance/peers"
 )
+
+// statusSetting is the WhatsApp engine's switch for status updates
+// (status@broadcast): left out of the event log unless it is on.
+type statusSetting interface {
+	StatusBroadcasts(ctx context.Context) (bool, error)
+	SetStatusBroadcasts(ctx context.Context, on bool) error
+}
 
 // settingsJSON is the appliance's settings as GET and PATCH /v1/settings
 // show them; never the private key.
@@ -18,6 +26,23 @@ type settingsJSON struct {
 	DefaultRate  float64  `json:"default_rate"`
 	DefaultBurst int      `json:"default_burst"`
 	APIHosts     []string `json:"api_hosts"`
+	// StatusBroadcasts: status updates are recorded as message.received
+	// (absent without WhatsApp).
+	StatusBroadcasts *bool `json:"status_broadcasts,omitempty"`
+}
+
+// withEngine adds the settings the WhatsApp engine keeps to j.
+func (s *server) withEngine(ctx context.Context, j settingsJSON) (settingsJSON, error) {
+	ss, ok := s.wa.(statusSetting)
+	if !ok || s.wa == nil {
+		return j, nil
+	}
+	on, err := ss.StatusBroadcasts(ctx)
+	if err != nil {
+		return j, err
+	}
+	j.StatusBroadcasts = &on
+	return j, nil
 }
 
 func toSettingsJSON(s peers.Server) settingsJSON {
@@ -31,7 +56,11 @@ func toSettingsJSON(s peers.Server) settingsJSON {
 }
 
 func (s *server) getSettings(w http.ResponseWriter, r *http.Request) error {
-	writeJSON(w, http.StatusOK, toSettingsJSON(s.reg.Server()))
+	j, err := s.withEngine(r.Context(), toSettingsJSON(s.reg.Server()))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, j)
 	return nil
 }
 
@@ -51,6 +80,8 @@ type updateSettingsRequest struct {
 	// APIHosts replaces the names besides the tunnel address under which
 	// the API answers; [] clears them.
 	APIHosts *[]string `json:"api_hosts"`
+	// StatusBroadcasts turns the recording of status updates on or off.
+	StatusBroadcasts *bool `json:"status_broadcasts"`
 }
 
 // change checks the request with the rules the command line uses (set)
@@ -92,6 +123,15 @@ func (s *server) updateSettings(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if req.StatusBroadcasts != nil {
+		ss, ok := s.wa.(statusSetting)
+		if !ok || s.wa == nil {
+			return errNoEngine
+		}
+		if err := ss.SetStatusBroadcasts(r.Context(), *req.StatusBroadcasts); err != nil {
+			return err
+		}
+	}
 	if ch == (peers.ServerChange{}) {
 		return s.getSettings(w, r)
 	}
@@ -99,6 +139,10 @@ func (s *server) updateSettings(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, toSettingsJSON(srv))
+	j, err := s.withEngine(r.Context(), toSettingsJSON(srv))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, j)
 	return nil
 }

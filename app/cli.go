@@ -413,10 +413,11 @@ func runServe(ctx context.Context, dir string, log *slog.Logger, sf serveFlags) 
 // on carry the new endpoint); a new listen port takes effect at its next
 // start.
 func (c *cli) set(ctx context.Context, args []string) error {
-	fs := c.flags("set", "[flags]", "Change the settings of an initialized state: --endpoint, --listen-port, --rate, --burst and --api-host\n(through a running serve the endpoint, limits and API hosts apply at once; a new listen port at its next start).\n--subnet and --mtu are fixed at init.")
+	fs := c.flags("set", "[flags]", "Change the settings of an initialized state: --endpoint, --listen-port, --rate, --burst, --api-host and --status-broadcasts\n(through a running serve the endpoint, limits, API hosts and status broadcasts apply at once; a new listen port at its next start).\n--subnet and --mtu are fixed at init.")
 	state := stateFlag(fs)
 	f := addInitFlags(fs)
 	dbf := addDBFlags(fs)
+	statusBroadcasts := fs.String("status-broadcasts", "", "on or off: record status updates (status@broadcast) as message.received events (off by default)")
 	s, err := f.parse(fs, args)
 	if err != nil {
 		return err
@@ -426,11 +427,29 @@ func (c *cli) set(ctx context.Context, args []string) error {
 	delete(given, "database")
 	delete(given, "database-insecure")
 	if len(given) == 0 {
-		return usagef("nothing to set: give --endpoint, --listen-port, --rate, --burst or --api-host")
+		return usagef("nothing to set: give --endpoint, --listen-port, --rate, --burst, --api-host or --status-broadcasts")
 	}
-	changed, err := c.setSettings(ctx, *state, dbf.choice(), s, given)
-	if err != nil {
-		return err
+	changed := false
+	if given["status-broadcasts"] {
+		delete(given, "status-broadcasts")
+		var on bool
+		switch *statusBroadcasts {
+		case "on":
+			on = true
+		case "off":
+		default:
+			return usagef("--status-broadcasts %q: want on or off", *statusBroadcasts)
+		}
+		if changed, err = c.setStatusBroadcasts(ctx, *state, dbf.choice(), on); err != nil {
+			return err
+		}
+	}
+	if len(given) > 0 {
+		ch, err := c.setSettings(ctx, *state, dbf.choice(), s, given)
+		if err != nil {
+			return err
+		}
+		changed = changed || ch
 	}
 	if !changed {
 		fmt.Fprintf(c.stderr, "%s already has these settings\n", *state)

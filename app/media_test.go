@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"image"
 	"image/color"
+	"image/jpeg"
 	"image/png"
 	"io"
 	"mime"
@@ -231,6 +232,11 @@ func TestMediaUploadAndGet(t *testing.T) {
 	if r := do(t, alice, "GET", "/v1/media/"+m.ID+"/info", nil); r.Status != 200 || r.JSON(&info) != nil || info.SHA256 != m.SHA256 || info.Width != 300 || info.Height != 200 {
 		t.Fatalf("info: %d %s", r.Status, r.Body)
 	}
+	if r := do(t, alice, "GET", "/v1/media/"+m.ID+"/thumbnail", nil); r.Status != 200 || r.Header.Get("Content-Type") != "image/jpeg" {
+		t.Fatalf("thumbnail: %d %s", r.Status, r.Header)
+	} else if th, err := jpeg.DecodeConfig(bytes.NewReader(r.Body)); err != nil || th.Width != 96 || th.Height != 64 {
+		t.Fatalf("thumbnail: %+v %v", th, err)
+	}
 	if r := do(t, admin, "GET", "/v1/media/"+m.ID, nil); r.Status != 200 || hexSum(r.Body) != m.SHA256 {
 		t.Fatalf("admin GET: %d", r.Status)
 	}
@@ -253,6 +259,9 @@ func TestMediaUploadAndGet(t *testing.T) {
 	var doc mediaJSON
 	if r.Status != 201 || r.JSON(&doc) != nil || doc.Filename != name {
 		t.Fatalf("document upload: %d %s", r.Status, r.Body)
+	}
+	if r := do(t, alice, "GET", "/v1/media/"+doc.ID+"/thumbnail", nil); r.Status != 404 || errCode(r) != "no_thumbnail" {
+		t.Fatalf("thumbnail of a document: %d %s", r.Status, r.Body)
 	}
 	r = do(t, alice, "GET", "/v1/media/"+doc.ID, nil)
 	disp, params, err := mime.ParseMediaType(r.Header.Get("Content-Disposition"))

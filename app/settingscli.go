@@ -2,11 +2,15 @@ package app
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 
 	"waappliance/peers"
+	"waappliance/store"
+	"waappliance/whatsapp"
 )
 
 // serverChange compares the settings given to up or set (want, with the
@@ -96,4 +100,46 @@ func storedServer(ctx context.Context, dir string, dbc DatabaseChoice) (peers.Se
 	}
 	defer db.Close()
 	return peers.LoadServer(ctx, db)
+}
+
+// setStatusBroadcasts is set --status-broadcasts: through the serving
+// appliance's control socket when one answers (PATCH /v1/settings, in
+// force for the next status update), else on the store.
+func (c *cli) setStatusBroadcasts(ctx context.Context, dir string, dbc DatabaseChoice, on bool) (bool, error) {
+	word := map[bool]string{true: "on", false: "off"}
+	if cc := serving(dir); cc != nil {
+		var have struct {
+			StatusBroadcasts *bool `json:"status_broadcasts"`
+		}
+		if err := cc.call(ctx, "GET", "/v1/settings", nil, &have); err != nil {
+			return false, err
+		}
+		if have.StatusBroadcasts != nil && *have.StatusBroadcasts == on {
+			return false, nil
+		}
+		if err := cc.call(ctx, "PATCH", "/v1/settings", map[string]bool{"status_broadcasts": on}, nil); err != nil {
+			return false, err
+		}
+		c.reportChange(dir, []string{"status broadcasts " + word[on] + " (was " + word[!on] + ")"})
+		return true, nil
+	}
+	db, err := openStateDB(ctx, dir, dbc, nil)
+	if err != nil {
+		return false, err
+	}
+	defer db.Close()
+	v, _, err := db.Settings().Get(ctx, whatsapp.StatusBroadcastsSetting)
+	if err != nil {
+		return false, err
+	}
+	if have, _ := strconv.ParseBool(v); have == on {
+		return false, nil
+	}
+	if err := db.WriteTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		return store.SettingsOf(tx).Set(ctx, whatsapp.StatusBroadcastsSetting, strconv.FormatBool(on))
+	}); err != nil {
+		return false, err
+	}
+	c.reportChange(dir, []string{"status broadcasts " + word[on] + " (was " + word[!on] + ")"})
+	return true, nil
 }

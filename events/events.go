@@ -36,10 +36,28 @@ const (
 	// TypeWebhookDisabled: a webhook subscription was disabled by its
 	// failures (or a 410); its session is "".
 	TypeWebhookDisabled = "webhook.disabled"
+	// TypeMessageReaction: an emoji reaction to a message ("" removes
+	// the sender's reaction); data names the message it reacts to.
+	TypeMessageReaction = "message.reaction"
+	// TypeMessageEdited: the sender changed the text or caption of one of
+	// its messages.
+	TypeMessageEdited = "message.edited"
+	// TypeMessageDeleted: a message was revoked for everyone.
+	TypeMessageDeleted = "message.deleted"
+	// TypePollVote: a vote in a poll, with the chosen options' names (a
+	// later vote of the same voter replaces the earlier one).
+	TypePollVote = "poll.vote"
+	// TypeMediaReady: the media of a received message is downloaded and
+	// can be fetched (GET /v1/media/{id}).
+	TypeMediaReady = "media.ready"
+	// TypeMediaFailed: the media of a received message could not be
+	// downloaded (reason), also after asking the phone to upload it again.
+	TypeMediaFailed = "media.failed"
 )
 
 // Types lists every event type, in the order above.
-var Types = []string{TypeMessageReceived, TypeMessageStatus, TypeSessionState, TypeLoggedOut, TypeTemporarilyBanned, TypeMessageUndecryptable, TypeWebhookDisabled}
+var Types = []string{TypeMessageReceived, TypeMessageStatus, TypeSessionState, TypeLoggedOut, TypeTemporarilyBanned, TypeMessageUndecryptable, TypeWebhookDisabled,
+	TypeMessageReaction, TypeMessageEdited, TypeMessageDeleted, TypePollVote, TypeMediaReady, TypeMediaFailed}
 
 // DefaultRetention is how long events are kept when Options.Retention is zero.
 const DefaultRetention = 7 * 24 * time.Hour
@@ -237,6 +255,19 @@ func (l *Log) AppendOnce(ctx context.Context, session, typ, key string, data any
 	}
 	l.Notify()
 	return e, true, nil
+}
+
+// AppendOnceTx is AppendOnce inside the caller's transaction (see
+// AppendTx): appended is false, and e zero, when the log already holds an
+// event of the same session, type and key. The caller then rolls back what
+// else it wrote for the event (the whatsapp engine reserves the media of a
+// received message in the same transaction), and calls Notify after a
+// commit that appended.
+func (l *Log) AppendOnceTx(ctx context.Context, tx store.Querier, session, typ, key string, data any) (e Event, appended bool, err error) {
+	if key == "" {
+		return Event{}, false, fmt.Errorf("events.AppendOnceTx %s: empty key", typ)
+	}
+	return l.appendTx(ctx, tx, session, typ, key, data)
 }
 
 // ByKey returns the event of (session, typ, key) that AppendOnce wrote; ok

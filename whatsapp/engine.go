@@ -94,6 +94,7 @@ type Engine struct {
 
 	ver        webVersion
 	onWhatsApp recipientCache
+	dl         downloads // received media (download.go)
 }
 
 // New prepares whatsmeow's tables in the shared database. Start connects.
@@ -422,6 +423,8 @@ func (e *Engine) Delete(ctx context.Context, name string) error {
 	e.mu.Lock()
 	delete(e.sessions, name)
 	e.mu.Unlock()
+	e.dropDownloads(ctx, name)
+	e.forgetSession(name)
 	e.cfg.Events.Append(ctx, name, events.TypeSessionState, map[string]string{"state": "deleted"})
 	return nil
 }

@@ -276,6 +276,7 @@ func (s *session) handle(cli *whatsmeow.Client, evt any) bool {
 		}
 		s.setState(ctx, StateConnected, "")
 		s.poke()
+		s.e.resumeDownloads(s.name)
 	case *waEvents.Disconnected:
 		if info, err := s.e.info(ctx, s.name); err == nil && (info.State == StateConnected || info.State == StateConnecting) {
 			s.setState(ctx, StateDisconnected, "connection lost; reconnecting")
@@ -309,12 +310,14 @@ func (s *session) handle(cli *whatsmeow.Client, evt any) bool {
 		s.setState(ctx, StateDisconnected, fmt.Sprintf("connect failure %d: %s", v.Reason, v.Message))
 	case *waEvents.Message:
 		fillPhoneNumbers(ctx, cli, &v.Info)
-		return s.e.recordInbound(ctx, s.name, v)
+		return s.e.recordInbound(ctx, cli, s.name, v)
 	case *waEvents.UndecryptableMessage:
 		fillPhoneNumbers(ctx, cli, &v.Info)
 		return s.e.recordUndecryptable(ctx, s.name, v)
 	case *waEvents.Receipt:
 		return s.e.recordReceipt(ctx, s.name, v)
+	case *waEvents.MediaRetry:
+		s.e.mediaRetry(s.name, v)
 	}
 	return true
 }
