@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"database/sql"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"image"
@@ -106,8 +107,7 @@ func mustUpload(t testing.TB, cl *wgclient.Client, typ, query string, body []byt
 // errCode is the code of an error answer.
 func errCode(r *wgclient.Response) string {
 	var e struct{ Error struct{ Code string } }
-	json := r.JSON(&e)
-	if json != nil {
+	if r.JSON(&e) != nil {
 		return "(not JSON)"
 	}
 	return e.Error.Code
@@ -361,6 +361,7 @@ func TestMediaUploadRefusals(t *testing.T) {
 		{"sticker-sized webp is an image", fmt.Sprintf("POST /v1/media HTTP/1.1\n%s\nContent-Type: video/mp4\nContent-Length: %d\n", host, 64<<20+1), 413, "too_large"},
 		{"over the route's limit", fmt.Sprintf("POST /v1/media HTTP/1.1\n%s\nContent-Type: application/pdf\nContent-Length: %d\n", host, int64(3)<<30), 413, "too_large"},
 		{"over the quota", fmt.Sprintf("POST /v1/media HTTP/1.1\n%s\nContent-Type: application/pdf\nContent-Length: %d\n", host, 21<<20), 507, "media_quota_exceeded"},
+		{"over the limit, expecting 100-continue", fmt.Sprintf("POST /v1/media HTTP/1.1\n%s\nContent-Type: image/png\nExpect: 100-continue\nContent-Length: %d\n", host, 16<<20+1), 413, "too_large"},
 		{"chunked", fmt.Sprintf("POST /v1/media HTTP/1.1\n%s\nContent-Type: image/png\nTransfer-Encoding: chunked\n", host), 411, "length_required"},
 		{"no length", fmt.Sprintf("POST /v1/media HTTP/1.1\n%s\nContent-Type: image/png\n", host), 411, "length_required"},
 	} {
@@ -471,4 +472,40 @@ func TestMigrateCarriesMedia(t *testing.T) {
 	check("on PostgreSQL")
 	migrateCLI(t, dir, "sqlite")
 	check("back on SQLite")
+}
+
+// TestMediaUploadExpectContinue: curl sends Expect: 100-continue before a
+// body over 1 MB; the upload gets its 100 Continue when the store starts
+// reading, and its 201 after the body.
+func TestMediaUploadExpectContinue(t *testing.T) {
+	ta := startAppliance(t)
+	alice := ta.mediaPeer(t, "alice", nil, peers.ScopeSend, peers.ScopeRead)
+	body := append([]byte("%PDF-1.4\n"), bytes.Repeat([]byte("z"), 2<<20)...)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := alice.DialContext(ctx, "tcp", ta.TunnelAddr().String()+":80")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(30 * time.Second))
+	fmt.Fprintf(c, "POST /v1/media?filename=a.pdf HTTP/1.1\r\nHost: %s\r\nContent-Type: application/pdf\r\nExpect: 100-continue\r\nContent-Length: %d\r\n\r\n", ta.TunnelAddr(), len(body))
+	br := bufio.NewReader(c)
+	line, err := br.ReadString('\n')
+	if err != nil || !strings.HasPrefix(line, "HTTP/1.1 100") {
+		t.Fatalf("before the body: %q %v", line, err)
+	}
+	br.ReadString('\n') // the blank line after 100 Continue
+	if _, err := c.Write(body); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var m mediaJSON
+	if b, _ := io.ReadAll(resp.Body); resp.StatusCode != 201 || json.Unmarshal(b, &m) != nil || m.SHA256 != hexSum(body) {
+		t.Fatalf("after the body: %d %s", resp.StatusCode, b)
+	}
 }
