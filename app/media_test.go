@@ -247,6 +247,12 @@ func TestMediaUploadAndGet(t *testing.T) {
 			t.Fatalf("bob GET %s: %d %s", path, r.Status, r.Body)
 		}
 	}
+	// A client's alias for the type: taken, stored under the type's name.
+	var jb bytes.Buffer
+	jpeg.Encode(&jb, image.NewGray(image.Rect(0, 0, 8, 8)), nil)
+	if j := mustUpload(t, alice, "image/jpg", "", jb.Bytes()); j.Type != "image/jpeg" || j.Width != 8 {
+		t.Fatalf("image/jpg upload: %+v", j)
+	}
 	// A peer without the send scope uploads nothing.
 	if r := upload(t, readOnly, "image/png", "", img, nil); r.Status != 403 {
 		t.Fatalf("upload without send: %d", r.Status)

@@ -91,13 +91,21 @@ var aliases = map[string]string{
 	"text/x-vcalendar":             "text/calendar",
 }
 
-// Types lists the media types Put accepts (with the aliases Normalize
-// maps onto them), sorted.
+// Types lists the media types Put accepts under their own names, sorted
+// (Accepted adds the aliases).
 func Types() []string {
-	out := make([]string, 0, len(types)+len(aliases))
+	out := make([]string, 0, len(types))
 	for t := range types {
 		out = append(out, t)
 	}
+	sort.Strings(out)
+	return out
+}
+
+// Accepted lists every Content-Type name Put takes: Types and the aliases
+// Normalize maps onto them, sorted.
+func Accepted() []string {
+	out := Types()
 	for a := range aliases {
 		out = append(out, a)
 	}
