@@ -515,3 +515,18 @@ func TestMediaUploadExpectContinue(t *testing.T) {
 		t.Fatalf("after the body: %d %s", resp.StatusCode, b)
 	}
 }
+
+// TestMediaUploadTimeout: a body slower than its deadline (bodyTimeout +
+// 1 s per MiB declared) is cut with 408 and leaves nothing.
+func TestMediaUploadTimeout(t *testing.T) {
+	ta := serveWith(t, initState(t, peers.Server{Endpoint: "127.0.0.1:51820"}), func(o *app.Options) { o.Limits.BodyTimeout = 300 * time.Millisecond })
+	alice := ta.mediaPeer(t, "alice", nil, peers.ScopeSend)
+	head := fmt.Sprintf("POST /v1/media HTTP/1.1\nHost: %s\nContent-Type: image/png\nContent-Length: 5000\n", ta.TunnelAddr())
+	status, body := rawHTTP(t, ta, alice, head, pngBytes(1000), false) // then nothing more
+	if status != 408 || !strings.Contains(body, `"request_timeout"`) {
+		t.Fatalf("a stalled upload: %d %s", status, body)
+	}
+	if rows, chunks, files := mediaLeft(t, ta); rows != 0 || chunks != 0 || len(files) != 0 {
+		t.Fatalf("left: %d rows, %d chunks, files %v", rows, chunks, files)
+	}
+}
