@@ -72,7 +72,7 @@ var operations = map[string]op{
 	"POST /v1/media": {summary: "Upload media: the raw bytes as the body, their media type as Content-Type (checked against the content's own signature), Content-Length required. " +
 		"Per-kind limits: image 16 MiB, sticker 1 MiB, audio 16 MiB, video 64 MiB, document 2 GiB; under the quota (--media-max-bytes) the oldest media no queued message needs is evicted. " +
 		"Optional file name: ?filename= or Content-Disposition: attachment; filename=…. 201 only once the bytes are durable; sends name the item by its id",
-		scope: "send", response: "MediaItem", status: "201", query: []string{"filename"}, rawRequest: media.Types(), errors: mediaErrors},
+		scope: "send", response: "MediaItem", status: "201", query: []string{"filename"}, rawRequest: media.Accepted(), errors: mediaErrors},
 	"GET /v1/media/{id}": {summary: "The bytes of a media item (an upload of this peer, or inbound media of a session on its allow-list), with its media type; Range and If-None-Match (ETag: the SHA-256) work; documents are attachments with their file name. " +
 		"409 media_pending until inbound media is downloaded (media.ready says when), 410 media_failed when it could not be",
 		scope: "read", rawResponse: "the item's media type", errors: mediaErrors},

@@ -65,7 +65,7 @@ func (s *server) routes() []route {
 		{method: "POST", path: "/v1/sessions/{session}/chats/{chat}/read", scope: peers.ScopeSend, h: s.needWA(s.markRead), body: jsonBody},
 		{method: "POST", path: "/v1/sessions/{session}/chats/{chat}/presence", scope: peers.ScopeSend, h: s.needWA(s.chatPresence), body: jsonBody},
 
-		{method: "POST", path: "/v1/media", scope: peers.ScopeSend, h: s.needMedia(s.uploadMedia), body: media.Types(), maxBody: media.MaxSize(media.KindDocument)},
+		{method: "POST", path: "/v1/media", scope: peers.ScopeSend, h: s.needMedia(s.uploadMedia), body: media.Accepted(), maxBody: media.MaxSize(media.KindDocument)},
 		{method: "GET", path: "/v1/media/{id}", scope: peers.ScopeRead, h: s.needMedia(s.getMedia)},
 		{method: "GET", path: "/v1/media/{id}/info", scope: peers.ScopeRead, h: s.needMedia(s.mediaInfo)},
 		{method: "GET", path: "/v1/media/{id}/thumbnail", scope: peers.ScopeRead, h: s.needMedia(s.mediaThumbnail)},

@@ -35,7 +35,8 @@ import (
 //
 // rss: the appliance as its own process (`serve`), its VmRSS idle and at
 // its peak while 10 uploads of 50 MB go through at once. WAA_TEST_ENGINE
-// chooses the engine as for the tests.
+// chooses the engine as for the tests; WAA_BENCH_MEMORY_LIMIT passes
+// serve --memory-limit (e.g. 64MiB).
 func BenchmarkMedia(b *testing.B) {
 	b.Run("throughput", func(b *testing.B) {
 		for i := 0; i < b.N; i++ {
@@ -164,6 +165,9 @@ func benchMediaRSS(b *testing.B) {
 	boss := createdFromCLI(b, dir, "bench", cfg)
 	lf, _ := os.Create(filepath.Join(b.TempDir(), "serve.log"))
 	cmd := execAppliance(dir, ctl.String(), lf)
+	if v := os.Getenv("WAA_BENCH_MEMORY_LIMIT"); v != "" {
+		cmd.Args = append(cmd.Args, "--memory-limit", v)
+	}
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
 	}

@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"database/sql"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"image"
@@ -25,6 +26,7 @@ import (
 	"time"
 
 	"waappliance/app"
+	"waappliance/internal/pgtest"
 	"waappliance/internal/wgclient"
 	"waappliance/media"
 	"waappliance/peers"
@@ -105,8 +107,7 @@ func mustUpload(t testing.TB, cl *wgclient.Client, typ, query string, body []byt
 // errCode is the code of an error answer.
 func errCode(r *wgclient.Response) string {
 	var e struct{ Error struct{ Code string } }
-	json := r.JSON(&e)
-	if json != nil {
+	if r.JSON(&e) != nil {
 		return "(not JSON)"
 	}
 	return e.Error.Code
@@ -246,6 +247,12 @@ func TestMediaUploadAndGet(t *testing.T) {
 			t.Fatalf("bob GET %s: %d %s", path, r.Status, r.Body)
 		}
 	}
+	// A client's alias for the type: taken, stored under the type's name.
+	var jb bytes.Buffer
+	jpeg.Encode(&jb, image.NewGray(image.Rect(0, 0, 8, 8)), nil)
+	if j := mustUpload(t, alice, "image/jpg", "", jb.Bytes()); j.Type != "image/jpeg" || j.Width != 8 {
+		t.Fatalf("image/jpg upload: %+v", j)
+	}
 	// A peer without the send scope uploads nothing.
 	if r := upload(t, readOnly, "image/png", "", img, nil); r.Status != 403 {
 		t.Fatalf("upload without send: %d", r.Status)
@@ -360,6 +367,7 @@ func TestMediaUploadRefusals(t *testing.T) {
 		{"sticker-sized webp is an image", fmt.Sprintf("POST /v1/media HTTP/1.1\n%s\nContent-Type: video/mp4\nContent-Length: %d\n", host, 64<<20+1), 413, "too_large"},
 		{"over the route's limit", fmt.Sprintf("POST /v1/media HTTP/1.1\n%s\nContent-Type: application/pdf\nContent-Length: %d\n", host, int64(3)<<30), 413, "too_large"},
 		{"over the quota", fmt.Sprintf("POST /v1/media HTTP/1.1\n%s\nContent-Type: application/pdf\nContent-Length: %d\n", host, 21<<20), 507, "media_quota_exceeded"},
+		{"over the limit, expecting 100-continue", fmt.Sprintf("POST /v1/media HTTP/1.1\n%s\nContent-Type: image/png\nExpect: 100-continue\nContent-Length: %d\n", host, 16<<20+1), 413, "too_large"},
 		{"chunked", fmt.Sprintf("POST /v1/media HTTP/1.1\n%s\nContent-Type: image/png\nTransfer-Encoding: chunked\n", host), 411, "length_required"},
 		{"no length", fmt.Sprintf("POST /v1/media HTTP/1.1\n%s\nContent-Type: image/png\n", host), 411, "length_required"},
 	} {
@@ -429,3 +437,96 @@ func TestMediaQuota(t *testing.T) {
 }
 
 func testEngineIsSQLite() bool { return testEngine() == "sqlite" }
+
+// TestMigrateCarriesMedia: `migrate --to postgres` turns a SQLite state's
+// media files into chunk rows (and removes the files), `--to sqlite`
+// brings the chunks back, and the bytes stay readable all the way.
+func TestMigrateCarriesMedia(t *testing.T) {
+	if !pgtest.Enabled() {
+		t.Skip(pgtest.Env + " is not set (scripts/pg runs a server)")
+	}
+	ctx := context.Background()
+	dir := filepath.Join(t.TempDir(), "state")
+	if err := app.Initialize(ctx, dir, peers.Server{Endpoint: "127.0.0.1:51820"}, ""); err != nil {
+		t.Fatal(err)
+	}
+	data := append(pngBytes(3<<20), "tail"...)
+	ta := serveState(t, dir)
+	it, err := ta.Media().Put(ctx, "alice", "image/png", "x.png", int64(len(data)), bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ta.Close()
+	check := func(where string) {
+		t.Helper()
+		ta := serveState(t, dir)
+		defer ta.Close()
+		_, r, err := ta.Media().Open(ctx, it.ID)
+		if err != nil {
+			t.Fatalf("%s: %v", where, err)
+		}
+		got, _ := io.ReadAll(r)
+		r.Close()
+		if hexSum(got) != it.SHA256 {
+			t.Fatalf("%s: %d bytes, not the ones stored", where, len(got))
+		}
+	}
+	migrateCLI(t, dir, pgtest.Fresh(t))
+	if _, err := os.Stat(filepath.Join(dir, app.MediaDir, it.ID)); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the media file stayed after the move to PostgreSQL: %v", err)
+	}
+	check("on PostgreSQL")
+	migrateCLI(t, dir, "sqlite")
+	check("back on SQLite")
+}
+
+// TestMediaUploadExpectContinue: curl sends Expect: 100-continue before a
+// body over 1 MB; the upload gets its 100 Continue when the store starts
+// reading, and its 201 after the body.
+func TestMediaUploadExpectContinue(t *testing.T) {
+	ta := startAppliance(t)
+	alice := ta.mediaPeer(t, "alice", nil, peers.ScopeSend, peers.ScopeRead)
+	body := append([]byte("%PDF-1.4\n"), bytes.Repeat([]byte("z"), 2<<20)...)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := alice.DialContext(ctx, "tcp", ta.TunnelAddr().String()+":80")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(30 * time.Second))
+	fmt.Fprintf(c, "POST /v1/media?filename=a.pdf HTTP/1.1\r\nHost: %s\r\nContent-Type: application/pdf\r\nExpect: 100-continue\r\nContent-Length: %d\r\n\r\n", ta.TunnelAddr(), len(body))
+	br := bufio.NewReader(c)
+	line, err := br.ReadString('\n')
+	if err != nil || !strings.HasPrefix(line, "HTTP/1.1 100") {
+		t.Fatalf("before the body: %q %v", line, err)
+	}
+	br.ReadString('\n') // the blank line after 100 Continue
+	if _, err := c.Write(body); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var m mediaJSON
+	if b, _ := io.ReadAll(resp.Body); resp.StatusCode != 201 || json.Unmarshal(b, &m) != nil || m.SHA256 != hexSum(body) {
+		t.Fatalf("after the body: %d %s", resp.StatusCode, b)
+	}
+}
+
+// TestMediaUploadTimeout: a body slower than its deadline (bodyTimeout +
+// 1 s per MiB declared) is cut with 408 and leaves nothing.
+func TestMediaUploadTimeout(t *testing.T) {
+	ta := serveWith(t, initState(t, peers.Server{Endpoint: "127.0.0.1:51820"}), func(o *app.Options) { o.Limits.BodyTimeout = 300 * time.Millisecond })
+	alice := ta.mediaPeer(t, "alice", nil, peers.ScopeSend)
+	head := fmt.Sprintf("POST /v1/media HTTP/1.1\nHost: %s\nContent-Type: image/png\nContent-Length: 5000\n", ta.TunnelAddr())
+	status, body := rawHTTP(t, ta, alice, head, pngBytes(1000), false) // then nothing more
+	if status != 408 || !strings.Contains(body, `"request_timeout"`) {
+		t.Fatalf("a stalled upload: %d %s", status, body)
+	}
+	if rows, chunks, files := mediaLeft(t, ta); rows != 0 || chunks != 0 || len(files) != 0 {
+		t.Fatalf("left: %d rows, %d chunks, files %v", rows, chunks, files)
+	}
+}

@@ -14,6 +14,7 @@ import (
 	"go.mau.fi/whatsmeow/store/sqlstore"
 	waLog "go.mau.fi/whatsmeow/util/log"
 
+	"waappliance/media"
 	"waappliance/store"
 )
 
@@ -25,6 +26,9 @@ type MigrateReport struct {
 	// Aside is where the old SQLite file was moved ("" when the source
 	// was PostgreSQL, whose database is left as it was).
 	Aside string
+	// MediaFiles is how many media files became chunk rows (SQLite to
+	// PostgreSQL); they are removed from the state dir after the switch.
+	MediaFiles int
 }
 
 // Migrate moves the state in dir, which nothing serves (the caller holds
@@ -67,6 +71,11 @@ func Migrate(ctx context.Context, dir string, to store.Link) (MigrateReport, err
 	if rep.CopyReport, err = store.Copy(ctx, dst, src); err != nil {
 		return rep, err
 	}
+	if from.URL == "" && to.URL != "" { // SQLite's media files become chunk rows (app/media.go)
+		if rep.MediaFiles, err = media.ImportFiles(ctx, dst, filepath.Join(dir, MediaDir)); err != nil {
+			return rep, err
+		}
+	}
 	if to.URL == "" {
 		if err := dst.Close(); err != nil {
 			return rep, err
@@ -85,6 +94,11 @@ func Migrate(ctx context.Context, dir string, to store.Link) (MigrateReport, err
 	}
 	done = true
 	dst.Close()
+	if rep.MediaFiles > 0 {
+		if err := media.RemoveFiles(filepath.Join(dir, MediaDir)); err != nil {
+			return rep, fmt.Errorf("the state now uses %s, but removing its old media files failed: %w", to, err)
+		}
+	}
 	if from.URL == "" {
 		rep.Aside = filepath.Join(dir, store.FileName+".before-migrate-"+time.Now().UTC().Format("20060102T150405Z"))
 		for _, sfx := range []string{"", "-wal", "-shm"} {

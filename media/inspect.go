@@ -34,12 +34,13 @@ import (
 const ThumbSize = 96
 
 // MaxDecodeBytes bounds the memory a thumbnail's decode may take: an image
-// whose decoded pixels (width × height × the bytes per pixel of its color
-// model, read from its header before decoding) would need more gets its
-// dimensions but no thumbnail. 32 MiB is 8 megapixels of RGBA PNG, ~11 of
-// colour JPEG; a decompression bomb (a small file declaring 60000×60000)
-// is refused from its header. One decode runs at a time (decodeSem), so
-// concurrent uploads do not multiply it.
+// whose decode would need more, by decodeCost from its header before
+// decoding, gets its dimensions but no thumbnail. 32 MiB takes a 20
+// megapixel baseline JPEG (4:2:0), a 4 MP progressive one (the decoder
+// keeps every coefficient until the last scan), a 4 MP RGBA PNG; a
+// decompression bomb (a small file declaring 60000×60000) is refused from
+// its header. One decode runs at a time (decodeSem), so concurrent
+// uploads do not multiply it.
 const MaxDecodeBytes = 32 << 20
 
 var decodeSem = make(chan struct{}, 1)
@@ -79,7 +80,7 @@ func inspectImage(f *os.File, it *Item) {
 		return
 	}
 	it.Width, it.Height = cfg.Width, cfg.Height
-	if int64(cfg.Width)*int64(cfg.Height)*bytesPerPixel(cfg.ColorModel) > MaxDecodeBytes {
+	if cost, ok := decodeCost(f, it.Type, cfg); !ok || cost > MaxDecodeBytes {
 		return
 	}
 	decodeSem <- struct{}{}
@@ -89,6 +90,87 @@ func inspectImage(f *os.File, it *Item) {
 		return
 	}
 	it.Thumbnail = thumbnail(img)
+}
+
+// decodeCost is what decoding the image in f takes, from its header: the
+// decoded pixels (bytesPerPixel of its color model), twice for PNG (an
+// interlaced one is decoded pass by pass into images of its own, then
+// copied), and for JPEG what jpegCost finds.
+func decodeCost(f *os.File, typ string, cfg image.Config) (int64, bool) {
+	px := int64(cfg.Width) * int64(cfg.Height)
+	switch typ {
+	case "image/jpeg":
+		return jpegCost(f, px)
+	case "image/png":
+		return 2 * px * bytesPerPixel(cfg.ColorModel), true
+	}
+	return px * bytesPerPixel(cfg.ColorModel), true
+}
+
+// jpegCost is what image/jpeg allocates for a JPEG of px pixels, from its
+// frame header (SOFn): one byte per sample of each component at its
+// sampling, four more per sample for a progressive JPEG (its coefficients,
+// kept until the last scan), and an RGBA image on top when every component
+// is at full resolution (what an RGB or CMYK JPEG is converted into).
+// false when no frame header is found in the first 64 KiB.
+func jpegCost(f *os.File, px int64) (int64, bool) {
+	var buf [64 << 10]byte
+	n, _ := f.ReadAt(buf[:], 0)
+	b := buf[:n]
+	if len(b) < 4 || b[0] != 0xff || b[1] != 0xd8 {
+		return 0, false
+	}
+	for i := 2; i+4 <= len(b); {
+		if b[i] != 0xff {
+			return 0, false
+		}
+		m := b[i+1]
+		if m == 0xff { // fill byte
+			i++
+			continue
+		}
+		if m == 0x01 || m >= 0xd0 && m <= 0xd7 { // no length
+			i += 2
+			continue
+		}
+		l := int(binary.BigEndian.Uint16(b[i+2 : i+4]))
+		if l < 2 {
+			return 0, false
+		}
+		if m >= 0xc0 && m <= 0xcf && m != 0xc4 && m != 0xc8 && m != 0xcc {
+			seg := b[i+4 : min(len(b), i+2+l)]
+			if len(seg) < 6 {
+				return 0, false
+			}
+			nc := int(seg[5])
+			if nc == 0 || len(seg) < 6+3*nc {
+				return 0, false
+			}
+			hmax, vmax := 1, 1
+			for c := 0; c < nc; c++ {
+				hv := seg[6+3*c+1]
+				hmax, vmax = max(hmax, int(hv>>4)), max(vmax, int(hv&15))
+			}
+			var samples int64
+			full := nc >= 3
+			for c := 0; c < nc; c++ {
+				hv := seg[6+3*c+1]
+				h, v := max(1, int(hv>>4)), max(1, int(hv&15))
+				samples += px * int64(h*v) / int64(hmax*vmax)
+				full = full && h == hmax && v == vmax
+			}
+			cost := samples
+			if m == 0xc2 || m == 0xc6 || m == 0xca || m == 0xce { // progressive
+				cost += 4 * samples
+			}
+			if full {
+				cost += 4 * px
+			}
+			return cost + 64<<10, true
+		}
+		i += 2 + l
+	}
+	return 0, false
 }
 
 // bytesPerPixel is what a decoded pixel of model m takes (the worst case:

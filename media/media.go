@@ -148,12 +148,17 @@ func Fits(kind, t string) bool {
 	return false
 }
 
-// Normalize is a media type without parameters, lower case ("" when it
-// does not parse).
+// Normalize is a media type without parameters, lower case, under its own
+// name for the aliases clients use (image/jpg → image/jpeg, audio/x-m4a →
+// audio/mp4, …); "" when it does not parse.
 func Normalize(t string) string {
 	mt, _, err := mime.ParseMediaType(t)
 	if err != nil {
 		return ""
 	}
-	return strings.ToLower(mt)
+	mt = strings.ToLower(mt)
+	if a, ok := aliases[mt]; ok {
+		return a
+	}
+	return mt
 }

@@ -91,24 +91,44 @@ func (s *Store) sweep(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("media: %w", err)
 	}
+	var known map[string]bool // the ids with a row, read once there are files to judge
 	for _, e := range ents {
 		name := e.Name()
 		switch {
 		case strings.HasPrefix(name, tempPrefix):
 			os.Remove(filepath.Join(s.dir, name))
 		case validID(name):
-			var one int
-			err := s.db.QueryRowContext(ctx, `SELECT 1 FROM media WHERE id = $1`, name).Scan(&one)
-			if errors.Is(err, sql.ErrNoRows) {
+			if known == nil {
+				if known, err = s.ids(ctx); err != nil {
+					return fmt.Errorf("media: sweep: %w", err)
+				}
+			}
+			if !known[name] {
 				os.Remove(filepath.Join(s.dir, name))
-			} else if err != nil {
-				return fmt.Errorf("media: sweep: %w", err)
 			} else if info, err := e.Info(); err == nil && info.Mode().Perm() != 0o600 {
 				os.Chmod(filepath.Join(s.dir, name), 0o600) // a restored copy: private again
 			}
 		}
 	}
 	return nil
+}
+
+// ids is every item id with a row.
+func (s *Store) ids(ctx context.Context) (map[string]bool, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT id FROM media`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[string]bool{}
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		out[id] = true
+	}
+	return out, rows.Err()
 }
 
 // newID is 128 random bits in hex: the only thing that names a file.

@@ -231,6 +231,9 @@ func TestSignatures(t *testing.T) {
 		"audio/aac":       "\xff\xf1\x50\x80",
 		"audio/amr":       "#!AMR\n",
 		"application/pdf": "%PDF-1.7\n",
+		"image/heic":      "\x00\x00\x00\x18ftypheic\x00\x00\x00\x00",
+		"audio/wav":       "RIFF\x00\x00\x00\x00WAVEfmt ",
+		"video/webm":      "\x1a\x45\xdf\xa3\x01",
 		"application/vnd.openxmlformats-officedocument.wordprocessingml.document": "PK\x03\x04....",
 		"text/csv":                 "a,b,c\n1,2,ü\n",
 		"application/octet-stream": "\x00\x01\x02",
@@ -546,4 +549,20 @@ func TestStagedUploadsInvisibleAndSwept(t *testing.T) {
 			t.Fatalf("after New: %v, want only the fresh one", ids)
 		}
 	})
+}
+
+// Clients' names for accepted types are taken and stored under the type's
+// own name.
+func TestAliases(t *testing.T) {
+	e := open(t, "", 0)
+	for alias, want := range map[string]string{"image/jpg": "image/jpeg", "audio/x-m4a": "audio/mp4", "audio/opus": "audio/ogg", "IMAGE/PJPEG; q=1": "image/jpeg"} {
+		head := map[string]string{"image/jpeg": "\xff\xd8\xff\xe0", "audio/mp4": "\x00\x00\x00\x18ftypM4A ", "audio/ogg": "OggS\x00\x02"}[want]
+		it, err := e.st.Put(context.Background(), "p", alias, "", int64(len(head)), strings.NewReader(head))
+		if err != nil || it.Type != want {
+			t.Errorf("%s: %+v %v", alias, it, err)
+		}
+	}
+	if !media.Fits(media.KindImage, "image/jpg") || !media.Fits(media.KindAudio, "audio/x-m4a") {
+		t.Error("Fits does not know the aliases")
+	}
 }

@@ -29,16 +29,22 @@ var types = map[string]typeInfo{
 	"image/png":  {KindImage, prefix("\x89PNG\r\n\x1a\n")},
 	"image/gif":  {KindImage, anyPrefix("GIF87a", "GIF89a")},
 	"image/webp": {KindImage, riff("WEBP")},
+	"image/heic": {KindImage, heif}, // iPhone photos: sent as documents (Fits)
+	"image/heif": {KindImage, heif},
 
 	"video/mp4":       {KindVideo, ftyp},
 	"video/3gpp":      {KindVideo, ftyp},
 	"video/quicktime": {KindVideo, ftyp},
+	"video/webm":      {KindVideo, prefix("\x1a\x45\xdf\xa3")},
 
 	"audio/ogg":  {KindAudio, prefix("OggS")},
 	"audio/mpeg": {KindAudio, mp3},
 	"audio/mp4":  {KindAudio, ftyp},
 	"audio/aac":  {KindAudio, adts},
 	"audio/amr":  {KindAudio, prefix("#!AMR")},
+	"audio/wav":  {KindAudio, riff("WAVE")},
+	"audio/flac": {KindAudio, prefix("fLaC")},
+	"audio/webm": {KindAudio, prefix("\x1a\x45\xdf\xa3")},
 
 	"application/pdf":               {KindDocument, prefix("%PDF-")},
 	"application/zip":               {KindDocument, zip},
@@ -66,11 +72,42 @@ var types = map[string]typeInfo{
 	"application/octet-stream": {KindDocument, func([]byte) bool { return true }},
 }
 
-// Types lists the media types Put accepts, sorted.
+// aliases are names clients (browsers, mimetypes tables) give accepted
+// types; Normalize turns them into the type's own name.
+var aliases = map[string]string{
+	"image/jpg":                    "image/jpeg",
+	"image/pjpeg":                  "image/jpeg",
+	"audio/mp3":                    "audio/mpeg",
+	"audio/x-m4a":                  "audio/mp4",
+	"audio/m4a":                    "audio/mp4",
+	"audio/opus":                   "audio/ogg", // .opus files are Ogg Opus
+	"audio/x-wav":                  "audio/wav",
+	"audio/vnd.wave":               "audio/wav",
+	"audio/x-flac":                 "audio/flac",
+	"application/x-pdf":            "application/pdf",
+	"application/x-zip-compressed": "application/zip",
+	"application/x-gzip":           "application/gzip",
+	"application/x-rar-compressed": "application/vnd.rar",
+	"text/x-vcalendar":             "text/calendar",
+}
+
+// Types lists the media types Put accepts under their own names, sorted
+// (Accepted adds the aliases).
 func Types() []string {
 	out := make([]string, 0, len(types))
 	for t := range types {
 		out = append(out, t)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Accepted lists every Content-Type name Put takes: Types and the aliases
+// Normalize maps onto them, sorted.
+func Accepted() []string {
+	out := Types()
+	for a := range aliases {
+		out = append(out, a)
 	}
 	sort.Strings(out)
 	return out
@@ -108,6 +145,18 @@ func riff(form string) func([]byte) bool {
 // ftyp is an ISO base media file (MP4, 3GP, M4A, QuickTime): its first box
 // is ftyp.
 func ftyp(h []byte) bool { return len(h) >= 12 && string(h[4:8]) == "ftyp" }
+
+// heif is an ISO media file whose major brand is HEIF's (HEIC photos).
+func heif(h []byte) bool {
+	if !ftyp(h) {
+		return false
+	}
+	switch string(h[8:12]) {
+	case "heic", "heix", "hevc", "hevx", "heim", "heis", "mif1", "msf1":
+		return true
+	}
+	return false
+}
 
 // mp3 is an MPEG audio stream: an ID3v2 tag or a frame sync (11 bits) of
 // MPEG audio layer III/II/I.
