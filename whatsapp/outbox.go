@@ -313,10 +313,11 @@ func canMove(old, next string) bool {
 // setStatus moves a message to status when canMove allows it, checked in
 // the transaction that writes it, with its history and a message.status
 // event. Anything else is a no-op (an ack after a receipt only adds its
-// server timestamp).
+// server timestamp). It goes through Batch: a burst's delivery receipts share
+// commits with its accepts and acks instead of taking the write lock each.
 func (e *Engine) setStatus(ctx context.Context, id, status, detail string, serverTS time.Time) error {
 	var changed bool
-	err := e.cfg.DB.WriteTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+	err := e.cfg.DB.Batch(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		var err error
 		changed, err = e.moveTx(ctx, tx, id, status, detail, serverTS)
 		return err
