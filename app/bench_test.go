@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -88,7 +89,11 @@ func benchWhatsApp(b *testing.B, engine store.Dialect) {
 	_, cfg := mustCLI(b, dir, "peer", "add", "bench", "--scopes", "admin", "--rate", "1000000", "--burst", "1000000", "--send-per-minute", "1000000")
 	boss := createdFromCLI(b, dir, "bench", cfg)
 
-	lf, _ := os.Create(filepath.Join(b.TempDir(), "serve.log"))
+	logDir := b.TempDir()
+	if d := os.Getenv(profileEnv); d != "" {
+		logDir = d // kept beside the profiles
+	}
+	lf, _ := os.Create(filepath.Join(logDir, "serve.log"))
 	cmd := execAppliance(dir, ctl.String(), lf)
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
@@ -148,6 +153,7 @@ func benchWhatsApp(b *testing.B, engine store.Dialect) {
 		at, ok := arrived[id]
 		return at, ok
 	}
+	benchProfile(cmd.Process.Pid, syscall.SIGUSR1)
 	start := time.Now()
 	var wg sync.WaitGroup
 	for w := 0; w < workers; w++ {
@@ -175,6 +181,7 @@ func benchWhatsApp(b *testing.B, engine store.Dialect) {
 		got, _ := srv.InboxOf(ctx, "19990001")
 		return len(got) >= len(ids)
 	})
+	benchProfile(cmd.Process.Pid, syscall.SIGUSR2)
 	// The burst: from the first API call to the last arrival, and the
 	// longest pause between two consecutive arrivals.
 	var arr []time.Time
