@@ -114,6 +114,8 @@ type gatedConn struct {
 	// while it is a write transaction, else nil.
 	inTx    bool
 	release func()
+	// stmts are its kept prepared statements (stmtcache.go).
+	stmts map[string]*cachedStmt
 }
 
 func (c *gatedConn) inner() innerConn { return c.Conn.(innerConn) }
@@ -148,18 +150,18 @@ func (c *gatedConn) Begin() (driver.Tx, error) {
 // write); inside one the transaction already holds it.
 func (c *gatedConn) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
 	if c.inTx {
-		return c.inner().ExecContext(ctx, query, args)
+		return c.exec(ctx, query, args)
 	}
 	release, err := c.gate.acquire(ctx)
 	if err != nil {
 		return nil, err
 	}
 	defer release()
-	return c.inner().ExecContext(ctx, query, args)
+	return c.exec(ctx, query, args)
 }
 
 func (c *gatedConn) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
-	return c.inner().QueryContext(ctx, query, args)
+	return c.query(ctx, query, args)
 }
 
 func (c *gatedConn) PrepareContext(ctx context.Context, query string) (driver.Stmt, error) {
@@ -184,6 +186,7 @@ func (c *gatedConn) IsValid() bool { return c.inner().IsValid() }
 // ends one before closing its connection, so this is a safety net).
 func (c *gatedConn) Close() error {
 	c.endTx()
+	c.closeStmts()
 	return c.Conn.Close()
 }
 
