@@ -335,8 +335,8 @@ func (e *Engine) setStatus(ctx context.Context, id, status, detail string, serve
 // Events.Notify after commit when changed.
 func (e *Engine) moveTx(ctx context.Context, tx *sql.Tx, id, status, detail string, serverTS time.Time) (changed bool, err error) {
 	now := e.cfg.Now()
-	var old, session string
-	if err := tx.QueryRowContext(ctx, `SELECT status, session FROM outbox WHERE id = $1`, id).Scan(&old, &session); err != nil {
+	var old, session, to string
+	if err := tx.QueryRowContext(ctx, `SELECT status, session, to_jid FROM outbox WHERE id = $1`, id).Scan(&old, &session, &to); err != nil {
 		return false, err
 	}
 	if !canMove(old, status) {
@@ -367,6 +367,9 @@ func (e *Engine) moveTx(ctx context.Context, tx *sql.Tx, id, status, detail stri
 		return false, err
 	}
 	data := map[string]string{"id": id, "status": status}
+	if lid := e.recipientLID(ctx, session, to); lid != "" {
+		data["recipient_lid"] = lid // as the message's view names it
+	}
 	if detail != "" {
 		data["error"] = detail
 	}
