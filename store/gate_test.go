@@ -117,6 +117,7 @@ func TestSQLiteGateReleased(t *testing.T) {
 		}},
 		{"cancelled", func() error {
 			cctx, cancel := context.WithCancel(ctx)
+			defer cancel()
 			tx, err := db.BeginTx(cctx, nil)
 			if err != nil {
 				return err
