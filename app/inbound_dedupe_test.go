@@ -196,6 +196,31 @@ func TestInboundRedeliveryLoggedOnce(t *testing.T) {
 			return n == 1
 		})
 	}
+	// Its message.status events name her LID too.
+	eventually(t, "message.status events with her LID", func() bool {
+		var evs struct {
+			Events []struct {
+				Type string
+				Raw  json.RawMessage `json:"data"`
+			}
+		}
+		do(t, cl, "GET", "/v1/events?session=shop&limit=1000", nil).JSON(&evs)
+		n := 0
+		for _, e := range evs.Events {
+			var d struct {
+				Status       string `json:"status"`
+				RecipientLID string `json:"recipient_lid"`
+			}
+			json.Unmarshal(e.Raw, &d)
+			if e.Type == events.TypeMessageStatus && d.Status == "sent" {
+				if d.RecipientLID != ada.LID().String() {
+					t.Fatalf("message.status %s", e.Raw)
+				}
+				n++
+			}
+		}
+		return n >= 2
+	})
 
 	// Restart: the key is in the database.
 	ta.Close()

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 )
@@ -207,6 +208,7 @@ func (b *batcher) commit(db *DB, reqs []*batchReq) {
 		return
 	}
 	defer done()
+	sp := savepoints{db: db, tx: tx}
 	for i, r := range reqs {
 		if !r.state.CompareAndSwap(reqQueued, reqStarted) {
 			continue // its caller's ctx ended before its turn
@@ -214,7 +216,7 @@ func (b *batcher) commit(db *DB, reqs []*batchReq) {
 		ran[i] = true
 		n++
 		var txErr error
-		if errs[i], txErr = runSavepoint(ctx, tx, r); txErr != nil {
+		if errs[i], txErr = sp.run(ctx, r); txErr != nil {
 			tx.Rollback()
 			fail(fmt.Errorf("store.Batch: transaction aborted: %w", txErr))
 			return
@@ -238,22 +240,56 @@ func (b *batcher) commit(db *DB, reqs []*batchReq) {
 	}
 }
 
-// runSavepoint runs r.fn in a savepoint of tx and rolls back to it when fn
-// fails. fnErr is fn's own outcome; txErr means the savepoint could not be
-// set, rolled back or released, so the transaction can no longer be trusted.
-func runSavepoint(ctx context.Context, tx *sql.Tx, r *batchReq) (fnErr, txErr error) {
-	if _, err := tx.ExecContext(ctx, `SAVEPOINT batch_fn`); err != nil {
-		return nil, err
+// savepoints runs each fn of a batch in the savepoint batch_fn. Between
+// two fns the savepoint of the first is released and the next one's set in
+// one step, on PostgreSQL in one round trip ("RELEASE …; SAVEPOINT …", which
+// pgx sends as one simple query when there are no arguments): the committer
+// runs one statement at a time, and the two round trips a fn cost there were
+// most of a send's. The last fn's savepoint is left to COMMIT, which ends it
+// on both engines, and a failed fn's rollback to it leaves it set for the
+// next fn (the state it holds is the same).
+type savepoints struct {
+	db *DB
+	tx *sql.Tx
+	// set: batch_fn holds the state after the last successful fn;
+	// release: the last fn succeeded inside it (release before reuse).
+	set, release bool
+}
+
+// run runs r.fn in the savepoint. fnErr is fn's own outcome; txErr means
+// the savepoint could not be set or rolled back, so the transaction can no
+// longer be trusted.
+func (sp *savepoints) run(ctx context.Context, r *batchReq) (fnErr, txErr error) {
+	switch {
+	case sp.release:
+		txErr = sp.exec(ctx, `RELEASE batch_fn`, `SAVEPOINT batch_fn`)
+	case !sp.set:
+		txErr = sp.exec(ctx, `SAVEPOINT batch_fn`)
 	}
-	if fnErr = callFn(tx, r); fnErr != nil {
-		if _, err := tx.ExecContext(ctx, `ROLLBACK TO batch_fn`); err != nil {
-			return fnErr, err
+	if txErr != nil {
+		return nil, txErr
+	}
+	sp.set, sp.release = true, false
+	if fnErr = callFn(sp.tx, r); fnErr != nil {
+		return fnErr, sp.exec(ctx, `ROLLBACK TO batch_fn`)
+	}
+	sp.release = true
+	return nil, nil
+}
+
+// exec runs stmts in order: on PostgreSQL as one query (one round trip),
+// on SQLite one by one (each a kept prepared statement; see stmtcache.go).
+func (sp *savepoints) exec(ctx context.Context, stmts ...string) error {
+	if sp.db.Dialect == Postgres {
+		_, err := sp.tx.ExecContext(ctx, strings.Join(stmts, "; "))
+		return err
+	}
+	for _, q := range stmts {
+		if _, err := sp.tx.ExecContext(ctx, q); err != nil {
+			return err
 		}
 	}
-	if _, err := tx.ExecContext(ctx, `RELEASE batch_fn`); err != nil {
-		return fnErr, err
-	}
-	return fnErr, nil
+	return nil
 }
 
 // callFn runs r.fn, turning a panic into its caller's error so that the

@@ -48,6 +48,9 @@ type DB struct {
 	// writers holds two connections, not one each, and leaves the rest of
 	// the capped pool to readers.
 	writeGate chan struct{}
+	// gate (SQLite; nil on PostgreSQL) orders the process's writers,
+	// whatsmeow's included, at the driver (see sqliteGate).
+	gate *sqliteGate
 }
 
 // Dialect names a database engine.
@@ -122,18 +125,29 @@ func Open(ctx context.Context, dir string, create bool) (*DB, error) {
 // appliance acknowledges (202 for a send, the event ack to WhatsApp, the
 // audit row before the response) only after a commit.
 func OpenPath(ctx context.Context, path string) (*DB, error) {
-	sdb, err := sql.Open("sqlite", sqliteDSN(path))
+	gate := newSQLiteGate()
+	conn, err := newGatedConnector(sqliteDSN(path), gate)
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
+	sdb := sql.OpenDB(conn)
+	// database/sql keeps 2 idle connections by default: under a burst
+	// (the API's reads, the sender, whatsmeow's store, receipts) it closed
+	// and reopened connections all the time, and each open re-applies the
+	// pragmas and parses the whole schema (15% of serve's CPU in a
+	// 1,000-send burst). An idle connection still goes after a minute.
+	sdb.SetMaxIdleConns(sqliteIdleConns)
 	sdb.SetConnMaxIdleTime(time.Minute)
-	db := &DB{DB: sdb, Path: path, Dialect: SQLite}
+	db := &DB{DB: sdb, Path: path, Dialect: SQLite, gate: gate}
 	if err := db.migrate(ctx); err != nil {
 		sdb.Close()
 		return nil, err
 	}
 	return db, nil
 }
+
+// sqliteIdleConns is how many idle SQLite connections the pool keeps.
+const sqliteIdleConns = 8
 
 // sqliteDSN is modernc's DSN for the file at path, with OpenPath's pragmas
 // and BEGIN IMMEDIATE for every transaction (the write lock, see WriteTx).

@@ -321,10 +321,11 @@ func canMove(old, next string) bool {
 // setStatus moves a message to status when canMove allows it, checked in
 // the transaction that writes it, with its history and a message.status
 // event. Anything else is a no-op (an ack after a receipt only adds its
-// server timestamp).
+// server timestamp). It goes through Batch: a burst's delivery receipts share
+// commits with its accepts and acks instead of taking the write lock each.
 func (e *Engine) setStatus(ctx context.Context, id, status, detail string, serverTS time.Time) error {
 	var changed bool
-	err := e.cfg.DB.WriteTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+	err := e.cfg.DB.Batch(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		var err error
 		changed, err = e.moveTx(ctx, tx, id, status, detail, serverTS)
 		return err
@@ -342,8 +343,8 @@ func (e *Engine) setStatus(ctx context.Context, id, status, detail string, serve
 // Events.Notify after commit when changed.
 func (e *Engine) moveTx(ctx context.Context, tx *sql.Tx, id, status, detail string, serverTS time.Time) (changed bool, err error) {
 	now := e.cfg.Now()
-	var old, session string
-	if err := tx.QueryRowContext(ctx, `SELECT status, session FROM outbox WHERE id = $1`, id).Scan(&old, &session); err != nil {
+	var old, session, to string
+	if err := tx.QueryRowContext(ctx, `SELECT status, session, to_jid FROM outbox WHERE id = $1`, id).Scan(&old, &session, &to); err != nil {
 		return false, err
 	}
 	if !canMove(old, status) {
@@ -374,6 +375,9 @@ func (e *Engine) moveTx(ctx context.Context, tx *sql.Tx, id, status, detail stri
 		return false, err
 	}
 	data := map[string]string{"id": id, "status": status}
+	if lid := e.recipientLID(ctx, session, to); lid != "" {
+		data["recipient_lid"] = lid // as the message's view names it
+	}
 	if detail != "" {
 		data["error"] = detail
 	}

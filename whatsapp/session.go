@@ -56,6 +56,7 @@ func (s *session) newClient(devJID *types.JID) (*whatsmeow.Client, error) {
 		}
 		dev = d
 	}
+	skipUnchangedIdentities(dev)
 	cli := whatsmeow.NewClient(dev, newWALogger(s.e.log, "client").Sub(s.name))
 	cli.SynchronousAck = true
 	cli.EnableDecryptedEventBuffer = true
