@@ -210,8 +210,8 @@ func TestMediaRefusals(t *testing.T) {
 }
 
 // TestMediaUploadedOnceAcrossRestart: the appliance stops after WhatsApp
-// took the message but before the ack was committed (the row is queued
-// again, its upload recorded): the restarted engine sends it again under
+// took the message but before the ack (and the receipt) was committed (the
+// row is queued again, its upload recorded): the restarted engine sends it again under
 // its id from the recorded upload (the row unchanged: no second upload),
 // WhatsApp takes it as the same message and the contact lists it once; a
 // retry receipt after the restart is answered with the same media.
@@ -223,7 +223,13 @@ func TestMediaUploadedOnceAcrossRestart(t *testing.T) {
 		it := put(t, ms, "p", "image/jpeg", "", data)
 		m := k.mustSend(t, whatsapp.Content{Kind: whatsapp.KindImage, Image: &whatsapp.ImageContent{MediaFields: whatsapp.MediaFields{Media: it.ID, Caption: "once"}}})
 		first := k.arrived(t, m.ID).GetImageMessage().GetDirectPath()
-		k.sentStatus(t, m.ID)
+		// Wait for the contact's delivery receipt too: one sent while the
+		// appliance is down is queued by WhatsApp for the next connect,
+		// which then records it (delivered, not sent again) as it should.
+		waitFor(t, "the message delivered", 15*time.Second, func() bool {
+			got, err := k.e.Message(ctx, "shop", m.ID)
+			return err == nil && got.Status == whatsapp.StatusDelivered
+		})
 		k.e.Close()
 		var before string
 		if err := k.db.QueryRow(`SELECT content FROM outbox WHERE id = $1`, m.ID).Scan(&before); err != nil {

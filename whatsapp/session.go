@@ -36,6 +36,14 @@ type session struct {
 	stop       chan struct{}
 	senderDone chan struct{}
 	stopOnce   sync.Once
+
+	// hmu guards hclosed; hwg counts the event handlers running. whatsmeow
+	// does not wait for its handlers on Disconnect, so close waits for them
+	// itself, and a handler that starts after close began is refused (not
+	// acked: WhatsApp redelivers it to the next run).
+	hmu     sync.Mutex
+	hclosed bool
+	hwg     sync.WaitGroup
 }
 
 func newSession(e *Engine, name string) *session {
@@ -71,7 +79,17 @@ func (s *session) newClient(devJID *types.JID) (*whatsmeow.Client, error) {
 	if s.e.cfg.Prepare != nil {
 		s.e.cfg.Prepare(cli)
 	}
-	cli.AddEventHandlerWithSuccessStatus(func(evt any) bool { return s.handle(cli, evt) })
+	cli.AddEventHandlerWithSuccessStatus(func(evt any) bool {
+		s.hmu.Lock()
+		if s.hclosed {
+			s.hmu.Unlock()
+			return false
+		}
+		s.hwg.Add(1)
+		s.hmu.Unlock()
+		defer s.hwg.Done()
+		return s.handle(cli, evt)
+	})
 	return cli, nil
 }
 
@@ -341,6 +359,9 @@ func (s *session) poke() {
 
 func (s *session) close() {
 	s.stopOnce.Do(func() { close(s.stop) })
+	s.hmu.Lock()
+	s.hclosed = true
+	s.hmu.Unlock()
 	s.mu.Lock()
 	cli := s.client
 	s.client = nil
@@ -348,6 +369,9 @@ func (s *session) close() {
 	if cli != nil {
 		cli.Disconnect()
 	}
+	// No write of this session's after close returns (a receipt's status
+	// committed after a restart reset the row, say).
+	s.hwg.Wait()
 	if s.senderDone != nil {
 		<-s.senderDone
 	}
