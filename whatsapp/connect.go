@@ -2,6 +2,7 @@ package whatsapp
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"time"
@@ -252,8 +253,11 @@ func (s *session) temporarilyBanned(ctx context.Context, cli *whatsmeow.Client, 
 	} else {
 		msg += "; WhatsApp gave no end: log in again later"
 	}
-	s.setState(ctx, StateTemporarilyBanned, msg)
-	s.e.cfg.Events.Append(ctx, s.name, events.TypeTemporarilyBanned, ban)
+	// The state and its event in one commit, as every other state's.
+	s.setState(ctx, StateTemporarilyBanned, msg, func(ctx context.Context, tx *sql.Tx) error {
+		_, err := s.e.cfg.Events.AppendTx(ctx, tx, s.name, events.TypeTemporarilyBanned, ban)
+		return err
+	})
 	s.e.log.Warn("session temporarily banned", "session", s.name, "code", ban.Code, "expire", v.Expire)
 	if until.IsZero() {
 		return

@@ -354,7 +354,10 @@ func (e *Engine) info(ctx context.Context, name string) (SessionInfo, error) {
 }
 
 // setState records a state change and, when it changed, a session.state event.
-func (e *Engine) setState(ctx context.Context, name, state, lastErr string) {
+// setState records the session's state, and its session.state event when it
+// changed, in one commit with also (each, whether the state changed or not:
+// the event of a state that has its own, as a temporary ban).
+func (e *Engine) setState(ctx context.Context, name, state, lastErr string, also ...func(context.Context, *sql.Tx) error) {
 	now := e.cfg.Now()
 	var changed bool
 	err := e.cfg.DB.WriteTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
@@ -371,6 +374,12 @@ func (e *Engine) setState(ctx context.Context, name, state, lastErr string) {
 		args = append(args, name)
 		if _, err := tx.ExecContext(ctx, q+fmt.Sprintf(` WHERE name = $%d`, len(args)), args...); err != nil {
 			return err
+		}
+		for _, fn := range also {
+			if err := fn(ctx, tx); err != nil {
+				return err
+			}
+			changed = true
 		}
 		if old == state {
 			return nil

@@ -158,12 +158,8 @@ func TestTemporaryBanShownAndNotLoopedOn(t *testing.T) {
 	r.srv.TemporaryBan("+15550301", 101, expiry)
 	waitFor(t, "temporarily banned", 20*time.Second, func() bool { return state(e, "shop") == whatsapp.StateTemporarilyBanned })
 
-	// The event is appended just after the state is committed (connect.go).
-	var evs []events.Event
-	waitFor(t, "the temporarily_banned event", 5*time.Second, func() bool {
-		evs = eventsOf(t, r.ev, events.TypeTemporarilyBanned)
-		return len(evs) > 0
-	})
+	// Committed with the state (connect.go): there as soon as it is.
+	evs := eventsOf(t, r.ev, events.TypeTemporarilyBanned)
 	if len(evs) != 1 {
 		t.Fatalf("temporarily_banned events: %v", evs)
 	}

@@ -2,6 +2,7 @@ package whatsapp
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"sync"
@@ -411,6 +412,6 @@ func (e *Engine) PairCode(ctx context.Context, name, phone string) (string, erro
 
 // setState is how a session changes its own state: recorded in its row
 // with a session.state event when it changed (Engine.setState).
-func (s *session) setState(ctx context.Context, state, lastErr string) {
-	s.e.setState(ctx, s.name, state, lastErr)
+func (s *session) setState(ctx context.Context, state, lastErr string, also ...func(context.Context, *sql.Tx) error) {
+	s.e.setState(ctx, s.name, state, lastErr, also...)
 }
