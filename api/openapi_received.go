@@ -96,10 +96,17 @@ func receivedSchemas(into map[string]any) {
 		"error":           desc(str, "why the vote could not be read at all")}, "options")
 	media := map[string]any{"id": desc(str, "the media id (GET /v1/media/{id})"), "kind": str, "message": desc(ref("MessageTarget"), "the message the media came with"),
 		"type": str, "size": integer, "sha256": str, "filename": str}
-	into["MediaReady"] = obj(media, "id", "kind", "message", "type", "size", "sha256")
+	// media.ready tells what the store learned of the bytes, where it could.
+	ready := map[string]any{"size": desc(integer, "bytes, as stored"), "sha256": desc(str, "hex SHA-256 of the bytes, as stored"),
+		"width": desc(integer, "pixels, of images (JPEG, PNG, GIF, WebP)"), "height": desc(integer, "pixels, as width"),
+		"seconds": desc(integer, "duration of Ogg and M4A audio and of MP4/3GP/QuickTime video")}
 	failed := map[string]any{"reason": desc(str, "why the download failed, after a media retry when the link had expired")}
 	for k, v := range media {
+		if _, ok := ready[k]; !ok {
+			ready[k] = v
+		}
 		failed[k] = v
 	}
+	into["MediaReady"] = obj(ready, "id", "kind", "message", "type", "size", "sha256")
 	into["MediaFailed"] = obj(failed, "id", "kind", "message", "reason")
 }

@@ -116,12 +116,13 @@ func (s *Store) SetSource(ctx context.Context, id string, src []byte) error {
 
 // Complete stores f (the downloaded plain bytes of the pending item id) as
 // the item's bytes and marks it ready, in one write transaction with
-// also(ctx, tx) (the media.ready event; nil: nothing), which rolls it all
-// back if it fails. f is closed and removed in any case. Its size and
+// also(ctx, tx, it) (the media.ready event; nil: nothing), which rolls it
+// all back if it fails; it is the item as it becomes ready, with what the
+// store learned of the bytes (size, SHA-256, width, height, seconds). f is closed and removed in any case. Its size and
 // SHA-256 are the bytes'. Making room evicts as Put does; ErrQuota when it
 // cannot (the caller then Fails the item). An item that is already ready
 // is returned as it is (also is not called); a failed one is ErrFailed.
-func (s *Store) Complete(ctx context.Context, id string, f *os.File, also func(context.Context, *sql.Tx) error) (Item, error) {
+func (s *Store) Complete(ctx context.Context, id string, f *os.File, also func(context.Context, *sql.Tx, Item) error) (Item, error) {
 	defer removeTemp(f)
 	it, err := s.Get(ctx, id)
 	if err != nil {

@@ -385,7 +385,7 @@ func (s *Store) keepFile(ctx context.Context, it *Item, f *os.File, fn func(cont
 // slow link to the database would otherwise stop sends and inbound events
 // for as long; at most stagers of them are written at once. On any error
 // what was staged is removed.
-func (s *Store) keepChunks(ctx context.Context, it *Item, f *os.File, stage func(context.Context, *sql.Tx) error, from string, also func(context.Context, *sql.Tx) error) error {
+func (s *Store) keepChunks(ctx context.Context, it *Item, f *os.File, stage func(context.Context, *sql.Tx) error, from string, also func(context.Context, *sql.Tx, Item) error) error {
 	err := s.stageChunks(ctx, it.ID, f, stage)
 	if err == nil {
 		err = s.db.WriteTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
@@ -438,9 +438,9 @@ func (s *Store) stageChunks(ctx context.Context, id string, f *os.File, stage fu
 }
 
 // readyTx marks the item it, in state from, ready with what the store
-// learned of its bytes, and runs also (nil: nothing) in the same
-// transaction. ErrNotFound when it is no longer in state from.
-func readyTx(ctx context.Context, tx *sql.Tx, it *Item, from string, now time.Time, also func(context.Context, *sql.Tx) error) error {
+// learned of its bytes, and runs also(ctx, tx, *it) (nil: nothing) in the
+// same transaction. ErrNotFound when it is no longer in state from.
+func readyTx(ctx context.Context, tx *sql.Tx, it *Item, from string, now time.Time, also func(context.Context, *sql.Tx, Item) error) error {
 	res, err := tx.ExecContext(ctx, `UPDATE media SET state = 'ready', sha256 = $3, size = $4, width = $5, height = $6, seconds = $7,
 		thumbnail = $8, source = NULL, updated_at = $9 WHERE id = $1 AND state = $2`,
 		it.ID, from, it.SHA256, it.Size, it.Width, it.Height, it.Seconds, nullBytes(it.Thumbnail), now.UnixNano())
@@ -451,7 +451,7 @@ func readyTx(ctx context.Context, tx *sql.Tx, it *Item, from string, now time.Ti
 		return fmt.Errorf("%w: no %s item %s", ErrNotFound, from, it.ID)
 	}
 	if also != nil {
-		return also(ctx, tx)
+		return also(ctx, tx, *it)
 	}
 	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -387,7 +388,7 @@ func TestInboundAndPrune(t *testing.T) {
 		data := []byte("%PDF-1.4 hello")
 		f, _ := e.st.TempFile()
 		f.Write(data)
-		if _, err := e.st.Complete(ctx, it.ID, f, func(context.Context, *sql.Tx) error { return errors.New("boom") }); err == nil {
+		if _, err := e.st.Complete(ctx, it.ID, f, func(context.Context, *sql.Tx, media.Item) error { return errors.New("boom") }); err == nil {
 			t.Fatal("Complete with a failing also succeeded")
 		}
 		if got, _ := e.st.Get(ctx, it.ID); got.State != media.StatePending {
@@ -398,10 +399,13 @@ func TestInboundAndPrune(t *testing.T) {
 		}
 		f, _ = e.st.TempFile()
 		f.Write(data)
-		called := false
-		done, err := e.st.Complete(ctx, it.ID, f, func(ctx context.Context, tx *sql.Tx) error { called = true; return nil })
-		if err != nil || !called || done.State != media.StateReady || done.SHA256 != sum(data) || done.Size != int64(len(data)) || done.Session != "shop" {
-			t.Fatalf("Complete = %+v, %v (also called %v)", done, err, called)
+		var seen *media.Item // what also is given: the item as it becomes ready
+		done, err := e.st.Complete(ctx, it.ID, f, func(ctx context.Context, tx *sql.Tx, it media.Item) error { seen = &it; return nil })
+		if err != nil || seen == nil || done.State != media.StateReady || done.SHA256 != sum(data) || done.Size != int64(len(data)) || done.Session != "shop" {
+			t.Fatalf("Complete = %+v, %v (also given %+v)", done, err, seen)
+		}
+		if !reflect.DeepEqual(*seen, done) {
+			t.Fatalf("also was given %+v, Complete returned %+v", *seen, done)
 		}
 		if b := readAll(t, e.st, it.ID); !bytes.Equal(b, data) {
 			t.Fatal("completed bytes differ")

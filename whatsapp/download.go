@@ -3,7 +3,6 @@ package whatsapp
 import (
 	"context"
 	"database/sql"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -62,7 +61,9 @@ const (
 )
 
 // MediaEvent is the data of media.ready and media.failed: the media item
-// and the message it came with.
+// and the message it came with. media.ready carries what the store learned
+// of the bytes (their size and SHA-256; width and height of an image,
+// seconds of audio or video, where it could tell).
 type MediaEvent struct {
 	ID       string `json:"id"`
 	Kind     string `json:"kind"`
@@ -71,6 +72,9 @@ type MediaEvent struct {
 	Size     int64  `json:"size,omitempty"`
 	SHA256   string `json:"sha256,omitempty"`
 	Filename string `json:"filename,omitempty"`
+	Width    int    `json:"width,omitempty"`
+	Height   int    `json:"height,omitempty"`
+	Seconds  int    `json:"seconds,omitempty"`
 	Reason   string `json:"reason,omitempty"`
 }
 
@@ -302,18 +306,12 @@ func (e *Engine) fetch(cli *whatsmeow.Client, session string, it *pendingItem) e
 		return err
 	}
 	// whatsmeow checked the plain bytes against the SHA-256 the sender
-	// declared; the media.ready event commits with the item.
-	pending, err := e.cfg.Media.Get(ctx, it.id)
-	if err != nil {
-		f.Close()
-		os.Remove(f.Name())
-		return err
-	}
-	ev := MediaEvent{ID: it.id, Kind: src.Kind, Message: src.Message, Type: pending.Type, Filename: pending.Filename, SHA256: hex.EncodeToString(src.FileSHA256)}
-	if fi, err := f.Stat(); err == nil {
-		ev.Size = fi.Size()
-	}
-	if _, err := e.cfg.Media.Complete(ctx, it.id, f, func(ctx context.Context, tx *sql.Tx) error {
+	// declared; the media.ready event commits with the item, and tells
+	// what the store learned of them.
+	ev := MediaEvent{ID: it.id, Kind: src.Kind, Message: src.Message}
+	if _, err := e.cfg.Media.Complete(ctx, it.id, f, func(ctx context.Context, tx *sql.Tx, ready media.Item) error {
+		ev.Type, ev.Size, ev.SHA256, ev.Filename = ready.Type, ready.Size, ready.SHA256, ready.Filename
+		ev.Width, ev.Height, ev.Seconds = ready.Width, ready.Height, ready.Seconds
 		_, _, err := e.cfg.Events.AppendOnceTx(ctx, tx, session, events.TypeMediaReady, it.id, ev)
 		return err
 	}); err != nil {

@@ -3,7 +3,11 @@ package whatsapp_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
+	"image"
+	"image/png"
 	"io"
 	"testing"
 	"time"
@@ -119,6 +123,52 @@ func TestMediaDownloadResumesAfterRestart(t *testing.T) {
 		whatsapp.DownloadTimeout = timeout
 		if it, err := ms.Get(ctx, mid2); err != nil || it.State != media.StateFailed || it.Error != "session deleted" {
 			t.Fatalf("the deleted session's item: %+v, %v", it, err)
+		}
+	})
+}
+
+// TestMediaReadyTellsWhatTheStoreLearned: the media.ready of a received
+// photo carries the size, SHA-256, type and the dimensions the store read
+// from its bytes (not only what the sender declared).
+func TestMediaReadyTellsWhatTheStoreLearned(t *testing.T) {
+	forEnginesInTurn(t, func(t *testing.T, dsn string) {
+		ctx := context.Background()
+		k, ms := newMediaRig(t, dsn)
+		img := image.NewRGBA(image.Rect(0, 0, 30, 20))
+		for i := range img.Pix {
+			img.Pix[i] = byte(i)
+		}
+		var buf bytes.Buffer
+		if err := png.Encode(&buf, img); err != nil {
+			t.Fatal(err)
+		}
+		data := buf.Bytes()
+		id, err := k.ct.SendMedia(ctx, types.NewJID("15550001", types.DefaultUserServer), wasim.Media{Kind: wasim.KindImage, Data: data, Mimetype: "image/png"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		mid := mediaOf(t, k.ev, id)
+		var ev events.Event
+		waitFor(t, "media.ready", 15*time.Second, func() bool {
+			var ok bool
+			ev, ok, _ = k.ev.ByKey(ctx, "shop", events.TypeMediaReady, mid)
+			return ok
+		})
+		var got whatsapp.MediaEvent
+		if err := json.Unmarshal(ev.Data, &got); err != nil {
+			t.Fatal(err)
+		}
+		it, err := ms.Get(ctx, mid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sum := sha256.Sum256(data)
+		if got.ID != mid || got.Kind != media.KindImage || got.Message.ID != id || got.Type != "image/png" || got.Size != int64(len(data)) ||
+			got.SHA256 != hex.EncodeToString(sum[:]) || got.Width != 30 || got.Height != 20 || got.Seconds != 0 {
+			t.Fatalf("media.ready %s, want the item's %+v", ev.Data, it)
+		}
+		if got.Width != it.Width || got.Height != it.Height || got.SHA256 != it.SHA256 {
+			t.Fatalf("media.ready %s differs from the item %+v", ev.Data, it)
 		}
 	})
 }
