@@ -147,8 +147,9 @@ var schemas = map[string]any{
 	"PairCode":        obj(map[string]any{"code": str, "session": str}, "code"),
 	"EventList":       obj(map[string]any{"events": map[string]any{"type": "array", "items": ref("Event")}, "next_after": integer}, "events"),
 	"MessageStatus": obj(map[string]any{"id": str,
-		"status": map[string]any{"type": "string", "enum": []string{"sent", "delivered", "read", "failed"}},
-		"error":  str}, "id", "status"),
+		"status":        map[string]any{"type": "string", "enum": []string{"sent", "delivered", "read", "failed"}},
+		"error":         str,
+		"recipient_lid": desc(str, "the recipient's LID, where the appliance knows it (as the message's recipient_lid)")}, "id", "status"),
 	"SessionState": obj(map[string]any{
 		"state":    map[string]any{"type": "string", "enum": []string{"new", "pairing", "connecting", "connected", "disconnected", "logged_out", "replaced", "temporarily_banned", "deleted"}},
 		"previous": str, "error": str}, "state"),

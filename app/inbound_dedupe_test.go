@@ -221,6 +221,10 @@ func TestInboundRedeliveryLoggedOnce(t *testing.T) {
 		}
 		return n >= 2
 	})
+	// Every field of every event so far is in its OpenAPI schema.
+	if missing := undocumentedFields(t, cl, sessionEvents(t, cl, "shop")); len(missing) != 0 {
+		t.Errorf("event fields the OpenAPI document does not name: %v", missing)
+	}
 
 	// Restart: the key is in the database.
 	ta.Close()

@@ -217,6 +217,9 @@ func TestReceiveEveryKind(t *testing.T) {
 	if count["message.received"] != 6 || count["message.reaction"] != 2 || count["message.edited"] != 1 || count["message.deleted"] != 1 {
 		t.Errorf("events %v", count)
 	}
+	if missing := undocumentedFields(t, cl, sessionEvents(t, cl, "shop")); len(missing) != 0 {
+		t.Errorf("event fields the OpenAPI document does not name: %v", missing)
+	}
 }
 
 func jsonUnmarshal(s string, v any) error { return json.Unmarshal([]byte(s), v) }

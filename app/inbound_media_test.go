@@ -226,6 +226,9 @@ func TestReceiveMediaKinds(t *testing.T) {
 	if expired == 0 || reuploaded == 0 {
 		t.Fatalf("the link never expired (%d) or the phone never re-uploaded (%d): the retry was not tested", expired, reuploaded)
 	}
+	if missing := undocumentedFields(t, cl, sessionEvents(t, cl, "shop")); len(missing) != 0 {
+		t.Errorf("event fields the OpenAPI document does not name: %v", missing)
+	}
 }
 
 func nilIfEmpty(s string) any {
