@@ -317,7 +317,19 @@ func isTimeout(err error) bool {
 // (duplicate keys, invalid UTF-8, NUL). It is the one place request
 // bodies are decoded.
 func decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
-	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	return decodeJSONUpTo(w, r, v, maxBody)
+}
+
+// decodeJSONUpTo is decodeJSON for a route whose body limit is raised to
+// limit (route.maxBody: its Content-Length is then declared, and read into
+// a buffer of that size rather than one grown by doubling).
+func decodeJSONUpTo(w http.ResponseWriter, r *http.Request, v any, limit int64) error {
+	var buf bytes.Buffer
+	if limit > maxBody && r.ContentLength > 0 {
+		buf.Grow(int(min(r.ContentLength, limit)) + bytes.MinRead)
+	}
+	_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, limit))
+	raw := buf.Bytes()
 	if err != nil {
 		return jsonError(err)
 	}

@@ -23,8 +23,8 @@ type route struct {
 	body []string
 	// maxBody is the route's request body limit; 0 is maxBody (64 KiB),
 	// the front door's rule for every JSON body. A route that raises it
-	// (raw uploads: POST /v1/media) needs a Content-Length (411 without
-	// one), and its body's read deadline grows with that length
+	// (raw uploads: POST /v1/media; a sandbox contact's inline media)
+	// needs a Content-Length (411 without one), and its body's read deadline grows with that length
 	// (bodyDeadline). limitBody applies both, before the route runs.
 	maxBody int64
 	// sandbox routes are served only in sandbox mode.
@@ -85,7 +85,7 @@ func (s *server) routes() []route {
 
 		{method: "POST", path: "/v1/sandbox/scan", scope: peers.ScopeAdmin, h: s.sandboxScan, body: jsonBody, sandbox: true},
 		{method: "POST", path: "/v1/sandbox/contacts", scope: peers.ScopeAdmin, h: s.sandboxAddContact, body: jsonBody, sandbox: true},
-		{method: "POST", path: "/v1/sandbox/contacts/{phone}/messages", scope: peers.ScopeAdmin, h: s.sandboxContactSend, body: jsonBody, sandbox: true},
+		{method: "POST", path: "/v1/sandbox/contacts/{phone}/messages", scope: peers.ScopeAdmin, h: s.sandboxContactSend, body: jsonBody, maxBody: sandboxMaxBody, sandbox: true},
 		{method: "GET", path: "/v1/sandbox/contacts/{phone}/inbox", scope: peers.ScopeAdmin, h: s.sandboxInbox, sandbox: true},
 	}
 }

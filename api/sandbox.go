@@ -41,11 +41,21 @@ type SandboxContact struct {
 	ReadAfter string `json:"read_after,omitempty"`
 }
 
-// SandboxMaxMedia is the most media bytes a sandbox contact sends inline:
-// what fits, base64-encoded, in the API's 64 KiB request body. A sandbox
-// contact has no access to the appliance's media store; larger media are
-// for tests that drive wasim directly.
-const SandboxMaxMedia = 46 << 10
+// SandboxMaxMedia is the most media bytes a sandbox contact sends inline
+// (3 MiB: a phone's photo or a long voice note). A sandbox contact has no
+// access to the appliance's media store; larger media are for tests that
+// drive wasim directly.
+const SandboxMaxMedia = 3 << 20
+
+// sandboxMaxBody is the body limit of a sandbox contact's send: the media
+// base64-encoded (4 MiB) and the usual 64 KiB for the rest. Not more: the
+// body is read whole, and decoding and strict checking allocate about 10x
+// the body (measured: 43 MiB for 4 MiB), some half of it live at once,
+// before wasim's encryption copies the media again. So the sends are also
+// taken one at a time (sandboxSends): ~20 MiB is the most this route
+// holds however many connections its peer opens. 16 MiB would be ~80 MiB
+// for one send, more than serve's --memory-limit 64MiB.
+const sandboxMaxBody = 4<<20 + maxBody
 
 // SandboxMessage is what a sandbox contact sends: exactly one content
 // field, as in a send (POST /v1/sessions/{session}/messages), with media
@@ -271,8 +281,14 @@ func (s *server) sandboxAddContact(w http.ResponseWriter, r *http.Request) error
 }
 
 func (s *server) sandboxContactSend(w http.ResponseWriter, r *http.Request) error {
+	select {
+	case s.sandboxSends <- struct{}{}:
+		defer func() { <-s.sandboxSends }()
+	case <-r.Context().Done():
+		return r.Context().Err()
+	}
 	var req SandboxMessage
-	if err := decodeJSON(w, r, &req); err != nil {
+	if err := decodeJSONUpTo(w, r, &req, sandboxMaxBody); err != nil {
 		return err
 	}
 	if err := req.check(); err != nil {
@@ -301,7 +317,7 @@ func (s *server) sandboxInbox(w http.ResponseWriter, r *http.Request) error {
 // The OpenAPI schemas of the sandbox's send and inbox.
 var (
 	sandboxMediaSchema = obj(map[string]any{
-		"data":       map[string]any{"type": "string", "contentEncoding": "base64", "description": "the bytes, base64; at most 46 KiB decoded (the request body limit is 64 KiB)"},
+		"data":       map[string]any{"type": "string", "contentEncoding": "base64", "description": "the bytes, base64; at most 3 MiB decoded (this route's request body limit is 4 MiB + 64 KiB, with a Content-Length)"},
 		"mimetype":   map[string]any{"type": "string", "description": "defaults: image/jpeg, video/mp4, audio/ogg (voice: audio/ogg; codecs=opus), application/octet-stream, image/webp"},
 		"caption":    map[string]any{"type": "string", "description": "image, video, document"},
 		"filename":   map[string]any{"type": "string", "description": "document"},

@@ -90,6 +90,9 @@ type server struct {
 	// path template"; router fills it.
 	bodyLimits map[string]int64
 	media      MediaStore
+	// sandboxSends takes a sandbox contact's sends one at a time (each
+	// holds its inline media several times over: sandboxMaxBody).
+	sandboxSends chan struct{}
 }
 
 // New returns the API handler. Identity is taken from r.RemoteAddr, which
@@ -97,7 +100,7 @@ type server struct {
 func New(o Options) http.Handler {
 	s := &server{reg: o.Registry, limits: o.Limiters, audit: o.Audit, stats: o.Stats,
 		changed: o.Changed, version: o.Version, sandbox: o.Sandbox != nil, sb: o.Sandbox, wa: o.WhatsApp, ev: o.Events, hooks: o.Webhooks,
-		log: o.Logger, sendLimits: newSendBudget(o.Now),
+		log: o.Logger, sendLimits: newSendBudget(o.Now), sandboxSends: make(chan struct{}, 1),
 		streams: streamCaps{perPeer: o.PeerStreams, total: o.Streams}, bodyTimeout: o.BodyTimeout, media: o.Media}
 	if s.bodyTimeout <= 0 {
 		s.bodyTimeout = DefaultBodyTimeout

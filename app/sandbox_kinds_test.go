@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"bytes"
+	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"sync"
 	"testing"
 
+	"waappliance/api"
 	"waappliance/internal/wasim"
 )
 
@@ -70,6 +72,18 @@ func TestSandboxContactSendsEveryKind(t *testing.T) {
 	} {
 		send(body)
 	}
+	// A phone's photo, inline: the session downloads the same bytes.
+	photo := append([]byte{0xff, 0xd8, 0xff, 0xe0}, make([]byte, 2<<20)...)
+	rand.Read(photo[4:])
+	big := send(fmt.Sprintf(`{"session":"shop","image":{"data":%q,"mimetype":"image/jpeg"}}`, b64(photo)))
+	mid, _ := eventAbout(t, cl, "shop", "message.received", big)["media"].(map[string]any)["id"].(string)
+	eventually(t, "the photo downloaded", func() bool {
+		r := do(t, cl, "GET", "/v1/media/"+mid, nil)
+		if r.Status == 200 && !bytes.Equal(r.Body, photo) {
+			t.Fatalf("the session's photo: %d bytes, not the %d sent", len(r.Body), len(photo))
+		}
+		return r.Status == 200
+	})
 	poll := send(`{"session":"shop","poll":{"question":"tea?","options":["yes","no"],"selectable":1}}`)
 	send(fmt.Sprintf(`{"session":"shop","vote":{"message":%q,"options":["no"]}}`, poll))
 	send(fmt.Sprintf(`{"session":"shop","delete":{"message":%q}}`, first))
@@ -83,7 +97,9 @@ func TestSandboxContactSendsEveryKind(t *testing.T) {
 		{"two content fields", `{"session":"shop","text":"a","poll":{"question":"q","options":["a","b"]}}`, 400, "invalid_argument", "text, poll"},
 		{"media without data", `{"session":"shop","image":{"mimetype":"image/jpeg"}}`, 400, "invalid_argument", "image.data"},
 		{"media not base64", `{"session":"shop","image":{"data":"%%%"}}`, 400, "bad_json", ""},
-		{"media over the cap", fmt.Sprintf(`{"session":"shop","document":{"data":%q}}`, b64(make([]byte, 46<<10+1))), 413, "too_large", "at most"},
+		{"media over the cap", fmt.Sprintf(`{"session":"shop","document":{"data":%q}}`, b64(make([]byte, api.SandboxMaxMedia+1))), 413, "too_large", "at most"},
+		{"body over the route's limit", fmt.Sprintf(`{"session":"shop","document":{"data":%q}}`, strings.Repeat("A", 4<<20+64<<10)), 413, "too_large", "request body over"},
+		{"strict JSON still", fmt.Sprintf(`{"session":"shop","document":{"data":%q},"session":"shop"}`, b64(jpeg)), 400, "bad_json", "duplicate key"},
 		{"location without longitude", `{"session":"shop","location":{"latitude":1}}`, 400, "invalid_argument", "longitude"},
 		{"poll with one option", `{"session":"shop","poll":{"question":"q","options":["a"]}}`, 400, "invalid_argument", "poll"},
 		{"reaction without emoji", fmt.Sprintf(`{"session":"shop","reaction":{"message":%q}}`, first), 400, "invalid_argument", "emoji"},
