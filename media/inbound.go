@@ -196,21 +196,9 @@ func (s *Store) Fail(ctx context.Context, id, reason string, also func(context.C
 func (s *Store) Prune(ctx context.Context, before time.Time) (int, error) {
 	var ids []string
 	err := s.db.WriteTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		ids = ids[:0]
-		rows, err := tx.QueryContext(ctx, `SELECT id FROM media m WHERE created_at < $1 AND state IN ('ready', 'failed') AND `+notQueued, before.UnixNano())
+		var err error
+		ids, err = store.Strings(ctx, tx, `SELECT id FROM media m WHERE created_at < $1 AND state IN ('ready', 'failed') AND `+notQueued, before.UnixNano())
 		if err != nil {
-			return err
-		}
-		for rows.Next() {
-			var id string
-			if err := rows.Scan(&id); err != nil {
-				rows.Close()
-				return err
-			}
-			ids = append(ids, id)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
 			return err
 		}
 		for _, id := range ids {

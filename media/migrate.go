@@ -20,22 +20,9 @@ import (
 // chunks into SQLite's media_chunks, which Open reads when an item has no
 // file.)
 func ImportFiles(ctx context.Context, db *store.DB, dir string) (int, error) {
-	rows, err := db.QueryContext(ctx, `SELECT id FROM media m WHERE state = 'ready' AND NOT EXISTS (SELECT 1 FROM media_chunks c WHERE c.media_id = m.id)`)
+	ids, err := store.Strings(ctx, db, `SELECT id FROM media m WHERE state = 'ready' AND NOT EXISTS (SELECT 1 FROM media_chunks c WHERE c.media_id = m.id)`)
 	if err != nil {
 		return 0, fmt.Errorf("media: import: %w", err)
-	}
-	var ids []string
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			rows.Close()
-			return 0, err
-		}
-		ids = append(ids, id)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return 0, err
 	}
 	n := 0
 	for _, id := range ids {

@@ -115,20 +115,15 @@ func (s *Store) sweep(ctx context.Context) error {
 
 // ids is every item id with a row.
 func (s *Store) ids(ctx context.Context) (map[string]bool, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT id FROM media`)
+	ids, err := store.Strings(ctx, s.db, `SELECT id FROM media`)
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
-	out := map[string]bool{}
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return nil, err
-		}
+	out := make(map[string]bool, len(ids))
+	for _, id := range ids {
 		out[id] = true
 	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // newID is 128 random bits in hex: the only thing that names a file.

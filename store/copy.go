@@ -109,24 +109,7 @@ func listTables(ctx context.Context, q Querier, d Dialect) ([]string, error) {
 	if d == Postgres {
 		query = `SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema() AND table_type = 'BASE TABLE' ORDER BY table_name`
 	}
-	return strings1(ctx, q, query)
-}
-
-func strings1(ctx context.Context, q Querier, query string, args ...any) ([]string, error) {
-	rows, err := q.QueryContext(ctx, query, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var s string
-		if err := rows.Scan(&s); err != nil {
-			return nil, err
-		}
-		out = append(out, s)
-	}
-	return out, rows.Err()
+	return Strings(ctx, q, query)
 }
 
 // fkOrder sorts tables so that every table comes after the tables its
@@ -137,12 +120,12 @@ func fkOrder(ctx context.Context, q Querier, d Dialect, tables []string) ([]stri
 		var ps []string
 		var err error
 		if d == Postgres {
-			ps, err = strings1(ctx, q, `SELECT DISTINCT p.relname FROM pg_constraint c
+			ps, err = Strings(ctx, q, `SELECT DISTINCT p.relname FROM pg_constraint c
 				JOIN pg_class ch ON ch.oid = c.conrelid JOIN pg_class p ON p.oid = c.confrelid
 				JOIN pg_namespace n ON n.oid = ch.relnamespace
 				WHERE c.contype = 'f' AND n.nspname = current_schema() AND ch.relname = $1`, t)
 		} else {
-			ps, err = strings1(ctx, q, `SELECT DISTINCT "table" FROM pragma_foreign_key_list($1)`, t)
+			ps, err = Strings(ctx, q, `SELECT DISTINCT "table" FROM pragma_foreign_key_list($1)`, t)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("store: foreign keys of %s: %w", t, err)
@@ -454,7 +437,7 @@ func setSequences(ctx context.Context, tx *sql.Tx, d Dialect, seqs map[string]in
 	}
 	// SQLite moved sqlite_sequence to each AUTOINCREMENT table's largest
 	// id as the rows went in; a source's mark may be beyond it.
-	auto, err := strings1(ctx, tx, `SELECT name FROM sqlite_master WHERE type = 'table' AND sql LIKE '%AUTOINCREMENT%'`)
+	auto, err := Strings(ctx, tx, `SELECT name FROM sqlite_master WHERE type = 'table' AND sql LIKE '%AUTOINCREMENT%'`)
 	if err != nil {
 		return err
 	}

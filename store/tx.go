@@ -21,6 +21,26 @@ var (
 	_ Querier = (*sql.Conn)(nil)
 )
 
+// Strings runs query and returns its one column of strings (ids, names),
+// the rows closed before it returns, so the caller may write in the same
+// transaction next.
+func Strings(ctx context.Context, q Querier, query string, args ...any) ([]string, error) {
+	rows, err := q.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	return out, rows.Err()
+}
+
 // Keys of the PostgreSQL advisory locks (one number space per database,
 // shared with whatever else runs there, hence ASCII "waa" and a tag).
 const (

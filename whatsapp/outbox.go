@@ -393,21 +393,8 @@ func (e *Engine) moveTx(ctx context.Context, tx *sql.Tx, id, status, detail stri
 func (e *Engine) failPending(ctx context.Context, session, reason string) {
 	var n int
 	err := e.cfg.DB.WriteTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, `SELECT id FROM outbox WHERE session = $1 AND status = $2`, session, StatusQueued)
+		ids, err := store.Strings(ctx, tx, `SELECT id FROM outbox WHERE session = $1 AND status = $2`, session, StatusQueued)
 		if err != nil {
-			return err
-		}
-		var ids []string
-		for rows.Next() {
-			var id string
-			if err := rows.Scan(&id); err != nil {
-				rows.Close()
-				return err
-			}
-			ids = append(ids, id)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
 			return err
 		}
 		for _, id := range ids {
