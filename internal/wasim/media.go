@@ -143,15 +143,18 @@ func (s *Server) putBlob(r io.Reader, contact, reupload bool) (string, error) {
 	return p + "?ccb=11-4", nil
 }
 
+// blobAt is the upload at a direct path (its query ignored).
+func (s *Server) blobAt(directPath string) (*blob, bool) {
+	path, _, _ := strings.Cut(directPath, "?")
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	b, ok := s.blobs[path]
+	return b, ok
+}
+
 // readBlob returns the encrypted file at a direct path (its query ignored).
 func (s *Server) readBlob(directPath string) ([]byte, error) {
-	path := directPath
-	if i := strings.IndexByte(path, '?'); i >= 0 {
-		path = path[:i]
-	}
-	s.mu.Lock()
-	b, ok := s.blobs[path]
-	s.mu.Unlock()
+	b, ok := s.blobAt(directPath)
 	if !ok {
 		return nil, fmt.Errorf("wasim: no uploaded media at %s", directPath)
 	}

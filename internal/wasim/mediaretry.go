@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"strconv"
-	"strings"
 	"time"
 
 	waBinary "go.mau.fi/whatsmeow/binary"
@@ -118,13 +117,7 @@ func (s *Server) mediaRetry(dev types.JID, n *waBinary.Node) {
 // reupload stores the encrypted file at directPath again under a new path,
 // as a phone's re-upload, which expiry does not touch.
 func (s *Server) reupload(directPath string) (string, error) {
-	path := directPath
-	if i := strings.IndexByte(path, '?'); i >= 0 {
-		path = path[:i]
-	}
-	s.mu.Lock()
-	b, ok := s.blobs[path]
-	s.mu.Unlock()
+	b, ok := s.blobAt(directPath)
 	if !ok {
 		return "", errors.New("wasim: no media at " + directPath)
 	}
