@@ -64,8 +64,8 @@ func connectError(err error) error {
 // changed it meanwhile (logged out, deleted, taken over).
 func (s *session) startLinked() {
 	ctx := s.e.ctx
-	info, err := s.e.info(ctx, s.name)
-	if err != nil || info.State != StateConnecting || info.JID == "" {
+	info := s.committed()
+	if info.State != StateConnecting || info.JID == "" {
 		return
 	}
 	s.mu.Lock()
@@ -100,7 +100,7 @@ func (s *session) connectLinked(ctx context.Context, jid string) error {
 	default:
 	}
 	old := s.client
-	s.client, s.pairing, s.qr, s.banUntil = cli, false, "", time.Time{}
+	s.client, s.qr, s.banUntil = cli, "", time.Time{}
 	s.mu.Unlock()
 	if old != nil {
 		old.Disconnect()
@@ -146,11 +146,7 @@ func (s *session) mayReconnect(cli *whatsmeow.Client) bool {
 	if !s.current(cli) || cli.IsConnected() || s.e.ctx.Err() != nil {
 		return false
 	}
-	info, err := s.e.info(s.e.ctx, s.name)
-	if err != nil {
-		return false
-	}
-	switch info.State {
+	switch s.committed().State {
 	case StateLoggedOut, StateReplaced, StateTemporarilyBanned, StateNew, StatePairing:
 		return false
 	}

@@ -51,39 +51,44 @@ func (e *Engine) PairCode(ctx context.Context, name, phone string) (string, erro
 // On a replaced session it takes the connection back instead: the device
 // is still linked, so no pairing is needed.
 func (s *session) login(ctx context.Context) error {
-	info, err := s.e.info(ctx, s.name)
-	if err != nil {
-		return err
-	}
+	// stMu from the decision to the pairing state: a second login waits,
+	// then sees the pairing.
+	s.stMu.Lock()
+	info := s.committed()
 	if info.JID != "" && info.State == StateReplaced {
+		s.stMu.Unlock()
 		s.e.log.Info("taking a replaced session back", "session", s.name)
 		return s.connectLinked(ctx, info.JID)
 	}
 	if info.JID != "" && info.State != StateLoggedOut {
+		s.stMu.Unlock()
 		return ErrAlreadyPaired
 	}
-	s.mu.Lock()
-	if s.pairing {
-		s.mu.Unlock()
+	if info.State == StatePairing {
+		s.stMu.Unlock()
 		return nil // already waiting for a scan
 	}
+	s.mu.Lock()
 	cli, err := s.newClient(nil)
 	if err != nil {
 		s.mu.Unlock()
+		s.stMu.Unlock()
 		return err
 	}
 	qrCh, err := cli.GetQRChannel(s.e.ctx)
 	if err != nil {
 		s.mu.Unlock()
+		s.stMu.Unlock()
 		return fmt.Errorf("qr channel: %w", err)
 	}
 	if s.client != nil {
 		s.client.Disconnect()
 	}
-	s.client, s.pairing, s.qr, s.firstQR = cli, true, "", make(chan struct{})
+	s.client, s.qr, s.firstQR = cli, "", make(chan struct{})
 	first := s.firstQR
 	s.mu.Unlock()
-	s.setState(ctx, StatePairing, "")
+	s.setStateLocked(ctx, StatePairing, "")
+	s.stMu.Unlock()
 	go s.watchQR(cli, qrCh, first)
 	if err := s.connect(ctx, cli); err != nil {
 		s.endPairing(cli, StateNew, connectProblem(err)+"; start the login again")
@@ -106,7 +111,7 @@ func (s *session) watchQR(cli *whatsmeow.Client, ch <-chan whatsmeow.QRChannelIt
 			once.Do(func() { close(first) })
 		case "success":
 			s.mu.Lock()
-			s.pairing, s.qr = false, ""
+			s.qr = ""
 			s.mu.Unlock()
 		case "timeout":
 			s.endPairing(cli, StateNew, "QR pairing timed out; start the login again")
@@ -120,24 +125,28 @@ func (s *session) watchQR(cli *whatsmeow.Client, ch <-chan whatsmeow.QRChannelIt
 	}
 }
 
+// endPairing ends the pairing of cli (unless another client took over)
+// in state; under stMu, so a login meanwhile waits and then starts anew.
 func (s *session) endPairing(cli *whatsmeow.Client, state, lastErr string) {
+	s.stMu.Lock()
+	defer s.stMu.Unlock()
 	s.mu.Lock()
 	if s.client != cli {
 		s.mu.Unlock()
 		return
 	}
-	s.pairing, s.qr = false, ""
+	s.qr = ""
 	s.client = nil
 	s.mu.Unlock()
 	cli.Disconnect()
-	s.setState(context.Background(), state, lastErr)
+	s.setStateLocked(context.Background(), state, lastErr)
 }
 
 // currentQR returns the QR code while pairing.
 func (s *session) currentQR() (string, time.Time, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !s.pairing || s.qr == "" {
+	if s.st.State != StatePairing || s.qr == "" {
 		return "", time.Time{}, ErrNotPairing
 	}
 	return s.qr, s.qrExpires, nil

@@ -2,6 +2,8 @@ package whatsapp
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -15,17 +17,22 @@ import (
 	"waappliance/internal/backoff"
 )
 
-// session is one account's live state: its whatsmeow client, the current
-// QR code while pairing, and its sender goroutine.
+// session is one account: its state machine (setState, the one place its
+// state changes), its whatsmeow client, the current QR code while pairing,
+// and its sender goroutine.
 type session struct {
 	e    *Engine
 	name string
 
+	// stMu makes state changes one at a time: the row, its event and
+	// st move together (setState, setJID).
+	stMu sync.Mutex
+
 	mu        sync.Mutex
+	st        committed // the row's state and JID as last committed
 	client    *whatsmeow.Client
 	qr        string
 	qrExpires time.Time
-	pairing   bool
 	firstQR   chan struct{}    // closed at the first QR code of a pairing
 	retrying  bool             // a reconnect loop runs
 	bo        *backoff.Backoff // reconnect failures since the last login
@@ -37,8 +44,97 @@ type session struct {
 	stopOnce   sync.Once
 }
 
-func newSession(e *Engine, name string) *session {
-	return &session{e: e, name: name, nudge: make(chan struct{}, 1), stop: make(chan struct{}), bo: backoff.New(e.cfg.Reconnect)}
+func newSession(e *Engine, name string, st committed) *session {
+	return &session{e: e, name: name, st: st, nudge: make(chan struct{}, 1), stop: make(chan struct{}), bo: backoff.New(e.cfg.Reconnect)}
+}
+
+// committed is what a session decides by: its row's state and JID as last
+// committed. Only the engine writes the row (Create, setState, setJID,
+// Delete), so the copy is the row.
+type committed struct{ State, JID string }
+
+// committed returns the session's state and JID as last committed.
+func (s *session) committed() committed {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.st
+}
+
+// info reads the session's row: what the API shows of it.
+func (s *session) info(ctx context.Context) (SessionInfo, error) {
+	return s.e.info(ctx, s.name)
+}
+
+// setState is the one place a session's state changes: recorded in its
+// row with a session.state event when it changed, then in s.st.
+func (s *session) setState(ctx context.Context, state, lastErr string) {
+	s.stMu.Lock()
+	defer s.stMu.Unlock()
+	s.setStateLocked(ctx, state, lastErr)
+}
+
+// setStateLocked is setState with s.stMu held.
+func (s *session) setStateLocked(ctx context.Context, state, lastErr string) {
+	e := s.e
+	now := e.cfg.Now()
+	var changed bool
+	err := e.cfg.DB.WriteTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		var old string
+		if err := tx.QueryRowContext(ctx, `SELECT state FROM sessions WHERE name = $1`, s.name).Scan(&old); err != nil {
+			return err
+		}
+		q := `UPDATE sessions SET state = $1, last_error = $2, updated_at = $3`
+		args := []any{state, lastErr, now.UnixNano()}
+		if state == StateConnected {
+			q += `, last_connected_at = $4`
+			args = append(args, now.UnixNano())
+		}
+		args = append(args, s.name)
+		if _, err := tx.ExecContext(ctx, q+fmt.Sprintf(` WHERE name = $%d`, len(args)), args...); err != nil {
+			return err
+		}
+		if old == state {
+			return nil
+		}
+		changed = true
+		data := map[string]string{"state": state, "previous": old}
+		if lastErr != "" {
+			data["error"] = lastErr
+		}
+		_, err := e.cfg.Events.AppendTx(ctx, tx, s.name, events.TypeSessionState, data)
+		return err
+	})
+	if err != nil {
+		if !errors.Is(err, sql.ErrNoRows) {
+			e.log.Error("recording session state failed", "session", s.name, "state", state, "err", err)
+		}
+		return
+	}
+	s.mu.Lock()
+	s.st.State = state
+	s.mu.Unlock()
+	if changed {
+		e.cfg.Events.Notify()
+		e.log.Info("session state", "session", s.name, "state", state, "error", lastErr)
+	}
+}
+
+// setJID records the account a session is linked to, in its row and s.st.
+func (s *session) setJID(ctx context.Context, jid types.JID, pushName string) error {
+	s.stMu.Lock()
+	defer s.stMu.Unlock()
+	now := s.e.cfg.Now().UnixNano()
+	err := s.e.cfg.DB.WriteTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `UPDATE sessions SET jid = $1, push_name = $2, updated_at = $3 WHERE name = $4`,
+			jid.String(), pushName, now, s.name)
+		return err
+	})
+	if err == nil {
+		s.mu.Lock()
+		s.st.JID = jid.String()
+		s.mu.Unlock()
+	}
+	return err
 }
 
 // newClient makes a whatsmeow client for dev with our handlers.
@@ -78,7 +174,7 @@ func (s *session) newClient(devJID *types.JID) (*whatsmeow.Client, error) {
 func (s *session) logout(ctx context.Context, deleting bool) {
 	s.mu.Lock()
 	cli := s.client
-	s.client, s.pairing, s.qr = nil, false, ""
+	s.client, s.qr = nil, ""
 	s.mu.Unlock()
 	if cli != nil {
 		if cli.Store.ID != nil && cli.IsConnected() {
@@ -90,8 +186,8 @@ func (s *session) logout(ctx context.Context, deleting bool) {
 			cli.Store.Delete(ctx)
 		}
 		cli.Disconnect()
-	} else if info, err := s.e.info(ctx, s.name); err == nil && info.JID != "" {
-		if j, err := types.ParseJID(info.JID); err == nil {
+	} else if jid := s.committed().JID; jid != "" {
+		if j, err := types.ParseJID(jid); err == nil {
 			if d, err := s.e.container.GetDevice(ctx, j); err == nil && d != nil {
 				d.Delete(ctx)
 			}
@@ -126,21 +222,21 @@ func (s *session) handle(cli *whatsmeow.Client, evt any) bool {
 	}
 	switch v := evt.(type) {
 	case *waEvents.PairSuccess:
-		s.e.setJID(ctx, s.name, v.ID, v.BusinessName)
+		s.setJID(ctx, v.ID, v.BusinessName)
 		s.setState(ctx, StateConnecting, "")
 	case *waEvents.Connected:
 		s.mu.Lock()
-		s.pairing, s.qr, s.banUntil = false, "", time.Time{}
+		s.qr, s.banUntil = "", time.Time{}
 		s.bo.Reset()
 		s.mu.Unlock()
 		if cli.Store.ID != nil {
-			s.e.setJID(ctx, s.name, *cli.Store.ID, cli.Store.PushName)
+			s.setJID(ctx, *cli.Store.ID, cli.Store.PushName)
 		}
 		s.setState(ctx, StateConnected, "")
 		s.poke()
 		s.e.resumeDownloads(s.name)
 	case *waEvents.Disconnected:
-		if info, err := s.e.info(ctx, s.name); err == nil && (info.State == StateConnected || info.State == StateConnecting) {
+		if st := s.committed().State; st == StateConnected || st == StateConnecting {
 			s.setState(ctx, StateDisconnected, "connection lost; reconnecting")
 		}
 		go s.reconnect(cli)
@@ -212,10 +308,4 @@ func (s *session) close() {
 	if s.senderDone != nil {
 		<-s.senderDone
 	}
-}
-
-// setState is how a session changes its own state: recorded in its row
-// with a session.state event when it changed (Engine.setState).
-func (s *session) setState(ctx context.Context, state, lastErr string) {
-	s.e.setState(ctx, s.name, state, lastErr)
 }
