@@ -177,7 +177,8 @@ func (s *session) pairCode(ctx context.Context, phone string) (string, error) {
 	return code, nil
 }
 
-// pairRefsTimeout is how long pairCode waits for WhatsApp's pairing refs.
+// pairRefsTimeout is how long pairCode waits for WhatsApp's pairing refs
+// (real time: a wait for the network, like connectAttemptTimeout).
 var pairRefsTimeout = 30 * time.Second
 
 // pairPhoneError maps PairPhone's timeouts and lost connections to the

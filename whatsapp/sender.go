@@ -38,6 +38,9 @@ func (s *session) startSender() {
 // senderLoop delivers the session's queued messages in order whenever the
 // client is connected. A transient failure stops the batch (so no later
 // message overtakes an earlier one) and schedules a retry with backoff.
+// Every time it compares with a row's is Config.Now's (created_at,
+// next_attempt_at); only its timer waits real time, the span sendDue
+// computed on that clock.
 func (s *session) senderLoop() {
 	timer := time.NewTimer(0)
 	defer timer.Stop()
@@ -98,7 +101,7 @@ func (s *session) sendDue(acks *ackCommitter) time.Duration {
 			}
 			continue
 		}
-		if wait := time.Until(time.Unix(0, m.nextAt)); wait > 0 {
+		if wait := time.Unix(0, m.nextAt).Sub(e.cfg.Now()); wait > 0 {
 			return wait
 		}
 		ts, err := s.sendOne(ctx, cli, m)
@@ -119,14 +122,14 @@ func (s *session) sendDue(acks *ackCommitter) time.Duration {
 			}
 			continue
 		}
-		if time.Since(m.CreatedAt) > giveUpAfter || (e.cfg.MaxAttempts > 0 && m.Attempts+1 >= e.cfg.MaxAttempts) {
+		if e.cfg.Now().Sub(m.CreatedAt) > giveUpAfter || (e.cfg.MaxAttempts > 0 && m.Attempts+1 >= e.cfg.MaxAttempts) {
 			if err := e.finishAttempt(ctx, m.ID, StatusFailed, "gave up: "+Redact(err.Error()), time.Time{}); err != nil {
 				return idle
 			}
 			continue
 		}
 		backoff := backoff.Policy{Min: e.cfg.MinBackoff, Max: e.cfg.MaxBackoff}.Delay(m.Attempts)
-		retryAt, reason := time.Now().Add(backoff).UnixNano(), Redact(err.Error())
+		retryAt, reason := e.cfg.Now().Add(backoff).UnixNano(), Redact(err.Error())
 		e.cfg.DB.WriteTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 			_, err := tx.ExecContext(ctx, `UPDATE outbox SET attempts = attempts + 1, next_attempt_at = $1, error = $2, updated_at = $3 WHERE id = $4 AND status = $5`,
 				retryAt, reason, e.cfg.Now().UnixNano(), m.ID, StatusQueued)

@@ -242,6 +242,7 @@ func (s *session) handle(cli *whatsmeow.Client, evt any) bool {
 		go s.reconnect(cli)
 	case *waEvents.KeepAliveTimeout:
 		// whatsmeow forces a reconnect here only with its auto-reconnect on.
+		// LastSuccess is whatsmeow's wall clock, so is the comparison.
 		if !v.LastSuccess.IsZero() && time.Since(v.LastSuccess) > whatsmeow.KeepAliveMaxFailTime && s.current(cli) {
 			s.e.log.Warn("keepalives failing; reconnecting", "session", s.name, "errors", v.ErrorCount)
 			cli.Disconnect()
