@@ -343,14 +343,6 @@ func scanSession(r scanner) (SessionInfo, error) {
 	return si, nil
 }
 
-func (e *Engine) info(ctx context.Context, name string) (SessionInfo, error) {
-	si, err := scanSession(e.cfg.DB.QueryRowContext(ctx, `SELECT `+sessionCols+` FROM sessions WHERE name = $1`, name))
-	if errors.Is(err, sql.ErrNoRows) {
-		return si, fmt.Errorf("%w: %q", ErrSessionNotFound, name)
-	}
-	return si, err
-}
-
 // Delete logs the session out (when linked), removes its device keys, its
 // outbox, and the session itself. Its past events stay in the event log
 // until retention prunes them.

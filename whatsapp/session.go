@@ -62,7 +62,11 @@ func (s *session) committed() committed {
 
 // info reads the session's row: what the API shows of it.
 func (s *session) info(ctx context.Context) (SessionInfo, error) {
-	return s.e.info(ctx, s.name)
+	si, err := scanSession(s.e.cfg.DB.QueryRowContext(ctx, `SELECT `+sessionCols+` FROM sessions WHERE name = $1`, s.name))
+	if errors.Is(err, sql.ErrNoRows) {
+		return si, fmt.Errorf("%w: %q", ErrSessionNotFound, s.name)
+	}
+	return si, err
 }
 
 // setState is the one place a session's state changes: recorded in its
