@@ -70,15 +70,17 @@ func (s *session) info(ctx context.Context) (SessionInfo, error) {
 }
 
 // setState is the one place a session's state changes: recorded in its
-// row with a session.state event when it changed, then in s.st.
-func (s *session) setState(ctx context.Context, state, lastErr string) {
+// row with a session.state event when it changed, in one commit with also
+// (each, whether the state changed or not: the event of a state that has
+// its own), then in s.st.
+func (s *session) setState(ctx context.Context, state, lastErr string, also ...func(context.Context, *sql.Tx) error) {
 	s.stMu.Lock()
 	defer s.stMu.Unlock()
-	s.setStateLocked(ctx, state, lastErr)
+	s.setStateLocked(ctx, state, lastErr, also...)
 }
 
 // setStateLocked is setState with s.stMu held.
-func (s *session) setStateLocked(ctx context.Context, state, lastErr string) {
+func (s *session) setStateLocked(ctx context.Context, state, lastErr string, also ...func(context.Context, *sql.Tx) error) {
 	e := s.e
 	now := e.cfg.Now()
 	var changed bool
@@ -96,6 +98,12 @@ func (s *session) setStateLocked(ctx context.Context, state, lastErr string) {
 		args = append(args, s.name)
 		if _, err := tx.ExecContext(ctx, q+fmt.Sprintf(` WHERE name = $%d`, len(args)), args...); err != nil {
 			return err
+		}
+		for _, fn := range also {
+			if err := fn(ctx, tx); err != nil {
+				return err
+			}
+			changed = true
 		}
 		if old == state {
 			return nil
