@@ -57,7 +57,7 @@ func (s *session) login(ctx context.Context) error {
 	info := s.committed()
 	if info.JID != "" && info.State == StateReplaced {
 		s.stMu.Unlock()
-		s.e.log.Info("taking a replaced session back", "session", s.name)
+		s.log.Info("taking a replaced session back", "session", s.name)
 		return s.connectLinked(ctx, info.JID)
 	}
 	if info.JID != "" && info.State != StateLoggedOut {
@@ -75,7 +75,7 @@ func (s *session) login(ctx context.Context) error {
 		s.stMu.Unlock()
 		return err
 	}
-	qrCh, err := cli.GetQRChannel(s.e.ctx)
+	qrCh, err := cli.GetQRChannel(s.ctx)
 	if err != nil {
 		s.mu.Unlock()
 		s.stMu.Unlock()
@@ -105,7 +105,7 @@ func (s *session) watchQR(cli *whatsmeow.Client, ch <-chan whatsmeow.QRChannelIt
 		case whatsmeow.QRChannelEventCode:
 			s.mu.Lock()
 			if s.client == cli {
-				s.qr, s.qrExpires = item.Code, s.e.cfg.Now().Add(item.Timeout)
+				s.qr, s.qrExpires = item.Code, s.cfg.Now().Add(item.Timeout)
 			}
 			s.mu.Unlock()
 			once.Do(func() { close(first) })
@@ -170,7 +170,7 @@ func (s *session) pairCode(ctx context.Context, phone string) (string, error) {
 	case <-time.After(pairRefsTimeout):
 		return "", fmt.Errorf("no pairing refs from WhatsApp within %v: %w", pairRefsTimeout, ErrTimeout)
 	}
-	code, err := cli.PairPhone(ctx, phone, true, whatsmeow.PairClientChrome, s.e.cfg.DisplayName)
+	code, err := cli.PairPhone(ctx, phone, true, whatsmeow.PairClientChrome, s.cfg.DisplayName)
 	if err != nil {
 		return "", pairPhoneError(err)
 	}

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -23,6 +24,11 @@ import (
 type session struct {
 	e    *Engine
 	name string
+	// Given by the engine at creation: the lifetime of a session's work
+	// (the engine's context), its logger and its settings (read only).
+	ctx context.Context
+	log *slog.Logger
+	cfg *Config
 
 	// stMu makes state changes one at a time: the row, its event and
 	// st move together (setState, setJID).
@@ -45,7 +51,8 @@ type session struct {
 }
 
 func newSession(e *Engine, name string, st committed) *session {
-	return &session{e: e, name: name, st: st, nudge: make(chan struct{}, 1), stop: make(chan struct{}), bo: backoff.New(e.cfg.Reconnect)}
+	return &session{e: e, name: name, ctx: e.ctx, log: e.log, cfg: &e.cfg, st: st,
+		nudge: make(chan struct{}, 1), stop: make(chan struct{}), bo: backoff.New(e.cfg.Reconnect)}
 }
 
 // committed is what a session decides by: its row's state and JID as last
@@ -62,7 +69,7 @@ func (s *session) committed() committed {
 
 // info reads the session's row: what the API shows of it.
 func (s *session) info(ctx context.Context) (SessionInfo, error) {
-	si, err := scanSession(s.e.cfg.DB.QueryRowContext(ctx, `SELECT `+sessionCols+` FROM sessions WHERE name = $1`, s.name))
+	si, err := scanSession(s.cfg.DB.QueryRowContext(ctx, `SELECT `+sessionCols+` FROM sessions WHERE name = $1`, s.name))
 	if errors.Is(err, sql.ErrNoRows) {
 		return si, fmt.Errorf("%w: %q", ErrSessionNotFound, s.name)
 	}
@@ -81,10 +88,9 @@ func (s *session) setState(ctx context.Context, state, lastErr string, also ...f
 
 // setStateLocked is setState with s.stMu held.
 func (s *session) setStateLocked(ctx context.Context, state, lastErr string, also ...func(context.Context, *sql.Tx) error) {
-	e := s.e
-	now := e.cfg.Now()
+	now := s.cfg.Now()
 	var changed bool
-	err := e.cfg.DB.WriteTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+	err := s.cfg.DB.WriteTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		var old string
 		if err := tx.QueryRowContext(ctx, `SELECT state FROM sessions WHERE name = $1`, s.name).Scan(&old); err != nil {
 			return err
@@ -113,12 +119,12 @@ func (s *session) setStateLocked(ctx context.Context, state, lastErr string, als
 		if lastErr != "" {
 			data["error"] = lastErr
 		}
-		_, err := e.cfg.Events.AppendTx(ctx, tx, s.name, events.TypeSessionState, data)
+		_, err := s.cfg.Events.AppendTx(ctx, tx, s.name, events.TypeSessionState, data)
 		return err
 	})
 	if err != nil {
 		if !errors.Is(err, sql.ErrNoRows) {
-			e.log.Error("recording session state failed", "session", s.name, "state", state, "err", err)
+			s.log.Error("recording session state failed", "session", s.name, "state", state, "err", err)
 		}
 		return
 	}
@@ -126,8 +132,8 @@ func (s *session) setStateLocked(ctx context.Context, state, lastErr string, als
 	s.st.State = state
 	s.mu.Unlock()
 	if changed {
-		e.cfg.Events.Notify()
-		e.log.Info("session state", "session", s.name, "state", state, "error", lastErr)
+		s.cfg.Events.Notify()
+		s.log.Info("session state", "session", s.name, "state", state, "error", lastErr)
 	}
 }
 
@@ -135,8 +141,8 @@ func (s *session) setStateLocked(ctx context.Context, state, lastErr string, als
 func (s *session) setJID(ctx context.Context, jid types.JID, pushName string) error {
 	s.stMu.Lock()
 	defer s.stMu.Unlock()
-	now := s.e.cfg.Now().UnixNano()
-	err := s.e.cfg.DB.WriteTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+	now := s.cfg.Now().UnixNano()
+	err := s.cfg.DB.WriteTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `UPDATE sessions SET jid = $1, push_name = $2, updated_at = $3 WHERE name = $4`,
 			jid.String(), pushName, now, s.name)
 		return err
@@ -151,7 +157,7 @@ func (s *session) setJID(ctx context.Context, jid types.JID, pushName string) er
 
 // newClient makes a whatsmeow client for dev with our handlers.
 func (s *session) newClient(devJID *types.JID) (*whatsmeow.Client, error) {
-	ctx := s.e.ctx
+	ctx := s.ctx
 	dev := s.e.container.NewDevice()
 	if devJID != nil {
 		d, err := s.e.container.GetDevice(ctx, *devJID)
@@ -164,7 +170,7 @@ func (s *session) newClient(devJID *types.JID) (*whatsmeow.Client, error) {
 		dev = d
 	}
 	skipUnchangedIdentities(dev)
-	cli := whatsmeow.NewClient(dev, newWALogger(s.e.log, "client").Sub(s.name))
+	cli := whatsmeow.NewClient(dev, newWALogger(s.log, "client").Sub(s.name))
 	cli.SynchronousAck = true
 	cli.EnableDecryptedEventBuffer = true
 	// Reconnects are ours (connect.go): one backoff with jitter.
@@ -175,8 +181,8 @@ func (s *session) newClient(devJID *types.JID) (*whatsmeow.Client, error) {
 	cli.GetMessageForRetry = func(requester, _ types.JID, id types.MessageID) *waE2E.Message {
 		return s.messageForRetry(cli, requester, id)
 	}
-	if s.e.cfg.Prepare != nil {
-		s.e.cfg.Prepare(cli)
+	if s.cfg.Prepare != nil {
+		s.cfg.Prepare(cli)
 	}
 	cli.AddEventHandlerWithSuccessStatus(func(evt any) bool { return s.handle(cli, evt) })
 	return cli, nil
@@ -191,7 +197,7 @@ func (s *session) logout(ctx context.Context, deleting bool) {
 	if cli != nil {
 		if cli.Store.ID != nil && cli.IsConnected() {
 			if err := cli.Logout(ctx); err != nil {
-				s.e.log.Warn("logout at WhatsApp failed; removing the device locally", "session", s.name, "err", err)
+				s.log.Warn("logout at WhatsApp failed; removing the device locally", "session", s.name, "err", err)
 				cli.Store.Delete(ctx)
 			}
 		} else if cli.Store.ID != nil {
@@ -207,7 +213,7 @@ func (s *session) logout(ctx context.Context, deleting bool) {
 	}
 	if !deleting {
 		s.setState(ctx, StateLoggedOut, "logged out through the API")
-		s.e.cfg.Events.Append(ctx, s.name, events.TypeLoggedOut, map[string]string{"reason": "api"})
+		s.cfg.Events.Append(ctx, s.name, events.TypeLoggedOut, map[string]string{"reason": "api"})
 		s.e.failPending(ctx, s.name, "session logged out")
 	}
 }
@@ -224,7 +230,7 @@ const replacedMessage = "another client connected as this device and took over i
 // redelivered). State changes are taken only from the session's current
 // client: a late event of a client it replaced must not undo a login.
 func (s *session) handle(cli *whatsmeow.Client, evt any) bool {
-	ctx := s.e.ctx
+	ctx := s.ctx
 	switch evt.(type) {
 	case *waEvents.Connected, *waEvents.Disconnected, *waEvents.StreamReplaced, *waEvents.TemporaryBan, *waEvents.ConnectFailure, *waEvents.PairSuccess,
 		*waEvents.KeepAliveTimeout, *waEvents.ClientOutdated:
@@ -256,7 +262,7 @@ func (s *session) handle(cli *whatsmeow.Client, evt any) bool {
 		// whatsmeow forces a reconnect here only with its auto-reconnect on.
 		// LastSuccess is whatsmeow's wall clock, so is the comparison.
 		if !v.LastSuccess.IsZero() && time.Since(v.LastSuccess) > whatsmeow.KeepAliveMaxFailTime && s.current(cli) {
-			s.e.log.Warn("keepalives failing; reconnecting", "session", s.name, "errors", v.ErrorCount)
+			s.log.Warn("keepalives failing; reconnecting", "session", s.name, "errors", v.ErrorCount)
 			cli.Disconnect()
 			s.setState(ctx, StateDisconnected, "connection stalled; reconnecting")
 			go s.reconnect(cli)
@@ -266,7 +272,7 @@ func (s *session) handle(cli *whatsmeow.Client, evt any) bool {
 		s.client = nil
 		s.mu.Unlock()
 		s.setState(ctx, StateLoggedOut, "logged out at WhatsApp: "+v.Reason.String())
-		s.e.cfg.Events.Append(ctx, s.name, events.TypeLoggedOut, map[string]any{"reason": v.Reason.String(), "on_connect": v.OnConnect})
+		s.cfg.Events.Append(ctx, s.name, events.TypeLoggedOut, map[string]any{"reason": v.Reason.String(), "on_connect": v.OnConnect})
 		s.e.failPending(ctx, s.name, "session logged out at WhatsApp")
 	case *waEvents.StreamReplaced:
 		s.setState(ctx, StateReplaced, fmt.Sprintf(replacedMessage, s.name))
