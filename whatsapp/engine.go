@@ -30,22 +30,6 @@ import (
 
 var sessionNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,31}$`)
 
-// Session states.
-const (
-	StateNew          = "new"
-	StatePairing      = "pairing"
-	StateConnecting   = "connecting"
-	StateConnected    = "connected"
-	StateDisconnected = "disconnected"
-	StateLoggedOut    = "logged_out"
-	// StateReplaced: another client took over the account's connection;
-	// whatsmeow does not reconnect on its own, and neither do we.
-	StateReplaced = "replaced"
-	// StateTemporarilyBanned: WhatsApp banned the account for a while; the
-	// session tries once more when the ban's expiry has passed, not before.
-	StateTemporarilyBanned = "temporarily_banned"
-)
-
 // Config wires an Engine. DB and Events are required. Zero values: Logger
 // discards, Now is time.Now, Prepare is nil (real WhatsApp), send backoff
 // 1 s to 1 min, Reconnect 1 s to 1 min with full jitter, MaxAttempts 0

@@ -18,6 +18,33 @@ import (
 	"waappliance/internal/backoff"
 )
 
+// Session states, and who moves a session between them (setState is the
+// one place that does):
+//
+//	new, logged_out -> pairing     login (pairing.go)
+//	pairing -> new (logged_out)    QR timeout or failure, a failed connect, a restart
+//	pairing -> connecting          PairSuccess
+//	-> connected                   Connected (a login, connect or reconnect succeeded)
+//	-> disconnected                connection lost or stalled, a connect failure, a 405
+//	-> connecting                  start-up, a replaced session's login, a ban's expiry
+//	-> logged_out                  WhatsApp's LoggedOut, or Logout through the API
+//	-> replaced                    StreamReplaced
+//	-> temporarily_banned          TemporaryBan
+const (
+	StateNew          = "new"
+	StatePairing      = "pairing"
+	StateConnecting   = "connecting"
+	StateConnected    = "connected"
+	StateDisconnected = "disconnected"
+	StateLoggedOut    = "logged_out"
+	// StateReplaced: another client took over the account's connection;
+	// whatsmeow does not reconnect on its own, and neither do we.
+	StateReplaced = "replaced"
+	// StateTemporarilyBanned: WhatsApp banned the account for a while; the
+	// session tries once more when the ban's expiry has passed, not before.
+	StateTemporarilyBanned = "temporarily_banned"
+)
+
 // session is one account: its state machine (setState, the one place its
 // state changes), its whatsmeow client, the current QR code while pairing,
 // and its sender goroutine.
