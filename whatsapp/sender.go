@@ -38,8 +38,8 @@ func (s *session) startSender() {
 // senderLoop delivers the session's queued messages in order whenever the
 // client is connected. A transient failure stops the batch (so no later
 // message overtakes an earlier one) and schedules a retry with backoff.
-// Every time it compares with a row's is Config.Now's (created_at,
-// next_attempt_at); only its timer waits real time, the span sendDue
+// The times it compares with a row's (created_at, next_attempt_at) are
+// Config.Now's; only its timer waits real time, for the span sendDue
 // computed on that clock.
 func (s *session) senderLoop() {
 	timer := time.NewTimer(0)
