@@ -112,10 +112,7 @@ func (e *Engine) chatAction(ctx context.Context, session, chat string) (*session
 	if cli, ok := s.connected(); ok {
 		return s, to, cli, nil
 	}
-	info, err := e.info(ctx, session)
-	if err != nil {
-		return nil, types.JID{}, nil, err
-	}
+	info := s.committed()
 	switch {
 	case info.State == StateLoggedOut:
 		return nil, types.JID{}, nil, ErrLoggedOut

@@ -37,7 +37,7 @@ func (s *session) connect(ctx context.Context, cli *whatsmeow.Client) error {
 	// whatsmeow keeps the context it connects with for the connection's
 	// loops: give it one that lives as long as the engine, and cancel it
 	// only if the attempt is abandoned.
-	life, cancel := context.WithCancel(s.e.ctx)
+	life, cancel := context.WithCancel(s.ctx)
 	stop := context.AfterFunc(ctx, cancel)
 	err := cli.ConnectContext(life)
 	if !stop() {
@@ -64,9 +64,9 @@ func connectError(err error) error {
 // startLinked connects a linked session at start-up, unless the API
 // changed it meanwhile (logged out, deleted, taken over).
 func (s *session) startLinked() {
-	ctx := s.e.ctx
-	info, err := s.e.info(ctx, s.name)
-	if err != nil || info.State != StateConnecting || info.JID == "" {
+	ctx := s.ctx
+	info := s.committed()
+	if info.State != StateConnecting || info.JID == "" {
 		return
 	}
 	s.mu.Lock()
@@ -76,7 +76,7 @@ func (s *session) startLinked() {
 		return // a login through the API got there first
 	}
 	if err := s.connectLinked(ctx, info.JID); err != nil && ctx.Err() == nil {
-		s.e.log.Warn("session connect failed", "session", s.name, "err", err)
+		s.log.Warn("session connect failed", "session", s.name, "err", err)
 		s.setState(ctx, StateDisconnected, err.Error())
 	}
 }
@@ -101,19 +101,19 @@ func (s *session) connectLinked(ctx context.Context, jid string) error {
 	default:
 	}
 	old := s.client
-	s.client, s.pairing, s.qr, s.banUntil = cli, false, "", time.Time{}
+	s.client, s.qr, s.banUntil = cli, "", time.Time{}
 	s.mu.Unlock()
 	if old != nil {
 		old.Disconnect()
 	}
 	s.setState(ctx, StateConnecting, "")
 	if err := s.connect(ctx, cli); err != nil {
-		if s.e.ctx.Err() != nil {
+		if s.ctx.Err() != nil {
 			return nil
 		}
-		s.e.log.Warn("session connect failed; retrying", "session", s.name, "err", err)
+		s.log.Warn("session connect failed; retrying", "session", s.name, "err", err)
 		if s.current(cli) {
-			s.setState(s.e.ctx, StateDisconnected, connectProblem(err)+"; retrying")
+			s.setState(s.ctx, StateDisconnected, connectProblem(err)+"; retrying")
 		}
 		go s.reconnect(cli)
 		return nil
@@ -144,14 +144,10 @@ func (s *session) current(cli *whatsmeow.Client) bool {
 // the session's client, not connected, and the session is not in a state
 // that must not loop (logged out, replaced, temporarily banned).
 func (s *session) mayReconnect(cli *whatsmeow.Client) bool {
-	if !s.current(cli) || cli.IsConnected() || s.e.ctx.Err() != nil {
+	if !s.current(cli) || cli.IsConnected() || s.ctx.Err() != nil {
 		return false
 	}
-	info, err := s.e.info(s.e.ctx, s.name)
-	if err != nil {
-		return false
-	}
-	switch info.State {
+	switch s.committed().State {
 	case StateLoggedOut, StateReplaced, StateTemporarilyBanned, StateNew, StatePairing:
 		return false
 	}
@@ -176,7 +172,7 @@ func (s *session) reconnect(cli *whatsmeow.Client) {
 		s.retrying = false
 		s.mu.Unlock()
 	}()
-	ctx, cancel := context.WithCancel(s.e.ctx)
+	ctx, cancel := context.WithCancel(s.ctx)
 	defer cancel()
 	go func() {
 		select {
@@ -189,7 +185,7 @@ func (s *session) reconnect(cli *whatsmeow.Client) {
 		s.mu.Lock()
 		d := s.bo.Next()
 		s.mu.Unlock()
-		s.e.log.Info("session reconnecting", "session", s.name, "in", d)
+		s.log.Info("session reconnecting", "session", s.name, "in", d)
 		if err := s.e.sleep(ctx, d); err != nil {
 			return
 		}
@@ -206,7 +202,7 @@ func (s *session) reconnect(cli *whatsmeow.Client) {
 		if ctx.Err() != nil || !s.current(cli) {
 			return
 		}
-		s.e.log.Info("session connect failed; retrying", "session", s.name, "err", err)
+		s.log.Info("session connect failed; retrying", "session", s.name, "err", err)
 		s.setState(ctx, StateDisconnected, connectProblem(err)+"; retrying")
 	}
 }

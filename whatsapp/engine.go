@@ -21,7 +21,6 @@ import (
 	"go.mau.fi/whatsmeow"
 	waStore "go.mau.fi/whatsmeow/store"
 	"go.mau.fi/whatsmeow/store/sqlstore"
-	"go.mau.fi/whatsmeow/types"
 
 	"waappliance/events"
 	"waappliance/internal/backoff"
@@ -30,22 +29,6 @@ import (
 )
 
 var sessionNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,31}$`)
-
-// Session states.
-const (
-	StateNew          = "new"
-	StatePairing      = "pairing"
-	StateConnecting   = "connecting"
-	StateConnected    = "connected"
-	StateDisconnected = "disconnected"
-	StateLoggedOut    = "logged_out"
-	// StateReplaced: another client took over the account's connection;
-	// whatsmeow does not reconnect on its own, and neither do we.
-	StateReplaced = "replaced"
-	// StateTemporarilyBanned: WhatsApp banned the account for a while; the
-	// session tries once more when the ban's expiry has passed, not before.
-	StateTemporarilyBanned = "temporarily_banned"
-)
 
 // Config wires an Engine. DB and Events are required. Zero values: Logger
 // discards, Now is time.Now, Prepare is nil (real WhatsApp), send backoff
@@ -127,17 +110,18 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	e := &Engine{cfg: cfg, log: log.With("component", "whatsapp"), container: c, sessions: map[string]*session{}}
 	e.ver.done = make(chan struct{})
 	e.ctx, e.cancel = context.WithCancel(context.Background())
-	rows, err := cfg.DB.QueryContext(ctx, `SELECT name FROM sessions ORDER BY name`)
+	rows, err := cfg.DB.QueryContext(ctx, `SELECT name, state, jid FROM sessions ORDER BY name`)
 	if err != nil {
 		return nil, fmt.Errorf("whatsapp: load sessions: %w", err)
 	}
 	defer rows.Close()
 	for rows.Next() {
 		var name string
-		if err := rows.Scan(&name); err != nil {
+		var st committed
+		if err := rows.Scan(&name, &st.State, &st.JID); err != nil {
 			return nil, err
 		}
-		e.sessions[name] = newSession(e, name)
+		e.sessions[name] = newSession(e, name, st)
 	}
 	return e, rows.Err()
 }
@@ -167,10 +151,7 @@ func (e *Engine) Start(ctx context.Context) error {
 	e.checkWebVersion()
 	var linked []*session
 	for _, s := range ss {
-		info, err := e.info(ctx, s.name)
-		if err != nil {
-			return err
-		}
+		info := s.committed()
 		switch {
 		case info.State == StatePairing || (info.JID == "" && info.State == StateConnecting):
 			// A pairing interrupted by a restart cannot resume. A JID here is
@@ -179,12 +160,12 @@ func (e *Engine) Start(ctx context.Context) error {
 			if info.JID != "" {
 				state = StateLoggedOut
 			}
-			e.setState(ctx, s.name, state, "pairing interrupted by a restart; start again")
+			s.setState(ctx, state, "pairing interrupted by a restart; start again")
 			continue
 		case info.JID == "" || info.State == StateLoggedOut || info.State == StateReplaced:
 			continue
 		}
-		e.setState(ctx, s.name, StateConnecting, "")
+		s.setState(ctx, StateConnecting, "")
 		linked = append(linked, s)
 	}
 	sem := make(chan struct{}, startConcurrency)
@@ -293,10 +274,10 @@ func (e *Engine) Create(ctx context.Context, name string) (SessionInfo, error) {
 	}); err != nil {
 		return SessionInfo{}, fmt.Errorf("whatsapp.Create %q: %w", name, err)
 	}
-	s := newSession(e, name)
+	s := newSession(e, name, committed{State: StateNew})
 	e.sessions[name] = s
 	s.startSender()
-	return e.info(ctx, name)
+	return s.info(ctx)
 }
 
 // List returns every session, by name.
@@ -319,10 +300,11 @@ func (e *Engine) List(ctx context.Context) ([]SessionInfo, error) {
 
 // Get returns one session.
 func (e *Engine) Get(ctx context.Context, name string) (SessionInfo, error) {
-	if _, err := e.session(name); err != nil {
+	s, err := e.session(name)
+	if err != nil {
 		return SessionInfo{}, err
 	}
-	si, err := e.info(ctx, name)
+	si, err := s.info(ctx)
 	return e.withLive(si), err
 }
 
@@ -343,74 +325,6 @@ func scanSession(r scanner) (SessionInfo, error) {
 	}
 	si.CreatedAt = time.Unix(0, created).UTC()
 	return si, nil
-}
-
-func (e *Engine) info(ctx context.Context, name string) (SessionInfo, error) {
-	si, err := scanSession(e.cfg.DB.QueryRowContext(ctx, `SELECT `+sessionCols+` FROM sessions WHERE name = $1`, name))
-	if errors.Is(err, sql.ErrNoRows) {
-		return si, fmt.Errorf("%w: %q", ErrSessionNotFound, name)
-	}
-	return si, err
-}
-
-// setState records a state change and, when it changed, a session.state event.
-// setState records the session's state, and its session.state event when it
-// changed, in one commit with also (each, whether the state changed or not:
-// the event of a state that has its own, as a temporary ban).
-func (e *Engine) setState(ctx context.Context, name, state, lastErr string, also ...func(context.Context, *sql.Tx) error) {
-	now := e.cfg.Now()
-	var changed bool
-	err := e.cfg.DB.WriteTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		var old string
-		if err := tx.QueryRowContext(ctx, `SELECT state FROM sessions WHERE name = $1`, name).Scan(&old); err != nil {
-			return err
-		}
-		q := `UPDATE sessions SET state = $1, last_error = $2, updated_at = $3`
-		args := []any{state, lastErr, now.UnixNano()}
-		if state == StateConnected {
-			q += `, last_connected_at = $4`
-			args = append(args, now.UnixNano())
-		}
-		args = append(args, name)
-		if _, err := tx.ExecContext(ctx, q+fmt.Sprintf(` WHERE name = $%d`, len(args)), args...); err != nil {
-			return err
-		}
-		for _, fn := range also {
-			if err := fn(ctx, tx); err != nil {
-				return err
-			}
-			changed = true
-		}
-		if old == state {
-			return nil
-		}
-		changed = true
-		data := map[string]string{"state": state, "previous": old}
-		if lastErr != "" {
-			data["error"] = lastErr
-		}
-		_, err := e.cfg.Events.AppendTx(ctx, tx, name, events.TypeSessionState, data)
-		return err
-	})
-	if err != nil {
-		if !errors.Is(err, sql.ErrNoRows) {
-			e.log.Error("recording session state failed", "session", name, "state", state, "err", err)
-		}
-		return
-	}
-	if changed {
-		e.cfg.Events.Notify()
-		e.log.Info("session state", "session", name, "state", state, "error", lastErr)
-	}
-}
-
-func (e *Engine) setJID(ctx context.Context, name string, jid types.JID, pushName string) error {
-	now := e.cfg.Now().UnixNano()
-	return e.cfg.DB.WriteTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `UPDATE sessions SET jid = $1, push_name = $2, updated_at = $3 WHERE name = $4`,
-			jid.String(), pushName, now, name)
-		return err
-	})
 }
 
 // Delete logs the session out (when linked), removes its device keys, its

@@ -125,10 +125,7 @@ func (e *Engine) Send(ctx context.Context, session string, req SendRequest) (msg
 	if err != nil {
 		return Message{}, false, err
 	}
-	info, err := e.info(ctx, session)
-	if err != nil {
-		return Message{}, false, err
-	}
+	info := s.committed()
 	switch {
 	case info.State == StateLoggedOut:
 		return Message{}, false, ErrLoggedOut

@@ -256,7 +256,7 @@ func TestConcurrentSendsSameKeyOneMessage(t *testing.T) {
 	pgtest.ForEngines(t, func(t *testing.T, dsn string) {
 		e, db := newTestEngine(t, dsn, nil)
 		ctx := context.Background()
-		if err := e.setJID(ctx, "shop", types.NewJID("15550001", types.DefaultUserServer), ""); err != nil {
+		if err := e.sessions["shop"].setJID(ctx, types.NewJID("15550001", types.DefaultUserServer), ""); err != nil {
 			t.Fatal(err)
 		}
 		// Hold the committer so that the copies queue into one batch.
@@ -418,7 +418,7 @@ func TestIdempotentSendsRace(t *testing.T) {
 	pgtest.ForEngines(t, func(t *testing.T, dsn string) {
 		e1, db := newTestEngine(t, dsn, nil)
 		ctx := context.Background()
-		if err := e1.setJID(ctx, "shop", types.NewJID("15550001", types.DefaultUserServer), ""); err != nil {
+		if err := e1.sessions["shop"].setJID(ctx, types.NewJID("15550001", types.DefaultUserServer), ""); err != nil {
 			t.Fatal(err)
 		}
 		var db2 *store.DB
@@ -531,7 +531,7 @@ func TestIdempotencyComparesTheRequest(t *testing.T) {
 	pgtest.ForEngines(t, func(t *testing.T, dsn string) {
 		e, db := newTestEngine(t, dsn, nil)
 		ctx := context.Background()
-		if err := e.setJID(ctx, "shop", types.NewJID("15550001", types.DefaultUserServer), ""); err != nil {
+		if err := e.sessions["shop"].setJID(ctx, types.NewJID("15550001", types.DefaultUserServer), ""); err != nil {
 			t.Fatal(err)
 		}
 		first, created, err := e.Send(ctx, "shop", SendRequest{To: "+15550002", Content: Text("hello"), Peer: "p", IdempotencyKey: "k"})

@@ -38,6 +38,9 @@ func (s *session) startSender() {
 // senderLoop delivers the session's queued messages in order whenever the
 // client is connected. A transient failure stops the batch (so no later
 // message overtakes an earlier one) and schedules a retry with backoff.
+// The times it compares with a row's (created_at, next_attempt_at) are
+// Config.Now's; only its timer waits real time, for the span sendDue
+// computed on that clock.
 func (s *session) senderLoop() {
 	timer := time.NewTimer(0)
 	defer timer.Stop()
@@ -74,7 +77,7 @@ func (s *session) sendDue(acks *ackCommitter) time.Duration {
 	if !ok {
 		return idle
 	}
-	ctx := s.e.ctx
+	ctx := s.ctx
 	e := s.e
 	var after int64
 	settle := func() bool {
@@ -88,17 +91,17 @@ func (s *session) sendDue(acks *ackCommitter) time.Duration {
 			return idle
 		default:
 		}
-		m, err := scanMessage(e.cfg.DB.QueryRowContext(ctx, `SELECT `+msgCols+` FROM outbox WHERE session = $1 AND status = $2 AND seq > $3 ORDER BY seq LIMIT 1`, s.name, StatusQueued, after))
+		m, err := scanMessage(s.cfg.DB.QueryRowContext(ctx, `SELECT `+msgCols+` FROM outbox WHERE session = $1 AND status = $2 AND seq > $3 ORDER BY seq LIMIT 1`, s.name, StatusQueued, after))
 		if err != nil {
 			if after == 0 {
 				return idle // no queued message (or the database is closing)
 			}
 			if !settle() {
-				return e.cfg.MinBackoff // a commit failed: not in a tight loop
+				return s.cfg.MinBackoff // a commit failed: not in a tight loop
 			}
 			continue
 		}
-		if wait := time.Until(time.Unix(0, m.nextAt)); wait > 0 {
+		if wait := time.Unix(0, m.nextAt).Sub(s.cfg.Now()); wait > 0 {
 			return wait
 		}
 		ts, err := s.sendOne(ctx, cli, m)
@@ -119,20 +122,20 @@ func (s *session) sendDue(acks *ackCommitter) time.Duration {
 			}
 			continue
 		}
-		if time.Since(m.CreatedAt) > giveUpAfter || (e.cfg.MaxAttempts > 0 && m.Attempts+1 >= e.cfg.MaxAttempts) {
+		if s.cfg.Now().Sub(m.CreatedAt) > giveUpAfter || (s.cfg.MaxAttempts > 0 && m.Attempts+1 >= s.cfg.MaxAttempts) {
 			if err := e.finishAttempt(ctx, m.ID, StatusFailed, "gave up: "+Redact(err.Error()), time.Time{}); err != nil {
 				return idle
 			}
 			continue
 		}
-		backoff := backoff.Policy{Min: e.cfg.MinBackoff, Max: e.cfg.MaxBackoff}.Delay(m.Attempts)
-		retryAt, reason := time.Now().Add(backoff).UnixNano(), Redact(err.Error())
-		e.cfg.DB.WriteTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		backoff := backoff.Policy{Min: s.cfg.MinBackoff, Max: s.cfg.MaxBackoff}.Delay(m.Attempts)
+		retryAt, reason := s.cfg.Now().Add(backoff).UnixNano(), Redact(err.Error())
+		s.cfg.DB.WriteTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 			_, err := tx.ExecContext(ctx, `UPDATE outbox SET attempts = attempts + 1, next_attempt_at = $1, error = $2, updated_at = $3 WHERE id = $4 AND status = $5`,
-				retryAt, reason, e.cfg.Now().UnixNano(), m.ID, StatusQueued)
+				retryAt, reason, s.cfg.Now().UnixNano(), m.ID, StatusQueued)
 			return err
 		})
-		e.log.Info("send failed; will retry", "session", s.name, "id", m.ID, "attempt", m.Attempts+1, "backoff", backoff, "err", err)
+		s.log.Info("send failed; will retry", "session", s.name, "id", m.ID, "attempt", m.Attempts+1, "backoff", backoff, "err", err)
 		return backoff
 	}
 }
@@ -156,7 +159,7 @@ func (s *session) sendOne(ctx context.Context, cli *whatsmeow.Client, m Message)
 		return time.Time{}, &permanentError{"stored recipient is invalid: " + err.Error()}
 	}
 	if to.Server == types.DefaultUserServer {
-		on, err := e.onWhatsApp.check(ctx, to.User, e.cfg.Now(), func(ctx context.Context, user string) (bool, error) {
+		on, err := e.onWhatsApp.check(ctx, to.User, s.cfg.Now(), func(ctx context.Context, user string) (bool, error) {
 			res, err := cli.IsOnWhatsApp(ctx, []string{"+" + user})
 			return err == nil && len(res) > 0 && res[0].IsIn, err
 		})
@@ -291,12 +294,12 @@ func (e *Engine) finishAttempts(ctx context.Context, status, detail string, acks
 // outbox still has it (until pruned): the same content, rebuilt. Only the
 // recipient (or one of our own devices) gets it.
 func (s *session) messageForRetry(cli *whatsmeow.Client, requester types.JID, id types.MessageID) *waE2E.Message {
-	ctx, cancel := context.WithTimeout(s.e.ctx, 10*time.Second)
+	ctx, cancel := context.WithTimeout(s.ctx, 10*time.Second)
 	defer cancel()
-	m, err := scanMessage(s.e.cfg.DB.QueryRowContext(ctx, `SELECT `+msgCols+` FROM outbox WHERE id = $1 AND session = $2`, string(id), s.name))
+	m, err := scanMessage(s.cfg.DB.QueryRowContext(ctx, `SELECT `+msgCols+` FROM outbox WHERE id = $1 AND session = $2`, string(id), s.name))
 	if err != nil {
 		if !errors.Is(err, sql.ErrNoRows) {
-			s.e.log.Warn("retry receipt: outbox lookup failed", "session", s.name, "id", id, "err", err)
+			s.log.Warn("retry receipt: outbox lookup failed", "session", s.name, "id", id, "err", err)
 		}
 		return nil
 	}
@@ -312,15 +315,15 @@ func (s *session) messageForRetry(cli *whatsmeow.Client, requester types.JID, id
 	}
 	own := cli.Store.GetJID()
 	if who.User != to.User && who.User != own.User && who != to.ToNonAD() {
-		s.e.log.Warn("retry receipt for a message of another recipient; not answered", "session", s.name, "id", id)
+		s.log.Warn("retry receipt for a message of another recipient; not answered", "session", s.name, "id", id)
 		return nil
 	}
 	msg, err := m.Content.build()
 	if err != nil {
-		s.e.log.Warn("retry receipt: content not rebuilt", "session", s.name, "id", id, "err", err)
+		s.log.Warn("retry receipt: content not rebuilt", "session", s.name, "id", id, "err", err)
 		return nil
 	}
-	s.e.log.Info("retry receipt answered from the outbox", "session", s.name, "id", id)
+	s.log.Info("retry receipt answered from the outbox", "session", s.name, "id", id)
 	return msg
 }
 

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -17,17 +18,54 @@ import (
 	"waappliance/internal/backoff"
 )
 
-// session is one account's live state: its whatsmeow client, the current
-// QR code while pairing, and its sender goroutine.
+// Session states, and who moves a session between them (setState is the
+// one place that does):
+//
+//	new, logged_out -> pairing     login (pairing.go)
+//	pairing -> new (logged_out)    QR timeout or failure, a failed connect, a restart
+//	pairing -> connecting          PairSuccess
+//	-> connected                   Connected (a login, connect or reconnect succeeded)
+//	-> disconnected                connection lost or stalled, a connect failure, a 405
+//	-> connecting                  start-up, a replaced session's login, a ban's expiry
+//	-> logged_out                  WhatsApp's LoggedOut, or Logout through the API
+//	-> replaced                    StreamReplaced
+//	-> temporarily_banned          TemporaryBan
+const (
+	StateNew          = "new"
+	StatePairing      = "pairing"
+	StateConnecting   = "connecting"
+	StateConnected    = "connected"
+	StateDisconnected = "disconnected"
+	StateLoggedOut    = "logged_out"
+	// StateReplaced: another client took over the account's connection;
+	// whatsmeow does not reconnect on its own, and neither do we.
+	StateReplaced = "replaced"
+	// StateTemporarilyBanned: WhatsApp banned the account for a while; the
+	// session tries once more when the ban's expiry has passed, not before.
+	StateTemporarilyBanned = "temporarily_banned"
+)
+
+// session is one account: its state machine (setState, the one place its
+// state changes), its whatsmeow client, the current QR code while pairing,
+// and its sender goroutine.
 type session struct {
 	e    *Engine
 	name string
+	// Given by the engine at creation: the lifetime of a session's work
+	// (the engine's context), its logger and its settings (read only).
+	ctx context.Context
+	log *slog.Logger
+	cfg *Config
+
+	// stMu makes state changes one at a time: the row, its event and
+	// st move together (setState, setJID).
+	stMu sync.Mutex
 
 	mu        sync.Mutex
+	st        committed // the row's state and JID as last committed
 	client    *whatsmeow.Client
 	qr        string
 	qrExpires time.Time
-	pairing   bool
 	firstQR   chan struct{}    // closed at the first QR code of a pairing
 	retrying  bool             // a reconnect loop runs
 	bo        *backoff.Backoff // reconnect failures since the last login
@@ -47,13 +85,114 @@ type session struct {
 	hwg     sync.WaitGroup
 }
 
-func newSession(e *Engine, name string) *session {
-	return &session{e: e, name: name, nudge: make(chan struct{}, 1), stop: make(chan struct{}), bo: backoff.New(e.cfg.Reconnect)}
+func newSession(e *Engine, name string, st committed) *session {
+	return &session{e: e, name: name, ctx: e.ctx, log: e.log, cfg: &e.cfg, st: st,
+		nudge: make(chan struct{}, 1), stop: make(chan struct{}), bo: backoff.New(e.cfg.Reconnect)}
+}
+
+// committed is what a session decides by: its row's state and JID as last
+// committed. Only the engine writes the row (Create, setState, setJID,
+// Delete), so the copy is the row.
+type committed struct{ State, JID string }
+
+// committed returns the session's state and JID as last committed.
+func (s *session) committed() committed {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.st
+}
+
+// info reads the session's row: what the API shows of it.
+func (s *session) info(ctx context.Context) (SessionInfo, error) {
+	si, err := scanSession(s.cfg.DB.QueryRowContext(ctx, `SELECT `+sessionCols+` FROM sessions WHERE name = $1`, s.name))
+	if errors.Is(err, sql.ErrNoRows) {
+		return si, fmt.Errorf("%w: %q", ErrSessionNotFound, s.name)
+	}
+	return si, err
+}
+
+// setState is the one place a session's state changes: recorded in its
+// row with a session.state event when it changed, in one commit with also
+// (each, whether the state changed or not: the event of a state that has
+// its own), then in s.st.
+func (s *session) setState(ctx context.Context, state, lastErr string, also ...func(context.Context, *sql.Tx) error) {
+	s.stMu.Lock()
+	defer s.stMu.Unlock()
+	s.setStateLocked(ctx, state, lastErr, also...)
+}
+
+// setStateLocked is setState with s.stMu held.
+func (s *session) setStateLocked(ctx context.Context, state, lastErr string, also ...func(context.Context, *sql.Tx) error) {
+	now := s.cfg.Now()
+	var changed bool
+	err := s.cfg.DB.WriteTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		var old string
+		if err := tx.QueryRowContext(ctx, `SELECT state FROM sessions WHERE name = $1`, s.name).Scan(&old); err != nil {
+			return err
+		}
+		q := `UPDATE sessions SET state = $1, last_error = $2, updated_at = $3`
+		args := []any{state, lastErr, now.UnixNano()}
+		if state == StateConnected {
+			q += `, last_connected_at = $4`
+			args = append(args, now.UnixNano())
+		}
+		args = append(args, s.name)
+		if _, err := tx.ExecContext(ctx, q+fmt.Sprintf(` WHERE name = $%d`, len(args)), args...); err != nil {
+			return err
+		}
+		for _, fn := range also {
+			if err := fn(ctx, tx); err != nil {
+				return err
+			}
+			changed = true
+		}
+		if old == state {
+			return nil
+		}
+		changed = true
+		data := map[string]string{"state": state, "previous": old}
+		if lastErr != "" {
+			data["error"] = lastErr
+		}
+		_, err := s.cfg.Events.AppendTx(ctx, tx, s.name, events.TypeSessionState, data)
+		return err
+	})
+	if err != nil {
+		if !errors.Is(err, sql.ErrNoRows) {
+			s.log.Error("recording session state failed", "session", s.name, "state", state, "err", err)
+		}
+		return
+	}
+	s.mu.Lock()
+	s.st.State = state
+	s.mu.Unlock()
+	if changed {
+		s.cfg.Events.Notify()
+		s.log.Info("session state", "session", s.name, "state", state, "error", lastErr)
+	}
+}
+
+// setJID records the account a session is linked to, in its row and s.st.
+func (s *session) setJID(ctx context.Context, jid types.JID, pushName string) error {
+	s.stMu.Lock()
+	defer s.stMu.Unlock()
+	now := s.cfg.Now().UnixNano()
+	err := s.cfg.DB.WriteTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `UPDATE sessions SET jid = $1, push_name = $2, updated_at = $3 WHERE name = $4`,
+			jid.String(), pushName, now, s.name)
+		return err
+	})
+	if err == nil {
+		s.mu.Lock()
+		s.st.JID = jid.String()
+		s.mu.Unlock()
+	}
+	return err
 }
 
 // newClient makes a whatsmeow client for dev with our handlers.
 func (s *session) newClient(devJID *types.JID) (*whatsmeow.Client, error) {
-	ctx := s.e.ctx
+	ctx := s.ctx
 	dev := s.e.container.NewDevice()
 	if devJID != nil {
 		d, err := s.e.container.GetDevice(ctx, *devJID)
@@ -66,7 +205,7 @@ func (s *session) newClient(devJID *types.JID) (*whatsmeow.Client, error) {
 		dev = d
 	}
 	skipUnchangedIdentities(dev)
-	cli := whatsmeow.NewClient(dev, newWALogger(s.e.log, "client").Sub(s.name))
+	cli := whatsmeow.NewClient(dev, newWALogger(s.log, "client").Sub(s.name))
 	cli.SynchronousAck = true
 	cli.EnableDecryptedEventBuffer = true
 	// Reconnects are ours (connect.go): one backoff with jitter.
@@ -77,8 +216,8 @@ func (s *session) newClient(devJID *types.JID) (*whatsmeow.Client, error) {
 	cli.GetMessageForRetry = func(requester, _ types.JID, id types.MessageID) *waE2E.Message {
 		return s.messageForRetry(cli, requester, id)
 	}
-	if s.e.cfg.Prepare != nil {
-		s.e.cfg.Prepare(cli)
+	if s.cfg.Prepare != nil {
+		s.cfg.Prepare(cli)
 	}
 	cli.AddEventHandlerWithSuccessStatus(func(evt any) bool {
 		s.hmu.Lock()
@@ -94,162 +233,24 @@ func (s *session) newClient(devJID *types.JID) (*whatsmeow.Client, error) {
 	return cli, nil
 }
 
-// login starts QR pairing: a fresh device, the QR channel, then Connect.
-// On a replaced session it takes the connection back instead: the device
-// is still linked, so no pairing is needed.
-func (s *session) login(ctx context.Context) error {
-	info, err := s.e.info(ctx, s.name)
-	if err != nil {
-		return err
-	}
-	if info.JID != "" && info.State == StateReplaced {
-		s.e.log.Info("taking a replaced session back", "session", s.name)
-		return s.connectLinked(ctx, info.JID)
-	}
-	if info.JID != "" && info.State != StateLoggedOut {
-		return ErrAlreadyPaired
-	}
-	s.mu.Lock()
-	if s.pairing {
-		s.mu.Unlock()
-		return nil // already waiting for a scan
-	}
-	cli, err := s.newClient(nil)
-	if err != nil {
-		s.mu.Unlock()
-		return err
-	}
-	qrCh, err := cli.GetQRChannel(s.e.ctx)
-	if err != nil {
-		s.mu.Unlock()
-		return fmt.Errorf("qr channel: %w", err)
-	}
-	if s.client != nil {
-		s.client.Disconnect()
-	}
-	s.client, s.pairing, s.qr, s.firstQR = cli, true, "", make(chan struct{})
-	first := s.firstQR
-	s.mu.Unlock()
-	s.setState(ctx, StatePairing, "")
-	go s.watchQR(cli, qrCh, first)
-	if err := s.connect(ctx, cli); err != nil {
-		s.endPairing(cli, StateNew, connectProblem(err)+"; start the login again")
-		return fmt.Errorf("login %q: %w", s.name, connectError(err))
-	}
-	return nil
-}
-
-func (s *session) watchQR(cli *whatsmeow.Client, ch <-chan whatsmeow.QRChannelItem, first chan struct{}) {
-	var once sync.Once
-	defer once.Do(func() { close(first) })
-	for item := range ch {
-		switch item.Event {
-		case whatsmeow.QRChannelEventCode:
-			s.mu.Lock()
-			if s.client == cli {
-				s.qr, s.qrExpires = item.Code, s.e.cfg.Now().Add(item.Timeout)
-			}
-			s.mu.Unlock()
-			once.Do(func() { close(first) })
-		case "success":
-			s.mu.Lock()
-			s.pairing, s.qr = false, ""
-			s.mu.Unlock()
-		case "timeout":
-			s.endPairing(cli, StateNew, "QR pairing timed out; start the login again")
-		default:
-			msg := item.Event
-			if item.Error != nil {
-				msg = item.Error.Error()
-			}
-			s.endPairing(cli, StateNew, "pairing failed: "+msg)
-		}
-	}
-}
-
-func (s *session) endPairing(cli *whatsmeow.Client, state, lastErr string) {
-	s.mu.Lock()
-	if s.client != cli {
-		s.mu.Unlock()
-		return
-	}
-	s.pairing, s.qr = false, ""
-	s.client = nil
-	s.mu.Unlock()
-	cli.Disconnect()
-	s.setState(context.Background(), state, lastErr)
-}
-
-// currentQR returns the QR code while pairing.
-func (s *session) currentQR() (string, time.Time, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if !s.pairing || s.qr == "" {
-		return "", time.Time{}, ErrNotPairing
-	}
-	return s.qr, s.qrExpires, nil
-}
-
-// pairCode starts pairing if needed and asks WhatsApp for a phone code.
-func (s *session) pairCode(ctx context.Context, phone string) (string, error) {
-	if err := s.login(ctx); err != nil {
-		return "", err
-	}
-	s.mu.Lock()
-	cli, first := s.client, s.firstQR
-	s.mu.Unlock()
-	if cli == nil || first == nil {
-		return "", ErrNotPairing
-	}
-	select {
-	case <-first:
-	case <-ctx.Done():
-		return "", fmt.Errorf("waiting for pairing refs: %v: %w", context.Cause(ctx), ErrTimeout)
-	case <-time.After(pairRefsTimeout):
-		return "", fmt.Errorf("no pairing refs from WhatsApp within %v: %w", pairRefsTimeout, ErrTimeout)
-	}
-	code, err := cli.PairPhone(ctx, phone, true, whatsmeow.PairClientChrome, s.e.cfg.DisplayName)
-	if err != nil {
-		return "", pairPhoneError(err)
-	}
-	return code, nil
-}
-
-// pairRefsTimeout is how long pairCode waits for WhatsApp's pairing refs.
-var pairRefsTimeout = 30 * time.Second
-
-// pairPhoneError maps PairPhone's timeouts and lost connections to the
-// sentinels the API answers 504 and 502 for.
-func pairPhoneError(err error) error {
-	msg := "pair by phone code: " + Redact(err.Error())
-	var dis *whatsmeow.DisconnectedError
-	switch {
-	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, whatsmeow.ErrIQTimedOut):
-		return fmt.Errorf("%s: %w", msg, ErrTimeout)
-	case errors.Is(err, whatsmeow.ErrNotConnected), errors.As(err, &dis):
-		return fmt.Errorf("%s: %w", msg, ErrUnreachable)
-	}
-	return fmt.Errorf("%s: %w", msg, err)
-}
-
 // logout unlinks at WhatsApp (best effort when offline) and drops the device.
 func (s *session) logout(ctx context.Context, deleting bool) {
 	s.mu.Lock()
 	cli := s.client
-	s.client, s.pairing, s.qr = nil, false, ""
+	s.client, s.qr = nil, ""
 	s.mu.Unlock()
 	if cli != nil {
 		if cli.Store.ID != nil && cli.IsConnected() {
 			if err := cli.Logout(ctx); err != nil {
-				s.e.log.Warn("logout at WhatsApp failed; removing the device locally", "session", s.name, "err", err)
+				s.log.Warn("logout at WhatsApp failed; removing the device locally", "session", s.name, "err", err)
 				cli.Store.Delete(ctx)
 			}
 		} else if cli.Store.ID != nil {
 			cli.Store.Delete(ctx)
 		}
 		cli.Disconnect()
-	} else if info, err := s.e.info(ctx, s.name); err == nil && info.JID != "" {
-		if j, err := types.ParseJID(info.JID); err == nil {
+	} else if jid := s.committed().JID; jid != "" {
+		if j, err := types.ParseJID(jid); err == nil {
 			if d, err := s.e.container.GetDevice(ctx, j); err == nil && d != nil {
 				d.Delete(ctx)
 			}
@@ -257,7 +258,7 @@ func (s *session) logout(ctx context.Context, deleting bool) {
 	}
 	if !deleting {
 		s.setState(ctx, StateLoggedOut, "logged out through the API")
-		s.e.cfg.Events.Append(ctx, s.name, events.TypeLoggedOut, map[string]string{"reason": "api"})
+		s.cfg.Events.Append(ctx, s.name, events.TypeLoggedOut, map[string]string{"reason": "api"})
 		s.e.failPending(ctx, s.name, "session logged out")
 	}
 }
@@ -274,7 +275,7 @@ const replacedMessage = "another client connected as this device and took over i
 // redelivered). State changes are taken only from the session's current
 // client: a late event of a client it replaced must not undo a login.
 func (s *session) handle(cli *whatsmeow.Client, evt any) bool {
-	ctx := s.e.ctx
+	ctx := s.ctx
 	switch evt.(type) {
 	case *waEvents.Connected, *waEvents.Disconnected, *waEvents.StreamReplaced, *waEvents.TemporaryBan, *waEvents.ConnectFailure, *waEvents.PairSuccess,
 		*waEvents.KeepAliveTimeout, *waEvents.ClientOutdated:
@@ -284,28 +285,29 @@ func (s *session) handle(cli *whatsmeow.Client, evt any) bool {
 	}
 	switch v := evt.(type) {
 	case *waEvents.PairSuccess:
-		s.e.setJID(ctx, s.name, v.ID, v.BusinessName)
+		s.setJID(ctx, v.ID, v.BusinessName)
 		s.setState(ctx, StateConnecting, "")
 	case *waEvents.Connected:
 		s.mu.Lock()
-		s.pairing, s.qr, s.banUntil = false, "", time.Time{}
+		s.qr, s.banUntil = "", time.Time{}
 		s.bo.Reset()
 		s.mu.Unlock()
 		if cli.Store.ID != nil {
-			s.e.setJID(ctx, s.name, *cli.Store.ID, cli.Store.PushName)
+			s.setJID(ctx, *cli.Store.ID, cli.Store.PushName)
 		}
 		s.setState(ctx, StateConnected, "")
 		s.poke()
 		s.e.resumeDownloads(s.name)
 	case *waEvents.Disconnected:
-		if info, err := s.e.info(ctx, s.name); err == nil && (info.State == StateConnected || info.State == StateConnecting) {
+		if st := s.committed().State; st == StateConnected || st == StateConnecting {
 			s.setState(ctx, StateDisconnected, "connection lost; reconnecting")
 		}
 		go s.reconnect(cli)
 	case *waEvents.KeepAliveTimeout:
 		// whatsmeow forces a reconnect here only with its auto-reconnect on.
+		// LastSuccess is whatsmeow's wall clock, so is the comparison.
 		if !v.LastSuccess.IsZero() && time.Since(v.LastSuccess) > whatsmeow.KeepAliveMaxFailTime && s.current(cli) {
-			s.e.log.Warn("keepalives failing; reconnecting", "session", s.name, "errors", v.ErrorCount)
+			s.log.Warn("keepalives failing; reconnecting", "session", s.name, "errors", v.ErrorCount)
 			cli.Disconnect()
 			s.setState(ctx, StateDisconnected, "connection stalled; reconnecting")
 			go s.reconnect(cli)
@@ -315,7 +317,7 @@ func (s *session) handle(cli *whatsmeow.Client, evt any) bool {
 		s.client = nil
 		s.mu.Unlock()
 		s.setState(ctx, StateLoggedOut, "logged out at WhatsApp: "+v.Reason.String())
-		s.e.cfg.Events.Append(ctx, s.name, events.TypeLoggedOut, map[string]any{"reason": v.Reason.String(), "on_connect": v.OnConnect})
+		s.cfg.Events.Append(ctx, s.name, events.TypeLoggedOut, map[string]any{"reason": v.Reason.String(), "on_connect": v.OnConnect})
 		s.e.failPending(ctx, s.name, "session logged out at WhatsApp")
 	case *waEvents.StreamReplaced:
 		s.setState(ctx, StateReplaced, fmt.Sprintf(replacedMessage, s.name))
@@ -376,42 +378,4 @@ func (s *session) close() {
 	if s.senderDone != nil {
 		<-s.senderDone
 	}
-}
-
-// Login starts QR pairing for the session.
-func (e *Engine) Login(ctx context.Context, name string) error {
-	s, err := e.session(name)
-	if err != nil {
-		return err
-	}
-	return s.login(ctx)
-}
-
-// QR returns the current QR code of a pairing session.
-func (e *Engine) QR(name string) (string, time.Time, error) {
-	s, err := e.session(name)
-	if err != nil {
-		return "", time.Time{}, err
-	}
-	return s.currentQR()
-}
-
-// PairCode links the session by phone number and returns the 8-character
-// code the user types on the phone.
-func (e *Engine) PairCode(ctx context.Context, name, phone string) (string, error) {
-	s, err := e.session(name)
-	if err != nil {
-		return "", err
-	}
-	num, err := NormalizePhone(phone)
-	if err != nil {
-		return "", err
-	}
-	return s.pairCode(ctx, num)
-}
-
-// setState is how a session changes its own state: recorded in its row
-// with a session.state event when it changed (Engine.setState).
-func (s *session) setState(ctx context.Context, state, lastErr string, also ...func(context.Context, *sql.Tx) error) {
-	s.e.setState(ctx, s.name, state, lastErr, also...)
 }
