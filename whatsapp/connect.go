@@ -237,7 +237,7 @@ func (s *session) temporarilyBanned(ctx context.Context, cli *whatsmeow.Client, 
 	ban := TemporaryBan{Code: int(v.Code), Reason: v.Code.String()}
 	var until time.Time
 	if v.Expire > 0 {
-		until = s.e.cfg.Now().Add(v.Expire).UTC()
+		until = s.cfg.Now().Add(v.Expire).UTC()
 		ban.ExpiresAt = &until
 	}
 	s.mu.Lock()
@@ -251,17 +251,17 @@ func (s *session) temporarilyBanned(ctx context.Context, cli *whatsmeow.Client, 
 	}
 	// The state and its event in one commit, as every other state's.
 	s.setState(ctx, StateTemporarilyBanned, msg, func(ctx context.Context, tx *sql.Tx) error {
-		_, err := s.e.cfg.Events.AppendTx(ctx, tx, s.name, events.TypeTemporarilyBanned, ban)
+		_, err := s.cfg.Events.AppendTx(ctx, tx, s.name, events.TypeTemporarilyBanned, ban)
 		return err
 	})
-	s.e.log.Warn("session temporarily banned", "session", s.name, "code", ban.Code, "expire", v.Expire)
+	s.log.Warn("session temporarily banned", "session", s.name, "code", ban.Code, "expire", v.Expire)
 	if until.IsZero() {
 		return
 	}
 	// Not in e.wg: an event handler may run while Close waits; the wait
 	// ends with the engine's context or the session's stop.
 	go func() {
-		sctx, cancel := context.WithCancel(s.e.ctx)
+		sctx, cancel := context.WithCancel(s.ctx)
 		defer cancel()
 		go func() {
 			select {
@@ -279,12 +279,12 @@ func (s *session) temporarilyBanned(ctx context.Context, cli *whatsmeow.Client, 
 		if !still {
 			return // logged in again, out, or banned anew meanwhile
 		}
-		s.setState(s.e.ctx, StateConnecting, "temporary ban over; trying again")
+		s.setState(s.ctx, StateConnecting, "temporary ban over; trying again")
 		if err := s.connect(sctx, cli); err != nil && !errors.Is(err, whatsmeow.ErrAlreadyConnected) {
 			if sctx.Err() != nil || !s.current(cli) {
 				return
 			}
-			s.setState(s.e.ctx, StateDisconnected, connectProblem(err)+"; retrying")
+			s.setState(s.ctx, StateDisconnected, connectProblem(err)+"; retrying")
 			s.reconnect(cli) // the ban is over: a network failure is retried as usual
 		}
 	}()
