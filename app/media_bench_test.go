@@ -41,7 +41,8 @@ import (
 // rss: the appliance as its own process (`serve`), its VmRSS idle and at
 // its peak while 10 uploads of 50 MB go through at once. WAA_TEST_ENGINE
 // chooses the engine as for the tests; WAA_BENCH_MEMORY_LIMIT passes
-// serve --memory-limit (e.g. 64MiB).
+// serve --memory-limit (e.g. 64MiB); WAA_BENCH_MEMTRACE=DIR has serve
+// trace its memory there (memTraceEnv), with its log.
 func BenchmarkMedia(b *testing.B) {
 	b.Run("throughput", func(b *testing.B) {
 		for i := 0; i < b.N; i++ {
