@@ -30,6 +30,14 @@ const deviceBatch = 16
 // memory): they are resident only where a packet was written, and the
 // collector does not pace itself by them. Packets are copied from there
 // to the device's buffers (1.5 KB each; cheap beside their decryption).
+//
+// One thing is lost: wireguard-go starts its netlink route listener, which
+// forgets a peer's sticky source address when the host's routes change,
+// only for a bind that is a *conn.StdNetBind. A peer's source address is
+// still refreshed by every packet it sends, and here the clients always
+// speak first (they send to the appliance's endpoint), so only a reply
+// sent before the client's next packet after an address change of this
+// host goes from the stale address.
 type smallBatchBind struct {
 	conn.Bind
 
