@@ -35,9 +35,9 @@ const deviceBatch = 16
 // forgets a peer's sticky source address when the host's routes change,
 // only for a bind that is a *conn.StdNetBind. A peer's source address is
 // still refreshed by every packet it sends, and here the clients always
-// speak first (they send to the appliance's endpoint), so only a reply
-// sent before the client's next packet after an address change of this
-// host goes from the stale address.
+// speak first (they send to the appliance's endpoint), so only what the
+// appliance sends after an address change of this host and before the
+// client's next packet uses the stale address (and fails if it is gone).
 type smallBatchBind struct {
 	conn.Bind
 
