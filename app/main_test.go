@@ -20,6 +20,7 @@ func TestMain(m *testing.M) {
 	os.Setenv("WAAPPLIANCE_NO_WEB_VERSION_CHECK", "1")
 	if os.Getenv("WAAPPLIANCE_TEST_AS_MAIN") == "1" {
 		serveProfiles()
+		serveMemTrace()
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		code := app.Main(ctx, os.Args[1:], os.Stdout, os.Stderr)
 		stop()

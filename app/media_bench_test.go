@@ -1,6 +1,7 @@
 package app_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -10,7 +11,11 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"runtime"
+	"runtime/metrics"
+	"runtime/pprof"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -36,7 +41,8 @@ import (
 // rss: the appliance as its own process (`serve`), its VmRSS idle and at
 // its peak while 10 uploads of 50 MB go through at once. WAA_TEST_ENGINE
 // chooses the engine as for the tests; WAA_BENCH_MEMORY_LIMIT passes
-// serve --memory-limit (e.g. 64MiB).
+// serve --memory-limit (e.g. 64MiB); WAA_BENCH_MEMTRACE=DIR has serve
+// trace its memory there (memTraceEnv), with its log.
 func BenchmarkMedia(b *testing.B) {
 	b.Run("throughput", func(b *testing.B) {
 		for i := 0; i < b.N; i++ {
@@ -163,7 +169,11 @@ func benchMediaRSS(b *testing.B) {
 	mustCLI(b, dir, "init", "--listen-port", fmt.Sprint(port), "--endpoint", fmt.Sprintf("127.0.0.1:%d", port))
 	_, cfg := mustCLI(b, dir, "peer", "add", "bench", "--scopes", "admin", "--rate", "1000000", "--burst", "1000000")
 	boss := createdFromCLI(b, dir, "bench", cfg)
-	lf, _ := os.Create(filepath.Join(b.TempDir(), "serve.log"))
+	logDir := b.TempDir()
+	if d := os.Getenv(memTraceEnv); d != "" {
+		logDir = d // with the trace (and GODEBUG=gctrace=1's lines)
+	}
+	lf, _ := os.Create(filepath.Join(logDir, "serve.log"))
 	cmd := execAppliance(dir, ctl.String(), lf)
 	if v := os.Getenv("WAA_BENCH_MEMORY_LIMIT"); v != "" {
 		cmd.Args = append(cmd.Args, "--memory-limit", v)
@@ -216,4 +226,112 @@ func benchMediaRSS(b *testing.B) {
 	b.ReportMetric(peak, "RSS-MiB-peak-10x50MB")
 	b.ReportMetric(peak-idle, "RSS-MiB-above-idle")
 	b.ReportMetric(500/elapsed.Seconds(), "MB/s-10x50MB-concurrent")
+}
+
+// memTraceEnv names a directory: an appliance process run by a benchmark
+// (TestMain as main) then samples its own memory every 10 ms into
+// memtrace.tsv there (VmRSS, its anonymous part, and the runtime's memory
+// classes) and writes heap-peak.pprof (live bytes as of the last GC, one
+// sample per 64 KiB allocated) when VmRSS is 2 MiB above the last such
+// profile, at most once a second, so that what holds memory at the peak
+// can be read with `go tool pprof -sample_index=inuse_space`.
+const memTraceEnv = "WAA_BENCH_MEMTRACE"
+
+// serveMemTrace is the appliance side of memTraceEnv.
+func serveMemTrace() {
+	dir := os.Getenv(memTraceEnv)
+	if dir == "" {
+		return
+	}
+	runtime.MemProfileRate = 64 << 10
+	names := []string{
+		"/memory/classes/heap/objects:bytes",
+		"/memory/classes/heap/unused:bytes",
+		"/memory/classes/heap/free:bytes",
+		"/memory/classes/heap/released:bytes",
+		"/memory/classes/heap/stacks:bytes",
+		"/memory/classes/os-stacks:bytes",
+		"/memory/classes/metadata/other:bytes",
+		"/memory/classes/other:bytes",
+		"/memory/classes/total:bytes",
+		"/gc/heap/live:bytes",
+		"/gc/heap/goal:bytes",
+		"/gc/cycles/total:gc-cycles",
+		"/gc/heap/allocs:bytes",
+	}
+	samples := make([]metrics.Sample, len(names))
+	for i, n := range names {
+		samples[i].Name = n
+	}
+	f, err := os.Create(filepath.Join(dir, "memtrace.tsv"))
+	if err != nil {
+		return
+	}
+	fmt.Fprintf(f, "ms\trss-MiB\tanon-MiB")
+	for _, n := range names {
+		fmt.Fprintf(f, "\t%s", n)
+	}
+	fmt.Fprintln(f)
+	go func() {
+		t0 := time.Now()
+		var peak float64
+		var last time.Time
+		var status procStatus
+		for range time.Tick(10 * time.Millisecond) {
+			rss, anon := status.MiB("VmRSS:"), status.MiB("RssAnon:")
+			metrics.Read(samples)
+			fmt.Fprintf(f, "%d\t%.1f\t%.1f", time.Since(t0).Milliseconds(), rss, anon)
+			for _, s := range samples {
+				if s.Value.Kind() == metrics.KindUint64 {
+					v := s.Value.Uint64()
+					if strings.HasSuffix(s.Name, ":bytes") {
+						fmt.Fprintf(f, "\t%.1f", float64(v)/(1<<20))
+					} else {
+						fmt.Fprintf(f, "\t%d", v)
+					}
+				}
+			}
+			fmt.Fprintln(f)
+			if rss > peak+2 && time.Since(last) > 3*time.Second {
+				peak, last = rss, time.Now()
+				if h, err := os.Create(filepath.Join(dir, "heap-peak.pprof")); err == nil {
+					pprof.Lookup("heap").WriteTo(h, 0)
+					h.Close()
+				}
+			}
+		}
+	}()
+}
+
+// procStatus reads fields of /proc/self/status (in kB there) in MiB,
+// into one buffer, so that sampling allocates next to nothing.
+type procStatus struct {
+	f   *os.File
+	buf [4096]byte
+	n   int
+	at  time.Time
+}
+
+func (p *procStatus) MiB(field string) float64 {
+	if p.f == nil {
+		p.f, _ = os.Open("/proc/self/status")
+	}
+	if time.Since(p.at) > time.Millisecond {
+		p.n, _ = p.f.ReadAt(p.buf[:], 0)
+		p.at = time.Now()
+	}
+	b := p.buf[:p.n]
+	i := bytes.Index(b, []byte(field))
+	if i < 0 {
+		return 0
+	}
+	b = bytes.TrimLeft(b[i+len(field):], " \t")
+	kb := 0
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			break
+		}
+		kb = kb*10 + int(c-'0')
+	}
+	return float64(kb) / 1024
 }

@@ -55,6 +55,7 @@ type PeerConfig struct {
 // Device is a running userspace WireGuard device with its netstack.
 type Device struct {
 	dev  *device.Device
+	bind conn.Bind // as the device has it (wrapBind)
 	tnet *netTun
 	log  *slog.Logger
 
@@ -85,21 +86,22 @@ func New(cfg Config) (*Device, error) {
 	if err != nil {
 		return nil, err
 	}
-	dev := device.NewDevice(tdev, cfg.Bind, deviceLogger(cfg.Logger))
+	bind := wrapBind(cfg.Bind)
+	dev := device.NewDevice(tdev, bind, deviceLogger(cfg.Logger))
+	d := &Device{dev: dev, bind: bind, tnet: tdev, log: cfg.Logger, applied: map[peers.Key]PeerConfig{}, conns: newTracker(), limits: cfg.Limits}
 	uapi := fmt.Sprintf("private_key=%s\nlisten_port=%d\n", cfg.PrivateKey.Hex(), cfg.ListenPort)
 	if err := dev.IpcSet(uapi); err != nil {
-		dev.Close()
+		d.closeDevice()
 		return nil, fmt.Errorf("netstack: configure device: %w", err)
 	}
-	d := &Device{dev: dev, tnet: tdev, log: cfg.Logger, applied: map[peers.Key]PeerConfig{}, conns: newTracker(), limits: cfg.Limits}
 	// A device that is down binds nothing (wireguard-go's BindUpdate
 	// returns early), so the peers are there before the first packet.
 	if _, err := d.Apply(cfg.Peers); err != nil {
-		dev.Close()
+		d.closeDevice()
 		return nil, err
 	}
 	if err := dev.Up(); err != nil {
-		dev.Close()
+		d.closeDevice()
 		return nil, fmt.Errorf("netstack: up (is UDP port %d free?): %w", cfg.ListenPort, err)
 	}
 	return d, nil
@@ -323,6 +325,15 @@ func (d *Device) Close() error {
 	d.closed = true
 	d.mu.Unlock()
 	d.conns.closeAll()
-	d.dev.Close()
+	d.closeDevice()
 	return nil
+}
+
+// closeDevice closes the wireguard-go device, which returns once its
+// routines have stopped, and then frees the bind's receive buffers.
+func (d *Device) closeDevice() {
+	d.dev.Close()
+	if b, ok := d.bind.(*smallBatchBind); ok {
+		b.release()
+	}
 }

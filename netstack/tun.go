@@ -29,8 +29,9 @@ import (
 )
 
 // batchSize is how many packets one Read hands to wireguard-go, which then
-// encrypts and sends them as a batch.
-const batchSize = 64
+// encrypts and sends them as a batch: deviceBatch, since the device's TUN
+// reader keeps that many 64 KiB buffers for good (see deviceBatch).
+const batchSize = deviceBatch
 
 // TCP buffer sizes per connection. gVisor's defaults (1 MiB each way,
 // receive auto-tuning up to 4 MiB) let every connection hold megabytes a
