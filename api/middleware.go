@@ -80,19 +80,22 @@ func (s *server) outer(next http.Handler) http.Handler { return &outerHandler{s,
 
 func (o *outerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s := o.s
-	ctx := context.WithValue(r.Context(), requestIDKey, newRequestID())
-	r = r.WithContext(ctx)
-	w.Header().Set("X-Request-Id", requestID(ctx))
-	setSecurityHeaders(w.Header()) // browser guard (guard.go)
+	rid := newRequestID()
+	h := w.Header()
+	h["X-Request-Id"] = []string{rid} // canonical already
+	setSecurityHeaders(h)             // browser guard (guard.go)
 
+	// The request's values go into its context at once, with one
+	// r.WithContext (each copies the request) per request.
+	ctx := context.WithValue(r.Context(), requestIDKey, rid)
 	p, err := s.identify(r)
 	if p == nil {
-		writeError(w, r, s.log, err)
+		writeError(w, r.WithContext(ctx), s.log, err)
 		return
 	}
-	r = r.WithContext(context.WithValue(r.Context(), peerKey, p))
+	ctx = context.WithValue(ctx, peerKey, p)
 	if safeMethod(r.Method) {
-		o.serve(w, r, p, err)
+		o.serve(w, r.WithContext(ctx), p, err)
 		return
 	}
 	// Every mutating request of a known peer is audited, whatever the
@@ -105,8 +108,8 @@ func (o *outerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// counted. The route is matched here, not in the per-route layer, so
 	// that requests refused before routing (429) are named by it too.
 	route, vars := matchRoute(o.next, r)
-	ar := s.newAuditReq(r, p, route, auditTarget(vars))
-	r = r.WithContext(context.WithValue(r.Context(), auditKey, ar))
+	ar := s.newAuditReq(r, p, rid, route, auditTarget(vars))
+	r = r.WithContext(context.WithValue(ctx, auditKey, ar))
 	bw := &bufferedResponse{header: w.Header(), rw: w}
 	o.serve(bw, r, p, err)
 	bw.sendTo(w)
@@ -205,12 +208,12 @@ type auditReq struct {
 
 // newAuditReq names a mutating request for the audit: route is the matched
 // route's template, "" when none matched (404, 405: the raw path is kept).
-func (s *server) newAuditReq(r *http.Request, p *peers.Peer, route, target string) *auditReq {
+func (s *server) newAuditReq(r *http.Request, p *peers.Peer, rid, route, target string) *auditReq {
 	if route == "" {
 		route = clip(r.URL.Path, 200)
 	}
 	return &auditReq{entry: audit.Entry{At: s.reg.Now(), Peer: p.Name, Method: clip(r.Method, 32), Route: printable(route),
-		Target: printable(target), RequestID: requestID(r.Context())}}
+		Target: printable(target), RequestID: rid}}
 }
 
 // errStorageUnavailable refuses a mutating request whose audit row could
