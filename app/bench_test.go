@@ -252,6 +252,14 @@ func benchWhatsApp(b *testing.B, engine store.Dialect) {
 	if v, err := strconv.Atoi(os.Getenv("WAA_BENCH_LONE")); err == nil && v > 0 {
 		nLone = v
 	}
+	// The floor under a lone send's API→202: an unloaded GET /v1/whoami
+	// (the tunnel both ways, HTTP, the middleware; no commit).
+	var whoami []time.Duration
+	for j := 0; j < nLone; j++ {
+		t0 := time.Now()
+		do(b, cl, "GET", "/v1/whoami", nil)
+		whoami = append(whoami, time.Since(t0))
+	}
 	for j := 0; j < nLone; j++ {
 		var m messageJSON
 		t0 := time.Now()
@@ -367,6 +375,7 @@ func benchWhatsApp(b *testing.B, engine store.Dialect) {
 	b.ReportMetric(float64(pct(loneInbox, 0.5).Microseconds())/1000, "lone-API→inbox-p50-ms")
 	b.ReportMetric(float64(pct(loneInbox, 0.99).Microseconds())/1000, "lone-API→inbox-p99-ms")
 	b.ReportMetric(float64(pct(loneAccept, 0.5).Microseconds())/1000, "lone-API→202-p50-ms")
+	b.ReportMetric(float64(pct(whoami, 0.5).Microseconds())/1000, "lone-whoami-p50-ms")
 	b.ReportMetric(burst.Seconds(), "burst-1000-API→inbox-s")
 	b.ReportMetric(float64(maxGap.Microseconds())/1000, "burst-max-gap-ms")
 	b.ReportMetric(float64(burstCPU.Milliseconds()), "burst-appliance-cpu-ms")
