@@ -31,18 +31,25 @@ import (
 // securityHeaders go on every answer the API writes (errors, 404s and
 // 421s included): nothing here is meant to be rendered, framed, sniffed,
 // cached or read by another origin.
-var securityHeaders = [...][2]string{
-	{"X-Content-Type-Options", "nosniff"},
-	{"X-Frame-Options", "DENY"},
-	{"Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'"},
-	{"Referrer-Policy", "no-referrer"},
-	{"Cross-Origin-Resource-Policy", "same-origin"},
-	{"Cache-Control", "no-store"},
+//
+// The value slices are shared by every answer (len == cap, so a handler's
+// Header.Add copies instead of appending in place, and Set replaces them):
+// six allocations a request fewer.
+var securityHeaders = [...]struct {
+	k string
+	v []string
+}{
+	{"X-Content-Type-Options", []string{"nosniff"}},
+	{"X-Frame-Options", []string{"DENY"}},
+	{"Content-Security-Policy", []string{"default-src 'none'; frame-ancestors 'none'"}},
+	{"Referrer-Policy", []string{"no-referrer"}},
+	{"Cross-Origin-Resource-Policy", []string{"same-origin"}},
+	{"Cache-Control", []string{"no-store"}},
 }
 
 func setSecurityHeaders(h http.Header) {
 	for _, kv := range securityHeaders {
-		h[kv[0]] = []string{kv[1]}
+		h[kv.k] = kv.v[:1:1]
 	}
 }
 
@@ -76,7 +83,10 @@ func isLocal(r *http.Request) bool {
 // a number.
 func allowedHost(hostport string, srv peers.Server) bool {
 	name := hostport
-	if h, port, err := net.SplitHostPort(hostport); err == nil {
+	if !strings.Contains(hostport, ":") {
+		// A bare name or IPv4 address (what clients send for port 80):
+		// no SplitHostPort, whose error for it allocates.
+	} else if h, port, err := net.SplitHostPort(hostport); err == nil {
 		if port == "" || strings.Trim(port, "0123456789") != "" {
 			return false
 		}

@@ -113,8 +113,8 @@ func TestGuardTable(t *testing.T) {
 			}
 		}
 		for _, kv := range securityHeaders {
-			if got := rec.Header().Values(kv[0]); len(got) != 1 || got[0] != kv[1] {
-				t.Errorf("%s: %s = %q, want %q", tc.name, kv[0], got, kv[1])
+			if got := rec.Header().Values(kv.k); len(got) != 1 || got[0] != kv.v[0] {
+				t.Errorf("%s: %s = %q, want %q", tc.name, kv.k, got, kv.v[0])
 			}
 		}
 		for k := range rec.Header() {

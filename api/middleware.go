@@ -80,36 +80,40 @@ func (s *server) outer(next http.Handler) http.Handler { return &outerHandler{s,
 
 func (o *outerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s := o.s
-	ctx := context.WithValue(r.Context(), requestIDKey, newRequestID())
-	r = r.WithContext(ctx)
-	w.Header().Set("X-Request-Id", requestID(ctx))
-	setSecurityHeaders(w.Header()) // browser guard (guard.go)
+	rid := newRequestID()
+	h := w.Header()
+	h["X-Request-Id"] = []string{rid} // canonical already
+	setSecurityHeaders(h)             // browser guard (guard.go)
 
+	// The request's values go into its context at once, with one
+	// r.WithContext (each copies the request) per request.
+	ctx := context.WithValue(r.Context(), requestIDKey, rid)
 	p, err := s.identify(r)
 	if p == nil {
-		writeError(w, r, s.log, err)
+		writeError(w, r.WithContext(ctx), s.log, err)
 		return
 	}
-	r = r.WithContext(context.WithValue(r.Context(), peerKey, p))
+	ctx = context.WithValue(ctx, peerKey, p)
 	if safeMethod(r.Method) {
-		o.serve(w, r, p, err)
+		o.serve(w, r.WithContext(ctx), p, err)
 		return
 	}
 	// Every mutating request of a known peer is audited, whatever the
 	// answer (403, 404, 405, 413 and 429 included): one that reaches its
-	// handler has its row committed before the handler runs (beginAudit)
-	// and its status committed before the client sees a byte (the
-	// response waits in a buffer meanwhile; mutating responses are small
-	// JSON documents); refusals are counted (finishAudit). The route is
-	// matched here, not in the per-route layer, so that requests refused
-	// before routing (429) are named by it too.
+	// handler has its row committed before the handler runs (beginAudit);
+	// its status is handed to the audit after the answer (finishAudit),
+	// which writes it a moment later without holding the answer back: the
+	// row committed first already shows the request, and a crash in
+	// between leaves it at status 0, no outcome recorded. Refusals are
+	// counted. The route is matched here, not in the per-route layer, so
+	// that requests refused before routing (429) are named by it too.
 	route, vars := matchRoute(o.next, r)
-	ar := s.newAuditReq(r, p, route, auditTarget(vars))
-	r = r.WithContext(context.WithValue(r.Context(), auditKey, ar))
+	ar := s.newAuditReq(r, p, rid, route, auditTarget(vars))
+	r = r.WithContext(context.WithValue(ctx, auditKey, ar))
 	bw := &bufferedResponse{header: w.Header(), rw: w}
 	o.serve(bw, r, p, err)
-	s.finishAudit(r, ar, bw.status())
 	bw.sendTo(w)
+	s.finishAudit(r, ar, bw.status())
 }
 
 // identify maps the tunnel source address to a peer. Identity comes from
@@ -204,12 +208,12 @@ type auditReq struct {
 
 // newAuditReq names a mutating request for the audit: route is the matched
 // route's template, "" when none matched (404, 405: the raw path is kept).
-func (s *server) newAuditReq(r *http.Request, p *peers.Peer, route, target string) *auditReq {
+func (s *server) newAuditReq(r *http.Request, p *peers.Peer, rid, route, target string) *auditReq {
 	if route == "" {
 		route = clip(r.URL.Path, 200)
 	}
 	return &auditReq{entry: audit.Entry{At: s.reg.Now(), Peer: p.Name, Method: clip(r.Method, 32), Route: printable(route),
-		Target: printable(target), RequestID: requestID(r.Context())}}
+		Target: printable(target), RequestID: rid}}
 }
 
 // errStorageUnavailable refuses a mutating request whose audit row could
@@ -236,10 +240,11 @@ func (s *server) beginAudit(r *http.Request) error {
 	return nil
 }
 
-// finishAudit commits the final status of a request whose handler ran, or
-// counts a refusal that never reached a handler (rate limit, router,
-// scope, a failed beginAudit). A failure is logged and the response still
-// goes out: the change it describes has happened, and its row shows the
+// finishAudit records the final status of a request whose handler ran
+// (audit.Log.Finish writes it shortly after, without waiting), or counts a
+// refusal that never reached a handler (rate limit, router, scope, a
+// failed beginAudit). It runs after the answer was written: a failure is
+// logged, the change it describes has happened, and its row shows the
 // attempt.
 func (s *server) finishAudit(r *http.Request, ar *auditReq, status int) {
 	if s.audit == nil {
@@ -263,9 +268,11 @@ func clip(s string, n int) string {
 	return s
 }
 
-// bufferedResponse holds a mutating request's response until its audit
-// row is committed. Headers go straight to the real writer's map (they are
-// not sent before WriteHeader there).
+// bufferedResponse holds a mutating request's response until its handler
+// returns, so that a panic's 500 replaces a partial answer and the status
+// is known for the audit (mutating responses are small JSON documents).
+// Headers go straight to the real writer's map (they are not sent before
+// WriteHeader there).
 type bufferedResponse struct {
 	header http.Header
 	code   int

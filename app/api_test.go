@@ -243,11 +243,20 @@ func TestAuditRecordsMutations(t *testing.T) {
 			Status                      int
 		}
 	}
-	// The refusal (404) is counted and written at the end of its interval.
+	// The statuses are written a moment after the answers, and the
+	// refusal (404) is counted and written at the end of its interval.
 	want := []string{"POST /v1/peers  201", "PATCH /v1/peers/{name} temp 200", "DELETE /v1/peers/{name} temp 204", "DELETE /v1/peers/{name} temp 404"}
-	eventually(t, "the refusal's row", func() bool {
+	eventually(t, "the statuses and the refusal's row", func() bool {
 		r := do(t, admin, "GET", "/v1/audit?peer=boss", nil)
-		return r.JSON(&got) == nil && len(got.Entries) >= len(want)
+		if r.JSON(&got) != nil || len(got.Entries) < len(want) {
+			return false
+		}
+		for _, e := range got.Entries {
+			if e.Status == 0 {
+				return false
+			}
+		}
+		return true
 	})
 	if len(got.Entries) != len(want) {
 		t.Fatalf("audit has %d entries, want %d: %+v", len(got.Entries), len(want), got.Entries)

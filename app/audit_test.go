@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"waappliance/audit"
 	"waappliance/peers"
 )
 
@@ -100,5 +101,43 @@ func TestPatchRightAfterCLIDisable(t *testing.T) {
 	_, js := mustCLI(t, ta.dir, "peer", "show", "victim")
 	if !strings.Contains(js, `"disabled": true`) {
 		t.Fatalf("stored peer re-enabled:\n%s", js)
+	}
+}
+
+// TestAuditStatusAfterTheAnswer: a request's status is written after its
+// answer, without holding it back: an appliance closed right after the
+// answer still records it (Close writes what is pending), and a row a
+// crash left without its outcome is listed as it is, at status 0.
+func TestAuditStatusAfterTheAnswer(t *testing.T) {
+	dir := initState(t, peers.Server{Endpoint: "127.0.0.1:51820"})
+	// The row a crash between answer and Finish leaves: begun, no status.
+	db := openStateStore(t, dir)
+	if _, err := audit.New(db, audit.Options{}).Begin(context.Background(), audit.Entry{Peer: "boss", Method: "POST", Route: "/v1/peers", RequestID: "crashed"}); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+
+	ta := serveState(t, dir)
+	admin := ta.client(t, ta.addPeer(t, "boss", peers.ScopeAdmin))
+	if r := do(t, admin, "POST", "/v1/peers", map[string]any{"name": "temp", "scopes": []string{"read"}}); r.Status != 201 {
+		t.Fatalf("create: %d %s", r.Status, r.Body)
+	}
+	var got struct {
+		Entries []struct {
+			Status    int
+			RequestID string `json:"request_id"`
+		}
+	}
+	if r := do(t, admin, "GET", "/v1/audit?peer=boss", nil); r.JSON(&got) != nil || len(got.Entries) != 2 || got.Entries[0].RequestID != "crashed" || got.Entries[0].Status != 0 {
+		t.Fatalf("GET /v1/audit: %d %s", r.Status, r.Body)
+	}
+	if err := ta.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db = openStateStore(t, dir)
+	defer db.Close()
+	es, err := audit.New(db, audit.Options{}).List(context.Background(), "boss", 0, 0)
+	if err != nil || len(es) != 2 || es[0].Status != 0 || es[1].Status != 201 {
+		t.Fatalf("after Close: %+v (%v), want the crashed row at 0 and the POST at 201", es, err)
 	}
 }

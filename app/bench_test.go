@@ -30,7 +30,8 @@ import (
 //
 // It reports accepted sends/s into the outbox, queued→sent latency, inbound
 // events/s and wasim-send→SSE latency, and the appliance's RSS with 1, 10
-// and 100 connected sessions. Set WAA_BENCH_SESSIONS to change the 100.
+// and 100 connected sessions. Set WAA_BENCH_SESSIONS to change the 100,
+// WAA_BENCH_LONE the number of lone sends (30).
 //
 // It runs once per engine, side by side: BenchmarkWhatsApp/sqlite, and
 // BenchmarkWhatsApp/postgres when pgtest.Env names a server (a fresh
@@ -244,9 +245,22 @@ func benchWhatsApp(b *testing.B, engine store.Dialect) {
 		}
 	}
 
-	// One at a time, unloaded: queued→sent of a lone message.
+	// One at a time, unloaded: queued→sent of a lone message
+	// (WAA_BENCH_LONE of them, 30 by default).
 	var lone, loneInbox, loneAccept []time.Duration
-	for j := 0; j < 30; j++ {
+	nLone := 30
+	if v, err := strconv.Atoi(os.Getenv("WAA_BENCH_LONE")); err == nil && v > 0 {
+		nLone = v
+	}
+	// The floor under a lone send's API→202: an unloaded GET /v1/whoami
+	// (the tunnel both ways, HTTP, the middleware; no commit).
+	var whoami []time.Duration
+	for j := 0; j < nLone; j++ {
+		t0 := time.Now()
+		do(b, cl, "GET", "/v1/whoami", nil)
+		whoami = append(whoami, time.Since(t0))
+	}
+	for j := 0; j < nLone; j++ {
 		var m messageJSON
 		t0 := time.Now()
 		do(b, cl, "POST", "/v1/sessions/s000/messages", map[string]string{"to": "+19990001", "text": "lone"}).JSON(&m)
@@ -361,6 +375,7 @@ func benchWhatsApp(b *testing.B, engine store.Dialect) {
 	b.ReportMetric(float64(pct(loneInbox, 0.5).Microseconds())/1000, "lone-API→inbox-p50-ms")
 	b.ReportMetric(float64(pct(loneInbox, 0.99).Microseconds())/1000, "lone-API→inbox-p99-ms")
 	b.ReportMetric(float64(pct(loneAccept, 0.5).Microseconds())/1000, "lone-API→202-p50-ms")
+	b.ReportMetric(float64(pct(whoami, 0.5).Microseconds())/1000, "lone-whoami-p50-ms")
 	b.ReportMetric(burst.Seconds(), "burst-1000-API→inbox-s")
 	b.ReportMetric(float64(maxGap.Microseconds())/1000, "burst-max-gap-ms")
 	b.ReportMetric(float64(burstCPU.Milliseconds()), "burst-appliance-cpu-ms")

@@ -198,8 +198,18 @@ func TestCLIWritesThroughServingAppliance(t *testing.T) {
 		t.Errorf("Host wa.example.com right after clearing: %d", r.Status)
 	}
 
-	// Every change above is in the audit log as local-cli.
-	rows := localAudit(t, admin)
+	// Every change above is in the audit log as local-cli (its status
+	// written a moment after the answer).
+	var rows []auditRow
+	eventually(t, "the CLI's audit statuses", func() bool {
+		rows = localAudit(t, admin)
+		for _, r := range rows {
+			if r.Status == 0 {
+				return false
+			}
+		}
+		return true
+	})
 	for _, want := range []auditRow{
 		{"local-cli", "POST", "/v1/peers", "", 201, 0},
 		{"local-cli", "PATCH", "/v1/peers/{name}", "alice", 200, 0},

@@ -2,9 +2,13 @@
 // peer, what route and target, and the resulting status.
 //
 // What a request did is never left unrecorded: a request that reaches its
-// handler has a row committed first (Begin, status 0 while it runs) and
-// its final status committed before the response goes out (Finish); when
-// the first commit fails, the request is refused and nothing is done.
+// handler has a row committed first (Begin, status 0 while it runs); when
+// that commit fails, the request is refused and nothing is done. Its final
+// status (Finish) is written after the response, a few milliseconds later
+// in one commit with the other finishes of the moment, so that it neither
+// delays the answer nor competes with the write the request started (a
+// send's first commits); a crash in between leaves the row at status 0,
+// "no outcome recorded", which is what the audit list then shows.
 // Refusals (nothing was done) are not one row each: they are counted in
 // memory per peer, method, route and status and written as one row with a
 // count per interval (Refused, Flush), so a flood of refused requests costs
@@ -33,8 +37,9 @@ type Entry struct {
 	// Target is what the request acted on; "*" on an aggregated row whose
 	// requests named different targets.
 	Target string `json:"target"`
-	// Status is the answer's HTTP status; 0 while the request runs (a row
-	// left at 0 means the appliance stopped before it answered).
+	// Status is the answer's HTTP status; 0 when no outcome is recorded:
+	// the request is running or just answered, or the appliance stopped
+	// before it recorded the outcome (the client may have had its answer).
 	Status    int    `json:"status"`
 	RequestID string `json:"request_id"`
 	// Count is how many requests the row stands for: 1 for a single row.
@@ -49,11 +54,24 @@ const (
 	DefaultInterval  = time.Minute
 	DefaultMaxKeys   = 1024
 	DefaultRetention = 90 * 24 * time.Hour
+	// DefaultFinishDelay is past a lone send's own commits (its outbox
+	// row, whatsmeow's session write and the ack, about 2 ms) and short
+	// enough that a crash leaves few answered rows without their outcome.
+	DefaultFinishDelay = 10 * time.Millisecond
 )
 
+// maxFinishes bounds the finishes kept in memory: past it Finish writes
+// them itself (back-pressure), and after a failed write the excess is
+// dropped (those rows stay at status 0, no outcome recorded).
+const maxFinishes = 1024
+
 // Options configure a Log. Zero values: Interval DefaultInterval, MaxKeys
-// DefaultMaxKeys, Retention DefaultRetention, Now time.Now.
+// DefaultMaxKeys, Retention DefaultRetention, FinishDelay
+// DefaultFinishDelay, Now time.Now.
 type Options struct {
+	// FinishDelay is how long after the first pending Finish RunFlusher
+	// writes the finishes pending then, in one commit.
+	FinishDelay time.Duration
 	// Interval is how long refusals are counted before their rows are
 	// written.
 	Interval time.Duration
@@ -72,10 +90,21 @@ type Log struct {
 	interval  time.Duration
 	maxKeys   int
 	retention time.Duration
+	delay     time.Duration
 	now       func() time.Time
 
-	mu      sync.Mutex
-	pending map[refusalKey]*refusal
+	mu       sync.Mutex
+	pending  map[refusalKey]*refusal
+	finishes []finish
+	wake     chan struct{} // capacity 1: finishes may be pending
+}
+
+// finish is a final status waiting to be written: the row's status, or
+// the row taken out (a refusal, counted in pending instead).
+type finish struct {
+	id     int64
+	status int
+	del    bool
 }
 
 type refusalKey struct {
@@ -101,11 +130,14 @@ func New(db *store.DB, o Options) *Log {
 	if o.Retention <= 0 {
 		o.Retention = DefaultRetention
 	}
+	if o.FinishDelay <= 0 {
+		o.FinishDelay = DefaultFinishDelay
+	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Log{db: db, interval: o.Interval, maxKeys: o.MaxKeys, retention: o.Retention, now: o.Now,
-		pending: map[refusalKey]*refusal{}}
+	return &Log{db: db, interval: o.Interval, maxKeys: o.MaxKeys, retention: o.Retention, delay: o.FinishDelay, now: o.Now,
+		pending: map[refusalKey]*refusal{}, wake: make(chan struct{}, 1)}
 }
 
 // Record appends e as a single row (its ID is assigned) and returns once it
@@ -143,27 +175,74 @@ func (l *Log) insert(ctx context.Context, e Entry) (int64, error) {
 	return id, err
 }
 
-// Finish sets the final status of the row Begin committed as id, and
-// returns once that is committed. A client error (4xx: nothing was done)
-// takes the row back out and counts the request with the other refusals
-// instead (Refused).
+// Finish records the final status of the row Begin committed as id. It
+// does not wait for the database: the status is written by RunFlusher
+// FinishDelay later, in one commit with the other finishes pending then,
+// or by Flush; until then (and for good after a crash) the row shows
+// status 0. A client error (4xx: nothing was done) takes the row back out
+// and counts the request with the other refusals instead (Refused). Only
+// when maxFinishes are pending does Finish write them itself, and then an
+// error is that write's.
 func (l *Log) Finish(ctx context.Context, id int64, e Entry) error {
-	refused := isRefusal(e.Status)
-	err := l.db.Batch(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		if refused {
-			_, err := tx.ExecContext(ctx, `DELETE FROM audit WHERE id = $1`, id)
-			return err
-		}
-		_, err := tx.ExecContext(ctx, `UPDATE audit SET status = $1 WHERE id = $2`, e.Status, id)
-		return err
-	})
-	if refused {
+	f := finish{id: id, status: e.Status, del: isRefusal(e.Status)}
+	if f.del {
 		l.Refused(e) // counted even if the row could not be taken out
 	}
-	if err != nil {
-		return fmt.Errorf("audit.Finish: %w", err)
+	l.mu.Lock()
+	l.finishes = append(l.finishes, f)
+	n := len(l.finishes)
+	l.mu.Unlock()
+	if n == 1 {
+		select {
+		case l.wake <- struct{}{}:
+		default:
+		}
+	}
+	if n >= maxFinishes {
+		return l.flushFinishes(ctx)
 	}
 	return nil
+}
+
+// flushFinishes writes the pending finishes in one Batch. When that fails
+// they are kept for the next flush, within maxFinishes.
+func (l *Log) flushFinishes(ctx context.Context) error {
+	l.mu.Lock()
+	batch := l.finishes
+	l.finishes = nil
+	l.mu.Unlock()
+	if len(batch) == 0 {
+		return nil
+	}
+	err := l.db.Batch(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		for _, f := range batch {
+			var err error
+			if f.del {
+				_, err = tx.ExecContext(ctx, `DELETE FROM audit WHERE id = $1`, f.id)
+			} else {
+				_, err = tx.ExecContext(ctx, `UPDATE audit SET status = $1 WHERE id = $2`, f.status, f.id)
+			}
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		l.mu.Lock()
+		keep := max(0, min(len(batch), maxFinishes-len(l.finishes)))
+		l.finishes = append(l.finishes, batch[:keep]...)
+		l.mu.Unlock()
+		return fmt.Errorf("audit.Finish: %d statuses not written: %w", len(batch), err)
+	}
+	return nil
+}
+
+// PendingFinishes is the number of finishes not yet written.
+func (l *Log) PendingFinishes() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.finishes)
 }
 
 // isRefusal reports whether a handler's status says nothing was done: the
@@ -213,10 +292,15 @@ func (l *Log) countLocked(k refusalKey, r *refusal) {
 	cur.count += r.count
 }
 
-// Flush writes the refusals counted so far, one row per key, and returns
-// once they are committed. When the commit fails the counts are kept for
-// the next Flush (within MaxKeys).
+// Flush writes the pending finishes and the refusals counted so far, one
+// row per key, and returns once they are committed. When a commit fails
+// what it held is kept for the next Flush (within maxFinishes and
+// MaxKeys).
 func (l *Log) Flush(ctx context.Context) error {
+	return errors.Join(l.flushFinishes(ctx), l.flushRefusals(ctx))
+}
+
+func (l *Log) flushRefusals(ctx context.Context) error {
 	l.mu.Lock()
 	batch := l.pending
 	l.pending = map[refusalKey]*refusal{}
@@ -251,20 +335,30 @@ func (l *Log) Pending() int {
 	return len(l.pending)
 }
 
-// RunFlusher flushes the refusal counts every Interval until ctx ends. The
-// owner flushes once more after it stopped, when no request can be refused
-// any more (the appliance's Close).
+// RunFlusher writes the pending finishes FinishDelay after the first of
+// them, and everything (Flush) every Interval, until ctx ends. The owner
+// flushes once more after it stopped, when no request can be finished or
+// refused any more (the appliance's Close).
 func (l *Log) RunFlusher(ctx context.Context, onErr func(error)) {
 	t := time.NewTicker(l.interval)
 	defer t.Stop()
+	fin := time.NewTimer(l.delay)
+	fin.Stop()
+	report := func(err error) {
+		if err != nil && onErr != nil && !errors.Is(err, store.ErrClosed) {
+			onErr(err)
+		}
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-l.wake:
+			fin.Reset(l.delay)
+		case <-fin.C:
+			report(l.flushFinishes(context.WithoutCancel(ctx)))
 		case <-t.C:
-		}
-		if err := l.Flush(context.WithoutCancel(ctx)); err != nil && onErr != nil && !errors.Is(err, store.ErrClosed) {
-			onErr(err)
+			report(l.Flush(context.WithoutCancel(ctx)))
 		}
 	}
 }

@@ -53,6 +53,12 @@ func TestBeginFinish(t *testing.T) {
 		if err := l.Finish(ctx, id2, e); err != nil {
 			t.Fatal(err)
 		}
+		if n := l.PendingFinishes(); n != 2 {
+			t.Fatalf("%d finishes pending, want 2", n)
+		}
+		if err := l.flushFinishes(ctx); err != nil {
+			t.Fatal(err)
+		}
 		es, _ = l.List(ctx, "", 0, 0)
 		if len(es) != 1 || es[0].Status != 201 {
 			t.Fatalf("after Finish: %+v", es)
@@ -64,6 +70,7 @@ func TestBeginFinish(t *testing.T) {
 		id3, _ := l.Begin(ctx, e)
 		e.Status = 504
 		l.Finish(ctx, id3, e)
+		l.flushFinishes(ctx)
 		es, _ = l.List(ctx, "", 0, 0)
 		if len(es) != 2 || es[1].Status != 504 {
 			t.Fatalf("a 504 lost its row: %+v", es)
@@ -256,6 +263,9 @@ func TestConcurrentBeginFinish(t *testing.T) {
 			})
 		}
 		wg.Wait()
+		if err := l.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
 		es, err := l.List(ctx, "a", 0, MaxLimit)
 		if err != nil || len(es) != n {
 			t.Fatalf("%d rows (%v), want %d", len(es), err, n)
@@ -267,6 +277,88 @@ func TestConcurrentBeginFinish(t *testing.T) {
 		}
 		if es, _ := l.List(ctx, "nobody", 0, 0); len(es) != 0 {
 			t.Errorf("another peer's filter saw %d rows", len(es))
+		}
+	})
+}
+
+// TestFinishAfterTheAnswer: Finish does not wait for the database; the
+// flusher writes the pending finishes FinishDelay later in one commit. A
+// crash before that (the process gone, the database reopened) leaves the
+// begun rows at status 0, which List shows as they are: no outcome.
+func TestFinishAfterTheAnswer(t *testing.T) {
+	pgtest.ForEngines(t, func(t *testing.T, dsn string) {
+		ctx := context.Background()
+		db := openDB(t, dsn)
+		l := New(db, Options{FinishDelay: time.Hour})
+		e := Entry{Peer: "a", Method: "POST", Route: "/v1/sessions/{session}/messages", Target: "s", RequestID: "r1"}
+		id, err := l.Begin(ctx, e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.Status = 202
+		if err := l.Finish(ctx, id, e); err != nil {
+			t.Fatal(err)
+		}
+		// The "crash": a fresh Log on the same database, the first one's
+		// memory lost.
+		es, err := New(db, Options{}).List(ctx, "", 0, 0)
+		if err != nil || len(es) != 1 || es[0].Status != 0 || es[0].RequestID != "r1" {
+			t.Fatalf("after a crash between answer and Finish: %+v (%v), want the row at status 0", es, err)
+		}
+
+		// The flusher writes what is pending after its delay, and a
+		// refusal's row is taken out into the counts.
+		l = New(db, Options{FinishDelay: 5 * time.Millisecond, Interval: time.Hour})
+		run, stop := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() { defer close(done); l.RunFlusher(run, func(err error) { t.Error(err) }) }()
+		defer func() { stop(); <-done }()
+		l.Finish(ctx, id, e)
+		id2, _ := l.Begin(ctx, e)
+		e.Status = 409
+		l.Finish(ctx, id2, e)
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			es, _ = l.List(ctx, "", 0, 0)
+			if len(es) == 1 && es[0].Status == 202 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the flusher did not write the finishes: %+v", es)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		if l.PendingFinishes() != 0 || l.Pending() != 1 {
+			t.Fatalf("pending: %d finishes, %d refusal keys; want 0, 1", l.PendingFinishes(), l.Pending())
+		}
+	})
+}
+
+// TestFinishBackPressure: past maxFinishes pending, Finish writes them
+// itself, so memory stays bounded without a flusher.
+func TestFinishBackPressure(t *testing.T) {
+	pgtest.ForEngines(t, func(t *testing.T, dsn string) {
+		ctx := context.Background()
+		l := New(openDB(t, dsn), Options{FinishDelay: time.Hour})
+		for i := range maxFinishes {
+			e := Entry{Peer: "a", Method: "POST", Route: "/v1/peers", RequestID: fmt.Sprint(i)}
+			id, err := l.Begin(ctx, e)
+			if err != nil {
+				t.Fatal(err)
+			}
+			e.Status = 201
+			if err := l.Finish(ctx, id, e); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if n := l.PendingFinishes(); n != 0 {
+			t.Fatalf("%d finishes pending past the cap", n)
+		}
+		es, _ := l.List(ctx, "a", int64(maxFinishes-10), MaxLimit)
+		for _, e := range es {
+			if e.Status != 201 {
+				t.Fatalf("row %d: status %d", e.ID, e.Status)
+			}
 		}
 	})
 }
