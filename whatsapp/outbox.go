@@ -176,11 +176,16 @@ func (e *Engine) Send(ctx context.Context, session string, req SendRequest) (msg
 	case err != nil:
 		return Message{}, false, err
 	}
-	// Read back what was committed before waking the sender, so the answer
-	// is the accepted message ("queued"), not a race with its delivery.
-	m, err := e.Message(ctx, session, id)
+	// The answer is the accepted message as committed ("queued"), built
+	// from what was written rather than read back: the sender is woken
+	// first and may deliver it meanwhile, which the answer must not race.
+	at := time.Unix(0, now.UnixNano()).UTC()
+	m := Message{ID: id, Session: session, Peer: req.Peer, To: to.String(), Kind: content.Kind, Status: StatusQueued,
+		CreatedAt: at, UpdatedAt: at, History: []StatusAt{{Status: StatusQueued, At: at}}}
+	m.setContent(content)
 	s.poke()
-	return m, true, err
+	m.RecipientLID = e.recipientLID(ctx, session, m.To)
+	return m, true, nil
 }
 
 // Replay returns the message an earlier request of req.Peer with the same
@@ -256,20 +261,26 @@ func scanMessage(r scanner) (Message, error) {
 	}
 	// Content that does not parse stays empty: the sender then fails that
 	// one message (build: unknown kind) instead of stopping at it.
-	_ = json.Unmarshal([]byte(content), &m.Content)
-	c := m.Content
-	if t := c.Text; t != nil {
-		m.Text, m.Mentions = t.Body, t.Mentions
-	}
-	m.Image, m.Video, m.Audio, m.Document, m.Sticker = c.Image, c.Video, c.Audio, c.Document, c.Sticker
-	m.Location, m.Contacts, m.Poll, m.Reaction, m.Edit, m.Delete = c.Location, c.Contacts, c.Poll, c.Reaction, c.Edit, c.Delete
-	m.ReplyTo = m.Content.ReplyTo.id()
+	var c Content
+	_ = json.Unmarshal([]byte(content), &c)
+	m.setContent(c)
 	if ts.Valid {
 		t := time.Unix(ts.Int64, 0).UTC()
 		m.ServerTS = &t
 	}
 	m.CreatedAt, m.UpdatedAt = time.Unix(0, created).UTC(), time.Unix(0, updated).UTC()
 	return m, nil
+}
+
+// setContent sets m's content and its fields in the API's terms.
+func (m *Message) setContent(c Content) {
+	m.Content = c
+	if t := c.Text; t != nil {
+		m.Text, m.Mentions = t.Body, t.Mentions
+	}
+	m.Image, m.Video, m.Audio, m.Document, m.Sticker = c.Image, c.Video, c.Audio, c.Document, c.Sticker
+	m.Location, m.Contacts, m.Poll, m.Reaction, m.Edit, m.Delete = c.Location, c.Contacts, c.Poll, c.Reaction, c.Edit, c.Delete
+	m.ReplyTo = c.ReplyTo.id()
 }
 
 // Message returns one outbox message of session with its history.
