@@ -177,14 +177,14 @@ func (e *Engine) Send(ctx context.Context, session string, req SendRequest) (msg
 		return Message{}, false, err
 	}
 	// The answer is the accepted message as committed ("queued"), built
-	// from what was written rather than read back: the sender is woken
-	// first and may deliver it meanwhile, which the answer must not race.
+	// from what was written rather than read back, before the sender is
+	// woken: it must not race the delivery.
 	at := time.Unix(0, now.UnixNano()).UTC()
 	m := Message{ID: id, Session: session, Peer: req.Peer, To: to.String(), Kind: content.Kind, Status: StatusQueued,
 		CreatedAt: at, UpdatedAt: at, History: []StatusAt{{Status: StatusQueued, At: at}}}
 	m.setContent(content)
-	s.poke()
 	m.RecipientLID = e.recipientLID(ctx, session, m.To)
+	s.poke()
 	return m, true, nil
 }
 

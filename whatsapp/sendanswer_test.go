@@ -10,7 +10,7 @@ import (
 )
 
 // TestSendAnswerIsWhatWasCommitted: Send builds its answer from what it
-// committed (and wakes the sender before that, not after a read-back); the
+// committed instead of reading the row and its history back; the
 // answer must be exactly what reading the message back shows while it is
 // still queued, for a plain text, a reply and a mention alike.
 func TestSendAnswerIsWhatWasCommitted(t *testing.T) {
