@@ -530,3 +530,31 @@ func TestMediaUploadTimeout(t *testing.T) {
 		t.Fatalf("left: %d rows, %d chunks, files %v", rows, chunks, files)
 	}
 }
+
+// TestRemovedPeersUploadsAreNobodys: uploads belong to their peer by name;
+// a peer added later under a removed peer's name does not get them (404, as
+// for any other peer's), while an admin still does.
+func TestRemovedPeersUploadsAreNobodys(t *testing.T) {
+	ta := startAppliance(t)
+	admin := ta.mediaPeer(t, "root", nil, peers.ScopeAdmin)
+	alice := ta.mediaPeer(t, "alice", nil, peers.ScopeSend, peers.ScopeRead)
+	img := realPNG(t, 40, 30)
+	m := mustUpload(t, alice, "image/png", "", img)
+	if err := ta.Peers().Remove(context.Background(), "alice"); err != nil {
+		t.Fatal(err)
+	}
+	ta.Sync()
+	again := ta.mediaPeer(t, "alice", nil, peers.ScopeSend, peers.ScopeRead)
+	for _, path := range []string{"/v1/media/" + m.ID, "/v1/media/" + m.ID + "/info"} {
+		if r := do(t, again, "GET", path, nil); r.Status != 404 || errCode(r) != "not_found" {
+			t.Fatalf("the new alice GET %s: %d %s", path, r.Status, r.Body)
+		}
+	}
+	if r := do(t, admin, "GET", "/v1/media/"+m.ID, nil); r.Status != 200 || hexSum(r.Body) != m.SHA256 {
+		t.Fatalf("admin GET: %d", r.Status)
+	}
+	// The new alice's own uploads are hers as usual.
+	if n := mustUpload(t, again, "image/png", "", img); do(t, again, "GET", "/v1/media/"+n.ID, nil).Status != 200 {
+		t.Fatal("the new alice cannot read her own upload")
+	}
+}
