@@ -35,11 +35,7 @@ func TestCrashSafetyMedia(t *testing.T) {
 	}
 	ctx := context.Background()
 	srv, ctl := startWasim(t)
-	port := freeUDPPort(t)
-	dir := filepath.Join(t.TempDir(), "state")
-	mustCLI(t, dir, "init", "--listen-port", fmt.Sprint(port), "--endpoint", fmt.Sprintf("127.0.0.1:%d", port))
-	_, cfg := mustCLI(t, dir, "peer", "add", "boss", "--scopes", "admin", "--rate", "1000", "--burst", "1000", "--send-per-minute", "1000")
-	boss := createdFromCLI(t, dir, "boss", cfg)
+	dir, port, boss := newProcState(t)
 
 	// The peer's uploads, stored before the appliance runs (the store is
 	// the one serve opens in the state directory).
@@ -65,14 +61,7 @@ func TestCrashSafetyMedia(t *testing.T) {
 	}
 	a.Close()
 
-	p := startProc(t, dir, ctl.String())
-	cl := procClient(t, dir, port, boss)
-	eventually(t, "the appliance answers", func() bool {
-		r, err := cl.Do(ctx, "GET", "/v1/health", nil)
-		return err == nil && r.Status == 200
-	})
-	pairSession(t, cl, "shop", "+15550001")
-	srv.AddContact(ctx, "15550002", "Ada", 100*time.Millisecond)
+	p, cl, _ := serveShop(t, srv, ctl, dir, port, boss)
 	ada, err := srv.Contact("15550002")
 	if err != nil {
 		t.Fatal(err)

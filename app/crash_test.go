@@ -53,6 +53,36 @@ func (p *proc) kill() {
 	}
 }
 
+// newProcState makes a state for an appliance run as its own process
+// (startProc): a free listen port, and the admin peer boss with limits no
+// test reaches.
+func newProcState(t *testing.T) (dir string, port int, boss peers.Created) {
+	t.Helper()
+	port = freeUDPPort(t)
+	dir = filepath.Join(t.TempDir(), "state")
+	mustCLI(t, dir, "init", "--listen-port", fmt.Sprint(port), "--endpoint", fmt.Sprintf("127.0.0.1:%d", port))
+	_, cfg := mustCLI(t, dir, "peer", "add", "boss", "--scopes", "admin", "--rate", "1000", "--burst", "1000", "--send-per-minute", "1000")
+	return dir, port, createdFromCLI(t, dir, "boss", cfg)
+}
+
+// serveShop starts serve on dir against the wasim at ctl, waits until it
+// answers boss through the tunnel, pairs the session shop as +15550001 and
+// adds the contact Ada (+15550002).
+func serveShop(t *testing.T, srv *wasim.Server, ctl net.Addr, dir string, port int, boss peers.Created) (*proc, *wgclient.Client, sessionJSON) {
+	t.Helper()
+	p := startProc(t, dir, ctl.String())
+	cl := procClient(t, dir, port, boss)
+	eventually(t, "the appliance answers", func() bool {
+		r, err := cl.Do(context.Background(), "GET", "/v1/health", nil)
+		return err == nil && r.Status == 200
+	})
+	s := pairSession(t, cl, "shop", "+15550001")
+	if err := srv.AddContact(context.Background(), "15550002", "Ada", 100*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	return p, cl, s
+}
+
 func freeUDPPort(t testing.TB) int {
 	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
@@ -97,20 +127,9 @@ func TestCrashSafety(t *testing.T) {
 	}
 	ctx := context.Background()
 	srv, ctl := startWasim(t)
-	port := freeUDPPort(t)
-	dir := filepath.Join(t.TempDir(), "state")
-	mustCLI(t, dir, "init", "--listen-port", fmt.Sprint(port), "--endpoint", fmt.Sprintf("127.0.0.1:%d", port))
-	_, cfg := mustCLI(t, dir, "peer", "add", "boss", "--scopes", "admin", "--rate", "1000", "--burst", "1000", "--send-per-minute", "1000")
-	boss := createdFromCLI(t, dir, "boss", cfg)
+	dir, port, boss := newProcState(t)
 
-	p := startProc(t, dir, ctl.String())
-	cl := procClient(t, dir, port, boss)
-	eventually(t, "the appliance answers", func() bool {
-		r, err := cl.Do(ctx, "GET", "/v1/health", nil)
-		return err == nil && r.Status == 200
-	})
-	s := pairSession(t, cl, "shop", "+15550001")
-	srv.AddContact(ctx, "15550002", "Ada", 100*time.Millisecond)
+	p, cl, s := serveShop(t, srv, ctl, dir, port, boss)
 	ada, err := srv.Contact("15550002")
 	if err != nil {
 		t.Fatal(err)

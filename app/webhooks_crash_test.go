@@ -3,9 +3,7 @@ package app_test
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"testing"
-	"time"
 
 	"go.mau.fi/whatsmeow/types"
 
@@ -24,22 +22,11 @@ func TestWebhooksSurviveSIGKILL(t *testing.T) {
 	}
 	ctx := context.Background()
 	srv, ctl := startWasim(t)
-	port := freeUDPPort(t)
-	dir := filepath.Join(t.TempDir(), "state")
-	mustCLI(t, dir, "init", "--listen-port", fmt.Sprint(port), "--endpoint", fmt.Sprintf("127.0.0.1:%d", port))
-	_, cfg := mustCLI(t, dir, "peer", "add", "boss", "--scopes", "admin", "--rate", "1000", "--burst", "1000")
-	boss := createdFromCLI(t, dir, "boss", cfg)
-	_, cfg = mustCLI(t, dir, "peer", "add", "app", "--scopes", "read", "--rate", "1000", "--burst", "1000")
+	dir, port, boss := newProcState(t)
+	_, cfg := mustCLI(t, dir, "peer", "add", "app", "--scopes", "read", "--rate", "1000", "--burst", "1000")
 	appPeer := createdFromCLI(t, dir, "app", cfg)
 
-	p := startProc(t, dir, ctl.String())
-	cl := procClient(t, dir, port, boss)
-	eventually(t, "the appliance answers", func() bool {
-		r, err := cl.Do(ctx, "GET", "/v1/health", nil)
-		return err == nil && r.Status == 200
-	})
-	s := pairSession(t, cl, "shop", "+15550001")
-	srv.AddContact(ctx, "15550002", "Ada", 100*time.Millisecond)
+	p, cl, s := serveShop(t, srv, ctl, dir, port, boss)
 	account, _ := types.ParseJID(s.JID)
 
 	acl := procClient(t, dir, port, appPeer)
