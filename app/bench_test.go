@@ -69,6 +69,29 @@ func rssMiB(pid int) float64 {
 	return 0
 }
 
+// peakRSS samples the RSS of process pid every interval, from a floor of
+// from, until the returned stop is called, which returns the highest seen.
+func peakRSS(pid int, from float64, every time.Duration) (stop func() float64) {
+	peak := from
+	done, sampled := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(sampled)
+		for {
+			select {
+			case <-done:
+				return
+			case <-time.After(every):
+				peak = max(peak, rssMiB(pid))
+			}
+		}
+	}()
+	return func() float64 {
+		close(done)
+		<-sampled
+		return peak
+	}
+}
+
 // cpuTime is the user+system CPU time process pid has used (utime and
 // stime of /proc/PID/stat, in clock ticks of 10 ms); a figure that the
 // other loads of a shared machine disturb less than wall-clock time.

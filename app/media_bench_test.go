@@ -194,19 +194,7 @@ func benchMediaRSS(b *testing.B) {
 	postTimed(b, hc, "http://"+tunnel+"/v1/media", 1000, 1) // warm
 	time.Sleep(3 * time.Second)
 	idle := rssMiB(cmd.Process.Pid)
-	peak := idle
-	stop, sampled := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(sampled)
-		for {
-			select {
-			case <-stop:
-				return
-			case <-time.After(20 * time.Millisecond):
-				peak = max(peak, rssMiB(cmd.Process.Pid))
-			}
-		}
-	}()
+	stopRSS := peakRSS(cmd.Process.Pid, idle, 20*time.Millisecond)
 	t0 := time.Now()
 	var wg sync.WaitGroup
 	for i := range 10 {
@@ -220,8 +208,7 @@ func benchMediaRSS(b *testing.B) {
 	}
 	wg.Wait()
 	elapsed := time.Since(t0)
-	close(stop)
-	<-sampled
+	peak := stopRSS()
 	b.ReportMetric(idle, "RSS-MiB-idle")
 	b.ReportMetric(peak, "RSS-MiB-peak-10x50MB")
 	b.ReportMetric(peak-idle, "RSS-MiB-above-idle")

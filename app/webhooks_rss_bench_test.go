@@ -134,20 +134,7 @@ func benchWebhooksRSS(b *testing.B, n int) {
 	time.Sleep(3 * time.Second)
 	idle := rssMiB(cmd.Process.Pid)
 
-	peak := idle
-	stop := make(chan struct{})
-	sampled := make(chan struct{})
-	go func() {
-		defer close(sampled)
-		for {
-			select {
-			case <-stop:
-				return
-			case <-time.After(50 * time.Millisecond):
-				peak = max(peak, rssMiB(cmd.Process.Pid))
-			}
-		}
-	}()
+	stopRSS := peakRSS(cmd.Process.Pid, idle, 50*time.Millisecond)
 	t0 := time.Now()
 	for range n {
 		if _, err := srv.ContactSend(ctx, "19990001", acct.ToNonAD(), "webhook bench", ""); err != nil {
@@ -173,8 +160,7 @@ func benchWebhooksRSS(b *testing.B, n int) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	elapsed := time.Since(t0)
-	close(stop)
-	<-sampled
+	peak := stopRSS()
 	time.Sleep(3 * time.Second)
 	after := rssMiB(cmd.Process.Pid)
 	b.ReportMetric(idle, "RSS-MiB-idle-100-subs")
