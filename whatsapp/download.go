@@ -48,7 +48,12 @@ var (
 	DownloadMinRate     = int64(256 << 10) // bytes/s a download is given at least
 	DownloadAttempts    = 5
 	MediaRetryWait      = 2 * time.Minute
-	downloadBackoff     = backoff.Policy{Min: 2 * time.Second, Max: 2 * time.Minute}
+	// DownloadsHeld bounds the items a session's downloader holds in
+	// memory (queued, running, waiting for the phone): a flood of media
+	// messages leaves the rest pending in the store, taken up when the
+	// queue drains.
+	DownloadsHeld   = 500
+	downloadBackoff = backoff.Policy{Min: 2 * time.Second, Max: 2 * time.Minute}
 )
 
 const (
@@ -56,8 +61,6 @@ const (
 	maxTakeUps = 5
 	// maxMediaRetries is how often the phone is asked to upload one item again.
 	maxMediaRetries = 2
-	// resumeBatch is how many pending items a session takes up at once.
-	resumeBatch = 500
 )
 
 // MediaEvent is the data of media.ready and media.failed: the media item
@@ -146,7 +149,11 @@ func (e *Engine) mediaReserved(session string, in *InboundMessage) {
 	d.init()
 	d.mu.Lock()
 	q := d.queueOf(session)
-	if _, ok := q.known[in.Media.ID]; !ok && !q.dropped {
+	switch _, ok := q.known[in.Media.ID]; {
+	case ok || q.dropped:
+	case len(q.known) >= max(DownloadsHeld, 1):
+		q.full = true // it stays pending in the store until the queue drains
+	default:
 		it := &pendingItem{id: in.Media.ID, src: *in.src}
 		q.known[it.id] = it
 		q.queue = append(q.queue, it)
@@ -176,7 +183,7 @@ func (e *Engine) resumeDownloads(session string) {
 }
 
 func (e *Engine) loadPending(session string) {
-	ps, err := e.cfg.Media.Pending(e.ctx, session, resumeBatch)
+	ps, err := e.cfg.Media.Pending(e.ctx, session, max(DownloadsHeld, 1))
 	if err != nil {
 		e.log.Error("pending media not read; taken up at the next connect", "session", session, "err", err)
 		return
@@ -185,7 +192,7 @@ func (e *Engine) loadPending(session string) {
 	d := &e.dl
 	d.mu.Lock()
 	q := d.queueOf(session)
-	q.full = len(ps) == resumeBatch
+	q.full = len(ps) == max(DownloadsHeld, 1)
 	for _, p := range ps {
 		if _, ok := q.known[p.ID]; ok {
 			continue
@@ -497,7 +504,7 @@ func (e *Engine) dropDownloads(ctx context.Context, session string) {
 	q.queue, q.known, q.waiting = nil, map[string]*pendingItem{}, map[string]*pendingItem{}
 	d.mu.Unlock()
 	for {
-		ps, err := e.cfg.Media.Pending(ctx, session, resumeBatch)
+		ps, err := e.cfg.Media.Pending(ctx, session, max(DownloadsHeld, 1))
 		if err != nil {
 			e.log.Error("pending media of a deleted session not dropped", "session", session, "err", err)
 			return
@@ -508,7 +515,7 @@ func (e *Engine) dropDownloads(ctx context.Context, session string) {
 				return
 			}
 		}
-		if len(ps) < resumeBatch {
+		if len(ps) < max(DownloadsHeld, 1) {
 			return
 		}
 	}

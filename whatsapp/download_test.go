@@ -172,3 +172,41 @@ func TestMediaReadyTellsWhatTheStoreLearned(t *testing.T) {
 		}
 	})
 }
+
+// TestDownloadsHeldBounded: a flood of media messages does not pile up in
+// the downloader's memory: past DownloadsHeld items, the rest stay pending
+// in the store, and every one is still downloaded once the queue drains.
+func TestDownloadsHeldBounded(t *testing.T) {
+	forEnginesInTurn(t, func(t *testing.T, dsn string) {
+		ctx := context.Background()
+		held, per, timeout, attempts, rate := whatsapp.DownloadsHeld, whatsapp.DownloadsPerSession, whatsapp.DownloadTimeout, whatsapp.DownloadAttempts, whatsapp.DownloadMinRate
+		t.Cleanup(func() {
+			whatsapp.DownloadsHeld, whatsapp.DownloadsPerSession = held, per
+			whatsapp.DownloadTimeout, whatsapp.DownloadAttempts, whatsapp.DownloadMinRate = timeout, attempts, rate
+		})
+		whatsapp.DownloadsHeld, whatsapp.DownloadsPerSession = 2, 1
+		// Every download misses its deadline until the flood is in.
+		whatsapp.DownloadTimeout, whatsapp.DownloadAttempts, whatsapp.DownloadMinRate = time.Nanosecond, 1000, 1<<62
+
+		k, ms := newMediaRig(t, dsn)
+		account := types.NewJID("15550001", types.DefaultUserServer)
+		var mids []string
+		for i := range 5 {
+			id, err := k.ct.SendMedia(ctx, account, wasim.Media{Kind: wasim.KindImage, Data: blob(t, "image/jpeg", 2000+i), Mimetype: "image/jpeg"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			mids = append(mids, mediaOf(t, k.ev, id))
+		}
+		if n := whatsapp.HeldDownloads(k.e, "shop"); n > 2 {
+			t.Fatalf("the downloader holds %d items, over its bound of 2", n)
+		}
+		whatsapp.DownloadTimeout = timeout
+		for _, mid := range mids {
+			waitFor(t, "media.ready of "+mid, 60*time.Second, func() bool {
+				it, err := ms.Get(ctx, mid)
+				return err == nil && it.State == media.StateReady
+			})
+		}
+	})
+}
