@@ -39,6 +39,8 @@ const maxBatch = 64
 // transaction holds. fn must not call tx.Commit or tx.Rollback, and should
 // be short: the other callers of the batch wait for it.
 //
+// A FirstWrite in ctx (WithFirstWrite) runs in fn's savepoint, before fn.
+//
 // A lone caller does not wait for company: the committer takes whatever is
 // queued when it becomes free, up to 64 fns.
 //
@@ -48,11 +50,13 @@ const maxBatch = 64
 // failed statement aborts the transaction until its savepoint is rolled
 // back, so a fn must return the errors of its statements: one that
 // swallows an error and returns nil fails the whole batch.
-func (db *DB) Batch(ctx context.Context, fn func(ctx context.Context, tx *sql.Tx) error) error {
+func (db *DB) Batch(ctx context.Context, fn func(ctx context.Context, tx *sql.Tx) error) (err error) {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	r := &batchReq{ctx: ctx, fn: fn, done: make(chan error, 1)}
+	first := claimFirstWrite(ctx)
+	defer func() { first.settle(err == nil) }()
+	r := &batchReq{ctx: ctx, fn: first.around(fn), done: make(chan error, 1)}
 	if err := db.batch.enqueue(db, r); err != nil {
 		return err
 	}

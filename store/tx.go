@@ -68,13 +68,17 @@ const (
 //     has under SQLite too.
 //
 // fn must use tx only (another write of db from fn waits for the lock fn
-// holds), and must not call tx.Commit or tx.Rollback.
+// holds), and must not call tx.Commit or tx.Rollback. A FirstWrite in ctx
+// (WithFirstWrite) runs in the transaction, before fn.
 func (db *DB) WriteTx(ctx context.Context, fn func(ctx context.Context, tx *sql.Tx) error) (err error) {
 	tx, done, err := db.beginWrite(ctx)
 	if err != nil {
 		return err
 	}
 	defer done()
+	first := claimFirstWrite(ctx)
+	defer func() { first.settle(err == nil) }()
+	fn = first.around(fn)
 	defer func() {
 		if v := recover(); v != nil {
 			tx.Rollback()
