@@ -52,6 +52,12 @@ func (f *fakeAudit) Begin(ctx context.Context, e audit.Entry) (int64, error) {
 	return int64(f.begun), nil
 }
 
+// BeginInWrite: these tests have no store, so no write ever commits the
+// row (the handler's writes are the app tests').
+func (f *fakeAudit) BeginInWrite(ctx context.Context, e audit.Entry) (context.Context, func() (int64, bool)) {
+	return ctx, func() (int64, bool) { return 0, false }
+}
+
 func (f *fakeAudit) Finish(ctx context.Context, id int64, e audit.Entry) error {
 	f.mu.Lock()
 	if f.current != nil && f.current.sent {

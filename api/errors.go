@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"waappliance/audit"
 	"waappliance/media"
 	"waappliance/peers"
 	"waappliance/webhooks"
@@ -127,6 +128,9 @@ func toAPIError(err error) *apiError {
 	}
 	if ce, ok := cursorExpired(err); ok {
 		return ce
+	}
+	if errors.Is(err, audit.ErrNotRecorded) {
+		return errStorageUnavailable(err) // as when beginAudit fails
 	}
 	for _, s := range sentinels {
 		if errors.Is(err, s.err) {

@@ -100,7 +100,8 @@ func (o *outerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	// Every mutating request of a known peer is audited, whatever the
 	// answer (403, 404, 405, 413 and 429 included): one that reaches its
-	// handler has its row committed before the handler runs (beginAudit);
+	// handler has its row committed before the handler runs (beginAudit),
+	// or with its one write (auditInWrite);
 	// its status is handed to the audit after the answer (finishAudit),
 	// which writes it a moment later without holding the answer back: the
 	// row committed first already shows the request, and a crash in
@@ -112,6 +113,7 @@ func (o *outerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	r = r.WithContext(context.WithValue(ctx, auditKey, ar))
 	bw := &bufferedResponse{header: w.Header(), rw: w}
 	o.serve(bw, r, p, err)
+	s.settleAudit(r, ar, bw)
 	bw.sendTo(w)
 	s.finishAudit(r, ar, bw.status())
 }
@@ -204,6 +206,9 @@ func safeMethod(method string) bool {
 type auditReq struct {
 	entry audit.Entry
 	id    int64
+	// inWrite is set for an auditInWrite route's request: the id of the
+	// row its first write committed, once it has.
+	inWrite func() (int64, bool)
 }
 
 // newAuditReq names a mutating request for the audit: route is the matched
@@ -218,7 +223,7 @@ func (s *server) newAuditReq(r *http.Request, p *peers.Peer, rid, route, target 
 
 // errStorageUnavailable refuses a mutating request whose audit row could
 // not be committed (disk full, a failing disk): nothing was done.
-func errStorageUnavailable(err error) error {
+func errStorageUnavailable(err error) *apiError {
 	return &apiError{Status: http.StatusServiceUnavailable, Code: "storage_unavailable",
 		Message: "the appliance cannot write its database (disk full?); nothing was done, retry later", Err: err}
 }
@@ -238,6 +243,45 @@ func (s *server) beginAudit(r *http.Request) error {
 	}
 	ar.id = id
 	return nil
+}
+
+// auditInWrite returns r with its audit row made the FirstWrite of its
+// context: the row commits in the transaction of the handler's first
+// write, with the message it queues, so that both are durable or neither
+// is and the answer waits for one commit instead of two. A handler that
+// answers without writing has nothing to record with: settleAudit then
+// counts a refusal, or commits the row before a success goes out (an
+// idempotent replay).
+func (s *server) auditInWrite(r *http.Request) *http.Request {
+	ar, _ := r.Context().Value(auditKey).(*auditReq)
+	if ar == nil || s.audit == nil {
+		return r
+	}
+	ctx, committed := s.audit.BeginInWrite(r.Context(), ar.entry)
+	ar.inWrite = committed
+	return r.WithContext(ctx)
+}
+
+// settleAudit runs once the handler of an auditInWrite request has
+// answered into bw and before the answer goes out: the row its write
+// committed becomes the request's; a success that wrote nothing (a replay)
+// has its row committed now, or is answered 503 when that fails; a
+// refusal that wrote nothing is left to finishAudit to count.
+func (s *server) settleAudit(r *http.Request, ar *auditReq, bw *bufferedResponse) {
+	if ar.inWrite == nil || ar.id != 0 {
+		return
+	}
+	if id, ok := ar.inWrite(); ok {
+		ar.id = id
+		return
+	}
+	if bw.status() >= 400 {
+		return // nothing was written: a refusal, counted by finishAudit
+	}
+	if err := s.beginAudit(r); err != nil {
+		bw.reset()
+		writeError(bw, r, s.log, err)
+	}
 }
 
 // finishAudit records the final status of a request whose handler ran
@@ -327,6 +371,8 @@ func (s *server) wrap(rt route) http.Handler {
 		case err != nil:
 		case rt.scope != "" && !p.Has(rt.scope):
 			err = errorf(http.StatusForbidden, "forbidden", "this peer lacks the %q scope", rt.scope)
+		case rt.auditInWrite:
+			err = h(w, s.auditInWrite(r))
 		default:
 			if err = s.beginAudit(r); err == nil {
 				err = h(w, r)

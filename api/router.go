@@ -29,6 +29,11 @@ type route struct {
 	maxBody int64
 	// sandbox routes are served only in sandbox mode.
 	sandbox bool
+	// auditInWrite routes have one effect, a store write (a send's outbox
+	// row), and their audit row is committed in that write's transaction
+	// rather than in a commit of its own before the handler
+	// (auditInWrite in middleware.go).
+	auditInWrite bool
 }
 
 // routes is the whole API surface. The router (gorilla/mux) is confined to
@@ -60,7 +65,7 @@ func (s *server) routes() []route {
 		{method: "GET", path: "/v1/sessions/{session}/qr", scope: peers.ScopeSessions, h: s.needWA(s.sessionQR)},
 		{method: "POST", path: "/v1/sessions/{session}/pair-code", scope: peers.ScopeSessions, h: s.needWA(s.pairCode), body: jsonBody},
 		{method: "POST", path: "/v1/sessions/{session}/logout", scope: peers.ScopeSessions, h: s.needWA(s.logoutSession)},
-		{method: "POST", path: "/v1/sessions/{session}/messages", scope: peers.ScopeSend, h: s.needWA(s.sendMessage), body: jsonBody},
+		{method: "POST", path: "/v1/sessions/{session}/messages", scope: peers.ScopeSend, h: s.needWA(s.sendMessage), body: jsonBody, auditInWrite: true},
 		{method: "GET", path: "/v1/sessions/{session}/messages/{id}", scope: peers.ScopeRead, h: s.needWA(s.getMessage)},
 		{method: "POST", path: "/v1/sessions/{session}/chats/{chat}/read", scope: peers.ScopeSend, h: s.needWA(s.markRead), body: jsonBody},
 		{method: "POST", path: "/v1/sessions/{session}/chats/{chat}/presence", scope: peers.ScopeSend, h: s.needWA(s.chatPresence), body: jsonBody},

@@ -19,6 +19,7 @@ import (
 // handlers can be tested without a database.
 type AuditLog interface {
 	Begin(ctx context.Context, e audit.Entry) (int64, error)
+	BeginInWrite(ctx context.Context, e audit.Entry) (context.Context, func() (int64, bool))
 	Finish(ctx context.Context, id int64, e audit.Entry) error
 	Refused(e audit.Entry)
 	List(ctx context.Context, peer string, after int64, limit int) ([]audit.Entry, error)

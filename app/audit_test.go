@@ -6,8 +6,11 @@ import (
 	"strings"
 	"testing"
 
+	"waappliance/app"
 	"waappliance/audit"
+	"waappliance/internal/wgclient"
 	"waappliance/peers"
+	"waappliance/store"
 )
 
 // TestAuditRecordsEveryMutatingAnswer: mutating requests answered before a
@@ -139,5 +142,120 @@ func TestAuditStatusAfterTheAnswer(t *testing.T) {
 	es, err := audit.New(db, audit.Options{}).List(context.Background(), "boss", 0, 0)
 	if err != nil || len(es) != 2 || es[0].Status != 0 || es[1].Status != 201 {
 		t.Fatalf("after Close: %+v (%v), want the crashed row at 0 and the POST at 201", es, err)
+	}
+}
+
+// TestSendAuditedInItsWrite: a send's audit row commits in the transaction
+// that queues the message, so the audit and the outbox agree whatever
+// fails: a queued message has its row; a send whose write fails leaves no
+// message and no row of its own (it is counted as a refusal); one whose
+// audit row cannot be written is refused 503 storage_unavailable and
+// queues nothing; an idempotent replay, which writes nothing, still has
+// its row.
+func TestSendAuditedInItsWrite(t *testing.T) {
+	ctx := context.Background()
+	dir := initState(t, peers.Server{Endpoint: "127.0.0.1:51820"})
+	ta := serveWith(t, dir, func(o *app.Options) { o.Sandbox = app.SandboxInProcess; shortAuditInterval(o) })
+	c, err := ta.Peers().Add(ctx, peers.AddOptions{Name: "boss", Scopes: []peers.Scope{peers.ScopeAdmin}, Rate: 1000, Burst: 1000, SendPerMinute: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ta.Nudge()
+	cl := ta.client(t, c)
+	pairSession(t, cl, "shop", "+15550100")
+	db := ta.DB()
+	const route = "/v1/sessions/{session}/messages"
+	type row struct {
+		Status, Count int
+		RequestID     string
+		Counted       bool // a refusal's row (last_at set), not a request's own
+	}
+	rows := func() []row {
+		var got struct{ Entries []audit.Entry }
+		if r := do(t, cl, "GET", "/v1/audit?peer=boss&limit=1000", nil); r.Status != 200 || r.JSON(&got) != nil {
+			t.Fatalf("audit: %d %s", r.Status, r.Body)
+		}
+		var out []row
+		for _, e := range got.Entries {
+			if e.Route == route {
+				out = append(out, row{e.Status, e.Count, e.RequestID, e.LastAt != nil})
+			}
+		}
+		return out
+	}
+	queued := func() int {
+		var n int
+		if err := db.QueryRowContext(ctx, `SELECT COUNT(*) FROM outbox WHERE session = 'shop'`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	post := func(key string) *wgclient.Response {
+		h := map[string]string{}
+		if key != "" {
+			h["Idempotency-Key"] = key
+		}
+		r, err := cl.DoWithHeader(ctx, "POST", "/v1/sessions/shop/messages", map[string]string{"to": "+15550111", "text": "hi"}, h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	// Accepted, then replayed: two rows, each with its outcome.
+	first := post("k1")
+	if first.Status != 202 {
+		t.Fatalf("send: %d %s", first.Status, first.Body)
+	}
+	if r := post("k1"); r.Status != 200 || r.Header.Get("Idempotent-Replayed") != "true" {
+		t.Fatalf("replay: %d %s", r.Status, r.Body)
+	}
+	eventually(t, "the two rows' outcomes", func() bool {
+		rs := rows()
+		return len(rs) == 2 && rs[0] == row{202, 1, first.Header.Get("X-Request-Id"), false} && rs[1].Status == 200 && !rs[1].Counted
+	})
+
+	// The write fails after the audit row was inserted in it: neither stays.
+	failHistory := `CREATE TRIGGER fail_history BEFORE INSERT ON outbox_history BEGIN SELECT RAISE(ABORT, 'injected'); END`
+	dropHistory := `DROP TRIGGER fail_history`
+	failAudit := `CREATE TRIGGER fail_audit BEFORE INSERT ON audit WHEN NEW.route = '` + route + `' AND NEW.status = 0 BEGIN SELECT RAISE(ABORT, 'injected'); END`
+	dropAudit := `DROP TRIGGER fail_audit`
+	if db.Dialect == store.Postgres {
+		failHistory = `CREATE FUNCTION fail_injected() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'injected'; END $$;
+			CREATE TRIGGER fail_history BEFORE INSERT ON outbox_history FOR EACH ROW EXECUTE FUNCTION fail_injected()`
+		dropHistory = `DROP TRIGGER fail_history ON outbox_history`
+		failAudit = `CREATE TRIGGER fail_audit BEFORE INSERT ON audit FOR EACH ROW WHEN (NEW.route = '` + route + `' AND NEW.status = 0) EXECUTE FUNCTION fail_injected()`
+		dropAudit = `DROP TRIGGER fail_audit ON audit`
+	}
+	before := queued()
+	if _, err := db.ExecContext(ctx, failHistory); err != nil {
+		t.Fatal(err)
+	}
+	if r := post(""); r.Status != 500 {
+		t.Fatalf("send with its write failing: %d %s", r.Status, r.Body)
+	}
+	if _, err := db.ExecContext(ctx, dropHistory); err != nil {
+		t.Fatal(err)
+	}
+	// The audit row cannot be inserted: 503, nothing queued.
+	if _, err := db.ExecContext(ctx, failAudit); err != nil {
+		t.Fatal(err)
+	}
+	wantError(t, post(""), 503, "storage_unavailable")
+	if _, err := db.ExecContext(ctx, dropAudit); err != nil {
+		t.Fatal(err)
+	}
+	if n := queued(); n != before {
+		t.Fatalf("%d messages queued by the failed sends", n-before)
+	}
+	// Both are counted refusals (one row each, count 1), no single rows
+	// at status 0 or 5xx.
+	eventually(t, "the refusals counted", func() bool { return len(rows()) == 4 })
+	for _, r := range rows()[2:] {
+		if !r.Counted || r.Count != 1 || (r.Status != 500 && r.Status != 503) {
+			t.Errorf("failed send's row: %+v, want a refusal counted once at 500 or 503", r)
+		}
+	}
+	if rs := rows(); rs[2].Status == rs[3].Status {
+		t.Errorf("the two failures share a status: %+v", rs)
 	}
 }

@@ -3,7 +3,9 @@
 //
 // What a request did is never left unrecorded: a request that reaches its
 // handler has a row committed first (Begin, status 0 while it runs); when
-// that commit fails, the request is refused and nothing is done. Its final
+// that commit fails, the request is refused and nothing is done. A request
+// whose one effect is a write (a send's outbox row) has its row committed
+// in that write's own transaction instead (BeginTx): both or neither. Its final
 // status (Finish) is written after the response, a few milliseconds later
 // in one commit with the other finishes of the moment, so that it neither
 // delays the answer nor competes with the write the request started (a
@@ -48,6 +50,10 @@ type Entry struct {
 	// a single row.
 	LastAt *time.Time `json:"last_at,omitempty"`
 }
+
+// ErrNotRecorded is the error of a write whose audit row (BeginInWrite)
+// could not be inserted: the write did not happen either.
+var ErrNotRecorded = errors.New("audit: the request's row could not be written")
 
 // Defaults of Options.
 const (
@@ -162,16 +168,47 @@ func (l *Log) Begin(ctx context.Context, e Entry) (int64, error) {
 	return id, nil
 }
 
-func (l *Log) insert(ctx context.Context, e Entry) (int64, error) {
+// BeginInWrite is Begin for a request whose one effect is a write: it
+// returns ctx carrying e's row as that write's companion
+// (store.WithFirstWrite), so that the first Batch or WriteTx run on ctx
+// commits the row in its own transaction, with what the request did, or
+// not at all; the request waits for one commit instead of two. committed
+// gives the row's id once that transaction has committed (ok false
+// before, and for good when the request wrote nothing: then nothing was
+// done and the caller counts a refusal or Begins the row itself).
+func (l *Log) BeginInWrite(ctx context.Context, e Entry) (_ context.Context, committed func() (id int64, ok bool)) {
+	e.Status = 0
+	var id int64
+	ctx, fw := store.WithFirstWrite(ctx, func(ctx context.Context, tx *sql.Tx) (err error) {
+		if id, err = l.insertTx(ctx, tx, e); err != nil {
+			return fmt.Errorf("%w: %w", ErrNotRecorded, err)
+		}
+		return nil
+	})
+	return ctx, func() (int64, bool) {
+		if !fw.Done() {
+			return 0, false
+		}
+		return id, true
+	}
+}
+
+func (l *Log) insert(ctx context.Context, e Entry) (id int64, err error) {
+	err = l.db.Batch(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		id, err = l.insertTx(ctx, tx, e)
+		return err
+	})
+	return id, err
+}
+
+func (l *Log) insertTx(ctx context.Context, tx *sql.Tx, e Entry) (int64, error) {
 	if e.At.IsZero() {
 		e.At = l.now()
 	}
 	var id int64
-	err := l.db.Batch(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		return tx.QueryRowContext(ctx, `INSERT INTO audit(at, peer, method, route, target, status, request_id, count)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, 1) RETURNING id`,
-			e.At.UnixNano(), e.Peer, e.Method, e.Route, e.Target, e.Status, e.RequestID).Scan(&id)
-	})
+	err := tx.QueryRowContext(ctx, `INSERT INTO audit(at, peer, method, route, target, status, request_id, count)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, 1) RETURNING id`,
+		e.At.UnixNano(), e.Peer, e.Method, e.Route, e.Target, e.Status, e.RequestID).Scan(&id)
 	return id, err
 }
 
