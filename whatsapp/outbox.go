@@ -145,6 +145,7 @@ func (e *Engine) Send(ctx context.Context, session string, req SendRequest) (msg
 		return Message{}, false, err
 	}
 	id := newMessageID()
+	var seq int64
 	var idem any
 	if req.IdempotencyKey != "" {
 		idem = req.IdempotencyKey
@@ -162,8 +163,8 @@ func (e *Engine) Send(ctx context.Context, session string, req SendRequest) (msg
 			id = existing
 			return errReplay
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO outbox(id, session, peer, idem_key, to_jid, text, reply_to, kind, content, request_hash, status, next_attempt_at, created_at, updated_at, media_id)
-			VALUES ($1, $2, $3, $4, $5, '', '', $6, $7, $8, $9, $10, $11, $12, $13)`, id, session, req.Peer, idem, to.String(), content.Kind, string(contentJSON), hash, StatusQueued, now.UnixNano(), now.UnixNano(), now.UnixNano(), content.MediaID()); err != nil {
+		if err := tx.QueryRowContext(ctx, `INSERT INTO outbox(id, session, peer, idem_key, to_jid, text, reply_to, kind, content, request_hash, status, next_attempt_at, created_at, updated_at, media_id)
+			VALUES ($1, $2, $3, $4, $5, '', '', $6, $7, $8, $9, $10, $11, $12, $13) RETURNING seq`, id, session, req.Peer, idem, to.String(), content.Kind, string(contentJSON), hash, StatusQueued, now.UnixNano(), now.UnixNano(), now.UnixNano(), content.MediaID()).Scan(&seq); err != nil {
 			return err
 		}
 		_, err := tx.ExecContext(ctx, `INSERT INTO outbox_history(message_id, at, status) VALUES ($1, $2, $3)`, id, now.UnixNano(), StatusQueued)
@@ -184,6 +185,14 @@ func (e *Engine) Send(ctx context.Context, session string, req SendRequest) (msg
 		CreatedAt: at, UpdatedAt: at, History: []StatusAt{{Status: StatusQueued, At: at}}}
 	m.setContent(content)
 	m.RecipientLID = e.recipientLID(ctx, session, m.To)
+	// The sender gets the row as it reads it (its content from the JSON
+	// written), so that it need not read it back when it is alone.
+	queued := m
+	queued.seq, queued.nextAt = seq, now.UnixNano()
+	var stored Content
+	_ = json.Unmarshal(contentJSON, &stored)
+	queued.setContent(stored)
+	s.fresh.handOff(queued)
 	s.poke()
 	return m, true, nil
 }
@@ -399,6 +408,9 @@ func (e *Engine) moveTx(ctx context.Context, tx *sql.Tx, id, status, detail stri
 // one transaction, so an ack or receipt cannot slip in between the read
 // and the write.
 func (e *Engine) failPending(ctx context.Context, session, reason string) {
+	if s, err := e.session(session); err == nil {
+		s.fresh.invalidate() // before the write: the sender reads the queue again
+	}
 	var n int
 	err := e.cfg.DB.WriteTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		ids, err := store.Strings(ctx, tx, `SELECT id FROM outbox WHERE session = $1 AND status = $2`, session, StatusQueued)

@@ -91,7 +91,7 @@ func (s *session) sendDue(acks *ackCommitter) time.Duration {
 			return idle
 		default:
 		}
-		m, err := scanMessage(s.cfg.DB.QueryRowContext(ctx, `SELECT `+msgCols+` FROM outbox WHERE session = $1 AND status = $2 AND seq > $3 ORDER BY seq LIMIT 1`, s.name, StatusQueued, after))
+		m, err := s.next(ctx, after)
 		if err != nil {
 			if after == 0 {
 				return idle // no queued message (or the database is closing)
@@ -138,6 +138,86 @@ func (s *session) sendDue(acks *ackCommitter) time.Duration {
 		s.log.Info("send failed; will retry", "session", s.name, "id", m.ID, "attempt", m.Attempts+1, "backoff", backoff, "err", err)
 		return backoff
 	}
+}
+
+// next returns the oldest queued message past seq after (sql.ErrNoRows
+// when there is none): the message Send handed over when it is alone in
+// the queue (freshQueue), else read from the queue.
+func (s *session) next(ctx context.Context, after int64) (Message, error) {
+	if after == 0 {
+		if m, ok := s.fresh.take(); ok {
+			return m, nil
+		}
+	}
+	g := s.fresh.generation()
+	m, err := scanMessage(s.cfg.DB.QueryRowContext(ctx, `SELECT `+msgCols+` FROM outbox WHERE session = $1 AND status = $2 AND seq > $3 ORDER BY seq LIMIT 1`, s.name, StatusQueued, after))
+	if after == 0 && errors.Is(err, sql.ErrNoRows) {
+		s.fresh.foundEmpty(g)
+	}
+	return m, err
+}
+
+// freshQueue lets the sender send a message that is alone in its
+// session's queue without reading it back: on an idle appliance that read
+// is a tenth of the way from the API call to the contact.
+//
+// Only Send adds queued rows, and each hands the message it committed
+// over here (handOff) before its answer. So once a read of the whole queue
+// (after 0) found it empty, and no hand-over came while that read ran
+// (generation), the messages handed over since are exactly the queued
+// ones. When that is one message, take gives it, as committed. Anything
+// else, two or more, a hand-over racing the read, a change to queued rows
+// by another writer (failPending invalidates first), makes the sender read
+// the queue as before; and take clears the state either way, so the
+// shortcut is taken at most once per empty read.
+type freshQueue struct {
+	mu    sync.Mutex
+	gen   uint64  // hand-overs so far
+	empty bool    // the last whole-queue read found it empty, unraced
+	n     int     // hand-overs since that read
+	m     Message // the last of them
+}
+
+func (f *freshQueue) handOff(m Message) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.gen++
+	if f.empty {
+		f.n++
+		f.m = m
+	}
+}
+
+// generation is taken before a read of the queue.
+func (f *freshQueue) generation() uint64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.gen
+}
+
+// foundEmpty records that a read of the whole queue begun at generation g
+// found no queued message.
+func (f *freshQueue) foundEmpty(g uint64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.empty, f.n, f.m = f.gen == g, 0, Message{}
+}
+
+// take returns the one message handed over since an empty read, if there
+// is exactly one.
+func (f *freshQueue) take() (Message, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	m, ok := f.m, f.empty && f.n == 1
+	f.empty, f.n, f.m = false, 0, Message{}
+	return m, ok
+}
+
+// invalidate makes the sender read the queue next time.
+func (f *freshQueue) invalidate() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.empty, f.n, f.m = false, 0, Message{}
 }
 
 // permanentError is a send failure that retrying cannot fix.

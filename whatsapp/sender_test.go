@@ -65,3 +65,52 @@ func TestRecipientCache(t *testing.T) {
 		t.Fatalf("cache holds %d numbers", n)
 	}
 }
+
+// TestFreshQueue: the sender takes a handed-over message without reading
+// the queue only when it is certainly the one queued message: after a
+// whole-queue read found nothing, with no hand-over during that read, and
+// exactly one since; every other order of events makes it read.
+func TestFreshQueue(t *testing.T) {
+	msg := func(id string) Message { return Message{ID: id} }
+	emptyRead := func(f *freshQueue) { f.foundEmpty(f.generation()) }
+	cases := []struct {
+		name string
+		run  func(f *freshQueue)
+		want string // the id take gives, "" for none
+	}{
+		{"idle, one send", func(f *freshQueue) { emptyRead(f); f.handOff(msg("x")) }, "x"},
+		{"no read yet (a fresh start)", func(f *freshQueue) { f.handOff(msg("x")) }, ""},
+		{"two sends", func(f *freshQueue) { emptyRead(f); f.handOff(msg("x")); f.handOff(msg("y")) }, ""},
+		{"a send committed during the read", func(f *freshQueue) {
+			g := f.generation()
+			f.handOff(msg("x")) // not seen by the read, handed over before it ended
+			f.foundEmpty(g)
+			f.handOff(msg("y"))
+		}, ""},
+		{"a read that found something", func(f *freshQueue) {
+			emptyRead(f)
+			f.handOff(msg("x"))
+			f.take()            // the sender takes x...
+			f.handOff(msg("y")) // ...and y comes while x goes out
+		}, ""},
+		{"queued rows changed by another writer", func(f *freshQueue) { emptyRead(f); f.handOff(msg("x")); f.invalidate() }, ""},
+		{"a second idle period", func(f *freshQueue) {
+			emptyRead(f)
+			f.handOff(msg("x"))
+			f.take()
+			emptyRead(f)
+			f.handOff(msg("y"))
+		}, "y"},
+	}
+	for _, c := range cases {
+		var f freshQueue
+		c.run(&f)
+		m, ok := f.take()
+		if got := map[bool]string{true: m.ID}[ok]; got != c.want {
+			t.Errorf("%s: take gave %q (%v), want %q", c.name, m.ID, ok, c.want)
+		}
+		if _, ok := f.take(); ok {
+			t.Errorf("%s: a second take gave a message", c.name)
+		}
+	}
+}

@@ -72,6 +72,7 @@ type session struct {
 	banUntil  time.Time        // the expiry of a temporary ban, while banned
 
 	nudge      chan struct{}
+	fresh      freshQueue // the messages Send handed the sender (sender.go)
 	stop       chan struct{}
 	senderDone chan struct{}
 	stopOnce   sync.Once
