@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -67,7 +68,7 @@ func (db *DB) Batch(ctx context.Context, fn func(ctx context.Context, tx *sql.Tx
 		return err
 	}
 	if lead != nil {
-		db.batch.lead(db, lead)
+		db.batch.lead(db, lead, r)
 		return <-r.done // lead holds r: commit has answered it
 	}
 	select {
@@ -166,11 +167,38 @@ func (b *batcher) take() []*batchReq {
 	return reqs
 }
 
-// lead commits reqs, taken by enqueue, in the caller's goroutine, then
-// ends the commit in progress (also when commit panics).
-func (b *batcher) lead(db *DB, reqs []*batchReq) {
+// lead commits reqs, taken by enqueue for own, in the caller's
+// goroutine, then ends the commit in progress (also when commit panics).
+func (b *batcher) lead(db *DB, reqs []*batchReq, own *batchReq) {
 	defer b.release()
-	b.commit(db, reqs)
+	b.commit(db, reqs, own)
+}
+
+// requeue puts reqs back at the head of the queue, for the committer, but
+// own, whose caller's ctx has ended: it is answered with ctx.Err(). Once
+// Close has begun they are answered with ErrClosed instead (the committer
+// may have failed the queue already).
+func (b *batcher) requeue(reqs []*batchReq, own *batchReq) {
+	if own.state.CompareAndSwap(reqQueued, reqCancelled) {
+		own.done <- own.ctx.Err()
+	}
+	rest := slices.DeleteFunc(reqs, func(r *batchReq) bool { return r == own })
+	if len(rest) == 0 {
+		return
+	}
+	b.mu.Lock()
+	closed := b.closed
+	if !closed {
+		b.queue = append(rest, b.queue...)
+	}
+	b.mu.Unlock()
+	if closed {
+		for _, r := range rest {
+			if r.state.CompareAndSwap(reqQueued, reqStarted) {
+				r.done <- fmt.Errorf("store.Batch: %w", ErrClosed)
+			}
+		}
+	}
 }
 
 // release ends the commit in progress and hands what queued meanwhile to
@@ -250,14 +278,17 @@ func (b *batcher) run(db *DB) {
 		b.committing = true
 		reqs := b.take()
 		b.mu.Unlock()
-		b.commit(db, reqs)
+		b.commit(db, reqs, nil)
 		b.release()
 	}
 }
 
 // commit runs reqs in one transaction, each fn in a savepoint (a fn alone
-// without one), commits, and only then answers each caller.
-func (b *batcher) commit(db *DB, reqs []*batchReq) {
+// without one), commits, and only then answers each caller. own is the
+// leader's request (nil for the committer goroutine): when its ctx ends
+// while the write lock is awaited, the leader withdraws it and leaves the
+// others to the committer, as a queued caller would have returned at once.
+func (b *batcher) commit(db *DB, reqs []*batchReq, own *batchReq) {
 	ctx := context.Background()
 	errs := make([]error, len(reqs))
 	ran := make([]bool, len(reqs))
@@ -271,7 +302,11 @@ func (b *batcher) commit(db *DB, reqs []*batchReq) {
 			}
 		}
 	}
-	tx, done, err := db.beginWrite(ctx) // the write lock, as WriteTx
+	tx, done, err := begin(db, own)
+	if errors.Is(err, errLeaderGone) {
+		b.requeue(reqs, own)
+		return
+	}
 	if err != nil {
 		fail(fmt.Errorf("store.Batch: %w", err))
 		return
@@ -319,6 +354,35 @@ func (b *batcher) commit(db *DB, reqs []*batchReq) {
 			r.done <- errs[i]
 		}
 	}
+}
+
+// errLeaderGone: begin's wait ended with the leader's ctx.
+var errLeaderGone = errors.New("store.Batch: the leading caller's ctx ended")
+
+// begin takes the write lock, as WriteTx does. For a leader (own not nil)
+// the wait ends when own's ctx does (errLeaderGone, nothing begun); the
+// transaction itself is never tied to that ctx, which may end at any time
+// after its fn has started.
+func begin(db *DB, own *batchReq) (*sql.Tx, func(), error) {
+	if own == nil {
+		return db.beginWrite(context.Background())
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	stop := context.AfterFunc(own.ctx, cancel)
+	tx, done, err := db.beginWrite(ctx)
+	if !stop() { // own's ctx has ended: ctx is cancelled or about to be
+		if err == nil {
+			tx.Rollback()
+			done()
+		}
+		cancel()
+		return nil, nil, errLeaderGone
+	}
+	if err != nil {
+		cancel()
+		return nil, nil, err
+	}
+	return tx, func() { done(); cancel() }, nil
 }
 
 // claim marks r started, just before its fn runs, and reports whether it

@@ -594,3 +594,69 @@ func TestBatchCloseWaitsForLeader(t *testing.T) {
 		}
 	})
 }
+
+// TestBatchLeaderCancelledAwaitingLock: a lone caller whose ctx ends while
+// its commit waits for the write lock (held here by a WriteTx) gets
+// ctx.Err() at once, as a queued caller does, and its fn never runs; a
+// caller queued behind it is committed once the lock is free.
+func TestBatchLeaderCancelledAwaitingLock(t *testing.T) {
+	forEngines(t, func(t *testing.T, e engine) {
+		db, sizes := batchDB(t, e)
+		ctx := context.Background()
+		started, rel, held := make(chan struct{}), make(chan struct{}), make(chan error, 1)
+		go func() {
+			held <- db.WriteTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+				close(started)
+				<-rel
+				return insert(0)(ctx, tx)
+			})
+		}()
+		<-started
+		lctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		var ran atomic.Bool
+		res := make(chan error, 1)
+		go func() {
+			res <- db.Batch(lctx, func(context.Context, *sql.Tx) error { ran.Store(true); return nil })
+		}()
+		for { // the lone caller leads its commit, waiting for the lock
+			db.batch.mu.Lock()
+			c := db.batch.committing
+			db.batch.mu.Unlock()
+			if c {
+				break
+			}
+			time.Sleep(time.Millisecond)
+		}
+		queued := make(chan error, 1)
+		go func() { queued <- db.Batch(ctx, insert(5)) }()
+		waitQueued(t, db, 1)
+		cancel()
+		select {
+		case err := <-res:
+			if !errors.Is(err, context.Canceled) {
+				close(rel)
+				t.Fatalf("cancelled awaiting the lock: %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			close(rel)
+			t.Fatal("a leader cancelled awaiting the lock waited for it")
+		}
+		close(rel)
+		if err := <-held; err != nil {
+			t.Fatal(err)
+		}
+		if err := <-queued; err != nil {
+			t.Fatalf("queued behind the cancelled leader: %v", err)
+		}
+		if ran.Load() {
+			t.Fatal("the fn of the cancelled leader ran")
+		}
+		if r := ids(t, db); !slices.Equal(r, []int{0, 5}) {
+			t.Fatalf("rows %v, want [0 5]", r)
+		}
+		if s := sizes(); !slices.Equal(s, []int{1}) {
+			t.Fatalf("batch sizes %v, want [1]", s)
+		}
+	})
+}
