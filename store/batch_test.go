@@ -595,14 +595,18 @@ func TestBatchCloseWaitsForLeader(t *testing.T) {
 	})
 }
 
-// TestBatchLeaderCancelledAwaitingLock: a lone caller whose ctx ends while
-// its commit waits for the write lock (held here by a WriteTx) gets
-// ctx.Err() at once, as a queued caller does, and its fn never runs; a
-// caller queued behind it is committed once the lock is free.
+// TestBatchLeaderCancelledAwaitingLock: a leading caller whose ctx ends
+// while its commit waits for the write lock (held here by a WriteTx) gets
+// ctx.Err() at once, as a queued caller does, and its fn never runs; the
+// request it had taken with it and a caller queued behind it are committed
+// together by the committer once the lock is free.
 func TestBatchLeaderCancelledAwaitingLock(t *testing.T) {
 	forEngines(t, func(t *testing.T, e engine) {
 		db, sizes := batchDB(t, e)
 		ctx := context.Background()
+		if err := db.Batch(ctx, insert(1)); err != nil { // starts the committer
+			t.Fatal(err)
+		}
 		started, rel, held := make(chan struct{}), make(chan struct{}), make(chan error, 1)
 		go func() {
 			held <- db.WriteTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
@@ -612,6 +616,12 @@ func TestBatchLeaderCancelledAwaitingLock(t *testing.T) {
 			})
 		}()
 		<-started
+		// A request queued without a wake-up, as in the moment between a
+		// commit's end and the committer's waking: the leader takes it.
+		taken := &batchReq{ctx: ctx, fn: insert(7), done: make(chan error, 1)}
+		db.batch.mu.Lock()
+		db.batch.queue = append(db.batch.queue, taken)
+		db.batch.mu.Unlock()
 		lctx, cancel := context.WithCancel(ctx)
 		defer cancel()
 		var ran atomic.Bool
@@ -649,14 +659,22 @@ func TestBatchLeaderCancelledAwaitingLock(t *testing.T) {
 		if err := <-queued; err != nil {
 			t.Fatalf("queued behind the cancelled leader: %v", err)
 		}
+		select {
+		case err := <-taken.done:
+			if err != nil {
+				t.Fatalf("taken by the cancelled leader: %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("the request the cancelled leader had taken was dropped")
+		}
 		if ran.Load() {
 			t.Fatal("the fn of the cancelled leader ran")
 		}
-		if r := ids(t, db); !slices.Equal(r, []int{0, 5}) {
-			t.Fatalf("rows %v, want [0 5]", r)
+		if r := ids(t, db); !slices.Equal(r, []int{0, 1, 5, 7}) {
+			t.Fatalf("rows %v, want [0 1 5 7]", r)
 		}
-		if s := sizes(); !slices.Equal(s, []int{1}) {
-			t.Fatalf("batch sizes %v, want [1]", s)
+		if s := sizes(); !slices.Equal(s, []int{1, 2}) {
+			t.Fatalf("batch sizes %v, want [1 2]", s)
 		}
 	})
 }
