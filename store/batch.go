@@ -24,9 +24,10 @@ const maxBatch = 64
 // returns once that transaction has committed, so what fn wrote is durable
 // when Batch returns nil.
 //
-// fn runs inside its own SAVEPOINT: when it returns an error (or panics),
-// only its own writes are rolled back and Batch returns that error (a
-// panic as an error). When the COMMIT fails, every caller of the batch
+// fn runs inside its own SAVEPOINT (alone in its transaction, in the
+// transaction itself): when it returns an error (or panics), only its own
+// writes are rolled back and Batch returns that error (a panic as an
+// error). When the COMMIT fails, every caller of the batch
 // gets the commit error, even one whose fn failed: what a fn read may have
 // been a sibling's uncommitted write (a duplicate key, an idempotency
 // replay), so no outcome of the batch stands.
