@@ -313,6 +313,21 @@ func (b *batcher) commit(db *DB, reqs []*batchReq, own *batchReq) {
 		return
 	}
 	defer done()
+	answered := false
+	defer func() {
+		// A panic out of the commit itself (the driver's: a fn's own is
+		// its error already) must neither hold the write lock nor leave
+		// callers waiting, now that it may unwind a caller's goroutine,
+		// which net/http recovers: roll back, fail them, then go on
+		// panicking.
+		if v := recover(); v != nil {
+			tx.Rollback()
+			if !answered {
+				fail(fmt.Errorf("store.Batch: panic in commit: %v", v))
+			}
+			panic(v)
+		}
+	}()
 	sp := savepoints{db: db, tx: tx}
 	for i, r := range reqs {
 		if !claim(r) {
@@ -327,6 +342,7 @@ func (b *batcher) commit(db *DB, reqs []*batchReq, own *batchReq) {
 			// a failed statement anyway.
 			if errs[i] = callFn(tx, r); errs[i] != nil {
 				tx.Rollback()
+				answered = true
 				r.done <- errs[i]
 				return
 			}
@@ -347,6 +363,7 @@ func (b *batcher) commit(db *DB, reqs []*batchReq, own *batchReq) {
 		fail(fmt.Errorf("store.Batch: commit: %w", err))
 		return
 	}
+	answered = true
 	if b.onCommit != nil {
 		b.onCommit(n)
 	}
