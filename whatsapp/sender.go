@@ -80,8 +80,10 @@ func (s *session) sendDue(acks *ackCommitter) time.Duration {
 	ctx := s.ctx
 	e := s.e
 	var after int64
+	q := queueReader{s: s}
 	settle := func() bool {
 		after = 0
+		q.reset()
 		return acks.wait()
 	}
 	defer settle()
@@ -91,7 +93,7 @@ func (s *session) sendDue(acks *ackCommitter) time.Duration {
 			return idle
 		default:
 		}
-		m, err := s.next(ctx, after)
+		m, err := q.next(ctx, after)
 		if err != nil {
 			if after == 0 {
 				return idle // no queued message (or the database is closing)
@@ -140,21 +142,69 @@ func (s *session) sendDue(acks *ackCommitter) time.Duration {
 	}
 }
 
-// next returns the oldest queued message past seq after (sql.ErrNoRows
-// when there is none): the message Send handed over when it is alone in
-// the queue (freshQueue), else read from the queue.
-func (s *session) next(ctx context.Context, after int64) (Message, error) {
+// queueReader gives the sender its session's queued messages in order,
+// reading them readAhead at a time (a burst reads its queue once per
+// readAhead messages instead of once per message), or taking the one that
+// Send handed over when it is alone in the queue (freshQueue). What it
+// read ahead is dropped when the sender starts over from the head of the
+// queue (reset) and when another writer changed queued rows
+// (freshQueue.invalidate), so it never sends what the queue no longer
+// holds any more than a read just before the send would.
+type queueReader struct {
+	s     *session
+	ahead []Message
+	epoch uint64 // the freshQueue epoch ahead was read in
+}
+
+// readAhead is how many queued messages one read of the queue takes.
+const readAhead = 16
+
+func (q *queueReader) reset() { q.ahead = nil }
+
+// next returns the oldest queued message past seq after, sql.ErrNoRows
+// when there is none.
+func (q *queueReader) next(ctx context.Context, after int64) (Message, error) {
+	s := q.s
 	if after == 0 {
+		q.ahead = nil
 		if m, ok := s.fresh.take(); ok {
 			return m, nil
 		}
 	}
-	g := s.fresh.generation()
-	m, err := scanMessage(s.cfg.DB.QueryRowContext(ctx, `SELECT `+msgCols+` FROM outbox WHERE session = $1 AND status = $2 AND seq > $3 ORDER BY seq LIMIT 1`, s.name, StatusQueued, after))
-	if after == 0 && errors.Is(err, sql.ErrNoRows) {
-		s.fresh.foundEmpty(g)
+	g, epoch := s.fresh.generation()
+	if len(q.ahead) > 0 && q.epoch == epoch && q.ahead[0].seq > after {
+		m := q.ahead[0]
+		q.ahead = q.ahead[1:]
+		return m, nil
 	}
-	return m, err
+	q.ahead = q.ahead[:0]
+	rows, err := s.cfg.DB.QueryContext(ctx, `SELECT `+msgCols+` FROM outbox WHERE session = $1 AND status = $2 AND seq > $3 ORDER BY seq LIMIT $4`, s.name, StatusQueued, after, readAhead)
+	if err != nil {
+		return Message{}, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		m, err := scanMessage(rows)
+		if err != nil {
+			q.ahead = nil
+			return Message{}, err
+		}
+		q.ahead = append(q.ahead, m)
+	}
+	if err := rows.Err(); err != nil {
+		q.ahead = nil
+		return Message{}, err
+	}
+	if len(q.ahead) == 0 {
+		if after == 0 {
+			s.fresh.foundEmpty(g)
+		}
+		return Message{}, sql.ErrNoRows
+	}
+	q.epoch = epoch
+	m := q.ahead[0]
+	q.ahead = q.ahead[1:]
+	return m, nil
 }
 
 // freshQueue lets the sender send a message that is alone in its
@@ -172,6 +222,7 @@ func (s *session) next(ctx context.Context, after int64) (Message, error) {
 // shortcut is taken at most once per empty read.
 type freshQueue struct {
 	mu    sync.Mutex
+	epoch uint64  // invalidations so far
 	gen   uint64  // hand-overs so far
 	empty bool    // the last whole-queue read found it empty, unraced
 	n     int     // hand-overs since that read
@@ -188,11 +239,12 @@ func (f *freshQueue) handOff(m Message) {
 	}
 }
 
-// generation is taken before a read of the queue.
-func (f *freshQueue) generation() uint64 {
+// generation is taken before a read of the queue: the hand-overs and the
+// invalidations so far.
+func (f *freshQueue) generation() (gen, epoch uint64) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.gen
+	return f.gen, f.epoch
 }
 
 // foundEmpty records that a read of the whole queue begun at generation g
@@ -213,10 +265,11 @@ func (f *freshQueue) take() (Message, bool) {
 	return m, ok
 }
 
-// invalidate makes the sender read the queue next time.
+// invalidate makes the sender read the queue again before its next send.
 func (f *freshQueue) invalidate() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.epoch++
 	f.empty, f.n, f.m = false, 0, Message{}
 }
 

@@ -72,7 +72,7 @@ func TestRecipientCache(t *testing.T) {
 // exactly one since; every other order of events makes it read.
 func TestFreshQueue(t *testing.T) {
 	msg := func(id string) Message { return Message{ID: id} }
-	emptyRead := func(f *freshQueue) { f.foundEmpty(f.generation()) }
+	emptyRead := func(f *freshQueue) { g, _ := f.generation(); f.foundEmpty(g) }
 	cases := []struct {
 		name string
 		run  func(f *freshQueue)
@@ -82,7 +82,7 @@ func TestFreshQueue(t *testing.T) {
 		{"no read yet (a fresh start)", func(f *freshQueue) { f.handOff(msg("x")) }, ""},
 		{"two sends", func(f *freshQueue) { emptyRead(f); f.handOff(msg("x")); f.handOff(msg("y")) }, ""},
 		{"a send committed during the read", func(f *freshQueue) {
-			g := f.generation()
+			g, _ := f.generation()
 			f.handOff(msg("x")) // not seen by the read, handed over before it ended
 			f.foundEmpty(g)
 			f.handOff(msg("y"))
