@@ -214,26 +214,27 @@ func TestSendAuditedInItsWrite(t *testing.T) {
 		return len(rs) == 2 && rs[0] == row{202, 1, first.Header.Get("X-Request-Id"), false} && rs[1].Status == 200 && !rs[1].Counted
 	})
 
-	// The write fails after the audit row was inserted in it: neither stays.
-	failHistory := `CREATE TRIGGER fail_history BEFORE INSERT ON outbox_history BEGIN SELECT RAISE(ABORT, 'injected'); END`
-	dropHistory := `DROP TRIGGER fail_history`
+	// The write fails after the audit row was inserted in it (the outbox
+	// row is refused): neither stays.
+	failQueue := `CREATE TRIGGER fail_queue BEFORE INSERT ON outbox BEGIN SELECT RAISE(ABORT, 'injected'); END`
+	dropQueue := `DROP TRIGGER fail_queue`
 	failAudit := `CREATE TRIGGER fail_audit BEFORE INSERT ON audit WHEN NEW.route = '` + route + `' AND NEW.status = 0 BEGIN SELECT RAISE(ABORT, 'injected'); END`
 	dropAudit := `DROP TRIGGER fail_audit`
 	if db.Dialect == store.Postgres {
-		failHistory = `CREATE FUNCTION fail_injected() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'injected'; END $$;
-			CREATE TRIGGER fail_history BEFORE INSERT ON outbox_history FOR EACH ROW EXECUTE FUNCTION fail_injected()`
-		dropHistory = `DROP TRIGGER fail_history ON outbox_history`
+		failQueue = `CREATE FUNCTION fail_injected() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'injected'; END $$;
+			CREATE TRIGGER fail_queue BEFORE INSERT ON outbox FOR EACH ROW EXECUTE FUNCTION fail_injected()`
+		dropQueue = `DROP TRIGGER fail_queue ON outbox`
 		failAudit = `CREATE TRIGGER fail_audit BEFORE INSERT ON audit FOR EACH ROW WHEN (NEW.route = '` + route + `' AND NEW.status = 0) EXECUTE FUNCTION fail_injected()`
 		dropAudit = `DROP TRIGGER fail_audit ON audit`
 	}
 	before := queued()
-	if _, err := db.ExecContext(ctx, failHistory); err != nil {
+	if _, err := db.ExecContext(ctx, failQueue); err != nil {
 		t.Fatal(err)
 	}
 	if r := post(""); r.Status != 500 {
 		t.Fatalf("send with its write failing: %d %s", r.Status, r.Body)
 	}
-	if _, err := db.ExecContext(ctx, dropHistory); err != nil {
+	if _, err := db.ExecContext(ctx, dropQueue); err != nil {
 		t.Fatal(err)
 	}
 	// The audit row cannot be inserted: 503, nothing queued.

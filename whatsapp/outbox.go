@@ -163,12 +163,11 @@ func (e *Engine) Send(ctx context.Context, session string, req SendRequest) (msg
 			id = existing
 			return errReplay
 		}
-		if err := tx.QueryRowContext(ctx, `INSERT INTO outbox(id, session, peer, idem_key, to_jid, text, reply_to, kind, content, request_hash, status, next_attempt_at, created_at, updated_at, media_id)
-			VALUES ($1, $2, $3, $4, $5, '', '', $6, $7, $8, $9, $10, $11, $12, $13) RETURNING seq`, id, session, req.Peer, idem, to.String(), content.Kind, string(contentJSON), hash, StatusQueued, now.UnixNano(), now.UnixNano(), now.UnixNano(), content.MediaID()).Scan(&seq); err != nil {
-			return err
-		}
-		_, err := tx.ExecContext(ctx, `INSERT INTO outbox_history(message_id, at, status) VALUES ($1, $2, $3)`, id, now.UnixNano(), StatusQueued)
-		return err
+		// Its history starts at created_at, "queued": no row of its own
+		// (Message reads it from the outbox row), one insert and two
+		// pages fewer in the commit a send waits for.
+		return tx.QueryRowContext(ctx, `INSERT INTO outbox(id, session, peer, idem_key, to_jid, text, reply_to, kind, content, request_hash, status, next_attempt_at, created_at, updated_at, media_id)
+			VALUES ($1, $2, $3, $4, $5, '', '', $6, $7, $8, $9, $10, $11, $12, $13) RETURNING seq`, id, session, req.Peer, idem, to.String(), content.Kind, string(contentJSON), hash, StatusQueued, now.UnixNano(), now.UnixNano(), now.UnixNano(), content.MediaID()).Scan(&seq)
 	})
 	switch {
 	case errors.Is(err, errReplay):
@@ -314,9 +313,20 @@ func (e *Engine) Message(ctx context.Context, session, id string) (Message, erro
 			return m, err
 		}
 		h.At = time.Unix(0, at).UTC()
+		if len(m.History) == 0 && h.Status != StatusQueued {
+			m.History = append(m.History, StatusAt{Status: StatusQueued, At: m.CreatedAt})
+		}
 		m.History = append(m.History, h)
 	}
-	return m, rows.Err()
+	if err := rows.Err(); err != nil {
+		return m, err
+	}
+	// A message queued since 2026-12 has no row for "queued" (Send writes
+	// none: it is the outbox row's created_at); an older one has.
+	if len(m.History) == 0 {
+		m.History = []StatusAt{{Status: StatusQueued, At: m.CreatedAt}}
+	}
+	return m, nil
 }
 
 // canMove reports whether a message may go from status old to next:

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -477,7 +478,8 @@ func TestIdempotentSendsRace(t *testing.T) {
 		if err := db.QueryRow(`SELECT COUNT(*) FROM outbox_history`).Scan(&history); err != nil {
 			t.Fatal(err)
 		}
-		if rows != 1 || created != 1 || len(ids) != 1 || history != 1 {
+		// "queued" is the outbox row's own (no history row is written).
+		if rows != 1 || created != 1 || len(ids) != 1 || history != 0 {
 			t.Fatalf("%d rows, %d created, ids %v, %d history rows; want one message, created once, answered to all %d", rows, created, ids, history, copies)
 		}
 	})
@@ -589,4 +591,35 @@ func TestBrokenContentFailsOnlyItsMessage(t *testing.T) {
 	if _, err := m.Content.build(); !errors.Is(err, ErrUnknownKind) {
 		t.Fatalf("build of broken content: %v", err)
 	}
+}
+
+// TestHistoryStartsQueued: a message's history starts with "queued" at
+// its creation whether that is a row of its own (messages queued before
+// 2026-12) or only the outbox row (Send writes no history row for it),
+// and is never doubled.
+func TestHistoryStartsQueued(t *testing.T) {
+	pgtest.ForEngines(t, func(t *testing.T, dsn string) {
+		e, _ := newTestEngine(t, dsn, nil)
+		ctx := context.Background()
+		insertMessage(t, e, "3EB0OLD", StatusQueued)
+		insertMessage(t, e, "3EB0NEW", StatusQueued)
+		if _, err := e.cfg.DB.Exec(`DELETE FROM outbox_history WHERE message_id = '3EB0NEW'`); err != nil {
+			t.Fatal(err)
+		}
+		for _, id := range []string{"3EB0OLD", "3EB0NEW"} {
+			if _, h := statusOf(t, e, id); !slices.Equal(h, []string{StatusQueued}) {
+				t.Errorf("%s queued: history %v", id, h)
+			}
+			if err := e.finishAttempt(ctx, id, StatusSent, "", time.Now()); err != nil {
+				t.Fatal(err)
+			}
+			m, err := e.Message(ctx, "shop", id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(m.History) != 2 || m.History[0].Status != StatusQueued || m.History[1].Status != StatusSent || !m.History[0].At.Equal(m.CreatedAt) {
+				t.Errorf("%s sent: history %+v, created %v", id, m.History, m.CreatedAt)
+			}
+		}
+	})
 }
