@@ -44,9 +44,12 @@ func insert(id int) func(context.Context, *sql.Tx) error {
 	}
 }
 
-func ids(t *testing.T, db *DB) []int {
+func ids(t *testing.T, db *DB) []int { return tableIDs(t, db, "t") }
+
+// tableIDs lists the ids of a table of the tests, in order.
+func tableIDs(t *testing.T, db *DB, table string) []int {
 	t.Helper()
-	rows, err := db.Query(`SELECT id FROM t ORDER BY id`)
+	rows, err := db.Query(`SELECT id FROM ` + table + ` ORDER BY id`)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,20 +19,7 @@ func TestFirstWrite(t *testing.T) {
 		if _, err := db.Exec(`CREATE TABLE side(id INTEGER PRIMARY KEY)`); err != nil {
 			t.Fatal(err)
 		}
-		sides := func() []int {
-			rows, err := db.Query(`SELECT id FROM side ORDER BY id`)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer rows.Close()
-			var out []int
-			for rows.Next() {
-				var id int
-				rows.Scan(&id)
-				out = append(out, id)
-			}
-			return out
-		}
+		sides := func() []int { return tableIDs(t, db, "side") }
 		next, failSide := 100, false
 		ctx, fw := WithFirstWrite(context.Background(), func(ctx context.Context, tx *sql.Tx) error {
 			if failSide {
