@@ -5,7 +5,7 @@
 // handler has a row committed first (Begin, status 0 while it runs); when
 // that commit fails, the request is refused and nothing is done. A request
 // whose one effect is a write (a send's outbox row) has its row committed
-// in that write's own transaction instead (BeginTx): both or neither. Its final
+// in that write's own transaction instead (BeginInWrite): both or neither. Its final
 // status (Finish) is written after the response, a few milliseconds later
 // in one commit with the other finishes of the moment, so that it neither
 // delays the answer nor competes with the write the request started (a

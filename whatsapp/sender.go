@@ -82,8 +82,7 @@ func (s *session) sendDue(acks *ackCommitter) time.Duration {
 	var after int64
 	q := queueReader{s: s}
 	settle := func() bool {
-		after = 0
-		q.reset()
+		after = 0 // q drops what it read ahead at its next read from the head
 		return acks.wait()
 	}
 	defer settle()
@@ -147,7 +146,7 @@ func (s *session) sendDue(acks *ackCommitter) time.Duration {
 // readAhead messages instead of once per message), or taking the one that
 // Send handed over when it is alone in the queue (freshQueue). What it
 // read ahead is dropped when the sender starts over from the head of the
-// queue (reset) and when another writer changed queued rows
+// queue (after 0) and when another writer changed queued rows
 // (freshQueue.invalidate), so it never sends what the queue no longer
 // holds any more than a read just before the send would.
 type queueReader struct {
@@ -158,8 +157,6 @@ type queueReader struct {
 
 // readAhead is how many queued messages one read of the queue takes.
 const readAhead = 16
-
-func (q *queueReader) reset() { q.ahead = nil }
 
 // next returns the oldest queued message past seq after, sql.ErrNoRows
 // when there is none.
