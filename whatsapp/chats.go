@@ -42,7 +42,7 @@ func (e *Engine) MarkRead(ctx context.Context, session, chat string, ids []strin
 	dest := types.EmptyJID
 	msgIDs := make([]types.MessageID, 0, len(ids))
 	for _, id := range ids {
-		ev, ok, err := e.cfg.Events.ByKey(ctx, session, events.TypeMessageReceived, inboundKey(InboundMessage{Chat: to.String(), From: to.String(), ID: id}))
+		ev, ok, err := e.cfg.Events.ByKey(ctx, session, events.TypeMessageReceived, messageKey(to.String(), to.String(), id))
 		if err != nil {
 			return err
 		}

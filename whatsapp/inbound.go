@@ -27,17 +27,7 @@ import (
 // InboundMessage is the data of a message.received event. Kind says which
 // of the kind fields are set (OpenAPI: one schema per kind).
 type InboundMessage struct {
-	ID   string `json:"id"`
-	From string `json:"from"`
-	Chat string `json:"chat"`
-	// FromLID and ChatLID are the LIDs of From and Chat when WhatsApp
-	// addressed them by LID or whatsmeow knows it (From and Chat are then
-	// the phone-number JIDs, when known).
-	FromLID   string    `json:"from_lid,omitempty"`
-	ChatLID   string    `json:"chat_lid,omitempty"`
-	FromMe    bool      `json:"from_me"`
-	PushName  string    `json:"push_name,omitempty"`
-	Timestamp time.Time `json:"timestamp"`
+	origin
 	// Kind is text, image, video, audio, document, sticker, location,
 	// contacts, poll, or unsupported (WhatsAppType then names what came).
 	Kind         string `json:"kind"`
@@ -62,9 +52,12 @@ type InboundMessage struct {
 // origin is who sent a message, where and when: the fields every event
 // about a received message starts with.
 type origin struct {
-	ID        string    `json:"id"`
-	From      string    `json:"from"`
-	Chat      string    `json:"chat"`
+	ID   string `json:"id"`
+	From string `json:"from"`
+	Chat string `json:"chat"`
+	// FromLID and ChatLID are the LIDs of From and Chat when WhatsApp
+	// addressed them by LID or whatsmeow knows it (From and Chat are then
+	// the phone-number JIDs, when known).
 	FromLID   string    `json:"from_lid,omitempty"`
 	ChatLID   string    `json:"chat_lid,omitempty"`
 	FromMe    bool      `json:"from_me"`
@@ -210,14 +203,12 @@ func (in *inbound) translate() (record, bool) {
 
 // message starts a message.received of kind.
 func (in *inbound) message(kind string) *InboundMessage {
-	o := in.o
-	return &InboundMessage{ID: o.ID, From: o.From, Chat: o.Chat, FromLID: o.FromLID, ChatLID: o.ChatLID, FromMe: o.FromMe,
-		PushName: o.PushName, Timestamp: o.Timestamp, Kind: kind, ViewOnce: in.m.IsViewOnce}
+	return &InboundMessage{origin: in.o, Kind: kind, ViewOnce: in.m.IsViewOnce}
 }
 
 // received is the record of a message.received.
 func (in *inbound) received(msg *InboundMessage) record {
-	return record{typ: events.TypeMessageReceived, key: inboundKey(*msg), data: msg}
+	return record{typ: events.TypeMessageReceived, key: msg.key(), data: msg}
 }
 
 // unwrap takes the content out of the wrappers whatsmeow's UnwrapRaw
@@ -299,13 +290,10 @@ func (e *Engine) recordUndecryptable(ctx context.Context, session string, m *waE
 	return true
 }
 
-// inboundKey identifies an inbound message for the event log's
+// messageKey identifies an inbound message for the event log's
 // de-duplication: WhatsApp's id is unique per sender, and a redelivery
-// carries the same chat, sender and id.
-func inboundKey(in InboundMessage) string { return messageKey(in.Chat, in.From, in.ID) }
-
-// messageKey is inboundKey of (chat, sender, id). JIDs hold no spaces, so
-// the key cannot be read two ways.
+// carries the same chat, sender and id. JIDs hold no spaces, so the key
+// cannot be read two ways.
 func messageKey(chat, from, id string) string { return chat + " " + from + " " + id }
 
 // fillPhoneNumbers sets the phone number beside a LID-addressed sender
@@ -395,7 +383,7 @@ func translate(m *waEvents.Message) (InboundMessage, bool) {
 	if msg, ok := rec.data.(*InboundMessage); ok {
 		return *msg, true
 	}
-	return InboundMessage{ID: in.o.ID, From: in.o.From, Chat: in.o.Chat, Kind: rec.typ}, true
+	return InboundMessage{origin: origin{ID: in.o.ID, From: in.o.From, Chat: in.o.Chat}, Kind: rec.typ}, true
 }
 
 // recordReceipt moves our sent messages to delivered or read. false means

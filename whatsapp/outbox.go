@@ -545,7 +545,7 @@ func (e *Engine) resolveRef(ctx context.Context, session, own string, to types.J
 		return target{}, err
 	}
 	for _, sender := range []string{chat, me} {
-		key := inboundKey(InboundMessage{Chat: chat, From: sender, ID: id})
+		key := messageKey(chat, sender, id)
 		ev, ok, err := e.cfg.Events.ByKey(ctx, session, events.TypeMessageReceived, key)
 		if err != nil {
 			return target{}, err
