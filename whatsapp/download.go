@@ -117,6 +117,13 @@ func (d *downloads) init() {
 	})
 }
 
+// lock takes d.mu and returns session's queue (made on first use).
+func (d *downloads) lock(session string) *sessionDownloads {
+	d.init()
+	d.mu.Lock()
+	return d.queueOf(session)
+}
+
 // queueOf is session's queue (made on first use); d.mu held.
 func (d *downloads) queueOf(session string) *sessionDownloads {
 	q := d.sessions[session]
@@ -146,9 +153,7 @@ func (e *Engine) reserveMediaTx(ctx context.Context, tx *sql.Tx, session string,
 // session's downloader.
 func (e *Engine) mediaReserved(session string, in *InboundMessage) {
 	d := &e.dl
-	d.init()
-	d.mu.Lock()
-	q := d.queueOf(session)
+	q := d.lock(session)
 	switch _, ok := q.known[in.Media.ID]; {
 	case ok || q.dropped:
 	case len(q.known) >= max(DownloadsHeld, 1):
@@ -170,9 +175,7 @@ func (e *Engine) resumeDownloads(session string) {
 		return
 	}
 	d := &e.dl
-	d.init()
-	d.mu.Lock()
-	q := d.queueOf(session)
+	q := d.lock(session)
 	load := (!q.loaded || q.full) && !q.dropped
 	q.loaded = true
 	d.mu.Unlock()
@@ -393,9 +396,7 @@ func (e *Engine) mediaRetry(session string, evt *waEvents.MediaRetry) {
 		return
 	}
 	d := &e.dl
-	d.init()
-	d.mu.Lock()
-	q := d.queueOf(session)
+	q := d.lock(session)
 	it := q.waiting[string(evt.MessageID)]
 	if it != nil {
 		delete(q.waiting, string(evt.MessageID))
@@ -492,9 +493,7 @@ func (e *Engine) dropDownloads(ctx context.Context, session string) {
 		return
 	}
 	d := &e.dl
-	d.init()
-	d.mu.Lock()
-	q := d.queueOf(session)
+	q := d.lock(session)
 	q.dropped = true
 	for _, it := range q.known {
 		if it.timer != nil {
